@@ -1,0 +1,142 @@
+"""Compiler diagnostics: source files, spans, and errors rendered as ``file:line:col: error: ...``.
+
+Every user mistake becomes a :class:`NetspecError` carrying one or more :class:`Diagnostic`;
+the CLI prints them and exits 1. A Python traceback is never a user's error message.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, eq=False)
+class SourceFile:
+    """A spec file's path (as the user named it) and its text."""
+
+    path: str
+    text: str
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """A region of a source file; lines and columns count from 1, ``end_column`` is exclusive."""
+
+    source: SourceFile
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.source.path}:{self.line}:{self.column}"
+
+    def __str__(self) -> str:
+        return self.location
+
+
+@dataclass(frozen=True)
+class TraceFrame:
+    """One template instantiation on the way to a node: where, which template, which bindings."""
+
+    template: str
+    span: SourceSpan
+    scope: str
+    loop_bindings: tuple[tuple[str, object], ...] = ()
+
+    def describe(self) -> str:
+        context = [f"{name}={value}" for name, value in self.loop_bindings]
+        if self.scope:
+            context.append(f"scope {self.scope}")
+        detail = f" ({', '.join(context)})" if context else ""
+        return f"in template '{self.template}' instantiated at {self.span.location}{detail}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One message for a person: what is wrong, where, and what to do about it."""
+
+    message: str
+    span: SourceSpan | None = None
+    severity: str = "error"
+    hint: str | None = None
+    trace: tuple[TraceFrame, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        parts = []
+        where = f"{self.span.location}: " if self.span else ""
+        parts.append(f"{where}{self.severity}: {self.message}")
+        if self.span is not None:
+            parts.extend(_excerpt(self.span))
+        if self.hint:
+            parts.append(f"  hint: {self.hint}")
+        parts.extend(f"  note: {note}" for note in self.notes)
+        # Innermost instantiation first, as compilers print template backtraces.
+        parts.extend(f"  note: {frame.describe()}" for frame in reversed(self.trace))
+        return "\n".join(parts)
+
+
+def _excerpt(span: SourceSpan) -> list[str]:
+    text = span.source.line(span.line)
+    if not text and span.line > len(span.source.text.splitlines()):
+        return []
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    start = max(span.column - 1, 0)
+    end = span.end_column - 1 if span.end_line == span.line else len(text)
+    width = max(end - start, 1)
+    marker = "^" + "~" * (width - 1)
+    expanded_prefix = text[:start].expandtabs(4)
+    return [
+        f"  {gutter} | {text.expandtabs(4)}",
+        f"  {pad} | {' ' * len(expanded_prefix)}{marker}",
+    ]
+
+
+class NetspecError(Exception):
+    """Raised for any mistake in a spec or a command's arguments; carries the diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]) -> None:
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.diagnostics)
+
+    def with_trace(self, trace: tuple[TraceFrame, ...]) -> NetspecError:
+        """The same error, with instantiation frames added where a diagnostic has none."""
+        return NetspecError(
+            [d if d.trace else replace(d, trace=trace) for d in self.diagnostics]
+        )
+
+
+def error(
+    message: str,
+    span: SourceSpan | None = None,
+    *,
+    hint: str | None = None,
+    trace: tuple[TraceFrame, ...] = (),
+    notes: Iterable[str] = (),
+) -> NetspecError:
+    """Build a single-diagnostic error (callers ``raise error(...)``)."""
+    return NetspecError(Diagnostic(message, span, hint=hint, trace=trace, notes=tuple(notes)))
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A hint naming the closest candidate, or None when nothing is close."""
+    pool = list(candidates)
+    matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in pool}
+        if word.lower() in lowered:
+            matches = [lowered[word.lower()]]
+    return f"did you mean '{matches[0]}'?" if matches else None

@@ -1,0 +1,445 @@
+"""AST to Graph: constants, includes, templates, repetition, conditions, implicit chaining and
+scoped names. The result is a flat list of nodes in execution order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from netspec import ast
+from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame, did_you_mean, error
+from netspec.expr import Lookup, Symbol, TensorRef, Value, describe, evaluate, interpolate, truthy
+from netspec.graph import Graph, Node
+from netspec.layers import LAYER_TYPES, InputLayer
+from netspec.layers.base import Layer, RawParam, build_layer
+from netspec.parse import parse_source
+
+HEADER_KEYS = ("name", "output")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on expansion so that no spec can exhaust time or memory."""
+
+    max_layers: int = 200_000
+    max_template_depth: int = 64
+    max_repeat: int = 100_000
+
+
+@dataclass(frozen=True)
+class _Template:
+    definition: ast.TemplateDef
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where elaboration stands: the scope prefix, local bindings and instantiation trace."""
+
+    scope: str = ""
+    scopes: tuple[str, ...] = ("",)
+    local_values: Mapping[str, Value] = field(default_factory=dict)
+    trace: tuple[TraceFrame, ...] = ()
+    loop_bindings: tuple[tuple[str, Value], ...] = ()
+    template_input: str | None = None
+
+    def bind(self, name: str, value: Value) -> _Context:
+        return replace(self, local_values={**self.local_values, name: value})
+
+    def enter_loop(self, name: str | None, value: Value) -> _Context:
+        if name is None:
+            return self
+        return replace(
+            self.bind(name, value), loop_bindings=(*self.loop_bindings, (name, value))
+        )
+
+
+class _Elaborator:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, Node] = {}
+        self.templates: dict[str, _Template] = {}
+        self.constants: dict[str, Value] = {}
+        self.header: dict[str, tuple[Value, SourceSpan]] = {}
+        self.include_stack: list[Path] = []
+        self.anonymous_counts: dict[str, int] = {}
+        self.previous: str | None = None
+
+    # ------------------------------------------------------------------ lookups
+    def lookup(self, context: _Context) -> Lookup:
+        def resolve(name: str, span: SourceSpan) -> Value:
+            if name in context.local_values:
+                return context.local_values[name]
+            if name in self.constants:
+                return self.constants[name]
+            return Symbol(name)
+
+        return resolve
+
+    def value(self, expr: ast.Expr, context: _Context) -> Value:
+        return evaluate(expr, self.lookup(context))
+
+    def resolve_tensor(self, value: Value, span: SourceSpan, context: _Context) -> str:
+        if isinstance(value, TensorRef):
+            return value.name
+        if isinstance(value, (Symbol, str)):
+            name = value.name if isinstance(value, Symbol) else value
+            for scope in reversed(context.scopes):
+                if scope + name in self.tensors:
+                    return scope + name
+            hint = None
+            if name == "in":
+                hint = "'in' is a template's input; outside a template, name the tensor"
+            else:
+                local = [t[len(context.scope):] for t in self.tensors if t.startswith(context.scope)]
+                hint = did_you_mean(name, local) or did_you_mean(name, self.tensors)
+            raise error(f"no tensor named '{name}' exists at this point", span, hint=hint,
+                        trace=context.trace)
+        raise error(f"expected a tensor name, got {describe(value)}", span, trace=context.trace)
+
+    def as_tensor_if_known(self, value: Value, context: _Context) -> Value:
+        """Template arguments that name existing tensors are resolved where they are written."""
+        if isinstance(value, Symbol):
+            for scope in reversed(context.scopes):
+                if scope + value.name in self.tensors:
+                    return TensorRef(scope + value.name)
+        if isinstance(value, tuple):
+            return tuple(self.as_tensor_if_known(v, context) for v in value)
+        return value
+
+    # ------------------------------------------------------------------ statements
+    def run_file(self, source: SourceFile, context: _Context, span: SourceSpan | None = None) -> None:
+        path = Path(source.path).resolve()
+        if path in self.include_stack:
+            chain = " -> ".join(p.name for p in [*self.include_stack, path])
+            raise error(f"include cycle: {chain}", span)
+        self.include_stack.append(path)
+        try:
+            module = parse_source(source)
+            self.run_body(module.statements, context, top_level=True)
+        finally:
+            self.include_stack.pop()
+
+    def run_body(self, statements: tuple[ast.Stmt, ...], context: _Context, top_level: bool = False) -> None:
+        for statement in statements:
+            if isinstance(statement, ast.LetDecl):
+                value = self.value(statement.value, context)
+                if top_level:
+                    self.constants[statement.name] = value
+                else:
+                    context = context.bind(statement.name, value)
+            else:
+                self.run_statement(statement, context)
+
+    def run_statement(self, statement: ast.Stmt, context: _Context) -> None:
+        if isinstance(statement, ast.LayerStmt):
+            if statement.type_name in self.templates:
+                self.instantiate(statement, context)
+            else:
+                self.add_layer(statement, context)
+        elif isinstance(statement, ast.InputDecl):
+            self.add_input(statement, context)
+        elif isinstance(statement, ast.HeaderField):
+            self.set_header(statement, context)
+        elif isinstance(statement, ast.IncludeDecl):
+            self.include(statement, context)
+        elif isinstance(statement, ast.TemplateDef):
+            self.define_template(statement)
+        elif isinstance(statement, ast.IfStmt):
+            for condition, body in statement.branches:
+                if truthy(self.value(condition, context), condition.span):
+                    self.run_body(body, context)
+                    return
+            self.run_body(statement.otherwise, context)
+        elif isinstance(statement, ast.RepeatStmt):
+            count = self.value(statement.count, context)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise error(f"repeat needs a non-negative integer count, got {describe(count)}",
+                            statement.count.span, trace=context.trace)
+            self.loop(statement.variable, range(count), statement.body, context, statement.count.span)
+        elif isinstance(statement, ast.ForStmt):
+            items = self.value(statement.iterable, context)
+            if not isinstance(items, tuple):
+                raise error(f"for needs a list to iterate over, got {describe(items)}",
+                            statement.iterable.span, trace=context.trace)
+            self.loop(statement.variable, items, statement.body, context, statement.iterable.span)
+        else:
+            raise AssertionError(f"unknown statement {statement!r}")
+
+    def loop(self, variable: str | None, values: object, body: tuple[ast.Stmt, ...],
+             context: _Context, span: SourceSpan) -> None:
+        values = list(values)  # type: ignore[call-overload]
+        if len(values) > self.limits.max_repeat:
+            raise error(f"a loop of {len(values)} iterations exceeds the limit of "
+                        f"{self.limits.max_repeat}", span, trace=context.trace)
+        for value in values:
+            self.run_body(body, context.enter_loop(variable, value))
+
+    def set_header(self, statement: ast.HeaderField, context: _Context) -> None:
+        if statement.key not in HEADER_KEYS:
+            hint = did_you_mean(statement.key, HEADER_KEYS)
+            raise error(f"unknown setting '{statement.key}'", statement.span,
+                        hint=hint or "a file may set 'name' and 'output'; layers are written "
+                        "'Type name { ... }'")
+        self.header[statement.key] = (self.value(statement.value, context), statement.value.span)
+
+    def include(self, statement: ast.IncludeDecl, context: _Context) -> None:
+        base = Path(statement.span.source.path).parent
+        target = base / statement.path
+        try:
+            text = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise error(f"cannot find included file '{statement.path}' (looked for {target})",
+                        statement.span) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"cannot read included file '{statement.path}': {exc}", statement.span) from None
+        self.run_file(SourceFile(os.path.normpath(str(target)), text), context, statement.span)
+
+    def define_template(self, statement: ast.TemplateDef) -> None:
+        if statement.name in self.templates:
+            earlier = self.templates[statement.name].definition.span
+            raise error(f"template '{statement.name}' is already defined at {earlier.location}",
+                        statement.span)
+        if statement.name in LAYER_TYPES:
+            raise error(f"template '{statement.name}' would hide the layer type of that name",
+                        statement.span)
+        seen: set[str] = set()
+        for parameter in statement.params:
+            if parameter.name in seen:
+                raise error(f"template '{statement.name}' has two parameters named "
+                            f"'{parameter.name}'", parameter.span)
+            seen.add(parameter.name)
+        self.templates[statement.name] = _Template(statement)
+
+    # ------------------------------------------------------------------ nodes
+    def add_node(self, node: Node, span: SourceSpan, context: _Context) -> None:
+        for tensor in node.outputs:
+            if tensor in self.tensors:
+                earlier = self.tensors[tensor]
+                where = f" at {earlier.span.location}" if earlier.span else ""
+                raise error(f"duplicate name '{tensor}': a layer of that name is already defined{where}",
+                            span, trace=context.trace, hint="every layer needs a unique name in its scope")
+        if len(self.nodes) >= self.limits.max_layers:
+            raise error(f"the network exceeds the limit of {self.limits.max_layers} layers", span,
+                        trace=context.trace)
+        self.nodes.append(node)
+        for tensor in node.outputs:
+            self.tensors[tensor] = node
+        self.previous = node.outputs[0]
+
+    def add_input(self, statement: ast.InputDecl, context: _Context) -> None:
+        shape = self.value(statement.shape, context)
+        name_span = SourceSpan(statement.span.source, statement.span.line, statement.span.column,
+                               statement.span.line, statement.span.column + 6 + len(statement.name))
+        layer = build_layer(InputLayer, {"shape": RawParam(shape, value_span=statement.shape.span)},
+                            statement.span)
+        node = Node(context.scope + statement.name, layer, (), (context.scope + statement.name,),
+                    name_span, context.trace)
+        self.add_node(node, name_span, context)
+
+    def layer_name(self, statement: ast.LayerStmt, context: _Context) -> str:
+        if statement.name is None:
+            base = statement.type_name.lower()
+            count = self.anonymous_counts.get(context.scope + base, 0) + 1
+            self.anonymous_counts[context.scope + base] = count
+            return f"{base}{count}"
+        if statement.name.is_plain:
+            return statement.name.text
+        return interpolate(statement.name, self.lookup(context))
+
+    def header_span(self, statement: ast.LayerStmt) -> SourceSpan:
+        end = statement.name.span if statement.name else statement.type_span
+        return SourceSpan(statement.span.source, statement.type_span.line, statement.type_span.column,
+                          end.end_line, end.end_column)
+
+    def collect_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> dict[str, RawParam]:
+        """Evaluate a layer's fields; a field written more than once (Caffe's repeated
+        ``bottom: "a" bottom: "b"``) becomes the list of its values."""
+        written: dict[str, list[tuple[Value, ast.ValueField]]] = {}
+        for item in self.flatten_fields(fields, context):
+            written.setdefault(item.key, []).append((self.value(item.value, context), item))
+        raw: dict[str, RawParam] = {}
+        for key, occurrences in written.items():
+            first = occurrences[0][1]
+            value = occurrences[0][0] if len(occurrences) == 1 else tuple(v for v, _ in occurrences)
+            raw[key] = RawParam(value, first.key_span, first.value.span)
+        return raw
+
+    def flatten_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> list[ast.ValueField]:
+        flat: list[ast.ValueField] = []
+        for item in fields:
+            if isinstance(item, ast.ValueField):
+                flat.append(item)
+            elif item.key.endswith("_param"):
+                flat.extend(self.flatten_fields(item.fields, context))
+            else:
+                raise error(f"'{item.key}' is a block; only Caffe-style '*_param' blocks may "
+                            "group parameters", item.key_span, trace=context.trace,
+                            hint=f"write '{item.key}: value'")
+        return flat
+
+    def inputs_from(self, raw: dict[str, RawParam], context: _Context, span: SourceSpan) -> tuple[str, ...]:
+        given = raw.pop("bottom", None)
+        if given is None:
+            if self.previous is None or (context.template_input is not None
+                                         and self.previous not in self.tensors):
+                raise error("this layer has no input: nothing precedes it", span,
+                            hint="declare an input first ('input data: [N, 3, 224, 224]') or set "
+                                 "'bottom:'", trace=context.trace)
+            return (self.previous,)
+        values = given.value if isinstance(given.value, tuple) else (given.value,)
+        where = given.value_span or span
+        return tuple(self.resolve_tensor(v, where, context) for v in values)
+
+    def add_layer(self, statement: ast.LayerStmt, context: _Context) -> None:
+        layer_type = LAYER_TYPES.get(statement.type_name)
+        if layer_type is None:
+            known = [*LAYER_TYPES, *self.templates]
+            hint = did_you_mean(statement.type_name, known)
+            message = f"unknown layer type or template '{statement.type_name}'"
+            if hint:
+                message += f"; {hint}"
+            raise error(message, statement.type_span, trace=context.trace,
+                        hint=None if hint else "see docs/language.md for the layer types")
+        if statement.args is not None:
+            raise error(f"{statement.type_name} is a layer type, not a template; its parameters "
+                        "go inside '{ }'", statement.type_span, trace=context.trace)
+        name = context.scope + self.layer_name(statement, context)
+        span = self.header_span(statement)
+        raw = self.collect_fields(statement.fields, context)
+        inputs = () if layer_type is InputLayer else self.inputs_from(raw, context, span)
+        if not layer_type.arity.accepts(len(inputs)):
+            where = statement.span
+            raise error(f"{layer_type.type_name} takes {layer_type.arity.describe()}, got "
+                        f"{len(inputs)}", where, trace=context.trace)
+        try:
+            layer = build_layer(layer_type, raw, span)
+        except NetspecError as exc:
+            raise exc.with_trace(context.trace) from None
+        param_spans = tuple((k, v.value_span or v.key_span) for k, v in raw.items()
+                            if (v.value_span or v.key_span) is not None)
+        node = Node(name, layer, inputs, (name,), span, context.trace, param_spans)
+        self.add_node(node, span, context)
+
+    def instantiate(self, statement: ast.LayerStmt, context: _Context) -> None:
+        template = self.templates[statement.type_name].definition
+        if len(context.trace) >= self.limits.max_template_depth:
+            raise error(f"templates nest more than {self.limits.max_template_depth} deep "
+                        f"(is '{template.name}' recursive?)", statement.span, trace=context.trace)
+        if statement.name is None:
+            raise error(f"an instance of template '{template.name}' needs a name", statement.span,
+                        trace=context.trace)
+        local = self.layer_name(statement, context)
+        call_span = self.header_span(statement)
+        bindings = self.bind_arguments(template, statement, context)
+        raw = self.collect_fields(statement.fields, context)
+        unknown = [k for k in raw if k != "bottom"]
+        if unknown:
+            raise error(f"a template instance takes only 'bottom' in '{{ }}', not '{unknown[0]}'",
+                        raw[unknown[0]].key_span or statement.span, trace=context.trace,
+                        hint=f"pass it as an argument: {template.name} {local}({unknown[0]}=...)")
+        inputs = self.inputs_from(raw, context, call_span)
+        if len(inputs) != 1:
+            raise error(f"a template instance takes one input tensor, got {len(inputs)}",
+                        statement.span, trace=context.trace)
+        scope = context.scope + local + "."
+        frame = TraceFrame(template.name, call_span, scope[:-1], context.loop_bindings)
+        inner = _Context(
+            scope=scope,
+            scopes=(*context.scopes, scope),
+            local_values={**bindings, "in": TensorRef(inputs[0])},
+            trace=(*context.trace, frame),
+            template_input=inputs[0],
+        )
+        self.previous = inputs[0]
+        self.run_body(template.body, inner)
+
+    def bind_arguments(self, template: ast.TemplateDef, statement: ast.LayerStmt,
+                       context: _Context) -> dict[str, Value]:
+        params = [p.name for p in template.params]
+        given = statement.args or ()
+        bindings: dict[str, Value] = {}
+        positional = [a for a in given if a.keyword is None]
+        if any(a.keyword is None for a in given[len(positional):]):
+            bad = next(a for a in given[len(positional):] if a.keyword is None)
+            raise error("a positional argument follows a keyword argument", bad.span, trace=context.trace)
+        if len(positional) > len(params):
+            raise error(f"template '{template.name}' takes {len(params)} argument"
+                        f"{'s' if len(params) != 1 else ''}, got {len(given)}",
+                        positional[len(params)].span, trace=context.trace,
+                        hint=f"{template.name}({', '.join(params)})")
+        for parameter, argument in zip(template.params, positional):
+            bindings[parameter.name] = self.as_tensor_if_known(self.value(argument.value, context), context)
+        for argument in given[len(positional):]:
+            assert argument.keyword is not None
+            if argument.keyword not in params:
+                hint = did_you_mean(argument.keyword, params)
+                raise error(f"template '{template.name}' has no parameter '{argument.keyword}'",
+                            argument.span, trace=context.trace,
+                            hint=hint or f"{template.name}({', '.join(params)})")
+            if argument.keyword in bindings:
+                raise error(f"argument '{argument.keyword}' is given twice", argument.span,
+                            trace=context.trace)
+            bindings[argument.keyword] = self.as_tensor_if_known(
+                self.value(argument.value, context), context)
+        for parameter in template.params:
+            if parameter.name in bindings:
+                continue
+            if parameter.default is None:
+                raise error(f"template '{template.name}' needs argument '{parameter.name}'",
+                            statement.span, trace=context.trace,
+                            hint=f"{template.name}({', '.join(params)})")
+            # Defaults may refer to earlier parameters: def f(c, mid = c // 4).
+            default_context = _Context(local_values=bindings)
+            bindings[parameter.name] = self.value(parameter.default, default_context)
+        return bindings
+
+    # ------------------------------------------------------------------ result
+    def graph(self, root: SourceFile) -> Graph:
+        if not self.nodes:
+            raise error("the spec defines no layers", SourceSpan(root, 1, 1, 1, 1),
+                        hint="start with an input: 'input data: [N, 3, 224, 224]'")
+        name_value = self.header.get("name", (Path(root.path).stem, None))[0]
+        name = name_value if isinstance(name_value, str) else str(name_value)
+        if "output" in self.header:
+            value, span = self.header["output"]
+            values = value if isinstance(value, tuple) else (value,)
+            outputs = tuple(self.resolve_tensor(v, span, _Context()) for v in values)
+        else:
+            consumed = {t for node in self.nodes for t in node.inputs}
+            outputs = tuple(t for node in self.nodes if node.inputs for t in node.outputs
+                            if t not in consumed)
+        return Graph(name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path)
+
+
+def elaborate(source: SourceFile, limits: Limits = Limits()) -> Graph:
+    """Parse and elaborate a .net source into a Graph (raises NetspecError on any mistake)."""
+    elaborator = _Elaborator(limits)
+    elaborator.run_file(source, _Context())
+    return elaborator.graph(source)
+
+
+def load_spec(path: str | os.PathLike[str], limits: Limits = Limits()) -> Graph:
+    """Read and elaborate a spec file."""
+    source = read_source(path)
+    return elaborate(source, limits)
+
+
+def read_source(path: str | os.PathLike[str]) -> SourceFile:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error(f"no such file: {path}") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        source = SourceFile(str(path), data.decode("utf-8", errors="replace"))
+        raise error("the file is not valid UTF-8", SourceSpan(source, line, column, line, column + 1)) from None
+    return SourceFile(str(path), text)

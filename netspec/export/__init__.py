@@ -1,0 +1,1 @@
+"""Emitters from a netspec Graph to other formats."""

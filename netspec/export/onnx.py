@@ -1,0 +1,174 @@
+"""The ONNX builder: a Graph with its inferred types and weights becomes a ModelProto.
+
+Each layer lowers itself through a :class:`NodeEmitter`; this module owns naming, initializers,
+value_info, metadata and the pinned opset / IR version (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from netspec import __version__
+from netspec.graph import Graph, Node, TensorType
+
+DEFAULT_OPSET = 21
+DEFAULT_IR_VERSION = 10
+MIN_OPSET = 13  # Softmax over an axis, Split/Squeeze with input tensors
+
+ELEMENT_TYPES = {
+    "float32": TensorProto.FLOAT,
+    "float16": TensorProto.FLOAT16,
+    "float64": TensorProto.DOUBLE,
+    "int64": TensorProto.INT64,
+}
+
+
+def tensor_value_info(name: str, tensor: TensorType) -> onnx.ValueInfoProto:
+    dims = [d if isinstance(d, int) else str(d) for d in tensor.dims]
+    return helper.make_tensor_value_info(name, ELEMENT_TYPES[tensor.dtype], dims)
+
+
+class NodeEmitter:
+    """What a layer's ``emit`` works with: its node's tensor names and types, its weights, and
+    a way to add ONNX nodes, constants and intermediate tensors named after the node."""
+
+    def __init__(self, builder: _ModelBuilder, node: Node, input_types: Sequence[TensorType],
+                 output_types: Sequence[TensorType]) -> None:
+        self._builder = builder
+        self.node = node
+        self.name = node.name
+        self.inputs = list(node.inputs)
+        self.outputs = list(node.outputs)
+        self.input_types = list(input_types)
+        self.output_types = list(output_types)
+        self.opset = builder.opset
+        self._count = 0
+
+    def param(self, suffix: str) -> str:
+        """The initializer name of one of the node's own arrays (``conv1.weight``)."""
+        name = f"{self.name}.{suffix}"
+        if name not in self._builder.initializer_names:
+            raise KeyError(f"{self.name} has no stored array '{suffix}'")
+        return name
+
+    def weight_value(self, suffix: str) -> np.ndarray:
+        return self._builder.weights[f"{self.name}.{suffix}"]
+
+    def constant(self, suffix: str, value: np.ndarray) -> str:
+        """Add a constant initializer named after the node and return its name."""
+        name = f"{self.name}/{suffix}"
+        self._builder.add_initializer(name, np.asarray(value))
+        return name
+
+    def temp(self, suffix: str) -> str:
+        """A fresh intermediate tensor name for multi-op lowerings."""
+        self._count += 1
+        return f"{self.name}/{suffix}"
+
+    def add(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **attributes: Any) -> None:
+        self._count += 1
+        node_name = self.name if self._count == 1 else f"{self.name}/{op_type}_{self._count}"
+        proto = helper.make_node(op_type, list(inputs), list(outputs), name=node_name, **attributes)
+        if self.node.span is not None:
+            proto.doc_string = self.node.span.location
+        self._builder.nodes.append(proto)
+
+
+class _ModelBuilder:
+    def __init__(self, weights: Mapping[str, np.ndarray], opset: int) -> None:
+        self.weights = weights
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.initializer_names: set[str] = set()
+
+    def add_initializer(self, name: str, value: np.ndarray) -> None:
+        if name in self.initializer_names:
+            raise ValueError(f"initializer {name} added twice")
+        self.initializer_names.add(name)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+
+
+def build_model(
+    graph: Graph,
+    types: Mapping[str, TensorType],
+    weights: Mapping[str, np.ndarray],
+    *,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+    spec_text: str | None = None,
+) -> onnx.ModelProto:
+    """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
+    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``)."""
+    from netspec.weights import parameter_specs
+
+    builder = _ModelBuilder(weights, opset)
+    for node, specs in parameter_specs(graph, types).items():
+        for spec in specs:
+            builder.add_initializer(f"{node.name}.{spec.name}", weights[f"{node.name}.{spec.name}"])
+
+    inputs = []
+    for node in graph.nodes:
+        output_types = [types[t] for t in node.outputs]
+        if not node.inputs:
+            inputs.extend(tensor_value_info(t, types[t]) for t in node.outputs)
+            continue
+        emitter = NodeEmitter(builder, node, [types[t] for t in node.inputs], output_types)
+        node.layer.emit(emitter)
+
+    graph_outputs = set(graph.outputs)
+    graph_inputs = {n.outputs[0] for n in graph.input_nodes}
+    value_info = [
+        tensor_value_info(t, types[t])
+        for node in graph.nodes
+        for t in node.outputs
+        if t not in graph_outputs and t not in graph_inputs
+    ]
+    onnx_graph = helper.make_graph(
+        builder.nodes,
+        graph.name,
+        inputs,
+        [tensor_value_info(t, types[t]) for t in graph.outputs],
+        initializer=builder.initializers,
+        value_info=value_info,
+    )
+    model = helper.make_model(
+        onnx_graph,
+        producer_name="netspec",
+        producer_version=__version__,
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model.ir_version = ir_version
+    model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {graph.source_path}"
+    metadata = {"netspec_version": __version__, "source": graph.source_path}
+    if spec_text is not None:
+        metadata["spec_sha256"] = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
+    metadata.update(dict(graph.metadata))
+    helper.set_model_props(model, metadata)
+    return model
+
+
+def check_model(model: onnx.ModelProto) -> None:
+    """The ONNX checker with full (strict shape inference) checking."""
+    onnx.checker.check_model(model, full_check=True)
+
+
+def inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
+    """Shapes by tensor name from ONNX's own strict shape inference (for differential tests)."""
+    # Inference starts from netspec's emitted graph without netspec's own value_info, so that
+    # every intermediate shape below is ONNX's, not an echo of ours.
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=True, data_prop=True)
+    shapes: dict[str, tuple[int | str, ...]] = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
+    return shapes

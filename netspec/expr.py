@@ -1,0 +1,248 @@
+"""netspec's own evaluator for spec expressions: arithmetic, comparisons, conditionals and a
+few pure functions over constants, template arguments and loop variables. Never Python eval.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
+
+from netspec import ast
+from netspec.diagnostics import SourceSpan, did_you_mean, error
+
+# A value an expression can take. Unbound identifiers evaluate to a Symbol: an enum word such
+# as MAX, or the name of a tensor, which the stage that reads the field interprets.
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor already resolved to its full name (template arguments that name tensors)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Value = Union[int, float, bool, str, Symbol, TensorRef, tuple]  # tuple of Values
+
+# Any integer past this is a mistake in a spec, and computing with it could exhaust memory.
+INTEGER_LIMIT = 2**62
+
+Lookup = Callable[[str, SourceSpan], "Value"]
+
+
+def _to_int(value: Value, span: SourceSpan) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"expected a number, got {describe(value)}", span)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise error(f"expected an integer, got {value}", span)
+        return int(value)
+    return value
+
+
+def _range(*args: Value, span: SourceSpan) -> tuple:
+    bounds = [_to_int(a, span) for a in args]
+    if not 1 <= len(bounds) <= 3:
+        raise error("range() takes 1 to 3 arguments", span)
+    result = range(*bounds)
+    if len(result) > 1_000_000:
+        raise error(f"range() of {len(result)} values is too large", span)
+    return tuple(result)
+
+
+def _numeric(name: str, function: Callable[..., object]) -> Callable[..., Value]:
+    def apply(*args: Value, span: SourceSpan) -> Value:
+        values: list[Value] = []
+        for a in args:
+            if isinstance(a, tuple) and name in ("min", "max", "sum"):
+                values.extend(a)
+            else:
+                values.append(a)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise error(f"{name}() takes numbers, got {describe(v)}", span)
+        try:
+            return function(*values)  # type: ignore[return-value]
+        except (TypeError, ValueError) as exc:
+            raise error(f"{name}(): {exc}", span) from None
+
+    return apply
+
+
+FUNCTIONS: dict[str, Callable[..., Value]] = {
+    "min": _numeric("min", min),
+    "max": _numeric("max", max),
+    "abs": _numeric("abs", abs),
+    "sum": _numeric("sum", lambda *v: sum(v)),
+    "int": _numeric("int", int),
+    "float": _numeric("float", float),
+    "floor": _numeric("floor", math.floor),
+    "ceil": _numeric("ceil", math.ceil),
+    "round": _numeric("round", round),
+    "sqrt": _numeric("sqrt", math.sqrt),
+    "range": _range,
+    "len": lambda value, span: len(value) if isinstance(value, (tuple, str)) else _len_error(value, span),
+    "str": lambda value, span: str(value),
+}
+
+
+def _len_error(value: Value, span: SourceSpan) -> int:
+    raise error(f"len() takes a list or a string, got {describe(value)}", span)
+
+
+_ARITHMETIC: dict[str, Callable[[object, object], object]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
+
+_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def describe(value: Value) -> str:
+    """A value as a person reads it in a message: its type and its text."""
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f'string "{value}"'
+    if isinstance(value, (Symbol, TensorRef)):
+        return f"name '{value.name}'"
+    if isinstance(value, tuple):
+        return f"list [{', '.join(render(v) for v in value)}]"
+    return repr(value)
+
+
+def render(value: Value) -> str:
+    """A value written back in spec syntax."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return f"[{', '.join(render(v) for v in value)}]"
+    return str(value)
+
+
+def truthy(value: Value, span: SourceSpan) -> bool:
+    if isinstance(value, (bool, int, float)):
+        return bool(value)
+    raise error(f"a condition must be true or false, got {describe(value)}", span)
+
+
+def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
+    """Evaluate ``expr``; ``lookup`` resolves identifiers (returning a Symbol when unbound)."""
+    if isinstance(expr, ast.Literal):
+        return expr.value
+    if isinstance(expr, ast.Name):
+        if expr.is_plain:
+            return lookup(expr.parts[0], expr.span)  # type: ignore[arg-type]
+        return Symbol(interpolate(expr, lookup))
+    if isinstance(expr, ast.ListExpr):
+        return tuple(evaluate(item, lookup) for item in expr.items)
+    if isinstance(expr, ast.Unary):
+        operand = evaluate(expr.operand, lookup)
+        if expr.op == "not":
+            return not truthy(operand, expr.operand.span)
+        number = _number(operand, expr.operand.span, expr.op)
+        return -number if expr.op == "-" else number
+    if isinstance(expr, ast.Binary):
+        return _binary(expr, lookup)
+    if isinstance(expr, ast.Conditional):
+        chosen = expr.if_true if truthy(evaluate(expr.condition, lookup), expr.condition.span) else expr.if_false
+        return evaluate(chosen, lookup)
+    if isinstance(expr, ast.Call):
+        function = FUNCTIONS.get(expr.function)
+        if function is None:
+            hint = did_you_mean(expr.function, FUNCTIONS)
+            raise error(f"unknown function '{expr.function}'", expr.span,
+                        hint=hint or f"functions: {', '.join(sorted(FUNCTIONS))}")
+        return function(*(evaluate(a, lookup) for a in expr.args), span=expr.span)
+    if isinstance(expr, ast.Index):
+        target = evaluate(expr.target, lookup)
+        index = evaluate(expr.index, lookup)
+        if not isinstance(target, tuple):
+            raise error(f"only lists can be indexed, not {describe(target)}", expr.target.span)
+        position = _to_int(index, expr.index.span)
+        if not -len(target) <= position < len(target):
+            raise error(f"index {position} is outside the list of {len(target)} items", expr.index.span)
+        return target[position]
+    raise AssertionError(f"unknown expression node {expr!r}")
+
+
+def interpolate(name: ast.Name, lookup: Lookup) -> str:
+    """The text of a name with its ``{expr}`` parts evaluated."""
+    pieces = []
+    for part in name.parts:
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        value = evaluate(part, lookup)
+        if isinstance(value, bool) or not isinstance(value, (int, str, Symbol, TensorRef)):
+            raise error(f"a name can only interpolate integers and names, got {describe(value)}", part.span)
+        pieces.append(str(value))
+    return "".join(pieces)
+
+
+def _number(value: Value, span: SourceSpan, op: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(f"operator '{op}' needs a number, got {describe(value)}", span)
+    return value
+
+
+def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
+    if expr.op in ("and", "or"):
+        left = truthy(evaluate(expr.left, lookup), expr.left.span)
+        if (expr.op == "and") != left:
+            return left
+        return truthy(evaluate(expr.right, lookup), expr.right.span)
+    left_value = evaluate(expr.left, lookup)
+    right_value = evaluate(expr.right, lookup)
+    if expr.op in _COMPARISONS:
+        if expr.op in ("==", "!="):
+            return _COMPARISONS[expr.op](left_value, right_value)
+        left_number = _number(left_value, expr.left.span, expr.op)
+        return _COMPARISONS[expr.op](left_number, _number(right_value, expr.right.span, expr.op))
+    if expr.op == "+" and isinstance(left_value, tuple) and isinstance(right_value, tuple):
+        return left_value + right_value
+    if expr.op == "+" and isinstance(left_value, str) and isinstance(right_value, str):
+        return left_value + right_value
+    left_number = _number(left_value, expr.left.span, expr.op)
+    right_number = _number(right_value, expr.right.span, expr.op)
+    if expr.op in ("/", "//", "%") and right_number == 0:
+        raise error("division by zero", expr.right.span)
+    if expr.op == "**" and abs(right_number) > 64 and abs(left_number) > 1:
+        raise error(f"{left_number} ** {right_number} is too large", expr.span)
+    result = _ARITHMETIC[expr.op](left_number, right_number)
+    if isinstance(result, int) and abs(result) > INTEGER_LIMIT:
+        raise error(f"the value {result} is too large (limit {INTEGER_LIMIT})", expr.span)
+    if isinstance(result, complex):
+        raise error("the result is not a real number", expr.span)
+    return result  # type: ignore[return-value]

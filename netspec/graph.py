@@ -1,0 +1,124 @@
+"""The layer graph every later stage works on: tensor types, nodes and the graph itself.
+
+.net specs and Caffe files both elaborate into a :class:`Graph`; nodes run in their listed order,
+which is always a topological order. networkx is used (lazily) for whole-graph algorithms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Union
+
+from netspec.diagnostics import SourceSpan, TraceFrame
+
+if TYPE_CHECKING:
+    import networkx
+
+    from netspec.layers.base import Layer
+
+Dim = Union[int, str]
+
+DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8, "int64": 8}
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A tensor's element type and dimensions; a ``str`` dimension is symbolic (the batch ``N``)."""
+
+    dims: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.dims)
+
+    @property
+    def numel(self) -> int:
+        if not self.is_static:
+            raise ValueError(f"tensor {self} has symbolic dimensions")
+        return math.prod(self.dims)  # type: ignore[arg-type]
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * DTYPE_SIZES[self.dtype]
+
+    def bind(self, bindings: Mapping[str, int]) -> TensorType:
+        """The same type with symbolic dimensions replaced where ``bindings`` has them."""
+        dims = tuple(bindings.get(d, d) if isinstance(d, str) else d for d in self.dims)
+        return TensorType(dims, self.dtype)
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(str(d) for d in self.dims) + "]"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer instance: its unique scoped name, the layer, and the tensors it reads and writes."""
+
+    name: str
+    layer: Layer
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    span: SourceSpan | None = None
+    trace: tuple[TraceFrame, ...] = ()
+    param_spans: tuple[tuple[str, SourceSpan], ...] = ()
+
+    @property
+    def type(self) -> str:
+        return self.layer.type_name
+
+    def param_span(self, param: str | None) -> SourceSpan | None:
+        """Where the user wrote ``param`` (falls back to the layer itself)."""
+        return dict(self.param_spans).get(param or "", self.span) if param else self.span
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A whole network: nodes in execution order and the tensors it returns."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]
+    source_path: str = "<string>"
+    metadata: tuple[tuple[str, str], ...] = field(default=())
+
+    @cached_property
+    def producers(self) -> dict[str, Node]:
+        return {tensor: node for node in self.nodes for tensor in node.outputs}
+
+    @cached_property
+    def consumers(self) -> dict[str, list[Node]]:
+        result: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                result.setdefault(tensor, []).append(node)
+        return result
+
+    @property
+    def input_nodes(self) -> tuple[Node, ...]:
+        return tuple(node for node in self.nodes if not node.inputs)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def to_networkx(self) -> networkx.DiGraph:
+        """A DiGraph with one vertex per node and an edge per tensor (``tensor`` attribute)."""
+        import networkx
+
+        digraph = networkx.DiGraph()
+        for node in self.nodes:
+            digraph.add_node(node.name, node=node)
+        for node in self.nodes:
+            for tensor in node.inputs:
+                digraph.add_edge(self.producers[tensor].name, node.name, tensor=tensor)
+        return digraph

@@ -1,0 +1,57 @@
+"""Shape inference over a whole graph: every tensor's type, with layer errors turned into
+diagnostics that point at the layer (or the parameter) the user wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from netspec.diagnostics import error
+from netspec.graph import Dim, Graph, TensorType
+from netspec.layers.base import LayerError
+
+
+def infer_shapes(
+    graph: Graph,
+    bindings: Mapping[str, int] | None = None,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+) -> dict[str, TensorType]:
+    """Types of every tensor by name. ``bindings`` fixes symbolic dimensions (``{"N": 8}``);
+    ``input_shapes`` replaces declared input shapes (``--input data:1x3x299x299``)."""
+    bindings = dict(bindings or {})
+    input_shapes = dict(input_shapes or {})
+    unknown = set(input_shapes) - {n.outputs[0] for n in graph.input_nodes}
+    if unknown:
+        names = ", ".join(n.outputs[0] for n in graph.input_nodes)
+        raise error(f"--input names '{sorted(unknown)[0]}', which is not an input of the network "
+                    f"(inputs: {names})")
+    types: dict[str, TensorType] = {}
+    for node in graph.nodes:
+        try:
+            if not node.layer.arity.accepts(len(node.inputs)):
+                raise LayerError(f"takes {node.layer.arity.describe()}, got {len(node.inputs)}")
+            if not node.inputs and node.outputs[0] in input_shapes:
+                outputs: tuple[TensorType, ...] = (TensorType(tuple(input_shapes[node.outputs[0]])),)
+            else:
+                outputs = node.layer.infer([types[t] for t in node.inputs])
+        except LayerError as exc:
+            shapes = ", ".join(str(types[t]) for t in node.inputs)
+            detail = f" (input{'s' if len(node.inputs) > 1 else ''} {shapes})" if node.inputs else ""
+            raise error(
+                f"{node.type} '{node.name}': {exc.message}{detail if exc.param is None else ''}",
+                node.param_span(exc.param),
+                hint=exc.hint,
+                trace=node.trace,
+            ) from None
+        if not node.inputs:
+            outputs = tuple(t.bind(bindings) for t in outputs)
+        for tensor, tensor_type in zip(node.outputs, outputs, strict=True):
+            for dim in tensor_type.dims:
+                if isinstance(dim, int) and dim <= 0:
+                    raise error(
+                        f"{node.type} '{node.name}' produces a non-positive size: output {tensor_type}",
+                        node.span,
+                        hint="the input is too small for this kernel/stride/padding",
+                        trace=node.trace,
+                    )
+            types[tensor] = tensor_type
+    return types

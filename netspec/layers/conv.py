@@ -1,0 +1,134 @@
+"""Convolution layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.graph import TensorType
+from netspec.layers.base import (
+    Bool,
+    Int,
+    Layer,
+    LayerError,
+    Padding,
+    ParamSpec,
+    Spatial,
+    expect_rank,
+    numel,
+    param,
+    register,
+    static_dim,
+)
+
+if TYPE_CHECKING:
+    from netspec.export.onnx import NodeEmitter
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:
+    """Caffe/ONNX convolution arithmetic: floor((H + p0 + p1 - (d(k-1)+1)) / s) + 1."""
+    return (size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)) // stride + 1
+
+
+def sliding_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                    dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """A (N, C, Ho, Wo, kh, kw) view of the windows of an already padded (N, C, H, W) array."""
+    span_h = dilation[0] * (kernel[0] - 1) + 1
+    span_w = dilation[1] * (kernel[1] - 1) + 1
+    windows = np.lib.stride_tricks.sliding_window_view(x, (span_h, span_w), axis=(2, 3))
+    windows = windows[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
+    return windows[:, :, : out_hw[0], : out_hw[1]]
+
+
+def pad_nchw(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
+    """Pad H and W by (top, left, bottom, right)."""
+    top, left, bottom, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+@register
+class Convolution(Layer):
+    """2-D convolution (Caffe Convolution, torch Conv2d).
+
+    params = Cout·(Cin/g)·kh·kw (+ Cout bias); MACs = N·Cout·Ho·Wo·(Cin/g)·kh·kw;
+    FLOPs = 2·MACs + N·Cout·Ho·Wo when there is a bias.
+    """
+
+    type_name = "Convolution"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        num_output: int = param(Int(min=1), doc="output channels")
+        kernel_size: tuple[int, int] = param(Spatial(), doc="kernel size, k or [kh, kw]")
+        stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
+        pad: tuple[int, int, int, int] = param(Padding(), 0, "zero padding: p, [ph, pw] or [top, left, bottom, right]")
+        dilation: tuple[int, int] = param(Spatial(), 1, "dilation, d or [dh, dw]")
+        group: int = param(Int(min=1), 1, "channel groups (group = channels: depthwise)")
+        bias_term: bool = param(Bool(), True, "add a learned bias")
+
+    def check(self) -> None:
+        if self.params.num_output % self.params.group:
+            raise LayerError(f"group {self.params.group} does not divide num_output "
+                             f"{self.params.num_output}", param="group")
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        expect_rank(x, 4)
+        p = self.params
+        channels = static_dim(x, 1)
+        if channels % p.group:
+            raise LayerError(f"group {p.group} does not divide the {channels} input channels",
+                             param="group")
+        height = conv_output_size(static_dim(x, 2), p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0])
+        width = conv_output_size(static_dim(x, 3), p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
+        return (TensorType((x.dims[0], p.num_output, height, width), x.dtype),)
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        p = self.params
+        in_per_group = static_dim(inputs[0], 1) // p.group
+        fan_in = in_per_group * p.kernel_size[0] * p.kernel_size[1]
+        weight = ParamSpec("weight", (p.num_output, in_per_group, *p.kernel_size), fan_in=fan_in)
+        if not p.bias_term:
+            return (weight,)
+        return (weight, ParamSpec("bias", (p.num_output,), init="zeros"))
+
+    def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        p = self.params
+        in_per_group = static_dim(inputs[0], 1) // p.group
+        return numel(outputs[0]) * in_per_group * p.kernel_size[0] * p.kernel_size[1]
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        bias = numel(outputs[0]) if self.params.bias_term else 0
+        return 2 * self.macs(inputs, outputs) + bias
+
+    def emit(self, node: NodeEmitter) -> None:
+        p = self.params
+        inputs = [node.inputs[0], node.param("weight")]
+        if p.bias_term:
+            inputs.append(node.param("bias"))
+        top, left, bottom, right = p.pad
+        node.add("Conv", inputs, node.outputs, kernel_shape=list(p.kernel_size),
+                 strides=list(p.stride), pads=[top, left, bottom, right],
+                 dilations=list(p.dilation), group=p.group)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = pad_nchw(np.asarray(inputs[0], np.float64), p.pad)
+        w = np.asarray(weights["weight"], np.float64)
+        out_h = conv_output_size(inputs[0].shape[2], p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0])
+        out_w = conv_output_size(inputs[0].shape[3], p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
+        windows = sliding_windows(x, p.kernel_size, p.stride, p.dilation, (out_h, out_w))
+        in_per_group = x.shape[1] // p.group
+        out_per_group = p.num_output // p.group
+        outputs = []
+        for g in range(p.group):
+            patch = windows[:, g * in_per_group : (g + 1) * in_per_group]
+            kernel = w[g * out_per_group : (g + 1) * out_per_group]
+            outputs.append(np.einsum("nchwij,ocij->nohw", patch, kernel, optimize=True))
+        y = np.concatenate(outputs, axis=1)
+        if p.bias_term:
+            y = y + np.asarray(weights["bias"], np.float64)[None, :, None, None]
+        return [y]

@@ -1,0 +1,207 @@
+"""Pooling layers: Caffe Pooling (MAX/AVE, global, ceil or floor rounding) and adaptive
+average pooling (torchvision's AlexNet/VGG heads)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.graph import TensorType
+from netspec.layers.base import (
+    Bool,
+    Enum,
+    Layer,
+    LayerError,
+    Padding,
+    Spatial,
+    expect_rank,
+    numel,
+    param,
+    register,
+    static_dim,
+)
+from netspec.layers.conv import pad_nchw, sliding_windows
+
+if TYPE_CHECKING:
+    from netspec.export.onnx import NodeEmitter
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, ceil: bool) -> int:
+    """Caffe's pooling arithmetic. Rounding up, the last window must start inside the input or
+    its leading padding, else it is dropped (the same rule as ONNX/PyTorch ``ceil_mode``)."""
+    span = size + pad_begin + pad_end - kernel
+    if not ceil:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (pad_begin > 0 or pad_end > 0) and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+@register
+class Pooling(Layer):
+    """Max or average pooling with Caffe's semantics; rounds up unless ``round_mode: FLOOR``.
+
+    Average pooling divides by the window clipped to the padded input (padding counted, the
+    ceil overhang not). No params; FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons) and
+    N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
+    """
+
+    type_name = "Pooling"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        pool: str = param(Enum(("MAX", "AVE")), "MAX", "MAX or AVE")
+        kernel_size: tuple[int, int] | None = param(Spatial(), None, "window, k or [kh, kw] (not with global_pooling)")
+        stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
+        pad: tuple[int, int, int, int] = param(Padding(), 0, "padding: p, [ph, pw] or [top, left, bottom, right]")
+        global_pooling: bool = param(Bool(), False, "pool over the whole spatial extent")
+        round_mode: str = param(Enum(("CEIL", "FLOOR")), "CEIL", "output size rounding (Caffe: CEIL)")
+
+    def check(self) -> None:
+        p = self.params
+        if p.global_pooling and p.kernel_size is not None:
+            raise LayerError("global_pooling and kernel_size exclude each other", param="kernel_size")
+        if not p.global_pooling and p.kernel_size is None:
+            raise LayerError("needs kernel_size (or global_pooling: true)")
+        if p.kernel_size is not None and any(
+            pad >= k for pad, k in zip(p.pad, p.kernel_size * 2)
+        ):
+            raise LayerError(f"padding {list(p.pad)} must be smaller than the kernel {list(p.kernel_size)}",
+                             param="pad")
+
+    def window(self, x: TensorType) -> tuple[int, int]:
+        if self.params.global_pooling:
+            return (static_dim(x, 2), static_dim(x, 3))
+        assert self.params.kernel_size is not None
+        return self.params.kernel_size
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        expect_rank(x, 4)
+        p = self.params
+        if p.global_pooling:
+            return (TensorType((x.dims[0], x.dims[1], 1, 1), x.dtype),)
+        kh, kw = self.window(x)
+        ceil = p.round_mode == "CEIL"
+        height = pool_output_size(static_dim(x, 2), kh, p.stride[0], p.pad[0], p.pad[2], ceil)
+        width = pool_output_size(static_dim(x, 3), kw, p.stride[1], p.pad[1], p.pad[3], ceil)
+        return (TensorType((x.dims[0], x.dims[1], height, width), x.dtype),)
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        kh, kw = self.window(inputs[0])
+        per_window = kh * kw - 1 if self.params.pool == "MAX" else kh * kw
+        return numel(outputs[0]) * per_window
+
+    def emit(self, node: NodeEmitter) -> None:
+        p = self.params
+        if p.global_pooling:
+            op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
+            node.add(op, node.inputs, node.outputs)
+            return
+        attributes: dict[str, object] = {
+            "kernel_shape": list(self.window(node.input_types[0])),
+            "strides": list(p.stride),
+            "pads": list(p.pad),
+            "ceil_mode": int(p.round_mode == "CEIL"),
+        }
+        if p.pool == "MAX":
+            node.add("MaxPool", node.inputs, node.outputs, **attributes)
+        else:
+            node.add("AveragePool", node.inputs, node.outputs, count_include_pad=1, **attributes)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = np.asarray(inputs[0], np.float64)
+        n, c, h, w = x.shape
+        if p.global_pooling:
+            reduce = np.max if p.pool == "MAX" else np.mean
+            return [reduce(x, axis=(2, 3), keepdims=True)]
+        kh, kw = self.window(TensorType(x.shape))
+        ceil = p.round_mode == "CEIL"
+        out_h = pool_output_size(h, kh, p.stride[0], p.pad[0], p.pad[2], ceil)
+        out_w = pool_output_size(w, kw, p.stride[1], p.pad[1], p.pad[3], ceil)
+        # Pad far enough for every window, including ceil-mode overhang past the padding.
+        extra_h = max((out_h - 1) * p.stride[0] + kh - (h + p.pad[0] + p.pad[2]), 0)
+        extra_w = max((out_w - 1) * p.stride[1] + kw - (w + p.pad[1] + p.pad[3]), 0)
+        pads = (p.pad[0], p.pad[1], p.pad[2] + extra_h, p.pad[3] + extra_w)
+        if p.pool == "MAX":
+            padded = pad_nchw(x, pads, -np.inf)
+            windows = sliding_windows(padded, (kh, kw), p.stride, (1, 1), (out_h, out_w))
+            return [windows.max(axis=(4, 5))]
+        padded = pad_nchw(x, pads, 0.0)
+        windows = sliding_windows(padded, (kh, kw), p.stride, (1, 1), (out_h, out_w))
+        sums = windows.sum(axis=(4, 5))
+        # Divisor: the window clipped to the padded input (Caffe and PyTorch).
+        starts_h = np.arange(out_h) * p.stride[0]
+        starts_w = np.arange(out_w) * p.stride[1]
+        size_h = np.minimum(starts_h + kh, h + p.pad[0] + p.pad[2]) - starts_h
+        size_w = np.minimum(starts_w + kw, w + p.pad[1] + p.pad[3]) - starts_w
+        return [sums / np.outer(size_h, size_w)[None, None]]
+
+
+def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:
+    """Rows average the windows [floor(i·size/out), ceil((i+1)·size/out)) (PyTorch's rule)."""
+    matrix = np.zeros((out, size))
+    for i in range(out):
+        start = (i * size) // out
+        end = -(-((i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+@register
+class AdaptiveAvgPool(Layer):
+    """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
+
+    Lowered to Identity, an exact AveragePool when the sizes divide, or otherwise two MatMuls
+    with constant averaging matrices (the windows are separable). FLOPs = one add per input
+    element per window it falls in, plus one divide per output: counted as N·C·(H·W + Ho·Wo).
+    """
+
+    type_name = "AdaptiveAvgPool"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        output_size: tuple[int, int] = param(Spatial(), doc="output size, s or [h, w]")
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        expect_rank(x, 4)
+        return (TensorType((x.dims[0], x.dims[1], *self.params.output_size), x.dtype),)
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        if inputs[0].dims[2:] == outputs[0].dims[2:]:
+            return 0
+        return numel(inputs[0]) + numel(outputs[0])
+
+    def emit(self, node: NodeEmitter) -> None:
+        height, width = (static_dim(node.input_types[0], 2), static_dim(node.input_types[0], 3))
+        out_h, out_w = self.params.output_size
+        if (height, width) == (out_h, out_w):
+            node.add("Identity", node.inputs, node.outputs)
+        elif height % out_h == 0 and width % out_w == 0:
+            kernel = [height // out_h, width // out_w]
+            node.add("AveragePool", node.inputs, node.outputs, kernel_shape=kernel, strides=kernel)
+        else:
+            dtype = np.float32
+            rows = node.constant("rows", adaptive_pooling_matrix(height, out_h).astype(dtype))
+            cols = node.constant("cols", adaptive_pooling_matrix(width, out_w).T.astype(dtype))
+            pooled_rows = node.temp("pooled_rows")
+            node.add("MatMul", [rows, node.inputs[0]], [pooled_rows])
+            node.add("MatMul", [pooled_rows, cols], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        out_h, out_w = self.params.output_size
+        result = np.empty((*x.shape[:2], out_h, out_w))
+        for i in range(out_h):
+            h0, h1 = (i * x.shape[2]) // out_h, math.ceil((i + 1) * x.shape[2] / out_h)
+            for j in range(out_w):
+                w0, w1 = (j * x.shape[3]) // out_w, math.ceil((j + 1) * x.shape[3] / out_w)
+                result[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+        return [result]

@@ -1,0 +1,333 @@
+"""Text to AST: the Lark LALR parser for .net files.
+
+Lark's exceptions become netspec diagnostics here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from netspec import ast
+from netspec.diagnostics import SourceFile, SourceSpan, error
+
+_INTERPOLATION = re.compile(r"\{([^{}]*)\}")
+
+_TOKEN_DESCRIPTIONS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "SEMICOLON": "';'",
+    "$END": "the end of the file",
+}
+
+
+@functools.cache
+def _parser() -> Lark:
+    grammar = resources.files("netspec").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        start=["module", "expr"],
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def parse_source(source: SourceFile) -> ast.Module:
+    """Parse a whole .net file into an AST, or raise a NetspecError pointing at the mistake."""
+    if "\0" in source.text:
+        offset = source.text.index("\0")
+        line = source.text.count("\n", 0, offset) + 1
+        column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
+        raise error("the file contains a NUL byte", SourceSpan(source, line, column, line, column + 1),
+                    hint="is this a binary file rather than a spec?")
+    try:
+        tree = _parser().parse(source.text, start="module")
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc) from None
+    return _ToAst(source).transform(tree)
+
+
+def parse_text(text: str, path: str = "<string>") -> ast.Module:
+    return parse_source(SourceFile(path, text))
+
+
+def _syntax_error(source: SourceFile, exc: UnexpectedInput) -> Exception:
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        span = SourceSpan(source, line, column, line, column + 1)
+        if char in "\"'":
+            return error("unterminated string", span, hint="close the string on the same line")
+        return error(f"unexpected character {char!r}", span)
+    if isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    ):
+        last_line = max(len(source.text.splitlines()), 1)
+        last_column = len(source.line(last_line)) + 1
+        span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
+        expected = _expected(getattr(exc, "expected", set()))
+        hint = "a '{' or '(' is not closed" if {"RBRACE", "RPAR", "RSQB"} & set(exc.expected or ()) else None
+        return error(f"unexpected end of file; expected {expected}", span, hint=hint)
+    assert isinstance(exc, UnexpectedToken)
+    token = exc.token
+    width = max(len(str(token)), 1)
+    span = SourceSpan(source, line, column, line, column + width)
+    expected = _expected(exc.expected)
+    hint = None
+    if token.type == "EQUAL" and "COLON" in exc.expected:
+        hint = "fields are written 'key: value'"
+    elif token.type == "COLON" and "EQUAL" in exc.expected:
+        hint = "constants and keyword arguments are written 'name = value'"
+    elif token.type == "NAME" and "LBRACE" in exc.expected:
+        hint = "a layer is written 'Type name { key: value ... }'"
+    return error(f"unexpected {_describe(token)}; expected {expected}", span, hint=hint)
+
+
+def _describe(token: Token) -> str:
+    if token.type in ("NAME", "INT", "FLOAT", "STRING"):
+        return f"{_TOKEN_DESCRIPTIONS[token.type].split()[-1]} '{token}'"
+    return f"'{token}'"
+
+
+def _expected(names: Any) -> str:
+    words = sorted({_TOKEN_DESCRIPTIONS.get(n, repr(n.lower()) if n.isupper() else n) for n in names})
+    if not words:
+        return "something else"
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0]
+
+
+class _ToAst(Transformer[Token, Any]):
+    """Lark tree to frozen AST nodes, with spans into ``source``."""
+
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__()
+        self.source = source
+
+    # ------------------------------------------------------------- helpers
+    def _span(self, meta: Any) -> SourceSpan:
+        if getattr(meta, "empty", True):
+            return SourceSpan(self.source, 1, 1, 1, 1)
+        return SourceSpan(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _token_span(self, token: Token) -> SourceSpan:
+        return SourceSpan(
+            self.source, token.line or 1, token.column or 1, token.end_line or 1, token.end_column or 1
+        )
+
+    def _name(self, token: Token) -> ast.Name:
+        span = self._token_span(token)
+        text = str(token)
+        if "{" not in text:
+            return ast.Name((text,), span)
+        parts: list[str | ast.Expr] = []
+        position = 0
+        for match in _INTERPOLATION.finditer(text):
+            if match.start() > position:
+                parts.append(text[position : match.start()])
+            inner_column = (token.column or 1) + match.start(1)
+            parts.append(self._parse_interpolation(match.group(1), token.line or 1, inner_column))
+            position = match.end()
+        if position < len(text):
+            parts.append(text[position:])
+        return ast.Name(tuple(parts), span)
+
+    def _parse_interpolation(self, text: str, line: int, column: int) -> ast.Expr:
+        # Offset the inner text so spans inside the interpolation point into the real file.
+        padded = "\n" * (line - 1) + " " * (column - 1) + text
+        try:
+            tree = _parser().parse(padded, start="expr")
+        except UnexpectedInput as exc:
+            raise _syntax_error(self.source, exc) from None
+        return _ToAst(self.source).transform(tree)
+
+    # ------------------------------------------------------------- module level
+    @v_args(meta=True)
+    def module(self, meta: Any, children: list[Any]) -> ast.Module:
+        return ast.Module(tuple(c for c in children if c is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def header_field(self, meta: Any, children: list[Any]) -> ast.HeaderField:
+        key, value = children
+        return ast.HeaderField(str(key), value, self._span(meta))
+
+    @v_args(meta=True)
+    def input_decl(self, meta: Any, children: list[Any]) -> ast.InputDecl:
+        name, shape = children
+        return ast.InputDecl(str(name), shape, self._span(meta))
+
+    @v_args(meta=True)
+    def include_decl(self, meta: Any, children: list[Any]) -> ast.IncludeDecl:
+        return ast.IncludeDecl(_unquote(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def let_decl(self, meta: Any, children: list[Any]) -> ast.LetDecl:
+        name, value = children
+        return ast.LetDecl(str(name), value, self._span(meta))
+
+    @v_args(meta=True)
+    def template_def(self, meta: Any, children: list[Any]) -> ast.TemplateDef:
+        name, *params, body = children
+        return ast.TemplateDef(
+            str(name), tuple(p for p in params if p is not None), body, self._span(meta)
+        )
+
+    @v_args(meta=True)
+    def param(self, meta: Any, children: list[Any]) -> ast.Param:
+        name, default = children
+        return ast.Param(str(name), default, self._span(meta))
+
+    @v_args(meta=True)
+    def layer(self, meta: Any, children: list[Any]) -> ast.LayerStmt:
+        type_token, name_token, args, fields = children
+        return ast.LayerStmt(
+            str(type_token),
+            self._name(name_token),
+            args,
+            fields or (),
+            self._span(meta),
+            self._token_span(type_token),
+        )
+
+    @v_args(meta=True)
+    def anonymous_layer(self, meta: Any, children: list[Any]) -> ast.LayerStmt:
+        type_token, fields = children
+        return ast.LayerStmt(
+            str(type_token), None, None, fields, self._span(meta), self._token_span(type_token)
+        )
+
+    def call_args(self, children: list[Any]) -> tuple[ast.Argument, ...]:
+        return tuple(c for c in children if c is not None)
+
+    @v_args(meta=True)
+    def arg(self, meta: Any, children: list[Any]) -> ast.Argument:
+        return ast.Argument(None, children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Argument:
+        name, value = children
+        return ast.Argument(str(name), value, self._span(meta))
+
+    def fields(self, children: list[Any]) -> tuple[ast.Field, ...]:
+        return tuple(c for c in children if c is not None)
+
+    @v_args(meta=True)
+    def value_field(self, meta: Any, children: list[Any]) -> ast.ValueField:
+        key, value = children
+        return ast.ValueField(str(key), value, self._span(meta), self._token_span(key))
+
+    @v_args(meta=True)
+    def block_field(self, meta: Any, children: list[Any]) -> ast.BlockField:
+        key, fields = children
+        return ast.BlockField(str(key), fields, self._span(meta), self._token_span(key))
+
+    def block(self, children: list[Any]) -> tuple[ast.Stmt, ...]:
+        return tuple(c for c in children if c is not None)
+
+    @v_args(meta=True)
+    def if_stmt(self, meta: Any, children: list[Any]) -> ast.IfStmt:
+        condition, body, *rest = children
+        otherwise = rest.pop() if rest else None
+        branches = [(condition, body), *rest]
+        return ast.IfStmt(tuple(branches), otherwise or (), self._span(meta))
+
+    def elif_clause(self, children: list[Any]) -> tuple[ast.Expr, tuple[ast.Stmt, ...]]:
+        return (children[0], children[1])
+
+    @v_args(meta=True)
+    def repeat_stmt(self, meta: Any, children: list[Any]) -> ast.RepeatStmt:
+        count, variable, body = children
+        return ast.RepeatStmt(count, str(variable) if variable else None, body, self._span(meta))
+
+    @v_args(meta=True)
+    def for_stmt(self, meta: Any, children: list[Any]) -> ast.ForStmt:
+        variable, iterable, body = children
+        return ast.ForStmt(str(variable), iterable, body, self._span(meta))
+
+    # ------------------------------------------------------------- expressions
+    @v_args(meta=True)
+    def conditional(self, meta: Any, children: list[Any]) -> ast.Conditional:
+        return ast.Conditional(children[0], children[1], children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def or_op(self, meta: Any, children: list[Any]) -> ast.Binary:
+        return ast.Binary("or", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta: Any, children: list[Any]) -> ast.Binary:
+        return ast.Binary("and", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta: Any, children: list[Any]) -> ast.Unary:
+        return ast.Unary("not", children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Any, children: list[Any]) -> ast.Binary:
+        left, op, right = children
+        return ast.Binary(str(op), left, right, self._span(meta))
+
+    @v_args(meta=True)
+    def binary(self, meta: Any, children: list[Any]) -> ast.Binary:
+        left, op, right = children
+        return ast.Binary(str(op), left, right, self._span(meta))
+
+    @v_args(meta=True)
+    def unary(self, meta: Any, children: list[Any]) -> ast.Unary:
+        op, operand = children
+        return ast.Unary(str(op), operand, self._span(meta))
+
+    @v_args(meta=True)
+    def index(self, meta: Any, children: list[Any]) -> ast.Index:
+        return ast.Index(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def call(self, meta: Any, children: list[Any]) -> ast.Call:
+        function, *args = children
+        return ast.Call(str(function), tuple(a for a in args if a is not None), self._span(meta))
+
+    def int_literal(self, children: list[Token]) -> ast.Literal:
+        return ast.Literal(int(children[0]), self._token_span(children[0]))
+
+    def float_literal(self, children: list[Token]) -> ast.Literal:
+        return ast.Literal(float(children[0]), self._token_span(children[0]))
+
+    def string_literal(self, children: list[Token]) -> ast.Literal:
+        return ast.Literal(_unquote(children[0]), self._token_span(children[0]))
+
+    @v_args(meta=True)
+    def true_literal(self, meta: Any, children: list[Any]) -> ast.Literal:
+        return ast.Literal(True, self._span(meta))
+
+    @v_args(meta=True)
+    def false_literal(self, meta: Any, children: list[Any]) -> ast.Literal:
+        return ast.Literal(False, self._span(meta))
+
+    def name(self, children: list[Token]) -> ast.Name:
+        return self._name(children[0])
+
+    @v_args(meta=True)
+    def list_literal(self, meta: Any, children: list[Any]) -> ast.ListExpr:
+        return ast.ListExpr(tuple(c for c in children if c is not None), self._span(meta))
+
+
+def _unquote(token: Token | str) -> str:
+    body = str(token)[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)

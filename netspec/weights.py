@@ -1,0 +1,52 @@
+"""Stored arrays of a graph: their specs, and default initialisation (He/MSRA for weights,
+zeros for biases, BatchNorm at identity), deterministic per seed and per parameter name."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import numpy as np
+
+from netspec.graph import Graph, Node, TensorType
+from netspec.layers.base import ParamSpec
+
+
+def parameter_specs(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tuple[ParamSpec, ...]]:
+    """Each node's stored arrays (only nodes that have some)."""
+    result = {}
+    for node in graph.nodes:
+        specs = node.layer.parameters([types[t] for t in node.inputs])
+        if specs:
+            result[node] = specs
+    return result
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    # A generator per parameter name: the values do not depend on layer order or on which
+    # other layers exist, so editing one layer leaves every other layer's weights unchanged.
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
+    if spec.init == "zeros":
+        return np.zeros(spec.shape, np.float32)
+    if spec.init == "ones":
+        return np.ones(spec.shape, np.float32)
+    if spec.init == "msra":
+        std = np.sqrt(2.0 / max(spec.fan_in, 1))
+        values = _rng(seed, full_name).standard_normal(spec.shape, dtype=np.float32)
+        values *= np.float32(std)
+        return values
+    raise ValueError(f"unknown initialiser {spec.init!r} for {full_name}")
+
+
+def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
+    """Every stored array of ``graph`` by full name, initialised by its spec's initialiser."""
+    weights = {}
+    for node, specs in parameter_specs(graph, types).items():
+        for spec in specs:
+            name = f"{node.name}.{spec.name}"
+            weights[name] = initial_value(spec, name, seed)
+    return weights
