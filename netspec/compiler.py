@@ -1,0 +1,72 @@
+"""The whole pipeline as one call: spec file to graph, types, counts, weights and ONNX model.
+
+This is the Python API the CLI, tests and tools share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.count import Counts, count_graph
+from netspec.elaborate import Limits, load_spec
+from netspec.graph import Dim, Graph, TensorType
+from netspec.infer import infer_shapes
+
+if TYPE_CHECKING:
+    import onnx
+
+DEFAULT_BATCH = 1
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A spec elaborated and inferred at a fixed batch: the graph, its types and counts."""
+
+    graph: Graph
+    types: Mapping[str, TensorType]
+    batch: int
+
+    @cached_property
+    def counts(self) -> Counts:
+        return count_graph(self.graph, self.types)
+
+
+def load_graph(path: str | os.PathLike[str], limits: Limits = Limits()) -> Graph:
+    """A spec file as a Graph (.net files; Caffe files are recognised by their extension)."""
+    return load_spec(path, limits)
+
+
+def analyze(
+    graph: Graph,
+    batch: int = DEFAULT_BATCH,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+) -> Analysis:
+    types = infer_shapes(graph, {"N": batch}, input_shapes)
+    return Analysis(graph, types, batch)
+
+
+def compile_graph(
+    graph: Graph,
+    *,
+    batch: int | None = DEFAULT_BATCH,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    opset: int | None = None,
+    spec_text: str | None = None,
+) -> onnx.ModelProto:
+    """Lower a graph to ONNX. ``batch=None`` keeps the batch dimension symbolic (``N``)."""
+    from netspec.export.onnx import DEFAULT_OPSET, build_model
+    from netspec.weights import initialize_weights
+
+    bindings = {} if batch is None else {"N": batch}
+    types = infer_shapes(graph, bindings, input_shapes)
+    if weights is None:
+        weights = initialize_weights(graph, types, seed)
+    return build_model(graph, types, weights, opset=opset or DEFAULT_OPSET, spec_text=spec_text)
