@@ -281,6 +281,19 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Window:
+    """How one spatial axis of a layer's output reads its input: the kernel's extent
+    (dilation included), the stride and the leading padding (for receptive fields)."""
+
+    kernel: int
+    stride: int
+    pad: int
+
+
+IDENTITY_WINDOW = Window(1, 1, 0)
+
+
+@dataclass(frozen=True)
 class Arity:
     """How many input tensors a layer takes."""
 
@@ -329,6 +342,19 @@ class Layer:
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         """All floating-point operations, by the rule in the class docstring."""
         return 0
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        """Per-axis (H, W) window for receptive fields; None where the output is not spatial.
+
+        The default suits layers that keep the spatial grid (activations, normalisation,
+        merges): identity when every input and output is 4-D with the same H and W.
+        """
+        tensors = [*inputs, *outputs]
+        if all(t.rank == 4 for t in tensors) and len({t.dims[2:] for t in tensors}) == 1:
+            return (IDENTITY_WINDOW, IDENTITY_WINDOW)
+        return None
 
     # -- ONNX and reference semantics ------------------------------------------------------------
     def emit(self, node: NodeEmitter) -> None:
@@ -440,3 +466,17 @@ def batch_size(tensor: TensorType) -> int:
 
 def numel(tensor: TensorType) -> int:
     return batch_size(tensor) * spatial_numel(tensor)
+
+
+def normalize_axis(axis: int, tensor: TensorType, param: str = "axis") -> int:
+    """``axis`` of ``tensor`` as a non-negative index; negative values count from the end."""
+    if not -tensor.rank <= axis < tensor.rank:
+        raise LayerError(f"{param} {axis} is out of range for the {tensor.rank}-D input {tensor} "
+                         f"(valid: {-tensor.rank} to {tensor.rank - 1})", param=param)
+    return axis % tensor.rank
+
+
+def broadcast_shape(channels: int, rank: int, axis: int) -> tuple[int, ...]:
+    """The shape that makes a per-channel vector broadcast against a rank-``rank`` tensor
+    along ``axis``: ``[C, 1, 1]`` for axis 1 of a 4-D tensor (leading ones are implied)."""
+    return (channels,) + (1,) * (rank - axis - 1)

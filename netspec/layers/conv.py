@@ -17,6 +17,7 @@ from netspec.layers.base import (
     Padding,
     ParamSpec,
     Spatial,
+    Window,
     expect_rank,
     numel,
     param,
@@ -103,6 +104,15 @@ class Convolution(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         bias = numel(outputs[0]) if self.params.bias_term else 0
         return 2 * self.macs(inputs, outputs) + bias
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window]:
+        p = self.params
+        return (
+            Window(p.dilation[0] * (p.kernel_size[0] - 1) + 1, p.stride[0], p.pad[0]),
+            Window(p.dilation[1] * (p.kernel_size[1] - 1) + 1, p.stride[1], p.pad[1]),
+        )
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params

@@ -18,6 +18,7 @@ from netspec.layers.base import (
     LayerError,
     Padding,
     Spatial,
+    Window,
     expect_rank,
     numel,
     param,
@@ -91,6 +92,13 @@ class Pooling(Layer):
         height = pool_output_size(static_dim(x, 2), kh, p.stride[0], p.pad[0], p.pad[2], ceil)
         width = pool_output_size(static_dim(x, 3), kw, p.stride[1], p.pad[1], p.pad[3], ceil)
         return (TensorType((x.dims[0], x.dims[1], height, width), x.dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window]:
+        kh, kw = self.window(inputs[0])
+        p = self.params
+        return (Window(kh, p.stride[0], p.pad[0]), Window(kw, p.stride[1], p.pad[1]))
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         kh, kw = self.window(inputs[0])
@@ -173,6 +181,18 @@ class AdaptiveAvgPool(Layer):
         (x,) = inputs
         expect_rank(x, 4)
         return (TensorType((x.dims[0], x.dims[1], *self.params.output_size), x.dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        # Exact only where the windows are uniform: sizes that divide (identity included).
+        windows = []
+        for axis in (2, 3):
+            size, out = static_dim(inputs[0], axis), static_dim(outputs[0], axis)
+            if size % out:
+                return None
+            windows.append(Window(size // out, size // out, 0))
+        return (windows[0], windows[1])
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         if inputs[0].dims[2:] == outputs[0].dims[2:]:

@@ -1,0 +1,7 @@
+"""``python -m netspec``."""
+
+import sys
+
+from netspec.cli import main
+
+sys.exit(main())

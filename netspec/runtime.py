@@ -1,0 +1,111 @@
+"""onnxruntime sessions: device selection (auto quietly falls back to CPU), running a model,
+and timing it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+DEVICES = ("auto", "cpu", "cuda")
+
+_PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+class RuntimeFailure(Exception):
+    """onnxruntime could not do what was asked (no CUDA, a kernel failed); exit code 3."""
+
+
+@dataclass
+class Session:
+    """An onnxruntime session and the device it really runs on."""
+
+    session: onnxruntime.InferenceSession
+    device: str
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.session.get_inputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        try:
+            values = self.session.run(names, dict(feeds))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise RuntimeFailure(f"onnxruntime failed to run the model: {exc}") from None
+        return dict(zip(names, values, strict=True))
+
+
+def _quiet_session(model: bytes | str, providers: list[str], options: object) -> onnxruntime.InferenceSession:
+    import onnxruntime
+
+    # onnxruntime logs a loud error when a CUDA provider cannot load; while probing we only
+    # want to know whether it worked, and say so in one line.
+    onnxruntime.set_default_logger_severity(4)
+    try:
+        return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
+    finally:
+        onnxruntime.set_default_logger_severity(3)
+
+
+def _cuda_session(model: bytes | str, options: object) -> onnxruntime.InferenceSession | None:
+    import onnxruntime
+
+    if _PROVIDERS["cuda"] not in onnxruntime.get_available_providers():
+        return None
+    preload = getattr(onnxruntime, "preload_dlls", None)
+    if preload is not None:
+        # Loads CUDA/cuDNN from the nvidia-* wheels of the [cuda] extra when they are present.
+        try:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                preload()
+        except Exception:
+            pass
+    try:
+        session = _quiet_session(model, [_PROVIDERS["cuda"], _PROVIDERS["cpu"]], options)
+    except Exception:
+        return None
+    return session if session.get_providers()[0] == _PROVIDERS["cuda"] else None
+
+
+def create_session(model: bytes | str, device: str = "auto", threads: int | None = None) -> Session:
+    """A session for ``model`` (serialized bytes or a path) on ``device`` (auto, cpu, cuda)."""
+    import onnxruntime
+
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}")
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    if device in ("auto", "cuda"):
+        session = _cuda_session(model, options)
+        if session is not None:
+            return Session(session, "cuda")
+        if device == "cuda":
+            raise RuntimeFailure(
+                "CUDA was requested but onnxruntime cannot use it here (no GPU, or the CUDA "
+                "libraries are missing: pip install 'netspec[cuda]')"
+            )
+    try:
+        session = _quiet_session(model, [_PROVIDERS["cpu"]], options)
+    except Exception as exc:
+        raise RuntimeFailure(f"onnxruntime cannot load the model: {exc}") from None
+    return Session(session, "cpu")
+
+
+def random_feeds(session: Session, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random standard-normal inputs for every model input (symbolic dims take ``batch``)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for info in session.session.get_inputs():
+        shape = [d if isinstance(d, int) else batch for d in info.shape]
+        feeds[info.name] = rng.standard_normal(shape, dtype=np.float32)
+    return feeds
