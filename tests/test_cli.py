@@ -188,15 +188,6 @@ def test_run_bad_input_name_is_a_spec_error(tiny: Path, tmp_path: Path, capsys: 
 
 @pytest.mark.ort
 def test_cuda_request_without_gpu_fails_cleanly(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import onnxruntime
-
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        try:
-            from netspec.runtime import create_session
-
-            create_session(b"", "cuda")
-        except Exception:
-            pass
     code = main(["run", str(tiny), "--device", "cuda"])
     if code == 0:
         assert "device: cuda" in capsys.readouterr().err

@@ -3,7 +3,16 @@
 Importing this package registers every layer type in :data:`LAYER_TYPES`.
 """
 
-from netspec.layers import activation, conv, io, pool  # noqa: F401  (registration)
+from netspec.layers import (  # noqa: F401  (registration)
+    activation,
+    conv,
+    io,
+    linear,
+    merge,
+    norm,
+    pool,
+    shape,
+)
 from netspec.layers.base import LAYER_TYPES, Layer
 from netspec.layers.io import InputLayer
 

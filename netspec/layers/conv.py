@@ -65,7 +65,8 @@ class Convolution(Layer):
         num_output: int = param(Int(min=1), doc="output channels")
         kernel_size: tuple[int, int] = param(Spatial(), doc="kernel size, k or [kh, kw]")
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
-        pad: tuple[int, int, int, int] = param(Padding(), 0, "zero padding: p, [ph, pw] or [top, left, bottom, right]")
+        pad: tuple[int, int, int, int] = param(Padding(), 0,
+                                               "zero padding: p, [ph, pw] or [top, left, bottom, right]")
         dilation: tuple[int, int] = param(Spatial(), 1, "dilation, d or [dh, dw]")
         group: int = param(Int(min=1), 1, "channel groups (group = channels: depthwise)")
         bias_term: bool = param(Bool(), True, "add a learned bias")
@@ -83,9 +84,13 @@ class Convolution(Layer):
         if channels % p.group:
             raise LayerError(f"group {p.group} does not divide the {channels} input channels",
                              param="group")
-        height = conv_output_size(static_dim(x, 2), p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0])
-        width = conv_output_size(static_dim(x, 3), p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
+        height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
         return (TensorType((x.dims[0], p.num_output, height, width), x.dtype),)
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        p = self.params
+        return (conv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0]),
+                conv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1]))
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         p = self.params
@@ -128,9 +133,8 @@ class Convolution(Layer):
         p = self.params
         x = pad_nchw(np.asarray(inputs[0], np.float64), p.pad)
         w = np.asarray(weights["weight"], np.float64)
-        out_h = conv_output_size(inputs[0].shape[2], p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0])
-        out_w = conv_output_size(inputs[0].shape[3], p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
-        windows = sliding_windows(x, p.kernel_size, p.stride, p.dilation, (out_h, out_w))
+        out_hw = self.output_hw(inputs[0].shape[2], inputs[0].shape[3])
+        windows = sliding_windows(x, p.kernel_size, p.stride, p.dilation, out_hw)
         in_per_group = x.shape[1] // p.group
         out_per_group = p.num_output // p.group
         outputs = []

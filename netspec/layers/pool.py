@@ -38,9 +38,17 @@ def pool_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
     if not ceil:
         return span // stride + 1
     out = -(-span // stride) + 1
-    if (pad_begin > 0 or pad_end > 0) and (out - 1) * stride >= size + pad_begin:
+    # NOTE: Caffe applies the drop only when there is padding; without it a stride larger than
+    # the kernel could start the last window past the input (an empty window: garbage in Caffe).
+    # Applying it always changes nothing else: with stride <= kernel that window starts inside.
+    if (out - 1) * stride >= size + pad_begin:
         out -= 1
     return out
+
+
+def overhang(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, out: int) -> int:
+    """How far the last of ``out`` windows reaches past the padded input (ceil rounding), else 0."""
+    return max((out - 1) * stride + kernel - (size + pad_begin + pad_end), 0)
 
 
 @register
@@ -57,9 +65,11 @@ class Pooling(Layer):
     @dataclass(frozen=True, kw_only=True)
     class Params:
         pool: str = param(Enum(("MAX", "AVE")), "MAX", "MAX or AVE")
-        kernel_size: tuple[int, int] | None = param(Spatial(), None, "window, k or [kh, kw] (not with global_pooling)")
+        kernel_size: tuple[int, int] | None = param(Spatial(), None,
+                                                    "window, k or [kh, kw] (not with global_pooling)")
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
-        pad: tuple[int, int, int, int] = param(Padding(), 0, "padding: p, [ph, pw] or [top, left, bottom, right]")
+        pad: tuple[int, int, int, int] = param(Padding(), 0,
+                                               "padding: p, [ph, pw] or [top, left, bottom, right]")
         global_pooling: bool = param(Bool(), False, "pool over the whole spatial extent")
         round_mode: str = param(Enum(("CEIL", "FLOOR")), "CEIL", "output size rounding (Caffe: CEIL)")
 
@@ -70,7 +80,7 @@ class Pooling(Layer):
         if not p.global_pooling and p.kernel_size is None:
             raise LayerError("needs kernel_size (or global_pooling: true)")
         if p.kernel_size is not None and any(
-            pad >= k for pad, k in zip(p.pad, p.kernel_size * 2)
+            pad >= k for pad, k in zip(p.pad, p.kernel_size * 2, strict=True)
         ):
             raise LayerError(f"padding {list(p.pad)} must be smaller than the kernel {list(p.kernel_size)}",
                              param="pad")
@@ -111,21 +121,37 @@ class Pooling(Layer):
             op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
             node.add(op, node.inputs, node.outputs)
             return
-        attributes: dict[str, object] = {
-            "kernel_shape": list(self.window(node.input_types[0])),
-            "strides": list(p.stride),
-            "pads": list(p.pad),
-            "ceil_mode": int(p.round_mode == "CEIL"),
-        }
+        x, y = node.input_types[0], node.output_types[0]
+        kernel = self.window(x)
+        top, left, bottom, right = p.pad
+        extra_h = overhang(static_dim(x, 2), kernel[0], p.stride[0], top, bottom, static_dim(y, 2))
+        extra_w = overhang(static_dim(x, 3), kernel[1], p.stride[1], left, right, static_dim(y, 3))
+        # NOTE: ceil rounding is lowered to floor rounding (ceil_mode=0) over padding that reaches
+        # the last window. onnxruntime's ceil_mode=1 computes Caffe's sizes, but ONNX's own shape
+        # inference (onnx 1.23) ignores the dropped-last-window rule and infers one more output.
+        attributes: dict[str, object] = {"kernel_shape": list(kernel), "strides": list(p.stride)}
         if p.pool == "MAX":
-            node.add("MaxPool", node.inputs, node.outputs, **attributes)
+            # MaxPool ignores padded positions, so the overhang can simply be more end padding.
+            pads = [top, left, bottom + extra_h, right + extra_w]
+            node.add("MaxPool", node.inputs, node.outputs, pads=pads, **attributes)
+        elif not (extra_h or extra_w):
+            node.add("AveragePool", node.inputs, node.outputs, pads=list(p.pad), count_include_pad=1,
+                     **attributes)
         else:
-            node.add("AveragePool", node.inputs, node.outputs, count_include_pad=1, **attributes)
+            # Caffe's divisor counts the padding but not the overhang: pad explicitly (real zeros,
+            # counted), then let the overhang be AveragePool padding that count_include_pad=0 skips.
+            source = node.inputs[0]
+            if any(p.pad):
+                source = node.temp("padded")
+                pads = node.constant("pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+                node.add("Pad", [node.inputs[0], pads], [source])
+            node.add("AveragePool", [source], node.outputs, pads=[0, 0, extra_h, extra_w],
+                     count_include_pad=0, **attributes)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         p = self.params
         x = np.asarray(inputs[0], np.float64)
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         if p.global_pooling:
             reduce = np.max if p.pool == "MAX" else np.mean
             return [reduce(x, axis=(2, 3), keepdims=True)]
@@ -134,8 +160,8 @@ class Pooling(Layer):
         out_h = pool_output_size(h, kh, p.stride[0], p.pad[0], p.pad[2], ceil)
         out_w = pool_output_size(w, kw, p.stride[1], p.pad[1], p.pad[3], ceil)
         # Pad far enough for every window, including ceil-mode overhang past the padding.
-        extra_h = max((out_h - 1) * p.stride[0] + kh - (h + p.pad[0] + p.pad[2]), 0)
-        extra_w = max((out_w - 1) * p.stride[1] + kw - (w + p.pad[1] + p.pad[3]), 0)
+        extra_h = overhang(h, kh, p.stride[0], p.pad[0], p.pad[2], out_h)
+        extra_w = overhang(w, kw, p.stride[1], p.pad[1], p.pad[3], out_w)
         pads = (p.pad[0], p.pad[1], p.pad[2] + extra_h, p.pad[3] + extra_w)
         if p.pool == "MAX":
             padded = pad_nchw(x, pads, -np.inf)

@@ -1,0 +1,110 @@
+"""Fully connected layers: Caffe InnerProduct (torch Linear)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.graph import TensorType
+from netspec.layers.base import (
+    Bool,
+    Int,
+    Layer,
+    LayerError,
+    ParamSpec,
+    normalize_axis,
+    numel,
+    param,
+    register,
+    static_dim,
+)
+from netspec.layers.shape import emit_reshape
+
+if TYPE_CHECKING:
+    from netspec.export.onnx import NodeEmitter
+
+
+@register
+class InnerProduct(Layer):
+    """Fully connected: every dim from ``axis`` on is flattened into ``in`` features.
+
+    params = out·in (+ out bias); MACs = rows·in·out, where rows = the product of the dims
+    before ``axis`` (N by default); FLOPs = 2·MACs + rows·out when there is a bias.
+    """
+
+    type_name = "InnerProduct"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        num_output: int = param(Int(min=1), doc="output features")
+        bias_term: bool = param(Bool(), True, "add a learned bias")
+        axis: int = param(Int(), 1, "first axis flattened into the features (negative: from the end)")
+
+    def feature_axis(self, x: TensorType) -> int:
+        axis = normalize_axis(self.params.axis, x)
+        if axis == 0:
+            raise LayerError(f"axis {self.params.axis} would fold the batch axis of {x} into the features",
+                             param="axis")
+        return axis
+
+    def in_features(self, x: TensorType) -> int:
+        return math.prod(static_dim(x, a) for a in range(self.feature_axis(x), x.rank))
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        axis = self.feature_axis(x)
+        self.in_features(x)  # the weight's shape needs static feature dims: refuse symbolic ones here
+        return (TensorType((*x.dims[:axis], self.params.num_output), x.dtype),)
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        features = self.in_features(inputs[0])
+        weight = ParamSpec("weight", (self.params.num_output, features), fan_in=features)
+        if not self.params.bias_term:
+            return (weight,)
+        return (weight, ParamSpec("bias", (self.params.num_output,), init="zeros"))
+
+    def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        return numel(outputs[0]) * self.in_features(inputs[0])
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        bias = numel(outputs[0]) if self.params.bias_term else 0
+        return 2 * self.macs(inputs, outputs) + bias
+
+    def emit(self, node: NodeEmitter) -> None:
+        x = node.input_types[0]
+        axis = self.feature_axis(x)
+        weight = node.param("weight")
+        features = node.inputs[0]
+        if axis == 1:
+            # NOTE: Gemm takes 2-D inputs only (it rejects 3-D ones at run time), hence Flatten.
+            if x.rank > 2:
+                features = node.temp("flat")
+                node.add("Flatten", node.inputs, [features], axis=1)
+            inputs = [features, weight, node.param("bias")] if self.params.bias_term else [features, weight]
+            node.add("Gemm", inputs, node.outputs, transB=1)
+            return
+        # Leading dims beyond the batch stay (e.g. [N, T, D] with axis 2): a batched MatMul.
+        if x.rank > axis + 1:
+            features = node.temp("flat")
+            emit_reshape(node, node.inputs[0], x, (*x.dims[:axis], self.in_features(x)), features)
+        weight_t = node.temp("weight_t")
+        node.add("Transpose", [weight], [weight_t], perm=[1, 0])
+        if not self.params.bias_term:
+            node.add("MatMul", [features, weight_t], node.outputs)
+            return
+        product = node.temp("matmul")
+        node.add("MatMul", [features, weight_t], [product])
+        node.add("Add", [product, node.param("bias")], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        axis = self.feature_axis(TensorType(x.shape))
+        rows = x.reshape(*x.shape[:axis], -1)
+        y = rows @ np.asarray(weights["weight"], np.float64).T
+        if self.params.bias_term:
+            y = y + np.asarray(weights["bias"], np.float64)
+        return [y]

@@ -1,0 +1,133 @@
+"""Layers that merge several tensors: Caffe Eltwise (residual sums) and Concat (Inception,
+DenseNet)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from netspec.graph import TensorType
+from netspec.layers.base import (
+    Arity,
+    Enum,
+    Float,
+    Int,
+    Layer,
+    LayerError,
+    ListOf,
+    normalize_axis,
+    numel,
+    param,
+    register,
+    static_dim,
+)
+
+if TYPE_CHECKING:
+    from netspec.export.onnx import NodeEmitter
+
+
+@register
+class Eltwise(Layer):
+    """Elementwise SUM (optionally weighted by ``coeff``), PROD or MAX of inputs of one shape.
+
+    FLOPs = (inputs − 1) per element, plus 1 per element for each ``coeff`` other than 1.
+    """
+
+    type_name = "Eltwise"
+    arity = Arity(2, None)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        operation: str = param(Enum(("SUM", "PROD", "MAX")), "SUM", "SUM, PROD or MAX")
+        coeff: tuple[float, ...] | None = param(ListOf(Float(), min_length=1), None,
+                                                "SUM only: one factor per input")
+
+    def check(self) -> None:
+        if self.params.coeff is not None and self.params.operation != "SUM":
+            raise LayerError(f"coeff applies to SUM only, not {self.params.operation}", param="coeff")
+
+    def coefficients(self, count: int) -> tuple[float, ...]:
+        return (1.0,) * count if self.params.coeff is None else self.params.coeff
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        if any(t.dims != inputs[0].dims for t in inputs):
+            # The infer stage appends every input's shape to messages without a param.
+            raise LayerError("needs inputs of one shape",
+                             hint="Eltwise does not broadcast; a projection shortcut can match the shapes")
+        if self.params.coeff is not None and len(self.params.coeff) != len(inputs):
+            raise LayerError(f"has {len(self.params.coeff)} coeff values for {len(inputs)} inputs; "
+                             "give one per input", param="coeff")
+        return (inputs[0],)
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        scaled = sum(1 for c in self.coefficients(len(inputs)) if c != 1.0)
+        return (len(inputs) - 1 + scaled) * numel(outputs[0])
+
+    def emit(self, node: NodeEmitter) -> None:
+        operation = self.params.operation
+        if operation == "PROD":
+            # NOTE: ONNX Mul is binary (Sum and Max are variadic): chain it.
+            product = node.inputs[0]
+            for index, operand in enumerate(node.inputs[1:], start=1):
+                last = index == len(node.inputs) - 1
+                result = node.outputs[0] if last else node.temp(f"product_{index}")
+                node.add("Mul", [product, operand], [result])
+                product = result
+            return
+        if operation == "MAX":
+            node.add("Max", node.inputs, node.outputs)
+            return
+        terms = []
+        for index, (tensor, factor) in enumerate(zip(node.inputs, self.coefficients(len(node.inputs)),
+                                                     strict=True)):
+            if factor == 1.0:
+                terms.append(tensor)
+                continue
+            scaled = node.temp(f"scaled_{index}")
+            node.add("Mul", [tensor, node.constant(f"coeff_{index}", np.array(factor, np.float32))], [scaled])
+            terms.append(scaled)
+        node.add("Sum", terms, node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        arrays = [np.asarray(x, np.float64) for x in inputs]
+        if self.params.operation == "PROD":
+            return [reduce(np.multiply, arrays)]
+        if self.params.operation == "MAX":
+            return [reduce(np.maximum, arrays)]
+        return [sum(c * x for c, x in zip(self.coefficients(len(arrays)), arrays, strict=True))]
+
+
+@register
+class Concat(Layer):
+    """Concatenation along ``axis``; every other dim must agree. Counts nothing."""
+
+    type_name = "Concat"
+    arity = Arity(1, None)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        axis: int = param(Int(), 1, "the axis joined (negative: from the end)")
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        first = inputs[0]
+        if any(t.rank != first.rank for t in inputs):
+            raise LayerError("needs inputs of one rank")
+        axis = normalize_axis(self.params.axis, first)
+        others = [d for i, d in enumerate(first.dims) if i != axis]
+        for tensor in inputs[1:]:
+            if [d for i, d in enumerate(tensor.dims) if i != axis] != others:
+                raise LayerError("needs inputs that agree on every axis except the concatenation "
+                                 f"axis {axis}")
+        joined = sum(static_dim(t, axis) for t in inputs) if len(inputs) > 1 else first.dims[axis]
+        return (TensorType((*first.dims[:axis], joined, *first.dims[axis + 1 :]), first.dtype),)
+
+    def emit(self, node: NodeEmitter) -> None:
+        axis = normalize_axis(self.params.axis, node.input_types[0])
+        node.add("Concat", node.inputs, node.outputs, axis=axis)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.concatenate([np.asarray(x, np.float64) for x in inputs], axis=self.params.axis)]
