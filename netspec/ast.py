@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from netspec.diagnostics import SourceSpan
 
@@ -20,7 +19,7 @@ class Literal:
 class Name:
     """An identifier or dotted tensor path, possibly with ``{expr}`` interpolations."""
 
-    parts: tuple[Union[str, Expr], ...]
+    parts: tuple[str | Expr, ...]
     span: SourceSpan
 
     @property
@@ -76,7 +75,7 @@ class Index:
     span: SourceSpan
 
 
-Expr = Union[Literal, Name, ListExpr, Unary, Binary, Conditional, Call, Index]
+Expr = Literal | Name | ListExpr | Unary | Binary | Conditional | Call | Index
 
 # ---------------------------------------------------------------- statements
 
@@ -99,7 +98,7 @@ class BlockField:
     key_span: SourceSpan
 
 
-Field = Union[ValueField, BlockField]
+Field = ValueField | BlockField
 
 
 @dataclass(frozen=True)
@@ -186,9 +185,9 @@ class ForStmt:
     span: SourceSpan
 
 
-Stmt = Union[
-    HeaderField, InputDecl, IncludeDecl, LetDecl, TemplateDef, LayerStmt, IfStmt, RepeatStmt, ForStmt
-]
+Stmt = (
+    HeaderField | InputDecl | IncludeDecl | LetDecl | TemplateDef | LayerStmt | IfStmt | RepeatStmt | ForStmt
+)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ class SourceSpan:
 
 @dataclass(frozen=True)
 class TraceFrame:
-    """One template instantiation on the way to a node: where, which template, which bindings."""
+    """One template instantiation on the way to a node: where, which template, which bindings.
+
+    ``loop_bindings`` are the enclosing loops at the instantiation, as (label, value) pairs
+    such as ``("repeat i", 1)``.
+    """
 
     template: str
     span: SourceSpan
@@ -78,9 +82,17 @@ class Diagnostic:
         if self.hint:
             parts.append(f"  hint: {self.hint}")
         parts.extend(f"  note: {note}" for note in self.notes)
-        # Innermost instantiation first, as compilers print template backtraces.
-        parts.extend(f"  note: {frame.describe()}" for frame in reversed(self.trace))
+        # Innermost instantiation first, as compilers print template backtraces; a deep (often
+        # recursive) trace keeps its ends and elides the middle, as clang does.
+        frames = [f"  note: {frame.describe()}" for frame in reversed(self.trace)]
+        if len(frames) > 2 * _TRACE_ENDS + 1:
+            skipped = len(frames) - 2 * _TRACE_ENDS
+            frames[_TRACE_ENDS:-_TRACE_ENDS] = [f"  note: ({skipped} more instantiations not shown)"]
+        parts.extend(frames)
         return "\n".join(parts)
+
+
+_TRACE_ENDS = 4
 
 
 def _excerpt(span: SourceSpan) -> list[str]:

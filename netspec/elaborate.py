@@ -14,7 +14,7 @@ from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame
 from netspec.expr import Lookup, Symbol, TensorRef, Value, describe, evaluate, interpolate, truthy
 from netspec.graph import Graph, Node
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Layer, RawParam, build_layer
+from netspec.layers.base import RawParam, build_layer
 from netspec.parse import parse_source
 
 HEADER_KEYS = ("name", "output")
@@ -48,11 +48,11 @@ class _Context:
     def bind(self, name: str, value: Value) -> _Context:
         return replace(self, local_values={**self.local_values, name: value})
 
-    def enter_loop(self, name: str | None, value: Value) -> _Context:
+    def enter_loop(self, keyword: str, name: str | None, value: Value) -> _Context:
         if name is None:
             return self
         return replace(
-            self.bind(name, value), loop_bindings=(*self.loop_bindings, (name, value))
+            self.bind(name, value), loop_bindings=(*self.loop_bindings, (f"{keyword} {name}", value))
         )
 
 
@@ -65,6 +65,7 @@ class _Elaborator:
         self.constants: dict[str, Value] = {}
         self.header: dict[str, tuple[Value, SourceSpan]] = {}
         self.include_stack: list[Path] = []
+        self.included: set[Path] = set()
         self.anonymous_counts: dict[str, int] = {}
         self.previous: str | None = None
 
@@ -115,7 +116,13 @@ class _Elaborator:
         path = Path(source.path).resolve()
         if path in self.include_stack:
             chain = " -> ".join(p.name for p in [*self.include_stack, path])
-            raise error(f"include cycle: {chain}", span)
+            raise error(f"include cycle: {chain}", span,
+                        hint="a file cannot include itself, directly or through the files it includes")
+        # NOTE: a file is elaborated once however often it is included, so two libraries may
+        # both include a third (its templates would otherwise be defined twice).
+        if path in self.included:
+            return
+        self.included.add(path)
         self.include_stack.append(path)
         try:
             module = parse_source(source)
@@ -159,24 +166,25 @@ class _Elaborator:
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise error(f"repeat needs a non-negative integer count, got {describe(count)}",
                             statement.count.span, trace=context.trace)
-            self.loop(statement.variable, range(count), statement.body, context, statement.count.span)
+            self.loop("repeat", statement.variable, range(count), statement.body, context,
+                      statement.count.span)
         elif isinstance(statement, ast.ForStmt):
             items = self.value(statement.iterable, context)
             if not isinstance(items, tuple):
                 raise error(f"for needs a list to iterate over, got {describe(items)}",
                             statement.iterable.span, trace=context.trace)
-            self.loop(statement.variable, items, statement.body, context, statement.iterable.span)
+            self.loop("for", statement.variable, items, statement.body, context, statement.iterable.span)
         else:
             raise AssertionError(f"unknown statement {statement!r}")
 
-    def loop(self, variable: str | None, values: object, body: tuple[ast.Stmt, ...],
+    def loop(self, keyword: str, variable: str | None, values: object, body: tuple[ast.Stmt, ...],
              context: _Context, span: SourceSpan) -> None:
         values = list(values)  # type: ignore[call-overload]
         if len(values) > self.limits.max_repeat:
             raise error(f"a loop of {len(values)} iterations exceeds the limit of "
                         f"{self.limits.max_repeat}", span, trace=context.trace)
         for value in values:
-            self.run_body(body, context.enter_loop(variable, value))
+            self.run_body(body, context.enter_loop(keyword, variable, value))
 
     def set_header(self, statement: ast.HeaderField, context: _Context) -> None:
         if statement.key not in HEADER_KEYS:
@@ -242,8 +250,11 @@ class _Elaborator:
 
     def layer_name(self, statement: ast.LayerStmt, context: _Context) -> str:
         if statement.name is None:
+            # relu1, relu2, ... per type and scope, skipping names the spec already uses.
             base = statement.type_name.lower()
             count = self.anonymous_counts.get(context.scope + base, 0) + 1
+            while f"{context.scope}{base}{count}" in self.tensors:
+                count += 1
             self.anonymous_counts[context.scope + base] = count
             return f"{base}{count}"
         if statement.name.is_plain:
@@ -281,7 +292,8 @@ class _Elaborator:
                             hint=f"write '{item.key}: value'")
         return flat
 
-    def inputs_from(self, raw: dict[str, RawParam], context: _Context, span: SourceSpan) -> tuple[str, ...]:
+    def inputs_from(self, raw: dict[str, RawParam], fields: tuple[ast.Field, ...], context: _Context,
+                    span: SourceSpan) -> tuple[str, ...]:
         given = raw.pop("bottom", None)
         if given is None:
             if self.previous is None or (context.template_input is not None
@@ -290,9 +302,22 @@ class _Elaborator:
                             hint="declare an input first ('input data: [N, 3, 224, 224]') or set "
                                  "'bottom:'", trace=context.trace)
             return (self.previous,)
-        values = given.value if isinstance(given.value, tuple) else (given.value,)
-        where = given.value_span or span
-        return tuple(self.resolve_tensor(v, where, context) for v in values)
+        return tuple(self.resolve_tensor(value, where, context)
+                     for value, where in self.bottom_values(fields, context))
+
+    def bottom_values(self, fields: tuple[ast.Field, ...],
+                      context: _Context) -> list[tuple[Value, SourceSpan]]:
+        """Each tensor named in 'bottom:' fields, with where it is written: the items of a list
+        one by one, so that a diagnostic points at the one at fault."""
+        found: list[tuple[Value, SourceSpan]] = []
+        for item in self.flatten_fields(fields, context):
+            if item.key != "bottom":
+                continue
+            expressions = item.value.items if isinstance(item.value, ast.ListExpr) else (item.value,)
+            for expression in expressions:
+                value = self.value(expression, context)
+                found.extend((v, expression.span) for v in (value if isinstance(value, tuple) else (value,)))
+        return found
 
     def add_layer(self, statement: ast.LayerStmt, context: _Context) -> None:
         layer_type = LAYER_TYPES.get(statement.type_name)
@@ -310,11 +335,13 @@ class _Elaborator:
         name = context.scope + self.layer_name(statement, context)
         span = self.header_span(statement)
         raw = self.collect_fields(statement.fields, context)
-        inputs = () if layer_type is InputLayer else self.inputs_from(raw, context, span)
+        chained = "bottom" not in raw
+        inputs = () if layer_type is InputLayer else self.inputs_from(raw, statement.fields, context, span)
         if not layer_type.arity.accepts(len(inputs)):
-            where = statement.span
+            hint = ("without 'bottom:' a layer reads only the previous layer's output; list its "
+                    "inputs with 'bottom: [a, b]'") if chained else None
             raise error(f"{layer_type.type_name} takes {layer_type.arity.describe()}, got "
-                        f"{len(inputs)}", where, trace=context.trace)
+                        f"{len(inputs)}", statement.span, hint=hint, trace=context.trace)
         try:
             layer = build_layer(layer_type, raw, span)
         except NetspecError as exc:
@@ -341,7 +368,7 @@ class _Elaborator:
             raise error(f"a template instance takes only 'bottom' in '{{ }}', not '{unknown[0]}'",
                         raw[unknown[0]].key_span or statement.span, trace=context.trace,
                         hint=f"pass it as an argument: {template.name} {local}({unknown[0]}=...)")
-        inputs = self.inputs_from(raw, context, call_span)
+        inputs = self.inputs_from(raw, statement.fields, context, call_span)
         if len(inputs) != 1:
             raise error(f"a template instance takes one input tensor, got {len(inputs)}",
                         statement.span, trace=context.trace)
@@ -371,7 +398,7 @@ class _Elaborator:
                         f"{'s' if len(params) != 1 else ''}, got {len(given)}",
                         positional[len(params)].span, trace=context.trace,
                         hint=f"{template.name}({', '.join(params)})")
-        for parameter, argument in zip(template.params, positional):
+        for parameter, argument in zip(template.params, positional, strict=False):
             bindings[parameter.name] = self.as_tensor_if_known(self.value(argument.value, context), context)
         for argument in given[len(positional):]:
             assert argument.keyword is not None
@@ -441,5 +468,6 @@ def read_source(path: str | os.PathLike[str]) -> SourceFile:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         source = SourceFile(str(path), data.decode("utf-8", errors="replace"))
-        raise error("the file is not valid UTF-8", SourceSpan(source, line, column, line, column + 1)) from None
+        span = SourceSpan(source, line, column, line, column + 1)
+        raise error("the file is not valid UTF-8", span) from None
     return SourceFile(str(path), text)

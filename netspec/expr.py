@@ -8,7 +8,6 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
 
 from netspec import ast
 from netspec.diagnostics import SourceSpan, did_you_mean, error
@@ -35,7 +34,7 @@ class TensorRef:
         return self.name
 
 
-Value = Union[int, float, bool, str, Symbol, TensorRef, tuple]  # tuple of Values
+Value = int | float | bool | str | Symbol | TensorRef | tuple  # tuple of Values
 
 # Any integer past this is a mistake in a spec, and computing with it could exhaust memory.
 INTEGER_LIMIT = 2**62
@@ -56,7 +55,9 @@ def _to_int(value: Value, span: SourceSpan) -> int:
 def _range(*args: Value, span: SourceSpan) -> tuple:
     bounds = [_to_int(a, span) for a in args]
     if not 1 <= len(bounds) <= 3:
-        raise error("range() takes 1 to 3 arguments", span)
+        raise error(f"range() takes 1 to 3 arguments, got {len(bounds)}", span)
+    if len(bounds) == 3 and bounds[2] == 0:
+        raise error("range() needs a non-zero step, got 0", span)
     result = range(*bounds)
     if len(result) > 1_000_000:
         raise error(f"range() of {len(result)} values is too large", span)
@@ -67,19 +68,44 @@ def _numeric(name: str, function: Callable[..., object]) -> Callable[..., Value]
     def apply(*args: Value, span: SourceSpan) -> Value:
         values: list[Value] = []
         for a in args:
-            if isinstance(a, tuple) and name in ("min", "max", "sum"):
+            if isinstance(a, tuple) and name in _VARIADIC:
                 values.extend(a)
             else:
                 values.append(a)
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise error(f"{name}() takes numbers, got {describe(v)}", span)
+        if name in _VARIADIC:
+            if not values and name != "sum":
+                raise error(f"{name}() needs at least one number", span)
+        elif len(values) != 1:
+            raise error(f"{name}() takes exactly one argument, got {len(values)}", span)
         try:
             return function(*values)  # type: ignore[return-value]
-        except (TypeError, ValueError) as exc:
-            raise error(f"{name}(): {exc}", span) from None
+        except (ValueError, OverflowError):
+            raise error(f"{name}() is not defined for {describe(values[0])}", span) from None
 
     return apply
+
+
+_VARIADIC = ("min", "max", "sum")
+
+
+def _single(name: str, function: Callable[[Value, SourceSpan], Value]) -> Callable[..., Value]:
+    """A one-argument function of any value, with the argument count checked."""
+
+    def apply(*args: Value, span: SourceSpan) -> Value:
+        if len(args) != 1:
+            raise error(f"{name}() takes exactly one argument, got {len(args)}", span)
+        return function(args[0], span)
+
+    return apply
+
+
+def _len(value: Value, span: SourceSpan) -> int:
+    if not isinstance(value, (tuple, str)):
+        raise error(f"len() takes a list or a string, got {describe(value)}", span)
+    return len(value)
 
 
 FUNCTIONS: dict[str, Callable[..., Value]] = {
@@ -94,13 +120,9 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "round": _numeric("round", round),
     "sqrt": _numeric("sqrt", math.sqrt),
     "range": _range,
-    "len": lambda value, span: len(value) if isinstance(value, (tuple, str)) else _len_error(value, span),
-    "str": lambda value, span: str(value),
+    "len": _single("len", _len),
+    "str": _single("str", lambda value, span: str(value)),
 }
-
-
-def _len_error(value: Value, span: SourceSpan) -> int:
-    raise error(f"len() takes a list or a string, got {describe(value)}", span)
 
 
 _ARITHMETIC: dict[str, Callable[[object, object], object]] = {
@@ -176,15 +198,15 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
     if isinstance(expr, ast.Binary):
         return _binary(expr, lookup)
     if isinstance(expr, ast.Conditional):
-        chosen = expr.if_true if truthy(evaluate(expr.condition, lookup), expr.condition.span) else expr.if_false
-        return evaluate(chosen, lookup)
+        condition = truthy(evaluate(expr.condition, lookup), expr.condition.span)
+        return evaluate(expr.if_true if condition else expr.if_false, lookup)
     if isinstance(expr, ast.Call):
         function = FUNCTIONS.get(expr.function)
         if function is None:
             hint = did_you_mean(expr.function, FUNCTIONS)
             raise error(f"unknown function '{expr.function}'", expr.span,
                         hint=hint or f"functions: {', '.join(sorted(FUNCTIONS))}")
-        return function(*(evaluate(a, lookup) for a in expr.args), span=expr.span)
+        return _checked(function(*(evaluate(a, lookup) for a in expr.args), span=expr.span), expr.span)
     if isinstance(expr, ast.Index):
         target = evaluate(expr.target, lookup)
         index = evaluate(expr.index, lookup)
@@ -227,7 +249,7 @@ def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
     right_value = evaluate(expr.right, lookup)
     if expr.op in _COMPARISONS:
         if expr.op in ("==", "!="):
-            return _COMPARISONS[expr.op](left_value, right_value)
+            return _COMPARISONS[expr.op](_as_text(left_value), _as_text(right_value))
         left_number = _number(left_value, expr.left.span, expr.op)
         return _COMPARISONS[expr.op](left_number, _number(right_value, expr.right.span, expr.op))
     if expr.op == "+" and isinstance(left_value, tuple) and isinstance(right_value, tuple):
@@ -237,12 +259,45 @@ def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
     left_number = _number(left_value, expr.left.span, expr.op)
     right_number = _number(right_value, expr.right.span, expr.op)
     if expr.op in ("/", "//", "%") and right_number == 0:
-        raise error("division by zero", expr.right.span)
-    if expr.op == "**" and abs(right_number) > 64 and abs(left_number) > 1:
-        raise error(f"{left_number} ** {right_number} is too large", expr.span)
-    result = _ARITHMETIC[expr.op](left_number, right_number)
-    if isinstance(result, int) and abs(result) > INTEGER_LIMIT:
-        raise error(f"the value {result} is too large (limit {INTEGER_LIMIT})", expr.span)
+        raise error(f"division by zero: the right operand of '{expr.op}' is {right_number}",
+                    expr.right.span)
+    # NOTE: an integer power is exact, so 10 ** 10**9 would run until memory runs out; a float
+    # power overflows quickly on its own (OverflowError below).
+    operation = " ".join((_operand(left_number), expr.op, _operand(right_number)))
+    if (expr.op == "**" and isinstance(left_number, int) and isinstance(right_number, int)
+            and right_number > 64 and abs(left_number) > 1):
+        raise error(f"{operation} is too large", expr.span)
+    try:
+        result = _ARITHMETIC[expr.op](left_number, right_number)
+    except OverflowError:
+        raise error(f"{operation} is too large", expr.span) from None
+    except ZeroDivisionError:
+        raise error(f"{operation} divides by zero", expr.span) from None
     if isinstance(result, complex):
-        raise error("the result is not a real number", expr.span)
-    return result  # type: ignore[return-value]
+        raise error(f"{operation} is not a real number", expr.span)
+    return _checked(result, expr.span)  # type: ignore[arg-type]
+
+
+def _as_text(value: Value) -> Value:
+    """``value`` with symbols as their text: an enum word equals its string (MAX == "MAX"),
+    as fields accept either."""
+    if isinstance(value, Symbol):
+        return value.name
+    if isinstance(value, tuple):
+        return tuple(_as_text(v) for v in value)
+    return value
+
+
+def _operand(number: int | float) -> str:
+    return f"({number})" if number < 0 else str(number)
+
+
+def _checked(value: Value, span: SourceSpan) -> Value:
+    """``value``, unless it is an integer past :data:`INTEGER_LIMIT` or an infinite number."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INTEGER_LIMIT:
+        digits = len(str(abs(value)))
+        shown = str(value) if digits <= 25 else f"an integer of {digits} digits"
+        raise error(f"the value {shown} is too large; integers are limited to 2**62", span)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"the value is too large for a floating-point number (got {value})", span)
+    return value

@@ -6,15 +6,23 @@ Lark's exceptions become netspec diagnostics here and nowhere else.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from netspec import ast
-from netspec.diagnostics import SourceFile, SourceSpan, error
+from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, error
+from netspec.expr import INTEGER_LIMIT
 
 _INTERPOLATION = re.compile(r"\{([^{}]*)\}")
 
@@ -34,7 +42,21 @@ _TOKEN_DESCRIPTIONS = {
     "COMMA": "','",
     "SEMICOLON": "';'",
     "$END": "the end of the file",
+    "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*', '/', '//' or '%'",
+    "POW_OP": "'**'",
+    "COMPARE_OP": "a comparison",
+    "QMARK": "'?'",
 }
+
+# Tokens that can start an expression or a statement; where a parser state wants any of them,
+# "an expression" or "a statement" says it better than a list of ten tokens.
+_EXPRESSION_START = frozenset(
+    {"INT", "FLOAT", "STRING", "NAME", "LSQB", "LPAR", "ADD_OP", "TRUE", "FALSE", "NOT"}
+)
+_STATEMENT_START = frozenset(
+    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "COMMA", "SEMICOLON"}
+)
 
 
 @functools.cache
@@ -61,17 +83,45 @@ def parse_source(source: SourceFile) -> ast.Module:
         tree = _parser().parse(source.text, start="module")
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
-    return _ToAst(source).transform(tree)
+    return _transform(_ToAst(source), tree)
+
+
+def _transform(transformer: _ToAst, tree: Any) -> Any:
+    # NOTE: Lark wraps exceptions raised in Transformer callbacks (a bad name interpolation, an
+    # integer literal out of range) in VisitError; the user must see the diagnostic itself.
+    try:
+        return transformer.transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, NetspecError):
+            raise exc.orig_exc from None
+        raise
 
 
 def parse_text(text: str, path: str = "<string>") -> ast.Module:
     return parse_source(SourceFile(path, text))
 
 
-def _syntax_error(source: SourceFile, exc: UnexpectedInput) -> Exception:
+def parse_expression(text: str, path: str = "<expression>") -> ast.Expr:
+    """Parse a single expression such as ``planes * 4``, or raise a NetspecError."""
+    return _parse_expression(SourceFile(path, text), text, "end of the expression")
+
+
+def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
+    try:
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        raise _syntax_error(source, exc, text, ending=ending) from None
+    return _transform(_ToAst(source), tree)
+
+
+def _syntax_error(source: SourceFile, exc: UnexpectedInput, text: str | None = None,
+                  ending: str = "end of file") -> Exception:
+    """The diagnostic for a Lark error. ``text`` is what was parsed when it is not the whole
+    file (a name's ``{expr}``, padded to its position), and ``ending`` names where that text ends."""
+    text = source.text if text is None else text
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = SourceSpan(source, line, column, line, column + 1)
         if char in "\"'":
             return error("unterminated string", span, hint="close the string on the same line")
@@ -79,12 +129,12 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput) -> Exception:
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
     ):
-        last_line = max(len(source.text.splitlines()), 1)
-        last_column = len(source.line(last_line)) + 1
+        lines = text.splitlines() or [""]
+        last_line, last_column = len(lines), len(lines[-1]) + 1
         span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
         expected = _expected(getattr(exc, "expected", set()))
         hint = "a '{' or '(' is not closed" if {"RBRACE", "RPAR", "RSQB"} & set(exc.expected or ()) else None
-        return error(f"unexpected end of file; expected {expected}", span, hint=hint)
+        return error(f"unexpected {ending}; expected {expected}", span, hint=hint)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     width = max(len(str(token)), 1)
@@ -97,6 +147,8 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput) -> Exception:
         hint = "constants and keyword arguments are written 'name = value'"
     elif token.type == "NAME" and "LBRACE" in exc.expected:
         hint = "a layer is written 'Type name { key: value ... }'"
+    elif token.type == "RBRACE" and "RBRACE" not in exc.expected:
+        hint = "this '}' closes no open '{'"
     return error(f"unexpected {_describe(token)}; expected {expected}", span, hint=hint)
 
 
@@ -107,11 +159,21 @@ def _describe(token: Token) -> str:
 
 
 def _expected(names: Any) -> str:
+    names = set(names)
+    summaries = []
+    for start, telltale, summary in (
+        (_EXPRESSION_START, {"INT", "STRING", "LSQB"}, "an expression"),
+        (_STATEMENT_START, {"LET", "REPEAT", "FOR"}, "a statement"),
+    ):
+        if telltale <= names:
+            names -= start
+            summaries.append(summary)
     words = sorted({_TOKEN_DESCRIPTIONS.get(n, repr(n.lower()) if n.isupper() else n) for n in names})
+    words += summaries
     if not words:
         return "something else"
     if len(words) > 6:
-        words = words[:6] + ["..."]
+        words = [*words[:6], "..."]
     return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0]
 
 
@@ -153,11 +215,7 @@ class _ToAst(Transformer[Token, Any]):
     def _parse_interpolation(self, text: str, line: int, column: int) -> ast.Expr:
         # Offset the inner text so spans inside the interpolation point into the real file.
         padded = "\n" * (line - 1) + " " * (column - 1) + text
-        try:
-            tree = _parser().parse(padded, start="expr")
-        except UnexpectedInput as exc:
-            raise _syntax_error(self.source, exc) from None
-        return _ToAst(self.source).transform(tree)
+        return _parse_expression(self.source, padded, "end of the '{...}' in a name")
 
     # ------------------------------------------------------------- module level
     @v_args(meta=True)
@@ -304,10 +362,19 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Call(str(function), tuple(a for a in args if a is not None), self._span(meta))
 
     def int_literal(self, children: list[Token]) -> ast.Literal:
-        return ast.Literal(int(children[0]), self._token_span(children[0]))
+        token = children[0]
+        # NOTE: checked on the text first: int() of a 5,000-digit literal raises ValueError.
+        if len(token) > 19 or int(token) > INTEGER_LIMIT:
+            shown = token if len(token) <= 25 else f"of {len(token)} digits"
+            raise error(f"the integer {shown} is too large; integers are limited to 2**62",
+                        self._token_span(token))
+        return ast.Literal(int(token), self._token_span(token))
 
     def float_literal(self, children: list[Token]) -> ast.Literal:
-        return ast.Literal(float(children[0]), self._token_span(children[0]))
+        value = float(children[0])
+        if math.isinf(value):
+            raise error(f"the number {children[0]} is too large", self._token_span(children[0]))
+        return ast.Literal(value, self._token_span(children[0]))
 
     def string_literal(self, children: list[Token]) -> ast.Literal:
         return ast.Literal(_unquote(children[0]), self._token_span(children[0]))
