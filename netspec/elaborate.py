@@ -61,6 +61,8 @@ class _Elaborator:
         self.limits = limits
         self.nodes: list[Node] = []
         self.tensors: dict[str, Node] = {}
+        # A template instance's scoped name, as a tensor name, means the instance's output.
+        self.instance_outputs: dict[str, str] = {}
         self.templates: dict[str, _Template] = {}
         self.constants: dict[str, Value] = {}
         self.header: dict[str, tuple[Value, SourceSpan]] = {}
@@ -83,20 +85,32 @@ class _Elaborator:
     def value(self, expr: ast.Expr, context: _Context) -> Value:
         return evaluate(expr, self.lookup(context))
 
+    def find_tensor(self, name: str, context: _Context) -> str | None:
+        """The full name of tensor ``name`` seen from ``context``: innermost scope first; a
+        template instance's name stands for its output tensor."""
+        for scope in reversed(context.scopes):
+            full = scope + name
+            if full in self.tensors:
+                return full
+            if full in self.instance_outputs:
+                return self.instance_outputs[full]
+        return None
+
     def resolve_tensor(self, value: Value, span: SourceSpan, context: _Context) -> str:
         if isinstance(value, TensorRef):
             return value.name
         if isinstance(value, (Symbol, str)):
             name = value.name if isinstance(value, Symbol) else value
-            for scope in reversed(context.scopes):
-                if scope + name in self.tensors:
-                    return scope + name
+            found = self.find_tensor(name, context)
+            if found is not None:
+                return found
             hint = None
             if name == "in":
                 hint = "'in' is a template's input; outside a template, name the tensor"
             else:
-                local = [t[len(context.scope):] for t in self.tensors if t.startswith(context.scope)]
-                hint = did_you_mean(name, local) or did_you_mean(name, self.tensors)
+                known = [*self.tensors, *self.instance_outputs]
+                local = [t[len(context.scope):] for t in known if t.startswith(context.scope)]
+                hint = did_you_mean(name, local) or did_you_mean(name, known)
             raise error(f"no tensor named '{name}' exists at this point", span, hint=hint,
                         trace=context.trace)
         raise error(f"expected a tensor name, got {describe(value)}", span, trace=context.trace)
@@ -104,9 +118,9 @@ class _Elaborator:
     def as_tensor_if_known(self, value: Value, context: _Context) -> Value:
         """Template arguments that name existing tensors are resolved where they are written."""
         if isinstance(value, Symbol):
-            for scope in reversed(context.scopes):
-                if scope + value.name in self.tensors:
-                    return TensorRef(scope + value.name)
+            found = self.find_tensor(value.name, context)
+            if found is not None:
+                return TensorRef(found)
         if isinstance(value, tuple):
             return tuple(self.as_tensor_if_known(v, context) for v in value)
         return value
@@ -230,6 +244,9 @@ class _Elaborator:
                 where = f" at {earlier.span.location}" if earlier.span else ""
                 raise error(f"duplicate name '{tensor}': a layer of that name is already defined{where}",
                             span, trace=context.trace, hint="every layer needs a unique name in its scope")
+            if tensor in self.instance_outputs:
+                raise error(f"duplicate name '{tensor}': a template instance of that name is already "
+                            "defined", span, trace=context.trace)
         if len(self.nodes) >= self.limits.max_layers:
             raise error(f"the network exceeds the limit of {self.limits.max_layers} layers", span,
                         trace=context.trace)
@@ -343,7 +360,7 @@ class _Elaborator:
             raise error(f"{layer_type.type_name} takes {layer_type.arity.describe()}, got "
                         f"{len(inputs)}", statement.span, hint=hint, trace=context.trace)
         try:
-            layer = build_layer(layer_type, raw, span)
+            layer = build_layer(layer_type, raw, span, name)
         except NetspecError as exc:
             raise exc.with_trace(context.trace) from None
         param_spans = tuple((k, v.value_span or v.key_span) for k, v in raw.items()
@@ -381,8 +398,12 @@ class _Elaborator:
             trace=(*context.trace, frame),
             template_input=inputs[0],
         )
+        if scope[:-1] in self.tensors or scope[:-1] in self.instance_outputs:
+            raise error(f"duplicate name '{scope[:-1]}': a layer or instance of that name is "
+                        "already defined", call_span, trace=context.trace)
         self.previous = inputs[0]
         self.run_body(template.body, inner)
+        self.instance_outputs[scope[:-1]] = self.previous
 
     def bind_arguments(self, template: ast.TemplateDef, statement: ast.LayerStmt,
                        context: _Context) -> dict[str, Value]:

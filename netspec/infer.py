@@ -48,7 +48,8 @@ def infer_shapes(
             for dim in tensor_type.dims:
                 if isinstance(dim, int) and dim <= 0:
                     raise error(
-                        f"{node.type} '{node.name}' produces a non-positive size: output {tensor_type}",
+                        f"{node.type} '{node.name}' produces a non-positive size: input "
+                        f"{', '.join(str(types[t]) for t in node.inputs)} gives output {tensor_type}",
                         node.span,
                         hint="the input is too small for this kernel/stride/padding",
                         trace=node.trace,

@@ -218,18 +218,18 @@ CASES = [
     ),
     pytest.param(
         HEAD + "Convolution c1 { num_output: 8  kernel_size: 3  group: 3 }\n",
-        "Convolution: group 3 does not divide num_output 8", 2, 56, None,
+        "Convolution 'c1': group 3 does not divide num_output 8", 2, 56, None,
         id="group-does-not-divide-output-channels",
     ),
     pytest.param(
         "input data: [N, 3, 4, 4]\nConvolution c1 { num_output: 8  kernel_size: 7 }\n",
-        "Convolution 'c1' produces a non-positive size: output [N, 8, -2, -2]", 2, 1,
+        "Convolution 'c1' produces a non-positive size: input [N, 3, 4, 4] gives output [N, 8, -2, -2]", 2, 1,
         "the input is too small for this kernel/stride/padding",
         id="non-positive-output-size",
     ),
     pytest.param(
         HEAD + "Pooling p { kernel_size: 2  pad: 2 }\n",
-        "Pooling: padding [2, 2, 2, 2] must be smaller than the kernel [2, 2]", 2, 34, None,
+        "Pooling 'p': padding [2, 2, 2, 2] must be smaller than the kernel [2, 2]", 2, 34, None,
         id="pooling-pad-not-smaller-than-kernel",
     ),
     pytest.param(

@@ -115,6 +115,17 @@ def test_template_output_is_its_last_layer() -> None:
     assert wiring(graph)["after"] == ("b1.out",)
 
 
+def test_template_instance_name_stands_for_its_output() -> None:
+    graph = build(BLOCK + "block b1(16)\nblock b2(16) { bottom: data }\nEltwise sum { bottom: [b1, b2] }\n")
+    assert wiring(graph)["sum"] == ("b1.out", "b2.out")
+
+
+def test_layer_named_like_an_instance_is_a_duplicate() -> None:
+    with pytest.raises(NetspecError) as caught:
+        build(BLOCK + "block b1(16)\nReLU b1 {}\n")
+    assert "duplicate name 'b1': a template instance of that name" in caught.value.diagnostics[0].message
+
+
 def test_template_in_names_the_instance_input() -> None:
     graph = build("""
 input data: [N, 4, 8, 8]

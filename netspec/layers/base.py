@@ -189,7 +189,7 @@ class ListOf(Kind):
 
     @property
     def description(self) -> str:  # type: ignore[override]
-        return f"a list of {self.item.description}"
+        return f"a list of values, each {self.item.description}"
 
     def convert(self, value: Value) -> tuple[Any, ...]:
         items = value if isinstance(value, tuple) else (value,)
@@ -390,7 +390,9 @@ class RawParam:
     value_span: SourceSpan | None = None
 
 
-def build_layer(layer_type: type[Layer], raw: Mapping[str, RawParam], span: SourceSpan | None) -> Layer:
+def build_layer(
+    layer_type: type[Layer], raw: Mapping[str, RawParam], span: SourceSpan | None, name: str | None = None
+) -> Layer:
     """Check ``raw`` against the layer type's schema and build the layer, or raise a diagnostic."""
     fields = {f.name: f for f in schema(layer_type)}
     values: dict[str, Any] = {}
@@ -435,7 +437,8 @@ def build_layer(layer_type: type[Layer], raw: Mapping[str, RawParam], span: Sour
             check()
     except LayerError as exc:
         where = raw[exc.param].value_span if exc.param in raw else span
-        raise error(f"{layer_type.type_name}: {exc.message}", where, hint=exc.hint) from None
+        subject = f"{layer_type.type_name} '{name}'" if name else layer_type.type_name
+        raise error(f"{subject}: {exc.message}", where, hint=exc.hint) from None
     return layer
 
 
