@@ -1,0 +1,252 @@
+"""The zoo against published figures: exact params, buffers and MACs at batch 1, torchvision's
+parameter names, and every model compiled to ONNX, checked, shape-inferred and run."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netspec.compiler import Analysis, analyze, compile_graph, load_graph
+from netspec.reference import run_reference
+from netspec.weights import initialize_weights, parameter_specs
+
+ZOO = Path(__file__).resolve().parent.parent / "zoo"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A zoo model's figures at batch 1 and where they come from."""
+
+    spec: str
+    params: int
+    buffers: int
+    macs: int
+    output: tuple[int, ...]
+    source: str
+
+
+TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS column (conv + linear)"
+
+REFERENCES = [
+    Reference("lenet5.net", 61_706, 0, 416_520, (1, 10),
+              "computed from LeCun et al. 1998's layer table (shared/reference/counts.json)"),
+    Reference("alexnet.net", 61_100_840, 0, 714_188_480, (1, 1000), TORCHVISION),
+    Reference("alexnet_caffe.net", 60_965_224, 0, 724_406_816, (1, 1000),
+              "computed from BVLC's bvlc_alexnet deploy.prototxt (shared/caffe/SOURCES.md)"),
+    Reference("zfnet.net", 62_357_608, 0, 1_168_032_896, (1, 1000),
+              "Zeiler & Fergus 2014 Fig. 3; no published count: netspec's, stated in zfnet.net"),
+    Reference("vgg11.net", 132_863_336, 0, 7_609_090_048, (1, 1000), TORCHVISION),
+    Reference("vgg13.net", 133_047_848, 0, 11_308_466_176, (1, 1000), TORCHVISION),
+    Reference("vgg16.net", 138_357_544, 0, 15_470_264_320, (1, 1000), TORCHVISION),
+    Reference("vgg19.net", 143_667_240, 0, 19_632_062_464, (1, 1000), TORCHVISION),
+    Reference("nin.net", 7_595_176, 0, 1_100_188_800, (1, 1000, 1, 1),
+              "computed from Netscope's presets/nin.prototxt (shared/caffe/SOURCES.md)"),
+    Reference("googlenet.net", 6_624_904, 14_560, 1_498_376_192, (1, 1000), TORCHVISION),
+    Reference("resnet18.net", 11_689_512, 9_600, 1_814_073_344, (1, 1000), TORCHVISION),
+    Reference("resnet34.net", 21_797_672, 17_024, 3_663_761_408, (1, 1000), TORCHVISION),
+    Reference("resnet50.net", 25_557_032, 53_120, 4_089_184_256, (1, 1000), TORCHVISION),
+    Reference("resnet101.net", 44_549_160, 105_344, 7_801_405_440, (1, 1000), TORCHVISION),
+    Reference("resnet152.net", 60_192_808, 151_424, 11_513_626_624, (1, 1000), TORCHVISION),
+    Reference("densenet121.net", 7_978_856, 83_648, 2_834_161_664, (1, 1000), TORCHVISION),
+    Reference("densenet161.net", 28_681_000, 219_936, 7_727_907_072, (1, 1000), TORCHVISION),
+    Reference("densenet169.net", 14_149_480, 158_400, 3_359_843_328, (1, 1000), TORCHVISION),
+    Reference("densenet201.net", 20_013_928, 229_056, 4_291_365_888, (1, 1000), TORCHVISION),
+]
+
+SPECS = [r.spec for r in REFERENCES]
+
+
+@functools.cache
+def analysis(spec: str) -> Analysis:
+    return analyze(load_graph(ZOO / spec), batch=1)
+
+
+@pytest.mark.zoo
+def test_every_zoo_model_has_a_reference() -> None:
+    assert sorted(p.name for p in ZOO.glob("*.net")) == sorted(SPECS)
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("reference", REFERENCES, ids=SPECS)
+def test_counts_match_published_figures(reference: Reference) -> None:
+    result = analysis(reference.spec)
+    totals = result.counts.totals
+    assert (totals.params, totals.buffers, totals.macs) == (
+        reference.params, reference.buffers, reference.macs), reference.source
+    assert [result.types[t].dims for t in result.graph.outputs] == [reference.output]
+
+
+# Names a reference checkpoint is looked up by, spelled out.
+NAMED_PARAMETERS = [
+    ("resnet50.net", "layer1.0.downsample.0.weight"),
+    ("densenet121.net", "features.denseblock1.denselayer1.conv1.weight"),
+    ("googlenet.net", "inception3a.branch2.1.bn.running_var"),
+    ("vgg16.net", "classifier.6.bias"),
+    ("alexnet_caffe.net", "conv5.weight"),
+    ("nin.net", "cccp8_1024.bias"),
+]
+
+
+def parameter_names(spec: str) -> dict[str, tuple[int, ...]]:
+    result = analysis(spec)
+    return {f"{node.name}.{s.name}": s.shape
+            for node, specs in parameter_specs(result.graph, result.types).items() for s in specs}
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize(("spec", "name"), NAMED_PARAMETERS)
+def test_named_parameters_exist(spec: str, name: str) -> None:
+    assert name in parameter_names(spec)
+
+
+# torchvision's state_dict keys (less BatchNorm's num_batches_tracked, which netspec does not
+# store), generated here the way torchvision's constructors register their modules.
+
+
+def batchnorm_keys(prefix: str) -> list[str]:
+    return [f"{prefix}.{name}" for name in ("weight", "bias", "running_mean", "running_var")]
+
+
+def alexnet_keys() -> list[str]:
+    return [f"{module}.{array}" for module in ("features.0", "features.3", "features.6", "features.8",
+                                               "features.10", "classifier.1", "classifier.4",
+                                               "classifier.6") for array in ("weight", "bias")]
+
+
+def vgg_keys(cfg: list[int | str]) -> list[str]:
+    keys, index = [], 0
+    for item in cfg:
+        if item == "M":
+            index += 1
+        else:
+            keys += [f"features.{index}.weight", f"features.{index}.bias"]
+            index += 2
+    return keys + [f"classifier.{i}.{array}" for i in (0, 3, 6) for array in ("weight", "bias")]
+
+
+def googlenet_keys() -> list[str]:
+    def basic_conv(prefix: str) -> list[str]:
+        return [f"{prefix}.conv.weight", *batchnorm_keys(f"{prefix}.bn")]
+
+    keys = basic_conv("conv1") + basic_conv("conv2") + basic_conv("conv3")
+    for name in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"):
+        for branch in ("branch1", "branch2.0", "branch2.1", "branch3.0", "branch3.1", "branch4.1"):
+            keys += basic_conv(f"inception{name}.{branch}")
+    return [*keys, "fc.weight", "fc.bias"]
+
+
+def resnet_keys(bottleneck: bool, blocks: list[int]) -> list[str]:
+    keys, inplanes = ["conv1.weight", *batchnorm_keys("bn1")], 64
+    expansion, convs = (4, 3) if bottleneck else (1, 2)
+    for stage, count in enumerate(blocks):
+        planes = 64 * 2**stage
+        for i in range(count):
+            prefix = f"layer{stage + 1}.{i}"
+            for c in range(1, convs + 1):
+                keys += [f"{prefix}.conv{c}.weight", *batchnorm_keys(f"{prefix}.bn{c}")]
+            stride = 2 if i == 0 and stage > 0 else 1
+            if stride != 1 or inplanes != planes * expansion:
+                keys += [f"{prefix}.downsample.0.weight", *batchnorm_keys(f"{prefix}.downsample.1")]
+            inplanes = planes * expansion
+    return [*keys, "fc.weight", "fc.bias"]
+
+
+def densenet_keys(blocks: list[int]) -> list[str]:
+    keys = ["features.conv0.weight", *batchnorm_keys("features.norm0")]
+    for block, layers in enumerate(blocks, start=1):
+        for layer in range(1, layers + 1):
+            prefix = f"features.denseblock{block}.denselayer{layer}"
+            keys += [*batchnorm_keys(f"{prefix}.norm1"), f"{prefix}.conv1.weight",
+                     *batchnorm_keys(f"{prefix}.norm2"), f"{prefix}.conv2.weight"]
+        if block < len(blocks):
+            keys += [*batchnorm_keys(f"features.transition{block}.norm"),
+                     f"features.transition{block}.conv.weight"]
+    return [*keys, *batchnorm_keys("features.norm5"), "classifier.weight", "classifier.bias"]
+
+
+M = "M"
+STATE_DICT_KEYS = {
+    "alexnet.net": alexnet_keys(),
+    "vgg11.net": vgg_keys([64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]),
+    "vgg13.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]),
+    "vgg16.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M,
+                           512, 512, 512, M]),
+    "vgg19.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M,
+                           512, 512, 512, 512, M]),
+    "googlenet.net": googlenet_keys(),
+    "resnet18.net": resnet_keys(False, [2, 2, 2, 2]),
+    "resnet34.net": resnet_keys(False, [3, 4, 6, 3]),
+    "resnet50.net": resnet_keys(True, [3, 4, 6, 3]),
+    "resnet101.net": resnet_keys(True, [3, 4, 23, 3]),
+    "resnet152.net": resnet_keys(True, [3, 8, 36, 3]),
+    "densenet121.net": densenet_keys([6, 12, 24, 16]),
+    "densenet161.net": densenet_keys([6, 12, 36, 24]),
+    "densenet169.net": densenet_keys([6, 12, 32, 32]),
+    "densenet201.net": densenet_keys([6, 12, 48, 32]),
+}
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("spec", STATE_DICT_KEYS)
+def test_parameters_are_torchvision_state_dict_keys(spec: str) -> None:
+    # Same names in the same order: a torchvision state_dict loads by name, with no mapping.
+    assert list(parameter_names(spec)) == STATE_DICT_KEYS[spec]
+
+
+@pytest.mark.zoo
+def test_parameter_shapes_follow_the_reference_layout() -> None:
+    # Where the reference builds it that way: grouped conv (Caffe), torchvision's 3×3 "5×5"
+    # branch, the Bottleneck's last 1×1 and the DenseNet bottleneck width bn_size·k.
+    assert parameter_names("alexnet_caffe.net")["conv2.weight"] == (256, 48, 5, 5)
+    assert parameter_names("googlenet.net")["inception3a.branch3.1.conv.weight"] == (32, 16, 3, 3)
+    assert parameter_names("resnet50.net")["layer1.0.conv3.weight"] == (256, 64, 1, 1)
+    assert parameter_names("densenet161.net")["features.denseblock2.denselayer2.conv1.weight"] == (
+        192, 240, 1, 1)
+    assert parameter_names("vgg16.net")["classifier.0.weight"] == (4096, 512 * 7 * 7)
+
+
+# One model per family is also checked value for value against netspec's float64 numpy reference;
+# the others differ from it only in depth and widths.
+NUMERIC_CHECK = {"lenet5.net", "alexnet.net", "alexnet_caffe.net", "zfnet.net", "vgg11.net", "nin.net",
+                 "googlenet.net", "resnet18.net", "resnet50.net", "densenet121.net"}
+
+
+@pytest.mark.zoo
+@pytest.mark.ort
+@pytest.mark.parametrize("spec", SPECS)
+def test_onnx_checks_infers_and_runs(spec: str) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from netspec.export.onnx import inferred_shapes
+
+    result = analysis(spec)
+    weights = initialize_weights(result.graph, result.types, seed=0)
+    model = compile_graph(result.graph, batch=1, weights=weights)
+    # Serialised once for both the checker and onnxruntime: VGG's weights are 0.5 GB.
+    serialized = model.SerializeToString()
+    onnx.checker.check_model(serialized, full_check=True)
+
+    # Every tensor netspec typed is in the ONNX graph under its spec name, with the same shape
+    # under ONNX's strict shape inference.
+    onnx_shapes = inferred_shapes(model)
+    mismatched = {name: (t.dims, onnx_shapes.get(name)) for name, t in result.types.items()
+                  if onnx_shapes.get(name) != t.dims}
+    assert not mismatched, f"netspec vs ONNX shapes: {mismatched}"
+
+    session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.random.default_rng(0).standard_normal(result.types[i.name].dims, np.float32)
+             for i in session.get_inputs()}
+    outputs = session.run(None, feeds)
+    assert [o.shape for o in outputs] == [result.types[t].dims for t in result.graph.outputs]
+    assert all(np.isfinite(o).all() for o in outputs)
+
+    if spec in NUMERIC_CHECK:
+        expected = run_reference(result.graph, weights, feeds)
+        for name, got in zip(result.graph.outputs, outputs, strict=True):
+            scale = np.abs(expected[name]).max()
+            assert np.abs(got - expected[name]).max() <= 1e-4 * scale, name
