@@ -63,8 +63,15 @@ def _input_file(text: str) -> tuple[str, str]:
 
 def _add_shape_options(parser: argparse.ArgumentParser, batch_help: str) -> None:
     parser.add_argument("--batch", type=_positive_int, default=None, help=batch_help)
-    parser.add_argument("--input", dest="input_shapes", metavar="NAME:SHAPE", type=_input_shape,
-                        action="append", default=[], help="override an input's shape, e.g. data:1x3x299x299")
+    parser.add_argument(
+        "--input",
+        dest="input_shapes",
+        metavar="NAME:SHAPE",
+        type=_input_shape,
+        action="append",
+        default=[],
+        help="override an input's shape, e.g. data:1x3x299x299",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,11 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--output", help="the .onnx file to write (default: SPEC's name with .onnx)")
     batch = compile_.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=_positive_int, default=None, help="fix the batch size N (default 1)")
-    batch.add_argument("--dynamic-batch", action="store_true", help="keep the batch dimension symbolic (dim_param N)")
-    compile_.add_argument("--input", dest="input_shapes", metavar="NAME:SHAPE", type=_input_shape,
-                          action="append", default=[], help="override an input's shape, e.g. data:1x3x299x299")
-    compile_.add_argument("--seed", type=int, default=0, help="seed of the random initial weights (default 0)")
-    compile_.add_argument("--opset", type=_opset, default=None, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET}, default 21)")
+    batch.add_argument(
+        "--dynamic-batch", action="store_true", help="keep the batch dimension symbolic (dim_param N)"
+    )
+    compile_.add_argument(
+        "--input",
+        dest="input_shapes",
+        metavar="NAME:SHAPE",
+        type=_input_shape,
+        action="append",
+        default=[],
+        help="override an input's shape, e.g. data:1x3x299x299",
+    )
+    compile_.add_argument(
+        "--seed", type=int, default=0, help="seed of the random initial weights (default 0)"
+    )
+    compile_.add_argument(
+        "--opset", type=_opset, default=None, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET}, default 21)"
+    )
     compile_.set_defaults(handler=command_compile)
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
@@ -102,9 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a spec (random weights) or an .onnx model in onnxruntime")
     run.add_argument("model", metavar="SPEC|MODEL.onnx")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    run.add_argument("--input", dest="feeds", metavar="NAME=FILE.npy", type=_input_file, action="append",
-                     default=[], help="an input array (default: random normal)")
-    run.add_argument("--batch", type=_positive_int, default=None, help="batch size for random inputs (default 1)")
+    run.add_argument(
+        "--input",
+        dest="feeds",
+        metavar="NAME=FILE.npy",
+        type=_input_file,
+        action="append",
+        default=[],
+        help="an input array (default: random normal)",
+    )
+    run.add_argument(
+        "--batch", type=_positive_int, default=None, help="batch size for random inputs (default 1)"
+    )
     run.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run.add_argument("-o", "--output", help="write the outputs to this .npz file")
     run.set_defaults(handler=command_run)
@@ -132,15 +161,24 @@ def command_compile(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     graph = _load(args.spec)
     batch = None if args.dynamic_batch else (args.batch or 1)
-    model = compile_graph(graph, batch=batch, input_shapes=dict(args.input_shapes), seed=args.seed,
-                          opset=args.opset, spec_text=_spec_text(args.spec))
+    model = compile_graph(
+        graph,
+        batch=batch,
+        input_shapes=dict(args.input_shapes),
+        seed=args.seed,
+        opset=args.opset,
+        spec_text=_spec_text(args.spec),
+    )
     check_model(model)
     output = args.output or Path(args.spec).with_suffix(".onnx").name
     data = model.SerializeToString()
     write_atomic(output, data)
     elapsed = time.perf_counter() - started
-    print(f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {model.opset_import[0].version}) "
-          f"in {elapsed:.2f} s", file=sys.stderr)
+    print(
+        f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {model.opset_import[0].version}) "
+        f"in {elapsed:.2f} s",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -176,8 +214,9 @@ def _read_feeds(pairs: Sequence[tuple[str, str]], expected: Sequence[str]) -> di
     feeds = {}
     for name, path in pairs:
         if name not in expected:
-            raise error(f"--input names '{name}', which is not an input of the model "
-                        f"(inputs: {', '.join(expected)})")
+            raise error(
+                f"--input names '{name}', which is not an input of the model (inputs: {', '.join(expected)})"
+            )
         try:
             feeds[name] = np.load(path, allow_pickle=False).astype(np.float32)
         except (OSError, ValueError) as exc:
@@ -207,8 +246,10 @@ def command_run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(f"device: {session.device}", file=sys.stderr)
     for name, value in outputs.items():
-        print(f"{name}: {list(value.shape)} {value.dtype}  mean {float(value.mean()):.6g}  "
-              f"std {float(value.std()):.6g}")
+        print(
+            f"{name}: {list(value.shape)} {value.dtype}  mean {float(value.mean()):.6g}  "
+            f"std {float(value.std()):.6g}"
+        )
     print(f"ran in {elapsed * 1000:.1f} ms on {session.device}", file=sys.stderr)
     if args.output:
         write_atomic_with(args.output, lambda handle: np.savez(handle, **outputs))
@@ -233,8 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_RUNTIME
         if args.debug:
             raise
-        print(f"netspec: internal error: {type(exc).__name__}: {exc}\n"
-              "  (this is a bug in netspec; run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"netspec: internal error: {type(exc).__name__}: {exc}\n"
+            "  (this is a bug in netspec; run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_RUNTIME
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netspec.count import Counts, count_graph
-from netspec.elaborate import Limits, load_spec
+from netspec.elaborate import DEFAULT_LIMITS, Limits, load_spec
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
 
@@ -37,7 +37,7 @@ class Analysis:
         return count_graph(self.graph, self.types)
 
 
-def load_graph(path: str | os.PathLike[str], limits: Limits = Limits()) -> Graph:
+def load_graph(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Graph:
     """A spec file as a Graph (.net files; Caffe files are recognised by their extension)."""
     return load_spec(path, limits)
 

@@ -126,9 +126,7 @@ class NetspecError(Exception):
 
     def with_trace(self, trace: tuple[TraceFrame, ...]) -> NetspecError:
         """The same error, with instantiation frames added where a diagnostic has none."""
-        return NetspecError(
-            [d if d.trace else replace(d, trace=trace) for d in self.diagnostics]
-        )
+        return NetspecError([d if d.trace else replace(d, trace=trace) for d in self.diagnostics])
 
 
 def error(

@@ -109,10 +109,11 @@ class _Elaborator:
                 hint = "'in' is a template's input; outside a template, name the tensor"
             else:
                 known = [*self.tensors, *self.instance_outputs]
-                local = [t[len(context.scope):] for t in known if t.startswith(context.scope)]
+                local = [t[len(context.scope) :] for t in known if t.startswith(context.scope)]
                 hint = did_you_mean(name, local) or did_you_mean(name, known)
-            raise error(f"no tensor named '{name}' exists at this point", span, hint=hint,
-                        trace=context.trace)
+            raise error(
+                f"no tensor named '{name}' exists at this point", span, hint=hint, trace=context.trace
+            )
         raise error(f"expected a tensor name, got {describe(value)}", span, trace=context.trace)
 
     def as_tensor_if_known(self, value: Value, context: _Context) -> Value:
@@ -130,8 +131,11 @@ class _Elaborator:
         path = Path(source.path).resolve()
         if path in self.include_stack:
             chain = " -> ".join(p.name for p in [*self.include_stack, path])
-            raise error(f"include cycle: {chain}", span,
-                        hint="a file cannot include itself, directly or through the files it includes")
+            raise error(
+                f"include cycle: {chain}",
+                span,
+                hint="a file cannot include itself, directly or through the files it includes",
+            )
         # NOTE: a file is elaborated once however often it is included, so two libraries may
         # both include a third (its templates would otherwise be defined twice).
         if path in self.included:
@@ -178,34 +182,53 @@ class _Elaborator:
         elif isinstance(statement, ast.RepeatStmt):
             count = self.value(statement.count, context)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise error(f"repeat needs a non-negative integer count, got {describe(count)}",
-                            statement.count.span, trace=context.trace)
-            self.loop("repeat", statement.variable, range(count), statement.body, context,
-                      statement.count.span)
+                raise error(
+                    f"repeat needs a non-negative integer count, got {describe(count)}",
+                    statement.count.span,
+                    trace=context.trace,
+                )
+            self.loop(
+                "repeat", statement.variable, range(count), statement.body, context, statement.count.span
+            )
         elif isinstance(statement, ast.ForStmt):
             items = self.value(statement.iterable, context)
             if not isinstance(items, tuple):
-                raise error(f"for needs a list to iterate over, got {describe(items)}",
-                            statement.iterable.span, trace=context.trace)
+                raise error(
+                    f"for needs a list to iterate over, got {describe(items)}",
+                    statement.iterable.span,
+                    trace=context.trace,
+                )
             self.loop("for", statement.variable, items, statement.body, context, statement.iterable.span)
         else:
             raise AssertionError(f"unknown statement {statement!r}")
 
-    def loop(self, keyword: str, variable: str | None, values: object, body: tuple[ast.Stmt, ...],
-             context: _Context, span: SourceSpan) -> None:
+    def loop(
+        self,
+        keyword: str,
+        variable: str | None,
+        values: object,
+        body: tuple[ast.Stmt, ...],
+        context: _Context,
+        span: SourceSpan,
+    ) -> None:
         values = list(values)  # type: ignore[call-overload]
         if len(values) > self.limits.max_repeat:
-            raise error(f"a loop of {len(values)} iterations exceeds the limit of "
-                        f"{self.limits.max_repeat}", span, trace=context.trace)
+            raise error(
+                f"a loop of {len(values)} iterations exceeds the limit of {self.limits.max_repeat}",
+                span,
+                trace=context.trace,
+            )
         for value in values:
             self.run_body(body, context.enter_loop(keyword, variable, value))
 
     def set_header(self, statement: ast.HeaderField, context: _Context) -> None:
         if statement.key not in HEADER_KEYS:
             hint = did_you_mean(statement.key, HEADER_KEYS)
-            raise error(f"unknown setting '{statement.key}'", statement.span,
-                        hint=hint or "a file may set 'name' and 'output'; layers are written "
-                        "'Type name { ... }'")
+            raise error(
+                f"unknown setting '{statement.key}'",
+                statement.span,
+                hint=hint or "a file may set 'name' and 'output'; layers are written 'Type name { ... }'",
+            )
         self.header[statement.key] = (self.value(statement.value, context), statement.value.span)
 
     def include(self, statement: ast.IncludeDecl, context: _Context) -> None:
@@ -214,8 +237,9 @@ class _Elaborator:
         try:
             text = target.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise error(f"cannot find included file '{statement.path}' (looked for {target})",
-                        statement.span) from None
+            raise error(
+                f"cannot find included file '{statement.path}' (looked for {target})", statement.span
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise error(f"cannot read included file '{statement.path}': {exc}", statement.span) from None
         self.run_file(SourceFile(os.path.normpath(str(target)), text), context, statement.span)
@@ -223,16 +247,17 @@ class _Elaborator:
     def define_template(self, statement: ast.TemplateDef) -> None:
         if statement.name in self.templates:
             earlier = self.templates[statement.name].definition.span
-            raise error(f"template '{statement.name}' is already defined at {earlier.location}",
-                        statement.span)
+            raise error(
+                f"template '{statement.name}' is already defined at {earlier.location}", statement.span
+            )
         if statement.name in LAYER_TYPES:
-            raise error(f"template '{statement.name}' would hide the layer type of that name",
-                        statement.span)
+            raise error(f"template '{statement.name}' would hide the layer type of that name", statement.span)
         seen: set[str] = set()
         for parameter in statement.params:
             if parameter.name in seen:
-                raise error(f"template '{statement.name}' has two parameters named "
-                            f"'{parameter.name}'", parameter.span)
+                raise error(
+                    f"template '{statement.name}' has two parameters named '{parameter.name}'", parameter.span
+                )
             seen.add(parameter.name)
         self.templates[statement.name] = _Template(statement)
 
@@ -242,14 +267,22 @@ class _Elaborator:
             if tensor in self.tensors:
                 earlier = self.tensors[tensor]
                 where = f" at {earlier.span.location}" if earlier.span else ""
-                raise error(f"duplicate name '{tensor}': a layer of that name is already defined{where}",
-                            span, trace=context.trace, hint="every layer needs a unique name in its scope")
+                raise error(
+                    f"duplicate name '{tensor}': a layer of that name is already defined{where}",
+                    span,
+                    trace=context.trace,
+                    hint="every layer needs a unique name in its scope",
+                )
             if tensor in self.instance_outputs:
-                raise error(f"duplicate name '{tensor}': a template instance of that name is already "
-                            "defined", span, trace=context.trace)
+                raise error(
+                    f"duplicate name '{tensor}': a template instance of that name is already defined",
+                    span,
+                    trace=context.trace,
+                )
         if len(self.nodes) >= self.limits.max_layers:
-            raise error(f"the network exceeds the limit of {self.limits.max_layers} layers", span,
-                        trace=context.trace)
+            raise error(
+                f"the network exceeds the limit of {self.limits.max_layers} layers", span, trace=context.trace
+            )
         self.nodes.append(node)
         for tensor in node.outputs:
             self.tensors[tensor] = node
@@ -257,12 +290,24 @@ class _Elaborator:
 
     def add_input(self, statement: ast.InputDecl, context: _Context) -> None:
         shape = self.value(statement.shape, context)
-        name_span = SourceSpan(statement.span.source, statement.span.line, statement.span.column,
-                               statement.span.line, statement.span.column + 6 + len(statement.name))
-        layer = build_layer(InputLayer, {"shape": RawParam(shape, value_span=statement.shape.span)},
-                            statement.span)
-        node = Node(context.scope + statement.name, layer, (), (context.scope + statement.name,),
-                    name_span, context.trace)
+        name_span = SourceSpan(
+            statement.span.source,
+            statement.span.line,
+            statement.span.column,
+            statement.span.line,
+            statement.span.column + 6 + len(statement.name),
+        )
+        layer = build_layer(
+            InputLayer, {"shape": RawParam(shape, value_span=statement.shape.span)}, statement.span
+        )
+        node = Node(
+            context.scope + statement.name,
+            layer,
+            (),
+            (context.scope + statement.name,),
+            name_span,
+            context.trace,
+        )
         self.add_node(node, name_span, context)
 
     def layer_name(self, statement: ast.LayerStmt, context: _Context) -> str:
@@ -280,8 +325,13 @@ class _Elaborator:
 
     def header_span(self, statement: ast.LayerStmt) -> SourceSpan:
         end = statement.name.span if statement.name else statement.type_span
-        return SourceSpan(statement.span.source, statement.type_span.line, statement.type_span.column,
-                          end.end_line, end.end_column)
+        return SourceSpan(
+            statement.span.source,
+            statement.type_span.line,
+            statement.type_span.column,
+            end.end_line,
+            end.end_column,
+        )
 
     def collect_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> dict[str, RawParam]:
         """Evaluate a layer's fields; a field written more than once (Caffe's repeated
@@ -304,26 +354,36 @@ class _Elaborator:
             elif item.key.endswith("_param"):
                 flat.extend(self.flatten_fields(item.fields, context))
             else:
-                raise error(f"'{item.key}' is a block; only Caffe-style '*_param' blocks may "
-                            "group parameters", item.key_span, trace=context.trace,
-                            hint=f"write '{item.key}: value'")
+                raise error(
+                    f"'{item.key}' is a block; only Caffe-style '*_param' blocks may group parameters",
+                    item.key_span,
+                    trace=context.trace,
+                    hint=f"write '{item.key}: value'",
+                )
         return flat
 
-    def inputs_from(self, raw: dict[str, RawParam], fields: tuple[ast.Field, ...], context: _Context,
-                    span: SourceSpan) -> tuple[str, ...]:
+    def inputs_from(
+        self, raw: dict[str, RawParam], fields: tuple[ast.Field, ...], context: _Context, span: SourceSpan
+    ) -> tuple[str, ...]:
         given = raw.pop("bottom", None)
         if given is None:
-            if self.previous is None or (context.template_input is not None
-                                         and self.previous not in self.tensors):
-                raise error("this layer has no input: nothing precedes it", span,
-                            hint="declare an input first ('input data: [N, 3, 224, 224]') or set "
-                                 "'bottom:'", trace=context.trace)
+            if self.previous is None or (
+                context.template_input is not None and self.previous not in self.tensors
+            ):
+                raise error(
+                    "this layer has no input: nothing precedes it",
+                    span,
+                    hint="declare an input first ('input data: [N, 3, 224, 224]') or set 'bottom:'",
+                    trace=context.trace,
+                )
             return (self.previous,)
-        return tuple(self.resolve_tensor(value, where, context)
-                     for value, where in self.bottom_values(fields, context))
+        return tuple(
+            self.resolve_tensor(value, where, context) for value, where in self.bottom_values(fields, context)
+        )
 
-    def bottom_values(self, fields: tuple[ast.Field, ...],
-                      context: _Context) -> list[tuple[Value, SourceSpan]]:
+    def bottom_values(
+        self, fields: tuple[ast.Field, ...], context: _Context
+    ) -> list[tuple[Value, SourceSpan]]:
         """Each tensor named in 'bottom:' fields, with where it is written: the items of a list
         one by one, so that a diagnostic points at the one at fault."""
         found: list[tuple[Value, SourceSpan]] = []
@@ -344,51 +404,82 @@ class _Elaborator:
             message = f"unknown layer type or template '{statement.type_name}'"
             if hint:
                 message += f"; {hint}"
-            raise error(message, statement.type_span, trace=context.trace,
-                        hint=None if hint else "see docs/language.md for the layer types")
+            raise error(
+                message,
+                statement.type_span,
+                trace=context.trace,
+                hint=None if hint else "see docs/language.md for the layer types",
+            )
         if statement.args is not None:
-            raise error(f"{statement.type_name} is a layer type, not a template; its parameters "
-                        "go inside '{ }'", statement.type_span, trace=context.trace)
+            raise error(
+                f"{statement.type_name} is a layer type, not a template; its parameters go inside '{{ }}'",
+                statement.type_span,
+                trace=context.trace,
+            )
         name = context.scope + self.layer_name(statement, context)
         span = self.header_span(statement)
         raw = self.collect_fields(statement.fields, context)
         chained = "bottom" not in raw
         inputs = () if layer_type is InputLayer else self.inputs_from(raw, statement.fields, context, span)
         if not layer_type.arity.accepts(len(inputs)):
-            hint = ("without 'bottom:' a layer reads only the previous layer's output; list its "
-                    "inputs with 'bottom: [a, b]'") if chained else None
-            raise error(f"{layer_type.type_name} takes {layer_type.arity.describe()}, got "
-                        f"{len(inputs)}", statement.span, hint=hint, trace=context.trace)
+            hint = (
+                (
+                    "without 'bottom:' a layer reads only the previous layer's output; list its "
+                    "inputs with 'bottom: [a, b]'"
+                )
+                if chained
+                else None
+            )
+            raise error(
+                f"{layer_type.type_name} takes {layer_type.arity.describe()}, got {len(inputs)}",
+                statement.span,
+                hint=hint,
+                trace=context.trace,
+            )
         try:
             layer = build_layer(layer_type, raw, span, name)
         except NetspecError as exc:
             raise exc.with_trace(context.trace) from None
-        param_spans = tuple((k, v.value_span or v.key_span) for k, v in raw.items()
-                            if (v.value_span or v.key_span) is not None)
+        param_spans = tuple(
+            (k, v.value_span or v.key_span)
+            for k, v in raw.items()
+            if (v.value_span or v.key_span) is not None
+        )
         node = Node(name, layer, inputs, (name,), span, context.trace, param_spans)
         self.add_node(node, span, context)
 
     def instantiate(self, statement: ast.LayerStmt, context: _Context) -> None:
         template = self.templates[statement.type_name].definition
         if len(context.trace) >= self.limits.max_template_depth:
-            raise error(f"templates nest more than {self.limits.max_template_depth} deep "
-                        f"(is '{template.name}' recursive?)", statement.span, trace=context.trace)
+            raise error(
+                f"templates nest more than {self.limits.max_template_depth} deep "
+                f"(is '{template.name}' recursive?)",
+                statement.span,
+                trace=context.trace,
+            )
         if statement.name is None:
-            raise error(f"an instance of template '{template.name}' needs a name", statement.span,
-                        trace=context.trace)
+            raise error(
+                f"an instance of template '{template.name}' needs a name", statement.span, trace=context.trace
+            )
         local = self.layer_name(statement, context)
         call_span = self.header_span(statement)
         bindings = self.bind_arguments(template, statement, context)
         raw = self.collect_fields(statement.fields, context)
         unknown = [k for k in raw if k != "bottom"]
         if unknown:
-            raise error(f"a template instance takes only 'bottom' in '{{ }}', not '{unknown[0]}'",
-                        raw[unknown[0]].key_span or statement.span, trace=context.trace,
-                        hint=f"pass it as an argument: {template.name} {local}({unknown[0]}=...)")
+            raise error(
+                f"a template instance takes only 'bottom' in '{{ }}', not '{unknown[0]}'",
+                raw[unknown[0]].key_span or statement.span,
+                trace=context.trace,
+                hint=f"pass it as an argument: {template.name} {local}({unknown[0]}=...)",
+            )
         inputs = self.inputs_from(raw, statement.fields, context, call_span)
         if len(inputs) != 1:
-            raise error(f"a template instance takes one input tensor, got {len(inputs)}",
-                        statement.span, trace=context.trace)
+            raise error(
+                f"a template instance takes one input tensor, got {len(inputs)}",
+                statement.span,
+                trace=context.trace,
+            )
         scope = context.scope + local + "."
         frame = TraceFrame(template.name, call_span, scope[:-1], context.loop_bindings)
         inner = _Context(
@@ -399,47 +490,60 @@ class _Elaborator:
             template_input=inputs[0],
         )
         if scope[:-1] in self.tensors or scope[:-1] in self.instance_outputs:
-            raise error(f"duplicate name '{scope[:-1]}': a layer or instance of that name is "
-                        "already defined", call_span, trace=context.trace)
+            raise error(
+                f"duplicate name '{scope[:-1]}': a layer or instance of that name is already defined",
+                call_span,
+                trace=context.trace,
+            )
         self.previous = inputs[0]
         self.run_body(template.body, inner)
         self.instance_outputs[scope[:-1]] = self.previous
 
-    def bind_arguments(self, template: ast.TemplateDef, statement: ast.LayerStmt,
-                       context: _Context) -> dict[str, Value]:
+    def bind_arguments(
+        self, template: ast.TemplateDef, statement: ast.LayerStmt, context: _Context
+    ) -> dict[str, Value]:
         params = [p.name for p in template.params]
         given = statement.args or ()
         bindings: dict[str, Value] = {}
         positional = [a for a in given if a.keyword is None]
-        if any(a.keyword is None for a in given[len(positional):]):
-            bad = next(a for a in given[len(positional):] if a.keyword is None)
+        if any(a.keyword is None for a in given[len(positional) :]):
+            bad = next(a for a in given[len(positional) :] if a.keyword is None)
             raise error("a positional argument follows a keyword argument", bad.span, trace=context.trace)
         if len(positional) > len(params):
-            raise error(f"template '{template.name}' takes {len(params)} argument"
-                        f"{'s' if len(params) != 1 else ''}, got {len(given)}",
-                        positional[len(params)].span, trace=context.trace,
-                        hint=f"{template.name}({', '.join(params)})")
+            raise error(
+                f"template '{template.name}' takes {len(params)} argument"
+                f"{'s' if len(params) != 1 else ''}, got {len(given)}",
+                positional[len(params)].span,
+                trace=context.trace,
+                hint=f"{template.name}({', '.join(params)})",
+            )
         for parameter, argument in zip(template.params, positional, strict=False):
             bindings[parameter.name] = self.as_tensor_if_known(self.value(argument.value, context), context)
-        for argument in given[len(positional):]:
+        for argument in given[len(positional) :]:
             assert argument.keyword is not None
             if argument.keyword not in params:
                 hint = did_you_mean(argument.keyword, params)
-                raise error(f"template '{template.name}' has no parameter '{argument.keyword}'",
-                            argument.span, trace=context.trace,
-                            hint=hint or f"{template.name}({', '.join(params)})")
+                raise error(
+                    f"template '{template.name}' has no parameter '{argument.keyword}'",
+                    argument.span,
+                    trace=context.trace,
+                    hint=hint or f"{template.name}({', '.join(params)})",
+                )
             if argument.keyword in bindings:
-                raise error(f"argument '{argument.keyword}' is given twice", argument.span,
-                            trace=context.trace)
-            bindings[argument.keyword] = self.as_tensor_if_known(
-                self.value(argument.value, context), context)
+                raise error(
+                    f"argument '{argument.keyword}' is given twice", argument.span, trace=context.trace
+                )
+            bindings[argument.keyword] = self.as_tensor_if_known(self.value(argument.value, context), context)
         for parameter in template.params:
             if parameter.name in bindings:
                 continue
             if parameter.default is None:
-                raise error(f"template '{template.name}' needs argument '{parameter.name}'",
-                            statement.span, trace=context.trace,
-                            hint=f"{template.name}({', '.join(params)})")
+                raise error(
+                    f"template '{template.name}' needs argument '{parameter.name}'",
+                    statement.span,
+                    trace=context.trace,
+                    hint=f"{template.name}({', '.join(params)})",
+                )
             # Defaults may refer to earlier parameters: def f(c, mid = c // 4).
             default_context = _Context(local_values=bindings)
             bindings[parameter.name] = self.value(parameter.default, default_context)
@@ -448,8 +552,11 @@ class _Elaborator:
     # ------------------------------------------------------------------ result
     def graph(self, root: SourceFile) -> Graph:
         if not self.nodes:
-            raise error("the spec defines no layers", SourceSpan(root, 1, 1, 1, 1),
-                        hint="start with an input: 'input data: [N, 3, 224, 224]'")
+            raise error(
+                "the spec defines no layers",
+                SourceSpan(root, 1, 1, 1, 1),
+                hint="start with an input: 'input data: [N, 3, 224, 224]'",
+            )
         name_value = self.header.get("name", (Path(root.path).stem, None))[0]
         name = name_value if isinstance(name_value, str) else str(name_value)
         if "output" in self.header:
@@ -458,19 +565,23 @@ class _Elaborator:
             outputs = tuple(self.resolve_tensor(v, span, _Context()) for v in values)
         else:
             consumed = {t for node in self.nodes for t in node.inputs}
-            outputs = tuple(t for node in self.nodes if node.inputs for t in node.outputs
-                            if t not in consumed)
+            outputs = tuple(
+                t for node in self.nodes if node.inputs for t in node.outputs if t not in consumed
+            )
         return Graph(name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path)
 
 
-def elaborate(source: SourceFile, limits: Limits = Limits()) -> Graph:
+DEFAULT_LIMITS = Limits()
+
+
+def elaborate(source: SourceFile, limits: Limits = DEFAULT_LIMITS) -> Graph:
     """Parse and elaborate a .net source into a Graph (raises NetspecError on any mistake)."""
     elaborator = _Elaborator(limits)
     elaborator.run_file(source, _Context())
     return elaborator.graph(source)
 
 
-def load_spec(path: str | os.PathLike[str], limits: Limits = Limits()) -> Graph:
+def load_spec(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Graph:
     """Read and elaborate a spec file."""
     source = read_source(path)
     return elaborate(source, limits)

@@ -204,8 +204,11 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
         function = FUNCTIONS.get(expr.function)
         if function is None:
             hint = did_you_mean(expr.function, FUNCTIONS)
-            raise error(f"unknown function '{expr.function}'", expr.span,
-                        hint=hint or f"functions: {', '.join(sorted(FUNCTIONS))}")
+            raise error(
+                f"unknown function '{expr.function}'",
+                expr.span,
+                hint=hint or f"functions: {', '.join(sorted(FUNCTIONS))}",
+            )
         return _checked(function(*(evaluate(a, lookup) for a in expr.args), span=expr.span), expr.span)
     if isinstance(expr, ast.Index):
         target = evaluate(expr.target, lookup)
@@ -259,13 +262,17 @@ def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
     left_number = _number(left_value, expr.left.span, expr.op)
     right_number = _number(right_value, expr.right.span, expr.op)
     if expr.op in ("/", "//", "%") and right_number == 0:
-        raise error(f"division by zero: the right operand of '{expr.op}' is {right_number}",
-                    expr.right.span)
+        raise error(f"division by zero: the right operand of '{expr.op}' is {right_number}", expr.right.span)
     # NOTE: an integer power is exact, so 10 ** 10**9 would run until memory runs out; a float
     # power overflows quickly on its own (OverflowError below).
     operation = " ".join((_operand(left_number), expr.op, _operand(right_number)))
-    if (expr.op == "**" and isinstance(left_number, int) and isinstance(right_number, int)
-            and right_number > 64 and abs(left_number) > 1):
+    if (
+        expr.op == "**"
+        and isinstance(left_number, int)
+        and isinstance(right_number, int)
+        and right_number > 64
+        and abs(left_number) > 1
+    ):
         raise error(f"{operation} is too large", expr.span)
     try:
         result = _ARITHMETIC[expr.op](left_number, right_number)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from netspec.diagnostics import SourceSpan, TraceFrame
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from netspec.layers.base import Layer
 
-Dim = Union[int, str]
+Dim = int | str
 
 DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8, "int64": 8}
 

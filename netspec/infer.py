@@ -22,8 +22,9 @@ def infer_shapes(
     unknown = set(input_shapes) - {n.outputs[0] for n in graph.input_nodes}
     if unknown:
         names = ", ".join(n.outputs[0] for n in graph.input_nodes)
-        raise error(f"--input names '{sorted(unknown)[0]}', which is not an input of the network "
-                    f"(inputs: {names})")
+        raise error(
+            f"--input names '{sorted(unknown)[0]}', which is not an input of the network (inputs: {names})"
+        )
     types: dict[str, TensorType] = {}
     for node in graph.nodes:
         try:

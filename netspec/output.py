@@ -20,15 +20,13 @@ def write_atomic_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO],
     """Let ``writer`` fill a temporary file, then rename it to ``path``."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    handle = tempfile.NamedTemporaryFile(
-        "wb", dir=folder, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    )
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with handle:
+        with os.fdopen(descriptor, "wb") as handle:
             writer(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, target)
+        os.replace(temporary, target)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)
         raise

@@ -77,8 +77,11 @@ def parse_source(source: SourceFile) -> ast.Module:
         offset = source.text.index("\0")
         line = source.text.count("\n", 0, offset) + 1
         column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
-        raise error("the file contains a NUL byte", SourceSpan(source, line, column, line, column + 1),
-                    hint="is this a binary file rather than a spec?")
+        raise error(
+            "the file contains a NUL byte",
+            SourceSpan(source, line, column, line, column + 1),
+            hint="is this a binary file rather than a spec?",
+        )
     try:
         tree = _parser().parse(source.text, start="module")
     except UnexpectedInput as exc:
@@ -114,8 +117,9 @@ def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
     return _transform(_ToAst(source), tree)
 
 
-def _syntax_error(source: SourceFile, exc: UnexpectedInput, text: str | None = None,
-                  ending: str = "end of file") -> Exception:
+def _syntax_error(
+    source: SourceFile, exc: UnexpectedInput, text: str | None = None, ending: str = "end of file"
+) -> Exception:
     """The diagnostic for a Lark error. ``text`` is what was parsed when it is not the whole
     file (a name's ``{expr}``, padded to its position), and ``ending`` names where that text ends."""
     text = source.text if text is None else text
@@ -126,9 +130,7 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput, text: str | None = N
         if char in "\"'":
             return error("unterminated string", span, hint="close the string on the same line")
         return error(f"unexpected character {char!r}", span)
-    if isinstance(exc, UnexpectedEOF) or (
-        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
-    ):
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = text.splitlines() or [""]
         last_line, last_column = len(lines), len(lines[-1]) + 1
         span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
@@ -244,9 +246,7 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def template_def(self, meta: Any, children: list[Any]) -> ast.TemplateDef:
         name, *params, body = children
-        return ast.TemplateDef(
-            str(name), tuple(p for p in params if p is not None), body, self._span(meta)
-        )
+        return ast.TemplateDef(str(name), tuple(p for p in params if p is not None), body, self._span(meta))
 
     @v_args(meta=True)
     def param(self, meta: Any, children: list[Any]) -> ast.Param:
@@ -366,8 +366,9 @@ class _ToAst(Transformer[Token, Any]):
         # NOTE: checked on the text first: int() of a 5,000-digit literal raises ValueError.
         if len(token) > 19 or int(token) > INTEGER_LIMIT:
             shown = token if len(token) <= 25 else f"of {len(token)} digits"
-            raise error(f"the integer {shown} is too large; integers are limited to 2**62",
-                        self._token_span(token))
+            raise error(
+                f"the integer {shown} is too large; integers are limited to 2**62", self._token_span(token)
+            )
         return ast.Literal(int(token), self._token_span(token))
 
     def float_literal(self, children: list[Token]) -> ast.Literal:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netspec.graph import Graph, TensorType
+from netspec.layers.base import Window
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,19 @@ class ReceptiveField:
 
 
 _INPUT_FIELD = ReceptiveField((1, 1), (1, 1), (0.0, 0.0))
+
+
+def _step(field: ReceptiveField, windows: tuple[Window, Window]) -> ReceptiveField:
+    """One layer of the recurrence, on both axes."""
+    h, w = (
+        (
+            size + (window.kernel - 1) * jump,
+            jump * window.stride,
+            start + ((window.kernel - 1) / 2 - window.pad) * jump,
+        )
+        for size, jump, start, window in zip(field.size, field.stride, field.offset, windows, strict=True)
+    )
+    return ReceptiveField((h[0], w[0]), (h[1], w[1]), (h[2], w[2]))
 
 
 def receptive_fields(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, ReceptiveField | None]:
@@ -39,14 +53,7 @@ def receptive_fields(graph: Graph, types: Mapping[str, TensorType]) -> dict[str,
         else:
             widest = max(incoming, key=lambda f: f.size[0] * f.size[1])  # type: ignore[union-attr]
             assert widest is not None
-            result = ReceptiveField(
-                size=tuple(r + (w.kernel - 1) * j for r, w, j in zip(widest.size, windows, widest.stride)),  # type: ignore[arg-type]
-                stride=tuple(j * w.stride for j, w in zip(widest.stride, windows)),  # type: ignore[arg-type]
-                offset=tuple(
-                    start + ((w.kernel - 1) / 2 - w.pad) * j
-                    for start, w, j in zip(widest.offset, windows, widest.stride)
-                ),  # type: ignore[arg-type]
-            )
+            result = _step(widest, windows)
         for tensor in node.outputs:
             fields[tensor] = result
     return fields

@@ -13,8 +13,11 @@ from netspec.graph import Graph
 def node_weights(node_name: str, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The arrays of one node, keyed by their local name (``weight``, ``bias``, ...)."""
     prefix = node_name + "."
-    return {name[len(prefix):]: value for name, value in weights.items()
-            if name.startswith(prefix) and "." not in name[len(prefix):]}
+    return {
+        name[len(prefix) :]: value
+        for name, value in weights.items()
+        if name.startswith(prefix) and "." not in name[len(prefix) :]
+    }
 
 
 def run_reference(

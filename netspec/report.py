@@ -54,7 +54,9 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
     totals = counts.totals
     return {
         "name": graph.name,
-        "inputs": [{"name": n.outputs[0], "shape": list(types[n.outputs[0]].dims)} for n in graph.input_nodes],
+        "inputs": [
+            {"name": n.outputs[0], "shape": list(types[n.outputs[0]].dims)} for n in graph.input_nodes
+        ],
         "outputs": [{"name": t, "shape": list(types[t].dims)} for t in graph.outputs],
         "totals": {
             "params": totals.params,
@@ -124,7 +126,9 @@ def render_text(data: dict[str, Any]) -> str:
     right = {3, 4, 5, 6}
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        aligned = zip(cells, widths, strict=True)
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(aligned))
+        return "  ".join(padded).rstrip()
 
     totals = data["totals"]
     inputs = ", ".join(f"{i['name']} {_shape_text([i['shape']])}" for i in data["inputs"])
@@ -140,8 +144,9 @@ def render_text(data: dict[str, Any]) -> str:
         f"layers {totals['layers']}   params {totals['params']:,} ({human_count(totals['params'])})   "
         f"buffers {totals['buffers']:,}   MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
         f"FLOPs {totals['flops']:,} ({human_count(totals['flops'])})",
-        f"weights {human_bytes(totals['weight_bytes'])}   activations {human_bytes(totals['activation_bytes'])}"
-        f"   peak live activations {human_bytes(totals['peak_activation_bytes'])}",
+        f"weights {human_bytes(totals['weight_bytes'])}   "
+        f"activations {human_bytes(totals['activation_bytes'])}   "
+        f"peak live activations {human_bytes(totals['peak_activation_bytes'])}",
     ]
     return "\n".join(out) + "\n"
 
@@ -149,21 +154,54 @@ def render_text(data: dict[str, Any]) -> str:
 def render_csv(data: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["name", "type", "output_shapes", "params", "buffers", "macs", "flops",
-                     "output_bytes", "rf_size", "rf_stride", "source"])
+    writer.writerow(
+        [
+            "name",
+            "type",
+            "output_shapes",
+            "params",
+            "buffers",
+            "macs",
+            "flops",
+            "output_bytes",
+            "rf_size",
+            "rf_stride",
+            "source",
+        ]
+    )
     for layer in data["layers"]:
         field = layer["receptive_field"]
-        writer.writerow([
-            layer["name"], layer["type"], _shape_text(layer["output_shapes"]), layer["params"],
-            layer["buffers"], layer["macs"], layer["flops"],
-            layer["output_bytes"],
-            "x".join(map(str, field["size"])) if field else "",
-            "x".join(map(str, field["stride"])) if field else "",
-            layer["source"] or "",
-        ])
+        writer.writerow(
+            [
+                layer["name"],
+                layer["type"],
+                _shape_text(layer["output_shapes"]),
+                layer["params"],
+                layer["buffers"],
+                layer["macs"],
+                layer["flops"],
+                layer["output_bytes"],
+                "x".join(map(str, field["size"])) if field else "",
+                "x".join(map(str, field["stride"])) if field else "",
+                layer["source"] or "",
+            ]
+        )
     totals = data["totals"]
-    writer.writerow(["total", "", "", totals["params"], totals["buffers"], totals["macs"], totals["flops"],
-                     totals["activation_bytes"], "", "", ""])
+    writer.writerow(
+        [
+            "total",
+            "",
+            "",
+            totals["params"],
+            totals["buffers"],
+            totals["macs"],
+            totals["flops"],
+            totals["activation_bytes"],
+            "",
+            "",
+            "",
+        ]
+    )
     return buffer.getvalue()
 
 

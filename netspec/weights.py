@@ -1,5 +1,5 @@
-"""Stored arrays of a graph: their specs, and default initialisation (He/MSRA for weights,
-zeros for biases, BatchNorm at identity), deterministic per seed and per parameter name."""
+"""Stored arrays of a graph: their specs, and default initialisation (He for weights, zeros for
+biases, BatchNorm at identity), deterministic per seed and per parameter name."""
 
 from __future__ import annotations
 
@@ -34,10 +34,14 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
         return np.zeros(spec.shape, np.float32)
     if spec.init == "ones":
         return np.ones(spec.shape, np.float32)
-    if spec.init == "msra":
-        std = np.sqrt(2.0 / max(spec.fan_in, 1))
-        values = _rng(seed, full_name).standard_normal(spec.shape, dtype=np.float32)
-        values *= np.float32(std)
+    if spec.init == "he":
+        # He et al. 2015 in its uniform form (variance 2 / fan_in, as torch's kaiming_uniform_
+        # for ReLU). NOTE: uniform, not Gaussian: numpy draws uniforms four times faster, and
+        # random weights for a 138M-parameter VGG are generated on every compile.
+        bound = np.float32(np.sqrt(6.0 / max(spec.fan_in, 1)))
+        values = _rng(seed, full_name).random(spec.shape, dtype=np.float32)
+        values *= np.float32(2.0) * bound
+        values -= bound
         return values
     raise ValueError(f"unknown initialiser {spec.init!r} for {full_name}")
 

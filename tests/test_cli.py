@@ -74,16 +74,35 @@ def test_report_json_has_the_contract_keys(tiny: Path, capsys: pytest.CaptureFix
     assert data["name"] == "tiny"
     assert data["inputs"] == [{"name": "data", "shape": [2, 3, 16, 16]}]
     assert data["outputs"] == [{"name": "pool", "shape": [2, 4, 8, 8]}]
-    assert set(data["totals"]) == {"params", "buffers", "macs", "flops", "weight_bytes",
-                                   "activation_bytes", "peak_activation_bytes", "layers"}
+    assert set(data["totals"]) == {
+        "params",
+        "buffers",
+        "macs",
+        "flops",
+        "weight_bytes",
+        "activation_bytes",
+        "peak_activation_bytes",
+        "layers",
+    }
     totals = data["totals"]
     assert totals["params"] == 4 * 3 * 9 + 4
     assert totals["macs"] == 2 * 4 * 16 * 16 * 3 * 9
     assert totals["weight_bytes"] == totals["params"] * 4
     assert totals["layers"] == 3
     conv = data["layers"][0]
-    required = {"name", "type", "inputs", "outputs", "output_shapes", "params", "buffers", "macs", "flops",
-                "receptive_field", "source"}
+    required = {
+        "name",
+        "type",
+        "inputs",
+        "outputs",
+        "output_shapes",
+        "params",
+        "buffers",
+        "macs",
+        "flops",
+        "receptive_field",
+        "source",
+    }
     assert required <= set(conv)
     assert conv["name"] == "conv" and conv["type"] == "Convolution"
     assert conv["inputs"] == ["data"] and conv["outputs"] == ["conv"]
@@ -95,8 +114,10 @@ def test_report_json_has_the_contract_keys(tiny: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("fmt, marker", [("text", "params 112"), ("csv", "conv,Convolution,1x4x16x16,112"),
-                                          ("md", "| `conv` | Convolution |")])
+@pytest.mark.parametrize(
+    "fmt, marker",
+    [("text", "params 112"), ("csv", "conv,Convolution,1x4x16x16,112"), ("md", "| `conv` | Convolution |")],
+)
 def test_report_formats(tiny: Path, capsys: pytest.CaptureFixture[str], fmt: str, marker: str) -> None:
     assert main(["report", str(tiny), "--format", fmt]) == 0
     assert marker in capsys.readouterr().out
@@ -106,7 +127,10 @@ def test_report_formats(tiny: Path, capsys: pytest.CaptureFixture[str], fmt: str
 def test_spec_error_exit_code_and_diagnostic(broken: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(broken)]) == 1
     err = capsys.readouterr().err
-    assert f"{broken}:2:35: error: Convolution has no parameter 'kernal_size'; did you mean 'kernel_size'?" in err
+    assert (
+        f"{broken}:2:35: error: Convolution has no parameter 'kernal_size'; did you mean 'kernel_size'?"
+        in err
+    )
     assert "^~~~~~~~~~~" in err
     assert "Traceback" not in err
 
@@ -179,7 +203,9 @@ def test_run_spec_and_model(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.ort
-def test_run_bad_input_name_is_a_spec_error(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_bad_input_name_is_a_spec_error(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     feed = tmp_path / "x.npy"
     np.save(feed, np.zeros((1, 3, 16, 16), np.float32))
     assert main(["run", str(tiny), "--input", f"image={feed}"]) == 1
@@ -199,6 +225,8 @@ def test_cuda_request_without_gpu_fails_cleanly(tiny: Path, capsys: pytest.Captu
 
 @pytest.mark.unit
 def test_python_dash_m(tiny: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "netspec", "check", str(tiny)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "netspec", "check", str(tiny)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout

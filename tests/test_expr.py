@@ -29,8 +29,11 @@ def failure(text: str, **bindings: Value) -> NetspecError:
 def same(actual: Value, expected: Value) -> bool:
     """Equal and of the same type (3 and 3.0 differ, True and 1 differ)."""
     if isinstance(expected, tuple):
-        return (isinstance(actual, tuple) and len(actual) == len(expected)
-                and all(same(a, e) for a, e in zip(actual, expected, strict=True)))
+        return (
+            isinstance(actual, tuple)
+            and len(actual) == len(expected)
+            and all(same(a, e) for a, e in zip(actual, expected, strict=True))
+        )
     return type(actual) is type(expected) and actual == expected
 
 

@@ -178,8 +178,12 @@ stage layer2(16, 1)
 """)
     assert list(wiring(graph)) == [
         "data",
-        "layer1.0.conv1", "layer1.0.relu", "layer1.1.conv1", "layer1.1.relu",
-        "layer2.0.conv1", "layer2.0.relu",
+        "layer1.0.conv1",
+        "layer1.0.relu",
+        "layer1.1.conv1",
+        "layer1.1.relu",
+        "layer2.0.conv1",
+        "layer2.0.relu",
     ]
     assert wiring(graph)["layer1.1.conv1"] == ("layer1.0.relu",)
     assert wiring(graph)["layer2.0.conv1"] == ("layer1.1.relu",)
@@ -237,7 +241,10 @@ input data: [N, 4, 8, 8]
 repeat 3 as i { Convolution conv{i} { num_output: 4 * (i + 1)  kernel_size: 1 } }
 """)
     assert wiring(graph) == {
-        "data": (), "conv0": ("data",), "conv1": ("conv0",), "conv2": ("conv1",),
+        "data": (),
+        "conv0": ("data",),
+        "conv1": ("conv0",),
+        "conv2": ("conv1",),
     }
     assert shapes(graph)["conv2"] == ("N", 12, 8, 8)
 
@@ -359,7 +366,13 @@ repeat 2 as i {
 for b in [3] { ReLU denseblock{b} {} }
 """)
     assert list(wiring(graph))[1:] == [
-        "layer1.relu", "block0_0", "layer1.x", "layer2.relu", "block1_10", "layer2.x", "denseblock3",
+        "layer1.relu",
+        "block0_0",
+        "layer1.x",
+        "layer2.relu",
+        "block1_10",
+        "layer2.x",
+        "denseblock3",
     ]
 
 
@@ -512,9 +525,7 @@ def test_includes_are_relative_to_the_including_file(tmp_path: Path) -> None:
         'include "common/act.net"\n'
         "template block(c) {\n  Convolution conv { num_output: c  kernel_size: 1 }\n  act a()\n}\n"
     )
-    (tmp_path / "main.net").write_text(
-        'include "lib/blocks.net"\ninput data: [N, 3, 8, 8]\nblock b(4)\n'
-    )
+    (tmp_path / "main.net").write_text('include "lib/blocks.net"\ninput data: [N, 3, 8, 8]\nblock b(4)\n')
     graph = load_spec(tmp_path / "main.net")
     assert wiring(graph) == {"data": (), "b.conv": ("data",), "b.a.r": ("b.conv",)}
     assert params(graph, "b.a.r").negative_slope == 0.1  # type: ignore[attr-defined]
@@ -538,9 +549,7 @@ def test_a_file_included_twice_is_elaborated_once(tmp_path: Path) -> None:
     (tmp_path / "common.net").write_text("template unit() { ReLU r {} }\n")
     (tmp_path / "a.net").write_text('include "common.net"\ntemplate ta() { unit u() }\n')
     (tmp_path / "b.net").write_text('include "common.net"\ntemplate tb() { unit u() }\n')
-    (tmp_path / "main.net").write_text(
-        'include "a.net"\ninclude "b.net"\ninput x: [N, 4]\nta a()\ntb b()\n'
-    )
+    (tmp_path / "main.net").write_text('include "a.net"\ninclude "b.net"\ninput x: [N, 4]\nta a()\ntb b()\n')
     graph = load_spec(tmp_path / "main.net")
     assert list(wiring(graph)) == ["x", "a.u.r", "b.u.r"]
 
@@ -598,7 +607,9 @@ def test_layer_reference_in_docs_is_up_to_date() -> None:
     ``python tools/gen_layer_docs.py`` after adding or changing a layer type."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "gen_layer_docs.py"), "--check"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -46,68 +46,183 @@ NCHW = ("N", 3, 4, 4)  # 96 elements at N = 2
 CASES = [
     # -- Convolution: params = Cout·Cin/g·kh·kw (+Cout); MACs = N·Cout·Ho·Wo·Cin/g·kh·kw
     # 4·3·9 + 4 = 112; MACs 2·4·6·6·27 = 7776; FLOPs 2·7776 + 2·4·36 = 15840
-    Case("conv", "Convolution layer { num_output: 4 kernel_size: 3 }", (("N", 3, 8, 8),),
-         (2, 4, 6, 6), params=112, macs=7776, flops=15840),
+    Case(
+        "conv",
+        "Convolution layer { num_output: 4 kernel_size: 3 }",
+        (("N", 3, 8, 8),),
+        (2, 4, 6, 6),
+        params=112,
+        macs=7776,
+        flops=15840,
+    ),
     # 6·2·9 = 108; MACs 2·6·8·8·2·9 = 13824
-    Case("conv-grouped",
-         "Convolution layer { num_output: 6 kernel_size: 3 pad: 1 group: 2 bias_term: false }",
-         (("N", 4, 8, 8),), (2, 6, 8, 8), params=108, macs=13824, flops=27648),
+    Case(
+        "conv-grouped",
+        "Convolution layer { num_output: 6 kernel_size: 3 pad: 1 group: 2 bias_term: false }",
+        (("N", 4, 8, 8),),
+        (2, 6, 8, 8),
+        params=108,
+        macs=13824,
+        flops=27648,
+    ),
     # depthwise: 4·1·9 + 4 = 40; MACs 2·4·36·9 = 2592; FLOPs 5184 + 288
-    Case("conv-depthwise", "Convolution layer { num_output: 4 kernel_size: 3 pad: 1 group: 4 }",
-         (("N", 4, 6, 6),), (2, 4, 6, 6), params=40, macs=2592, flops=5472),
+    Case(
+        "conv-depthwise",
+        "Convolution layer { num_output: 4 kernel_size: 3 pad: 1 group: 4 }",
+        (("N", 4, 6, 6),),
+        (2, 4, 6, 6),
+        params=40,
+        macs=2592,
+        flops=5472,
+    ),
     # effective kernel 5: Ho = 10 − 5 + 1 = 6; 3·2·9 + 3 = 57; MACs 2·3·36·18 = 3888
-    Case("conv-dilated", "Convolution layer { num_output: 3 kernel_size: 3 dilation: 2 }",
-         (("N", 2, 10, 10),), (2, 3, 6, 6), params=57, macs=3888, flops=7992),
+    Case(
+        "conv-dilated",
+        "Convolution layer { num_output: 3 kernel_size: 3 dilation: 2 }",
+        (("N", 2, 10, 10),),
+        (2, 3, 6, 6),
+        params=57,
+        macs=3888,
+        flops=7992,
+    ),
     # Ho = (7 + 2 − 3)//2 + 1 = 4; 2·3·9 + 2 = 56; MACs 2·2·16·27 = 1728; FLOPs 3456 + 64
-    Case("conv-strided", "Convolution layer { num_output: 2 kernel_size: 3 stride: 2 pad: 1 }",
-         (("N", 3, 7, 7),), (2, 2, 4, 4), params=56, macs=1728, flops=3520),
+    Case(
+        "conv-strided",
+        "Convolution layer { num_output: 2 kernel_size: 3 stride: 2 pad: 1 }",
+        (("N", 3, 7, 7),),
+        (2, 2, 4, 4),
+        params=56,
+        macs=1728,
+        flops=3520,
+    ),
     # Ho = (5 + 0 + 1 − 2)//1 + 1 = 5, Wo = (6 + 1 + 2 − 3)//2 + 1 = 4; 3·2·6 + 3 = 39;
     # MACs 2·3·20·12 = 1440; FLOPs 2880 + 120
-    Case("conv-asymmetric",
-         "Convolution layer { num_output: 3 kernel_size: [2, 3] stride: [1, 2] pad: [0, 1, 1, 2] }",
-         (("N", 2, 5, 6),), (2, 3, 5, 4), params=39, macs=1440, flops=3000),
+    Case(
+        "conv-asymmetric",
+        "Convolution layer { num_output: 3 kernel_size: [2, 3] stride: [1, 2] pad: [0, 1, 1, 2] }",
+        (("N", 2, 5, 6),),
+        (2, 3, 5, 4),
+        params=39,
+        macs=1440,
+        flops=3000,
+    ),
     # -- Pooling: FLOPs = outputs·(k² − 1) for MAX, outputs·k² for AVE
     # ceil((6 + 2 − 3)/2) + 1 = 4, kept since 3·2 = 6 < 6 + 1; 2·2·16 outputs · 8
-    Case("pool-max-ceil", "Pooling layer { pool: MAX kernel_size: 3 stride: 2 pad: 1 }",
-         (("N", 2, 6, 6),), (2, 2, 4, 4), flops=512),
-    Case("pool-max-floor", "Pooling layer { pool: MAX kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }",
-         (("N", 2, 6, 6),), (2, 2, 3, 3), flops=288),
+    Case(
+        "pool-max-ceil",
+        "Pooling layer { pool: MAX kernel_size: 3 stride: 2 pad: 1 }",
+        (("N", 2, 6, 6),),
+        (2, 2, 4, 4),
+        flops=512,
+    ),
+    Case(
+        "pool-max-floor",
+        "Pooling layer { pool: MAX kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }",
+        (("N", 2, 6, 6),),
+        (2, 2, 3, 3),
+        flops=288,
+    ),
     # ceil((5 + 2 − 2)/2) + 1 = 4, but 3·2 = 6 >= 5 + 1: the last window starts in the padding
     # and is dropped (Caffe's rule) -> 3
-    Case("pool-max-dropped", "Pooling layer { pool: MAX kernel_size: 2 stride: 2 pad: 1 }",
-         (("N", 2, 5, 5),), (2, 2, 3, 3), flops=108),
+    Case(
+        "pool-max-dropped",
+        "Pooling layer { pool: MAX kernel_size: 2 stride: 2 pad: 1 }",
+        (("N", 2, 5, 5),),
+        (2, 2, 3, 3),
+        flops=108,
+    ),
     # no padding, stride > kernel: ceil(7/3) + 1 = 4 would start a window at 9, past the input
-    Case("pool-max-stride-over-kernel", "Pooling layer { pool: MAX kernel_size: 2 stride: 3 }",
-         (("N", 1, 9, 9),), (2, 1, 3, 3), flops=54),
+    Case(
+        "pool-max-stride-over-kernel",
+        "Pooling layer { pool: MAX kernel_size: 2 stride: 3 }",
+        (("N", 1, 9, 9),),
+        (2, 1, 3, 3),
+        flops=54,
+    ),
     # H: ceil(4/2) + 1 = 3; W: ceil(7/2) + 1 = 5 (last window overhangs by 1); 30 outputs · 5
-    Case("pool-max-rect", "Pooling layer { pool: MAX kernel_size: [3, 2] stride: 2 }",
-         (("N", 1, 7, 9),), (2, 1, 3, 5), flops=150),
+    Case(
+        "pool-max-rect",
+        "Pooling layer { pool: MAX kernel_size: [3, 2] stride: 2 }",
+        (("N", 1, 7, 9),),
+        (2, 1, 3, 5),
+        flops=150,
+    ),
     # ceil(3/2) + 1 = 3: the last window covers rows 4..6 of 6, divided by 2·k
-    Case("pool-ave-ceil-overhang", "Pooling layer { pool: AVE kernel_size: 3 stride: 2 }",
-         (("N", 2, 6, 6),), (2, 2, 3, 3), flops=324),
+    Case(
+        "pool-ave-ceil-overhang",
+        "Pooling layer { pool: AVE kernel_size: 3 stride: 2 }",
+        (("N", 2, 6, 6),),
+        (2, 2, 3, 3),
+        flops=324,
+    ),
     # 4 outputs, the last window starts at padded row 6 of 8: divisor clipped to 2 rows
-    Case("pool-ave-ceil-padded-overhang", "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: 1 }",
-         (("N", 2, 6, 6),), (2, 2, 4, 4), flops=576),
-    Case("pool-ave-dropped", "Pooling layer { pool: AVE kernel_size: 2 stride: 2 pad: 1 }",
-         (("N", 2, 5, 5),), (2, 2, 3, 3), flops=144),
-    Case("pool-ave-floor", "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }",
-         (("N", 2, 6, 6),), (2, 2, 3, 3), flops=324),
+    Case(
+        "pool-ave-ceil-padded-overhang",
+        "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: 1 }",
+        (("N", 2, 6, 6),),
+        (2, 2, 4, 4),
+        flops=576,
+    ),
+    Case(
+        "pool-ave-dropped",
+        "Pooling layer { pool: AVE kernel_size: 2 stride: 2 pad: 1 }",
+        (("N", 2, 5, 5),),
+        (2, 2, 3, 3),
+        flops=144,
+    ),
+    Case(
+        "pool-ave-floor",
+        "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR }",
+        (("N", 2, 6, 6),),
+        (2, 2, 3, 3),
+        flops=324,
+    ),
     # asymmetric padding: H (7 + 0 + 1 − 3)/2 -> ceil 3 + 1 = 4, W (6 + 1 + 0 − 3)/2 + 1 = 3
-    Case("pool-ave-asymmetric", "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: [0, 1, 1, 0] }",
-         (("N", 1, 7, 6),), (2, 1, 4, 3), flops=216),
+    Case(
+        "pool-ave-asymmetric",
+        "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: [0, 1, 1, 0] }",
+        (("N", 1, 7, 6),),
+        (2, 1, 4, 3),
+        flops=216,
+    ),
     # global: one window of 5·7 per channel: 6 outputs · 35 (AVE) or 34 (MAX)
-    Case("pool-global-ave", "Pooling layer { pool: AVE global_pooling: true }", (("N", 3, 5, 7),),
-         (2, 3, 1, 1), flops=210),
-    Case("pool-global-max", "Pooling layer { pool: MAX global_pooling: true }", (("N", 3, 5, 7),),
-         (2, 3, 1, 1), flops=204),
+    Case(
+        "pool-global-ave",
+        "Pooling layer { pool: AVE global_pooling: true }",
+        (("N", 3, 5, 7),),
+        (2, 3, 1, 1),
+        flops=210,
+    ),
+    Case(
+        "pool-global-max",
+        "Pooling layer { pool: MAX global_pooling: true }",
+        (("N", 3, 5, 7),),
+        (2, 3, 1, 1),
+        flops=204,
+    ),
     # -- AdaptiveAvgPool: FLOPs = inputs + outputs (0 when the size is kept)
     Case("adaptive-identity", "AdaptiveAvgPool layer { output_size: 5 }", (("N", 2, 5, 5),), (2, 2, 5, 5)),
-    Case("adaptive-divisible", "AdaptiveAvgPool layer { output_size: 4 }", (("N", 2, 8, 8),),
-         (2, 2, 4, 4), flops=256 + 64),
-    Case("adaptive-13-to-6", "AdaptiveAvgPool layer { output_size: 6 }", (("N", 2, 13, 13),),
-         (2, 2, 6, 6), flops=676 + 144),
-    Case("adaptive-rect", "AdaptiveAvgPool layer { output_size: [3, 2] }", (("N", 1, 7, 5),),
-         (2, 1, 3, 2), flops=70 + 12),
+    Case(
+        "adaptive-divisible",
+        "AdaptiveAvgPool layer { output_size: 4 }",
+        (("N", 2, 8, 8),),
+        (2, 2, 4, 4),
+        flops=256 + 64,
+    ),
+    Case(
+        "adaptive-13-to-6",
+        "AdaptiveAvgPool layer { output_size: 6 }",
+        (("N", 2, 13, 13),),
+        (2, 2, 6, 6),
+        flops=676 + 144,
+    ),
+    Case(
+        "adaptive-rect",
+        "AdaptiveAvgPool layer { output_size: [3, 2] }",
+        (("N", 1, 7, 5),),
+        (2, 1, 3, 2),
+        flops=70 + 12,
+    ),
     # -- activations: FLOPs per element 1 (ReLU, TanH, Sigmoid), 2 (leaky), 0 (Dropout), 3 (Softmax)
     Case("relu", "ReLU layer {}", (NCHW,), (2, 3, 4, 4), flops=96),
     Case("relu-leaky", "ReLU layer { negative_slope: 0.1 }", (NCHW,), (2, 3, 4, 4), flops=192),
@@ -119,43 +234,106 @@ CASES = [
     # -- InnerProduct: params = out·in (+out); MACs = rows·in·out
     # in = 48: 480 + 10; MACs 2·48·10 = 960; FLOPs 1920 + 20
     Case("fc", "InnerProduct layer { num_output: 10 }", (NCHW,), (2, 10), params=490, macs=960, flops=1940),
-    Case("fc-2d-no-bias", "InnerProduct layer { num_output: 5 bias_term: false }", (("N", 20),), (2, 5),
-         params=100, macs=200, flops=400),
+    Case(
+        "fc-2d-no-bias",
+        "InnerProduct layer { num_output: 5 bias_term: false }",
+        (("N", 20),),
+        (2, 5),
+        params=100,
+        macs=200,
+        flops=400,
+    ),
     # axis 2 of [N, 3, 4, 5]: in = 20, rows = 2·3; 120 + 6; MACs 6·20·6 = 720; FLOPs 1440 + 36
-    Case("fc-axis-2", "InnerProduct layer { num_output: 6 axis: 2 }", (("N", 3, 4, 5),), (2, 3, 6),
-         params=126, macs=720, flops=1476),
+    Case(
+        "fc-axis-2",
+        "InnerProduct layer { num_output: 6 axis: 2 }",
+        (("N", 3, 4, 5),),
+        (2, 3, 6),
+        params=126,
+        macs=720,
+        flops=1476,
+    ),
     # axis −1 of [N, 3, 7]: in = 7, rows = 6; 28; MACs 6·7·4 = 168
-    Case("fc-axis-last", "InnerProduct layer { num_output: 4 axis: -1 bias_term: false }", (("N", 3, 7),),
-         (2, 3, 4), params=28, macs=168, flops=336),
+    Case(
+        "fc-axis-last",
+        "InnerProduct layer { num_output: 4 axis: -1 bias_term: false }",
+        (("N", 3, 7),),
+        (2, 3, 4),
+        params=28,
+        macs=168,
+        flops=336,
+    ),
     # -- BatchNorm: params 2·C (affine), buffers 2·C, FLOPs 2 per element
     Case("batchnorm", "BatchNorm layer {}", (NCHW,), (2, 3, 4, 4), params=6, buffers=6, flops=192),
-    Case("batchnorm-no-affine", "BatchNorm layer { affine: false eps: 0.001 }", (NCHW,), (2, 3, 4, 4),
-         buffers=6, flops=192),
+    Case(
+        "batchnorm-no-affine",
+        "BatchNorm layer { affine: false eps: 0.001 }",
+        (NCHW,),
+        (2, 3, 4, 4),
+        buffers=6,
+        flops=192,
+    ),
     Case("batchnorm-2d", "BatchNorm layer {}", (("N", 5),), (2, 5), params=10, buffers=10, flops=20),
     # -- Scale: params C (+C), FLOPs 1 per element (+1 with a bias)
     Case("scale", "Scale layer {}", (NCHW,), (2, 3, 4, 4), params=3, flops=96),
     Case("scale-bias", "Scale layer { bias_term: true }", (NCHW,), (2, 3, 4, 4), params=6, flops=192),
-    Case("scale-last-axis", "Scale layer { bias_term: true axis: -1 }", (("N", 3, 5),), (2, 3, 5),
-         params=10, flops=60),
+    Case(
+        "scale-last-axis",
+        "Scale layer { bias_term: true axis: -1 }",
+        (("N", 3, 5),),
+        (2, 3, 5),
+        params=10,
+        flops=60,
+    ),
     # -- LRN: FLOPs per element = window + 5 (window n across, n² within)
-    Case("lrn-across", "LRN layer { local_size: 5 alpha: 0.5 beta: 0.75 k: 2 }", (("N", 7, 3, 3),),
-         (2, 7, 3, 3), flops=10 * 126),
-    Case("lrn-across-3", "LRN layer { local_size: 3 alpha: 0.0001 beta: 0.75 }", (("N", 4, 3, 3),),
-         (2, 4, 3, 3), flops=8 * 72),
-    Case("lrn-within", "LRN layer { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }",
-         (("N", 2, 5, 5),), (2, 2, 5, 5), flops=14 * 100),
+    Case(
+        "lrn-across",
+        "LRN layer { local_size: 5 alpha: 0.5 beta: 0.75 k: 2 }",
+        (("N", 7, 3, 3),),
+        (2, 7, 3, 3),
+        flops=10 * 126,
+    ),
+    Case(
+        "lrn-across-3",
+        "LRN layer { local_size: 3 alpha: 0.0001 beta: 0.75 }",
+        (("N", 4, 3, 3),),
+        (2, 4, 3, 3),
+        flops=8 * 72,
+    ),
+    Case(
+        "lrn-within",
+        "LRN layer { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }",
+        (("N", 2, 5, 5),),
+        (2, 2, 5, 5),
+        flops=14 * 100,
+    ),
     # -- Eltwise: FLOPs = (inputs − 1) per element, +1 per element for each coeff ≠ 1
     Case("eltwise-sum", "Eltwise layer { bottom: [a, b] }", (NCHW, NCHW), (2, 3, 4, 4), flops=96),
-    Case("eltwise-sum-coeff", "Eltwise layer { bottom: [a, b, c] coeff: [1, -1, 0.5] }", (NCHW,) * 3,
-         (2, 3, 4, 4), flops=4 * 96),
-    Case("eltwise-prod", "Eltwise layer { bottom: [a, b, c] operation: PROD }", (NCHW,) * 3, (2, 3, 4, 4),
-         flops=192),
-    Case("eltwise-max", "Eltwise layer { bottom: [a, b] operation: MAX }", (NCHW, NCHW), (2, 3, 4, 4),
-         flops=96),
+    Case(
+        "eltwise-sum-coeff",
+        "Eltwise layer { bottom: [a, b, c] coeff: [1, -1, 0.5] }",
+        (NCHW,) * 3,
+        (2, 3, 4, 4),
+        flops=4 * 96,
+    ),
+    Case(
+        "eltwise-prod",
+        "Eltwise layer { bottom: [a, b, c] operation: PROD }",
+        (NCHW,) * 3,
+        (2, 3, 4, 4),
+        flops=192,
+    ),
+    Case(
+        "eltwise-max", "Eltwise layer { bottom: [a, b] operation: MAX }", (NCHW, NCHW), (2, 3, 4, 4), flops=96
+    ),
     # -- Concat, Flatten, Reshape count nothing
     Case("concat", "Concat layer { bottom: [a, b] }", (NCHW, ("N", 5, 4, 4)), (2, 8, 4, 4)),
-    Case("concat-last-axis", "Concat layer { bottom: [a, b, c] axis: -1 }",
-         (("N", 3, 4, 2), ("N", 3, 4, 3), ("N", 3, 4, 1)), (2, 3, 4, 6)),
+    Case(
+        "concat-last-axis",
+        "Concat layer { bottom: [a, b, c] axis: -1 }",
+        (("N", 3, 4, 2), ("N", 3, 4, 3), ("N", 3, 4, 1)),
+        (2, 3, 4, 6),
+    ),
     Case("concat-single", "Concat layer { bottom: [a] }", (NCHW,), (2, 3, 4, 4)),
     Case("concat-batch-axis", "Concat layer { bottom: [a, b] axis: 0 }", ((2, 3), (1, 3)), (3, 3)),
     Case("flatten", "Flatten layer {}", (NCHW,), (2, 48)),
@@ -164,8 +342,7 @@ CASES = [
     Case("flatten-all", "Flatten layer { axis: 0 }", ((2, 3, 4),), (24,)),
     Case("reshape", "Reshape layer { shape: [0, -1] }", (NCHW,), (2, 48)),
     Case("reshape-explicit", "Reshape layer { shape: [0, 4, 3, 4] }", (NCHW,), (2, 4, 3, 4)),
-    Case("reshape-axis", "Reshape layer { shape: [3, 1] axis: 1 num_axes: 1 }", (("N", 3, 4),),
-         (2, 3, 1, 4)),
+    Case("reshape-axis", "Reshape layer { shape: [3, 1] axis: 1 num_axes: 1 }", (("N", 3, 4),), (2, 3, 1, 4)),
     Case("reshape-append-axis", "Reshape layer { shape: [1] axis: -1 num_axes: 0 }", (("N", 3),), (2, 3, 1)),
     Case("reshape-infer-middle", "Reshape layer { shape: [-1, 8] axis: 1 }", (("N", 4, 4),), (2, 2, 8)),
     Case("reshape-static", "Reshape layer { shape: [-1, 0] }", ((2, 3, 4, 4),), (32, 3)),
@@ -173,8 +350,10 @@ CASES = [
 
 
 def spec_text(case: Case) -> str:
-    lines = [f"input {name}: [{', '.join(map(str, shape))}]"
-             for name, shape in zip(INPUT_NAMES[: len(case.inputs)], case.inputs, strict=True)]
+    lines = [
+        f"input {name}: [{', '.join(map(str, shape))}]"
+        for name, shape in zip(INPUT_NAMES[: len(case.inputs)], case.inputs, strict=True)
+    ]
     return "\n".join([*lines, case.layer, ""])
 
 
@@ -257,8 +436,9 @@ def random_weights(graph: Graph, types: Mapping[str, TensorType], seed: int) -> 
     return weights
 
 
-def check_against_reference(graph: Graph, weights: Mapping[str, np.ndarray], *, dynamic: bool = False,
-                            opset: int = 21) -> dict[str, np.ndarray]:
+def check_against_reference(
+    graph: Graph, weights: Mapping[str, np.ndarray], *, dynamic: bool = False, opset: int = 21
+) -> dict[str, np.ndarray]:
     """Compile ``graph``, check the model and that ONNX's shapes equal netspec's for every tensor,
     run it in onnxruntime on random inputs and compare each output with the float64 reference."""
     import onnxruntime as ort
@@ -273,8 +453,12 @@ def check_against_reference(graph: Graph, weights: Mapping[str, np.ndarray], *, 
     assert {t: onnx_shapes[t] for t in types} == {t: v.dims for t, v in types.items()}
 
     rng = np.random.default_rng(7)
-    feeds = {node.outputs[0]: rng.standard_normal(types[node.outputs[0]].bind({"N": BATCH}).dims)
-             .astype(np.float32) for node in graph.input_nodes}
+    feeds = {
+        node.outputs[0]: rng.standard_normal(types[node.outputs[0]].bind({"N": BATCH}).dims).astype(
+            np.float32
+        )
+        for node in graph.input_nodes
+    }
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -318,8 +502,18 @@ def test_pooling_sweep_matches_reference() -> None:
     configs = [
         (size, kernel, stride, pad, pool, mode)
         for size in range(3, 12)
-        for kernel, stride, pad in [(2, 2, 0), (2, 2, 1), (3, 2, 0), (3, 2, 1), (3, 3, 1), (3, 2, 2),
-                                    (4, 3, 2), (5, 3, 2), (2, 3, 0), (3, 1, 1)]
+        for kernel, stride, pad in [
+            (2, 2, 0),
+            (2, 2, 1),
+            (3, 2, 0),
+            (3, 2, 1),
+            (3, 3, 1),
+            (3, 2, 2),
+            (4, 3, 2),
+            (5, 3, 2),
+            (2, 3, 0),
+            (3, 1, 1),
+        ]
         for pool in ("MAX", "AVE")
         for mode in ("CEIL", "FLOOR")
         if kernel <= size + 2 * pad
@@ -327,8 +521,10 @@ def test_pooling_sweep_matches_reference() -> None:
     lines = []
     for index, (size, kernel, stride, pad, pool, mode) in enumerate(configs):
         lines.append(f"input x{index}: [2, 2, {size}, {size + 1}]")
-        lines.append(f"Pooling p{index} {{ bottom: x{index} pool: {pool} kernel_size: {kernel} "
-                     f"stride: {stride} pad: {pad} round_mode: {mode} }}")
+        lines.append(
+            f"Pooling p{index} {{ bottom: x{index} pool: {pool} kernel_size: {kernel} "
+            f"stride: {stride} pad: {pad} round_mode: {mode} }}"
+        )
     graph = elaborate(SourceFile("sweep.net", "\n".join(lines)))
     check_against_reference(graph, {})
 
@@ -346,61 +542,108 @@ def compile_error(text: str) -> str:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("input a: [N, 3, 4, 4]\ninput b: [N, 4, 4, 4]\nEltwise add { bottom: [a, b] }",
-         "Eltwise 'add': needs inputs of one shape (inputs [2, 3, 4, 4], [2, 4, 4, 4])"),
+        (
+            "input a: [N, 3, 4, 4]\ninput b: [N, 4, 4, 4]\nEltwise add { bottom: [a, b] }",
+            "Eltwise 'add': needs inputs of one shape (inputs [2, 3, 4, 4], [2, 4, 4, 4])",
+        ),
         ("input a: [N, 3, 4, 4]\nEltwise add { bottom: [a] }", "takes at least 2 inputs, got 1"),
-        ("input a: [N, 3, 4, 4]\ninput b: [N, 3, 4, 4]\nEltwise add { bottom: [a, b] coeff: [1, 2, 3] }",
-         "Eltwise 'add': has 3 coeff values for 2 inputs; give one per input"),
-        ("input a: [N, 3, 4, 4]\ninput b: [N, 3, 4, 4]\n"
-         "Eltwise m { bottom: [a, b] operation: MAX coeff: [1, 2] }",
-         "Eltwise 'm': coeff applies to SUM only, not MAX"),
-        ("input a: [N, 3, 4, 4]\ninput b: [N, 4, 5, 4]\nConcat cat { bottom: [a, b] }",
-         "Concat 'cat': needs inputs that agree on every axis except the concatenation axis 1 "
-         "(inputs [2, 3, 4, 4], [2, 4, 5, 4])"),
-        ("input a: [N, 3, 4, 4]\ninput b: [N, 3, 4]\nConcat cat { bottom: [a, b] }",
-         "Concat 'cat': needs inputs of one rank (inputs [2, 3, 4, 4], [2, 3, 4])"),
-        ("input a: [N, 3, 4, 4]\nConcat cat { bottom: [a] axis: 4 }",
-         "Concat 'cat': axis 4 is out of range for the 4-D input [2, 3, 4, 4] (valid: -4 to 3)"),
-        ("input a: [N, 3, 8, 8]\nConvolution c { num_output: 4 kernel_size: 3 group: 2 }",
-         "Convolution 'c': group 2 does not divide the 3 input channels"),
-        ("input a: [N, 4, 8, 8]\nConvolution c { num_output: 3 kernel_size: 3 group: 2 }",
-         "Convolution 'c': group 2 does not divide num_output 3"),
-        ("input a: [N, 3, 2, 2]\nConvolution c { num_output: 4 kernel_size: 3 }",
-         "Convolution 'c' produces a non-positive size: input [2, 3, 2, 2] gives output [2, 4, 0, 0]"),
+        (
+            "input a: [N, 3, 4, 4]\ninput b: [N, 3, 4, 4]\nEltwise add { bottom: [a, b] coeff: [1, 2, 3] }",
+            "Eltwise 'add': has 3 coeff values for 2 inputs; give one per input",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\ninput b: [N, 3, 4, 4]\n"
+            "Eltwise m { bottom: [a, b] operation: MAX coeff: [1, 2] }",
+            "Eltwise 'm': coeff applies to SUM only, not MAX",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\ninput b: [N, 4, 5, 4]\nConcat cat { bottom: [a, b] }",
+            "Concat 'cat': needs inputs that agree on every axis except the concatenation axis 1 "
+            "(inputs [2, 3, 4, 4], [2, 4, 5, 4])",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\ninput b: [N, 3, 4]\nConcat cat { bottom: [a, b] }",
+            "Concat 'cat': needs inputs of one rank (inputs [2, 3, 4, 4], [2, 3, 4])",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nConcat cat { bottom: [a] axis: 4 }",
+            "Concat 'cat': axis 4 is out of range for the 4-D input [2, 3, 4, 4] (valid: -4 to 3)",
+        ),
+        (
+            "input a: [N, 3, 8, 8]\nConvolution c { num_output: 4 kernel_size: 3 group: 2 }",
+            "Convolution 'c': group 2 does not divide the 3 input channels",
+        ),
+        (
+            "input a: [N, 4, 8, 8]\nConvolution c { num_output: 3 kernel_size: 3 group: 2 }",
+            "Convolution 'c': group 2 does not divide num_output 3",
+        ),
+        (
+            "input a: [N, 3, 2, 2]\nConvolution c { num_output: 4 kernel_size: 3 }",
+            "Convolution 'c' produces a non-positive size: input [2, 3, 2, 2] gives output [2, 4, 0, 0]",
+        ),
         ("input a: [N, 3, 4, 4]\nInnerProduct fc {}", "InnerProduct needs parameter 'num_output'"),
-        ("input a: [N, 3, 4, 4]\nInnerProduct fc { num_output: 0 }",
-         "InnerProduct parameter 'num_output': expected a positive integer, got integer 0"),
-        ("input a: [N, 3, 4, 4]\nInnerProduct fc { num_output: 3 axis: 0 }",
-         "InnerProduct 'fc': axis 0 would fold the batch axis of [2, 3, 4, 4] into the features"),
-        ("input a: [N, 3, 4, 4]\nBatchNorm bn { eps: 0 }",
-         "BatchNorm parameter 'eps': expected a number > 0.0, got integer 0"),
+        (
+            "input a: [N, 3, 4, 4]\nInnerProduct fc { num_output: 0 }",
+            "InnerProduct parameter 'num_output': expected a positive integer, got integer 0",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nInnerProduct fc { num_output: 3 axis: 0 }",
+            "InnerProduct 'fc': axis 0 would fold the batch axis of [2, 3, 4, 4] into the features",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nBatchNorm bn { eps: 0 }",
+            "BatchNorm parameter 'eps': expected a number > 0.0, got integer 0",
+        ),
         ("input a: [N]\nBatchNorm bn {}", "BatchNorm 'bn': expects an input with a channel axis (N, C, ...)"),
         ("input a: [N, 3, 4, 4]\nLRN n { local_size: 4 }", "LRN 'n': local_size must be odd, got 4"),
         ("input a: [N, 3, 4]\nLRN n {}", "LRN 'n': expects a 4-D input (N, C, H, W), got 3-D"),
-        ("input a: [N, 3, 4, 4]\nLRN n { norm_region: ACROSS }",
-         "LRN parameter 'norm_region': expected one of ACROSS_CHANNELS, WITHIN_CHANNEL, got 'ACROSS'"),
-        ("input a: [N, 3, 4, 4]\nScale s { axis: 4 }",
-         "Scale 's': axis 4 is out of range for the 4-D input [2, 3, 4, 4]"),
-        ("input a: [N, 3, 4, 4]\nDropout d { dropout_ratio: 1 }", "Dropout 'd': dropout_ratio must be below 1"),
-        ("input a: [N, 3, 4, 4]\nSoftmax s { axis: -5 }",
-         "Softmax 's': axis -5 is out of range for the 4-D input [2, 3, 4, 4] (valid: -4 to 3)"),
-        ("input a: [N, 3, 4, 4]\nFlatten f { axis: 2 end_axis: 1 }",
-         "Flatten 'f': end_axis 1 comes before axis 2 for the 4-D input [2, 3, 4, 4]"),
-        ("input a: [N, 3, 4, 4]\nReshape r { shape: [0, 5, -1] }",
-         "Reshape 'r': cannot reshape [2, 3, 4, 4] with shape [0, 5, -1]: the 48 elements of the "
-         "replaced axes do not divide into parts of 5"),
-        ("input a: [N, 3, 4, 4]\nReshape r { shape: [0, 7, 7] }",
-         "Reshape 'r': cannot reshape [2, 3, 4, 4] with shape [0, 7, 7]: the replaced axes hold 48 "
-         "elements, the new shape 49"),
-        ("input a: [N, 3, 4, 4]\nReshape r { shape: [-1, -1] }",
-         "Reshape 'r': shape [-1, -1] has more than one -1; only one dimension can be inferred"),
-        ("input a: [N, 3]\nReshape r { shape: [0, 0, 0] }",
-         "Reshape 'r': shape [0, 0, 0] copies input axis 2 (a 0 at position 2), but the input [2, 3] "
-         "has only 2 axes"),
-        ("input a: [N, 3, 4, 4]\nPooling p { kernel_size: 2 pad: 2 }",
-         "Pooling 'p': padding [2, 2, 2, 2] must be smaller than the kernel [2, 2]"),
-        ("input a: [N, 3, 4, 4]\nPooling p { pool: AVE }",
-         "Pooling 'p': needs kernel_size (or global_pooling: true)"),
+        (
+            "input a: [N, 3, 4, 4]\nLRN n { norm_region: ACROSS }",
+            "LRN parameter 'norm_region': expected one of ACROSS_CHANNELS, WITHIN_CHANNEL, got 'ACROSS'",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nScale s { axis: 4 }",
+            "Scale 's': axis 4 is out of range for the 4-D input [2, 3, 4, 4]",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nDropout d { dropout_ratio: 1 }",
+            "Dropout 'd': dropout_ratio must be below 1",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nSoftmax s { axis: -5 }",
+            "Softmax 's': axis -5 is out of range for the 4-D input [2, 3, 4, 4] (valid: -4 to 3)",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nFlatten f { axis: 2 end_axis: 1 }",
+            "Flatten 'f': end_axis 1 comes before axis 2 for the 4-D input [2, 3, 4, 4]",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nReshape r { shape: [0, 5, -1] }",
+            "Reshape 'r': cannot reshape [2, 3, 4, 4] with shape [0, 5, -1]: the 48 elements of the "
+            "replaced axes do not divide into parts of 5",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nReshape r { shape: [0, 7, 7] }",
+            "Reshape 'r': cannot reshape [2, 3, 4, 4] with shape [0, 7, 7]: the replaced axes hold 48 "
+            "elements, the new shape 49",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nReshape r { shape: [-1, -1] }",
+            "Reshape 'r': shape [-1, -1] has more than one -1; only one dimension can be inferred",
+        ),
+        (
+            "input a: [N, 3]\nReshape r { shape: [0, 0, 0] }",
+            "Reshape 'r': shape [0, 0, 0] copies input axis 2 (a 0 at position 2), but the input [2, 3] "
+            "has only 2 axes",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nPooling p { kernel_size: 2 pad: 2 }",
+            "Pooling 'p': padding [2, 2, 2, 2] must be smaller than the kernel [2, 2]",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nPooling p { pool: AVE }",
+            "Pooling 'p': needs kernel_size (or global_pooling: true)",
+        ),
     ],
 )
 def test_error_message(text: str, message: str) -> None:

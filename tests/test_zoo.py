@@ -32,19 +32,43 @@ class Reference:
 TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS column (conv + linear)"
 
 REFERENCES = [
-    Reference("lenet5.net", 61_706, 0, 416_520, (1, 10),
-              "computed from LeCun et al. 1998's layer table (shared/reference/counts.json)"),
+    Reference(
+        "lenet5.net",
+        61_706,
+        0,
+        416_520,
+        (1, 10),
+        "computed from LeCun et al. 1998's layer table (shared/reference/counts.json)",
+    ),
     Reference("alexnet.net", 61_100_840, 0, 714_188_480, (1, 1000), TORCHVISION),
-    Reference("alexnet_caffe.net", 60_965_224, 0, 724_406_816, (1, 1000),
-              "computed from BVLC's bvlc_alexnet deploy.prototxt (shared/caffe/SOURCES.md)"),
-    Reference("zfnet.net", 62_357_608, 0, 1_168_032_896, (1, 1000),
-              "Zeiler & Fergus 2014 Fig. 3; no published count: netspec's, stated in zfnet.net"),
+    Reference(
+        "alexnet_caffe.net",
+        60_965_224,
+        0,
+        724_406_816,
+        (1, 1000),
+        "computed from BVLC's bvlc_alexnet deploy.prototxt (shared/caffe/SOURCES.md)",
+    ),
+    Reference(
+        "zfnet.net",
+        62_357_608,
+        0,
+        1_168_032_896,
+        (1, 1000),
+        "Zeiler & Fergus 2014 Fig. 3; no published count: netspec's, stated in zfnet.net",
+    ),
     Reference("vgg11.net", 132_863_336, 0, 7_609_090_048, (1, 1000), TORCHVISION),
     Reference("vgg13.net", 133_047_848, 0, 11_308_466_176, (1, 1000), TORCHVISION),
     Reference("vgg16.net", 138_357_544, 0, 15_470_264_320, (1, 1000), TORCHVISION),
     Reference("vgg19.net", 143_667_240, 0, 19_632_062_464, (1, 1000), TORCHVISION),
-    Reference("nin.net", 7_595_176, 0, 1_100_188_800, (1, 1000, 1, 1),
-              "computed from Netscope's presets/nin.prototxt (shared/caffe/SOURCES.md)"),
+    Reference(
+        "nin.net",
+        7_595_176,
+        0,
+        1_100_188_800,
+        (1, 1000, 1, 1),
+        "computed from Netscope's presets/nin.prototxt (shared/caffe/SOURCES.md)",
+    ),
     Reference("googlenet.net", 6_624_904, 14_560, 1_498_376_192, (1, 1000), TORCHVISION),
     Reference("resnet18.net", 11_689_512, 9_600, 1_814_073_344, (1, 1000), TORCHVISION),
     Reference("resnet34.net", 21_797_672, 17_024, 3_663_761_408, (1, 1000), TORCHVISION),
@@ -76,7 +100,10 @@ def test_counts_match_published_figures(reference: Reference) -> None:
     result = analysis(reference.spec)
     totals = result.counts.totals
     assert (totals.params, totals.buffers, totals.macs) == (
-        reference.params, reference.buffers, reference.macs), reference.source
+        reference.params,
+        reference.buffers,
+        reference.macs,
+    ), reference.source
     assert [result.types[t].dims for t in result.graph.outputs] == [reference.output]
 
 
@@ -93,8 +120,11 @@ NAMED_PARAMETERS = [
 
 def parameter_names(spec: str) -> dict[str, tuple[int, ...]]:
     result = analysis(spec)
-    return {f"{node.name}.{s.name}": s.shape
-            for node, specs in parameter_specs(result.graph, result.types).items() for s in specs}
+    return {
+        f"{node.name}.{s.name}": s.shape
+        for node, specs in parameter_specs(result.graph, result.types).items()
+        for s in specs
+    }
 
 
 @pytest.mark.zoo
@@ -112,9 +142,20 @@ def batchnorm_keys(prefix: str) -> list[str]:
 
 
 def alexnet_keys() -> list[str]:
-    return [f"{module}.{array}" for module in ("features.0", "features.3", "features.6", "features.8",
-                                               "features.10", "classifier.1", "classifier.4",
-                                               "classifier.6") for array in ("weight", "bias")]
+    return [
+        f"{module}.{array}"
+        for module in (
+            "features.0",
+            "features.3",
+            "features.6",
+            "features.8",
+            "features.10",
+            "classifier.1",
+            "classifier.4",
+            "classifier.6",
+        )
+        for array in ("weight", "bias")
+    ]
 
 
 def vgg_keys(cfg: list[int | str]) -> list[str]:
@@ -160,11 +201,17 @@ def densenet_keys(blocks: list[int]) -> list[str]:
     for block, layers in enumerate(blocks, start=1):
         for layer in range(1, layers + 1):
             prefix = f"features.denseblock{block}.denselayer{layer}"
-            keys += [*batchnorm_keys(f"{prefix}.norm1"), f"{prefix}.conv1.weight",
-                     *batchnorm_keys(f"{prefix}.norm2"), f"{prefix}.conv2.weight"]
+            keys += [
+                *batchnorm_keys(f"{prefix}.norm1"),
+                f"{prefix}.conv1.weight",
+                *batchnorm_keys(f"{prefix}.norm2"),
+                f"{prefix}.conv2.weight",
+            ]
         if block < len(blocks):
-            keys += [*batchnorm_keys(f"features.transition{block}.norm"),
-                     f"features.transition{block}.conv.weight"]
+            keys += [
+                *batchnorm_keys(f"features.transition{block}.norm"),
+                f"features.transition{block}.conv.weight",
+            ]
     return [*keys, *batchnorm_keys("features.norm5"), "classifier.weight", "classifier.bias"]
 
 
@@ -173,10 +220,10 @@ STATE_DICT_KEYS = {
     "alexnet.net": alexnet_keys(),
     "vgg11.net": vgg_keys([64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]),
     "vgg13.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]),
-    "vgg16.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M,
-                           512, 512, 512, M]),
-    "vgg19.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M,
-                           512, 512, 512, 512, M]),
+    "vgg16.net": vgg_keys([64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M]),
+    "vgg19.net": vgg_keys(
+        [64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M]
+    ),
     "googlenet.net": googlenet_keys(),
     "resnet18.net": resnet_keys(False, [2, 2, 2, 2]),
     "resnet34.net": resnet_keys(False, [3, 4, 6, 3]),
@@ -205,14 +252,28 @@ def test_parameter_shapes_follow_the_reference_layout() -> None:
     assert parameter_names("googlenet.net")["inception3a.branch3.1.conv.weight"] == (32, 16, 3, 3)
     assert parameter_names("resnet50.net")["layer1.0.conv3.weight"] == (256, 64, 1, 1)
     assert parameter_names("densenet161.net")["features.denseblock2.denselayer2.conv1.weight"] == (
-        192, 240, 1, 1)
+        192,
+        240,
+        1,
+        1,
+    )
     assert parameter_names("vgg16.net")["classifier.0.weight"] == (4096, 512 * 7 * 7)
 
 
 # One model per family is also checked value for value against netspec's float64 numpy reference;
 # the others differ from it only in depth and widths.
-NUMERIC_CHECK = {"lenet5.net", "alexnet.net", "alexnet_caffe.net", "zfnet.net", "vgg11.net", "nin.net",
-                 "googlenet.net", "resnet18.net", "resnet50.net", "densenet121.net"}
+NUMERIC_CHECK = {
+    "lenet5.net",
+    "alexnet.net",
+    "alexnet_caffe.net",
+    "zfnet.net",
+    "vgg11.net",
+    "nin.net",
+    "googlenet.net",
+    "resnet18.net",
+    "resnet50.net",
+    "densenet121.net",
+}
 
 
 @pytest.mark.zoo
@@ -234,13 +295,18 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
     # Every tensor netspec typed is in the ONNX graph under its spec name, with the same shape
     # under ONNX's strict shape inference.
     onnx_shapes = inferred_shapes(model)
-    mismatched = {name: (t.dims, onnx_shapes.get(name)) for name, t in result.types.items()
-                  if onnx_shapes.get(name) != t.dims}
+    mismatched = {
+        name: (t.dims, onnx_shapes.get(name))
+        for name, t in result.types.items()
+        if onnx_shapes.get(name) != t.dims
+    }
     assert not mismatched, f"netspec vs ONNX shapes: {mismatched}"
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.random.default_rng(0).standard_normal(result.types[i.name].dims, np.float32)
-             for i in session.get_inputs()}
+    feeds = {
+        i.name: np.random.default_rng(0).standard_normal(result.types[i.name].dims, np.float32)
+        for i in session.get_inputs()
+    }
     outputs = session.run(None, feeds)
     assert [o.shape for o in outputs] == [result.types[t].dims for t in result.graph.outputs]
     assert all(np.isfinite(o).all() for o in outputs)

@@ -110,15 +110,19 @@ def main(argv: list[str] | None = None) -> int:
         analyse_time = best_of(args.repeat, lambda spec=spec: analyse(spec))
         compile_time = best_of(args.repeat, lambda spec=spec: compile_full(spec))
         size = len(compile_full(spec)) / 1e6
-        print(f"{spec.stem:<22}{totals.layers:>7}{totals.params:>14,}{analyse_time * 1e3:>12.1f}"
-              f"{compile_time * 1e3:>12.1f}{size:>9.1f}")
+        print(
+            f"{spec.stem:<22}{totals.layers:>7}{totals.params:>14,}{analyse_time * 1e3:>12.1f}"
+            f"{compile_time * 1e3:>12.1f}{size:>9.1f}"
+        )
         if args.torch and spec.stem in ("resnet18", "resnet50", "vgg16", "densenet121", "alexnet"):
             torch_time = torch_export_time(spec.stem)
             if torch_time is None:
                 print("  torch/torchvision not installed: no comparison")
             else:
-                print(f"  torch.onnx.export {torch_time * 1e3:.1f} ms: netspec is "
-                      f"{torch_time / compile_time:.1f}x faster")
+                print(
+                    f"  torch.onnx.export {torch_time * 1e3:.1f} ms: netspec is "
+                    f"{torch_time / compile_time:.1f}x faster"
+                )
     if not args.no_scaling:
         print()
         print(f"{'generated spec':<20}{'layers':>8}{'analyse ms':>12}{'per layer us':>14}")

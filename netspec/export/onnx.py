@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from netspec import __version__
 from netspec.graph import Graph, Node, TensorType
@@ -38,8 +38,13 @@ class NodeEmitter:
     """What a layer's ``emit`` works with: its node's tensor names and types, its weights, and
     a way to add ONNX nodes, constants and intermediate tensors named after the node."""
 
-    def __init__(self, builder: _ModelBuilder, node: Node, input_types: Sequence[TensorType],
-                 output_types: Sequence[TensorType]) -> None:
+    def __init__(
+        self,
+        builder: _ModelBuilder,
+        node: Node,
+        input_types: Sequence[TensorType],
+        output_types: Sequence[TensorType],
+    ) -> None:
         self._builder = builder
         self.node = node
         self.name = node.name
@@ -81,18 +86,30 @@ class NodeEmitter:
 
 
 class _ModelBuilder:
+    """Fills one ModelProto in place.
+
+    # NOTE: initializers are written straight into the model's repeated field: building
+    # TensorProtos apart and passing them to helper.make_graph/make_model copies every weight
+    # twice more, which for VGG-16 costs seconds.
+    """
+
     def __init__(self, weights: Mapping[str, np.ndarray], opset: int) -> None:
         self.weights = weights
         self.opset = opset
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        self.model = onnx.ModelProto()
+        self.nodes = self.model.graph.node
         self.initializer_names: set[str] = set()
 
     def add_initializer(self, name: str, value: np.ndarray) -> None:
         if name in self.initializer_names:
             raise ValueError(f"initializer {name} added twice")
         self.initializer_names.add(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        array = np.ascontiguousarray(value)
+        tensor = self.model.graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.tobytes()
 
 
 def build_model(
@@ -130,20 +147,14 @@ def build_model(
         for t in node.outputs
         if t not in graph_outputs and t not in graph_inputs
     ]
-    onnx_graph = helper.make_graph(
-        builder.nodes,
-        graph.name,
-        inputs,
-        [tensor_value_info(t, types[t]) for t in graph.outputs],
-        initializer=builder.initializers,
-        value_info=value_info,
-    )
-    model = helper.make_model(
-        onnx_graph,
-        producer_name="netspec",
-        producer_version=__version__,
-        opset_imports=[helper.make_opsetid("", opset)],
-    )
+    model = builder.model
+    model.graph.name = graph.name
+    model.graph.input.extend(inputs)
+    model.graph.output.extend(tensor_value_info(t, types[t]) for t in graph.outputs)
+    model.graph.value_info.extend(value_info)
+    model.producer_name = "netspec"
+    model.producer_version = __version__
+    model.opset_import.append(helper.make_opsetid("", opset))
     model.ir_version = ir_version
     model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {graph.source_path}"
     metadata = {"netspec_version": __version__, "source": graph.source_path}
@@ -155,20 +166,53 @@ def build_model(
 
 
 def check_model(model: onnx.ModelProto) -> None:
-    """The ONNX checker with full (strict shape inference) checking."""
-    onnx.checker.check_model(model, full_check=True)
+    """The ONNX checker with full checking (strict shape inference), run on the model's graph
+    with its large weights declared as inputs, so that it costs milliseconds, not a copy of
+    every weight. The weights themselves come from numpy and need no checking."""
+    onnx.checker.check_model(without_weights(model), full_check=True)
+
+
+# Initializers up to this many elements stay: shape inference may need their values (a
+# Reshape target, a Pad amount).
+_KEPT_INITIALIZER_SIZE = 64
+
+
+def without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large float initializers are graph inputs of the same type
+    and shape instead: the same graph for the checker and for shape inference."""
+    graph = model.graph
+    kept, lifted = [], []
+    for tensor in graph.initializer:
+        small = np.prod(tensor.dims, dtype=np.int64) <= _KEPT_INITIALIZER_SIZE
+        if small or tensor.data_type not in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
+            kept.append(tensor)
+        else:
+            lifted.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    bare_graph = helper.make_graph(
+        list(graph.node),
+        graph.name,
+        [*graph.input, *lifted],
+        list(graph.output),
+        initializer=kept,
+        value_info=list(graph.value_info),
+    )
+    bare = helper.make_model(bare_graph, opset_imports=list(model.opset_import))
+    bare.ir_version = model.ir_version
+    return bare
 
 
 def inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
     """Shapes by tensor name from ONNX's own strict shape inference (for differential tests)."""
     # Inference starts from netspec's emitted graph without netspec's own value_info, so that
     # every intermediate shape below is ONNX's, not an echo of ours.
-    bare = onnx.ModelProto()
-    bare.CopyFrom(model)
+    bare = without_weights(model)
     del bare.graph.value_info[:]
     inferred = onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=True, data_prop=True)
+    lifted = {t.name for t in model.graph.initializer}
     shapes: dict[str, tuple[int | str, ...]] = {}
     for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        if info.name in lifted:
+            continue
         dims = info.type.tensor_type.shape.dim
         shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
     return shapes

@@ -93,13 +93,15 @@ class Dropout(Elementwise):
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
-        dropout_ratio: float = param(Float(min=0.0, max=1.0), 0.5,
-                                     "training-time drop probability, in [0, 1)")
+        dropout_ratio: float = param(
+            Float(min=0.0, max=1.0), 0.5, "training-time drop probability, in [0, 1)"
+        )
 
     def check(self) -> None:
         if self.params.dropout_ratio >= 1.0:
-            raise LayerError(f"dropout_ratio must be below 1, got {self.params.dropout_ratio}",
-                             param="dropout_ratio")
+            raise LayerError(
+                f"dropout_ratio must be below 1, got {self.params.dropout_ratio}", param="dropout_ratio"
+            )
 
     def emit(self, node: NodeEmitter) -> None:
         node.add("Identity", node.inputs, node.outputs)

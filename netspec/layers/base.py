@@ -266,13 +266,13 @@ class ParamSpec:
     """One stored array of a layer: ``weight``, ``bias``, ``running_mean``...
 
     ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` names the default
-    initialiser (``msra``, ``zeros``, ``ones``) and ``fan_in`` its scale.
+    initialiser (``he``, ``zeros``, ``ones``) and ``fan_in`` its scale.
     """
 
     name: str
     shape: tuple[int, ...]
     learnable: bool = True
-    init: str = "msra"
+    init: str = "he"
     fan_in: int = 1
 
     @property
@@ -418,11 +418,7 @@ def build_layer(
                 given.value_span or given.key_span or span,
                 hint=exc.hint,
             ) from None
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in values and f.default is dataclasses.MISSING
-    ]
+    missing = [name for name, f in fields.items() if name not in values and f.default is dataclasses.MISSING]
     if missing:
         raise error(
             f"{layer_type.type_name} needs parameter{'s' if len(missing) > 1 else ''} "
@@ -474,8 +470,11 @@ def numel(tensor: TensorType) -> int:
 def normalize_axis(axis: int, tensor: TensorType, param: str = "axis") -> int:
     """``axis`` of ``tensor`` as a non-negative index; negative values count from the end."""
     if not -tensor.rank <= axis < tensor.rank:
-        raise LayerError(f"{param} {axis} is out of range for the {tensor.rank}-D input {tensor} "
-                         f"(valid: {-tensor.rank} to {tensor.rank - 1})", param=param)
+        raise LayerError(
+            f"{param} {axis} is out of range for the {tensor.rank}-D input {tensor} "
+            f"(valid: {-tensor.rank} to {tensor.rank - 1})",
+            param=param,
+        )
     return axis % tensor.rank
 
 

@@ -34,8 +34,13 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
     return (size + pad_begin + pad_end - (dilation * (kernel - 1) + 1)) // stride + 1
 
 
-def sliding_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                    dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+def sliding_windows(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
     """A (N, C, Ho, Wo, kh, kw) view of the windows of an already padded (N, C, H, W) array."""
     span_h = dilation[0] * (kernel[0] - 1) + 1
     span_w = dilation[1] * (kernel[1] - 1) + 1
@@ -65,16 +70,19 @@ class Convolution(Layer):
         num_output: int = param(Int(min=1), doc="output channels")
         kernel_size: tuple[int, int] = param(Spatial(), doc="kernel size, k or [kh, kw]")
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
-        pad: tuple[int, int, int, int] = param(Padding(), 0,
-                                               "zero padding: p, [ph, pw] or [top, left, bottom, right]")
+        pad: tuple[int, int, int, int] = param(
+            Padding(), 0, "zero padding: p, [ph, pw] or [top, left, bottom, right]"
+        )
         dilation: tuple[int, int] = param(Spatial(), 1, "dilation, d or [dh, dw]")
         group: int = param(Int(min=1), 1, "channel groups (group = channels: depthwise)")
         bias_term: bool = param(Bool(), True, "add a learned bias")
 
     def check(self) -> None:
         if self.params.num_output % self.params.group:
-            raise LayerError(f"group {self.params.group} does not divide num_output "
-                             f"{self.params.num_output}", param="group")
+            raise LayerError(
+                f"group {self.params.group} does not divide num_output {self.params.num_output}",
+                param="group",
+            )
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         (x,) = inputs
@@ -82,15 +90,16 @@ class Convolution(Layer):
         p = self.params
         channels = static_dim(x, 1)
         if channels % p.group:
-            raise LayerError(f"group {p.group} does not divide the {channels} input channels",
-                             param="group")
+            raise LayerError(f"group {p.group} does not divide the {channels} input channels", param="group")
         height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
         return (TensorType((x.dims[0], p.num_output, height, width), x.dtype),)
 
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         p = self.params
-        return (conv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0]),
-                conv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1]))
+        return (
+            conv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0]),
+            conv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1]),
+        )
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         p = self.params
@@ -125,9 +134,16 @@ class Convolution(Layer):
         if p.bias_term:
             inputs.append(node.param("bias"))
         top, left, bottom, right = p.pad
-        node.add("Conv", inputs, node.outputs, kernel_shape=list(p.kernel_size),
-                 strides=list(p.stride), pads=[top, left, bottom, right],
-                 dilations=list(p.dilation), group=p.group)
+        node.add(
+            "Conv",
+            inputs,
+            node.outputs,
+            kernel_shape=list(p.kernel_size),
+            strides=list(p.stride),
+            pads=[top, left, bottom, right],
+            dilations=list(p.dilation),
+            group=p.group,
+        )
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         p = self.params

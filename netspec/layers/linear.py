@@ -47,8 +47,9 @@ class InnerProduct(Layer):
     def feature_axis(self, x: TensorType) -> int:
         axis = normalize_axis(self.params.axis, x)
         if axis == 0:
-            raise LayerError(f"axis {self.params.axis} would fold the batch axis of {x} into the features",
-                             param="axis")
+            raise LayerError(
+                f"axis {self.params.axis} would fold the batch axis of {x} into the features", param="axis"
+            )
         return axis
 
     def in_features(self, x: TensorType) -> int:

@@ -43,8 +43,9 @@ class Eltwise(Layer):
     @dataclass(frozen=True, kw_only=True)
     class Params:
         operation: str = param(Enum(("SUM", "PROD", "MAX")), "SUM", "SUM, PROD or MAX")
-        coeff: tuple[float, ...] | None = param(ListOf(Float(), min_length=1), None,
-                                                "SUM only: one factor per input")
+        coeff: tuple[float, ...] | None = param(
+            ListOf(Float(), min_length=1), None, "SUM only: one factor per input"
+        )
 
     def check(self) -> None:
         if self.params.coeff is not None and self.params.operation != "SUM":
@@ -56,11 +57,15 @@ class Eltwise(Layer):
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         if any(t.dims != inputs[0].dims for t in inputs):
             # The infer stage appends every input's shape to messages without a param.
-            raise LayerError("needs inputs of one shape",
-                             hint="Eltwise does not broadcast; a projection shortcut can match the shapes")
+            raise LayerError(
+                "needs inputs of one shape",
+                hint="Eltwise does not broadcast; a projection shortcut can match the shapes",
+            )
         if self.params.coeff is not None and len(self.params.coeff) != len(inputs):
-            raise LayerError(f"has {len(self.params.coeff)} coeff values for {len(inputs)} inputs; "
-                             "give one per input", param="coeff")
+            raise LayerError(
+                f"has {len(self.params.coeff)} coeff values for {len(inputs)} inputs; give one per input",
+                param="coeff",
+            )
         return (inputs[0],)
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
@@ -82,8 +87,9 @@ class Eltwise(Layer):
             node.add("Max", node.inputs, node.outputs)
             return
         terms = []
-        for index, (tensor, factor) in enumerate(zip(node.inputs, self.coefficients(len(node.inputs)),
-                                                     strict=True)):
+        for index, (tensor, factor) in enumerate(
+            zip(node.inputs, self.coefficients(len(node.inputs)), strict=True)
+        ):
             if factor == 1.0:
                 terms.append(tensor)
                 continue
@@ -120,8 +126,9 @@ class Concat(Layer):
         others = [d for i, d in enumerate(first.dims) if i != axis]
         for tensor in inputs[1:]:
             if [d for i, d in enumerate(tensor.dims) if i != axis] != others:
-                raise LayerError("needs inputs that agree on every axis except the concatenation "
-                                 f"axis {axis}")
+                raise LayerError(
+                    f"needs inputs that agree on every axis except the concatenation axis {axis}"
+                )
         joined = sum(static_dim(t, axis) for t in inputs) if len(inputs) > 1 else first.dims[axis]
         return (TensorType((*first.dims[:axis], joined, *first.dims[axis + 1 :]), first.dtype),)
 

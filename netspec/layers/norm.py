@@ -64,8 +64,10 @@ class BatchNorm(Layer):
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         channels = (static_dim(inputs[0], 1),)
-        stats = (ParamSpec("running_mean", channels, learnable=False, init="zeros"),
-                 ParamSpec("running_var", channels, learnable=False, init="ones"))
+        stats = (
+            ParamSpec("running_mean", channels, learnable=False, init="zeros"),
+            ParamSpec("running_var", channels, learnable=False, init="ones"),
+        )
         if not self.params.affine:
             return stats
         return (ParamSpec("weight", channels, init="ones"), ParamSpec("bias", channels, init="zeros"), *stats)
@@ -173,8 +175,11 @@ class LRN(Layer):
         alpha: float = param(Float(), 1.0, "scale α (divided by n, or n² within a channel)")
         beta: float = param(Float(), 0.75, "exponent β")
         k: float = param(Float(), 1.0, "additive constant (ACROSS_CHANNELS only)")
-        norm_region: str = param(Enum(("ACROSS_CHANNELS", "WITHIN_CHANNEL")), "ACROSS_CHANNELS",
-                                 "normalise across channels or within each channel")
+        norm_region: str = param(
+            Enum(("ACROSS_CHANNELS", "WITHIN_CHANNEL")),
+            "ACROSS_CHANNELS",
+            "normalise across channels or within each channel",
+        )
 
     def check(self) -> None:
         if self.params.local_size % 2 == 0:
@@ -203,16 +208,25 @@ class LRN(Layer):
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
         if p.norm_region == "ACROSS_CHANNELS":
-            node.add("LRN", node.inputs, node.outputs, size=p.local_size, alpha=p.alpha, beta=p.beta,
-                     bias=p.k)
+            node.add(
+                "LRN", node.inputs, node.outputs, size=p.local_size, alpha=p.alpha, beta=p.beta, bias=p.k
+            )
             return
         x = node.inputs[0]
         pad = (p.local_size - 1) // 2
         squared, mean, scaled, shifted, denominator = (
-            node.temp(s) for s in ("squared", "window_mean", "scaled", "shifted", "denominator"))
+            node.temp(s) for s in ("squared", "window_mean", "scaled", "shifted", "denominator")
+        )
         node.add("Mul", [x, x], [squared])
-        node.add("AveragePool", [squared], [mean], kernel_shape=[p.local_size] * 2, strides=[1, 1],
-                 pads=[pad] * 4, count_include_pad=1)
+        node.add(
+            "AveragePool",
+            [squared],
+            [mean],
+            kernel_shape=[p.local_size] * 2,
+            strides=[1, 1],
+            pads=[pad] * 4,
+            count_include_pad=1,
+        )
         node.add("Mul", [mean, node.constant("alpha", np.array(p.alpha, np.float32))], [scaled])
         node.add("Add", [scaled, node.constant("one", np.array(1.0, np.float32))], [shifted])
         node.add("Pow", [shifted, node.constant("beta", np.array(p.beta, np.float32))], [denominator])

@@ -65,11 +65,13 @@ class Pooling(Layer):
     @dataclass(frozen=True, kw_only=True)
     class Params:
         pool: str = param(Enum(("MAX", "AVE")), "MAX", "MAX or AVE")
-        kernel_size: tuple[int, int] | None = param(Spatial(), None,
-                                                    "window, k or [kh, kw] (not with global_pooling)")
+        kernel_size: tuple[int, int] | None = param(
+            Spatial(), None, "window, k or [kh, kw] (not with global_pooling)"
+        )
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
-        pad: tuple[int, int, int, int] = param(Padding(), 0,
-                                               "padding: p, [ph, pw] or [top, left, bottom, right]")
+        pad: tuple[int, int, int, int] = param(
+            Padding(), 0, "padding: p, [ph, pw] or [top, left, bottom, right]"
+        )
         global_pooling: bool = param(Bool(), False, "pool over the whole spatial extent")
         round_mode: str = param(Enum(("CEIL", "FLOOR")), "CEIL", "output size rounding (Caffe: CEIL)")
 
@@ -82,8 +84,9 @@ class Pooling(Layer):
         if p.kernel_size is not None and any(
             pad >= k for pad, k in zip(p.pad, p.kernel_size * 2, strict=True)
         ):
-            raise LayerError(f"padding {list(p.pad)} must be smaller than the kernel {list(p.kernel_size)}",
-                             param="pad")
+            raise LayerError(
+                f"padding {list(p.pad)} must be smaller than the kernel {list(p.kernel_size)}", param="pad"
+            )
 
     def window(self, x: TensorType) -> tuple[int, int]:
         if self.params.global_pooling:
@@ -135,8 +138,9 @@ class Pooling(Layer):
             pads = [top, left, bottom + extra_h, right + extra_w]
             node.add("MaxPool", node.inputs, node.outputs, pads=pads, **attributes)
         elif not (extra_h or extra_w):
-            node.add("AveragePool", node.inputs, node.outputs, pads=list(p.pad), count_include_pad=1,
-                     **attributes)
+            node.add(
+                "AveragePool", node.inputs, node.outputs, pads=list(p.pad), count_include_pad=1, **attributes
+            )
         else:
             # Caffe's divisor counts the padding but not the overhang: pad explicitly (real zeros,
             # counted), then let the overhang be AveragePool padding that count_include_pad=0 skips.
@@ -145,8 +149,14 @@ class Pooling(Layer):
                 source = node.temp("padded")
                 pads = node.constant("pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
                 node.add("Pad", [node.inputs[0], pads], [source])
-            node.add("AveragePool", [source], node.outputs, pads=[0, 0, extra_h, extra_w],
-                     count_include_pad=0, **attributes)
+            node.add(
+                "AveragePool",
+                [source],
+                node.outputs,
+                pads=[0, 0, extra_h, extra_w],
+                count_include_pad=0,
+                **attributes,
+            )
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         p = self.params

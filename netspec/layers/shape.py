@@ -43,13 +43,21 @@ def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:
         else:
             shape.append(-1)
     if shape.count(-1) > 1:
-        raise LayerError(f"cannot express the reshape of {source} to "
-                         f"[{', '.join(map(str, target))}] with a constant shape; fix the batch size")
+        raise LayerError(
+            f"cannot express the reshape of {source} to "
+            f"[{', '.join(map(str, target))}] with a constant shape; fix the batch size"
+        )
     return shape
 
 
-def emit_reshape(node: NodeEmitter, source: str, source_type: TensorType, target: Sequence[Dim],
-                 output: str, suffix: str = "shape") -> None:
+def emit_reshape(
+    node: NodeEmitter,
+    source: str,
+    source_type: TensorType,
+    target: Sequence[Dim],
+    output: str,
+    suffix: str = "shape",
+) -> None:
     """Add an ONNX Reshape of ``source`` to ``target`` dims, writing ``output``."""
     shape = node.constant(suffix, np.array(reshape_target(source_type, target), np.int64))
     node.add("Reshape", [source, shape], [output])
@@ -81,8 +89,11 @@ class Flatten(Layer):
         start = normalize_axis(self.params.axis, x)
         end = normalize_axis(self.params.end_axis, x, "end_axis") + 1
         if end <= start:
-            raise LayerError(f"end_axis {self.params.end_axis} comes before axis {self.params.axis} "
-                             f"for the {x.rank}-D input {x}", param="end_axis")
+            raise LayerError(
+                f"end_axis {self.params.end_axis} comes before axis {self.params.axis} "
+                f"for the {x.rank}-D input {x}",
+                param="end_axis",
+            )
         return start, end
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
@@ -126,8 +137,10 @@ class Reshape(Layer):
 
     def check(self) -> None:
         if list(self.params.shape).count(-1) > 1:
-            raise LayerError(f"shape {list(self.params.shape)} has more than one -1; "
-                             "only one dimension can be inferred", param="shape")
+            raise LayerError(
+                f"shape {list(self.params.shape)} has more than one -1; only one dimension can be inferred",
+                param="shape",
+            )
 
     def replaced(self, x: TensorType) -> tuple[int, int]:
         """The replaced input axes as [start, end)."""
@@ -137,8 +150,11 @@ class Reshape(Layer):
             raise LayerError(f"axis {p.axis} is out of range for the {x.rank}-D input {x}", param="axis")
         end = x.rank if p.num_axes == -1 else start + p.num_axes
         if end > x.rank:
-            raise LayerError(f"axis {p.axis} with num_axes {p.num_axes} goes past the last axis of "
-                             f"the {x.rank}-D input {x}", param="num_axes")
+            raise LayerError(
+                f"axis {p.axis} with num_axes {p.num_axes} goes past the last axis of "
+                f"the {x.rank}-D input {x}",
+                param="num_axes",
+            )
         return start, end
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
@@ -148,8 +164,11 @@ class Reshape(Layer):
         new_dims: list[Dim] = []
         for i, dim in enumerate(self.params.shape):
             if dim == 0 and start + i >= x.rank:
-                raise LayerError(f"shape {wanted} copies input axis {start + i} (a 0 at position {i}), "
-                                 f"but the input {x} has only {x.rank} axes", param="shape")
+                raise LayerError(
+                    f"shape {wanted} copies input axis {start + i} (a 0 at position {i}), "
+                    f"but the input {x} has only {x.rank} axes",
+                    param="shape",
+                )
             new_dims.append(x.dims[start + i] if dim == 0 else dim)
         # Dims copied from their own position pass through unchanged (a symbolic batch may only
         # do that); every other replaced or new dim must be static to count elements.
@@ -160,17 +179,26 @@ class Reshape(Layer):
             if start + i in kept or dim == -1:
                 continue
             if not isinstance(dim, int):
-                raise LayerError(f"shape {wanted} moves the symbolic dim '{dim}' of {x}; "
-                                 "fix the batch size or copy it at its own position", param="shape")
+                raise LayerError(
+                    f"shape {wanted} moves the symbolic dim '{dim}' of {x}; "
+                    "fix the batch size or copy it at its own position",
+                    param="shape",
+                )
             known *= dim
         if -1 in new_dims:
             if count % known:
-                raise LayerError(f"cannot reshape {x} with shape {wanted}: the {count} elements of the "
-                                 f"replaced axes do not divide into parts of {known}", param="shape")
+                raise LayerError(
+                    f"cannot reshape {x} with shape {wanted}: the {count} elements of the "
+                    f"replaced axes do not divide into parts of {known}",
+                    param="shape",
+                )
             new_dims[new_dims.index(-1)] = count // known
         elif count != known:
-            raise LayerError(f"cannot reshape {x} with shape {wanted}: the replaced axes hold {count} "
-                             f"elements, the new shape {known}", param="shape")
+            raise LayerError(
+                f"cannot reshape {x} with shape {wanted}: the replaced axes hold {count} "
+                f"elements, the new shape {known}",
+                param="shape",
+            )
         return (TensorType((*x.dims[:start], *new_dims, *x.dims[end:]), x.dtype),)
 
     def emit(self, node: NodeEmitter) -> None:
