@@ -61,8 +61,7 @@ def _input_file(text: str) -> tuple[str, str]:
     return name, path
 
 
-def _add_shape_options(parser: argparse.ArgumentParser, batch_help: str) -> None:
-    parser.add_argument("--batch", type=_positive_int, default=None, help=batch_help)
+def _add_input_shape_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
         dest="input_shapes",
@@ -92,15 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--dynamic-batch", action="store_true", help="keep the batch dimension symbolic (dim_param N)"
     )
-    compile_.add_argument(
-        "--input",
-        dest="input_shapes",
-        metavar="NAME:SHAPE",
-        type=_input_shape,
-        action="append",
-        default=[],
-        help="override an input's shape, e.g. data:1x3x299x299",
-    )
+    _add_input_shape_option(compile_)
     compile_.add_argument(
         "--seed", type=int, default=0, help="seed of the random initial weights (default 0)"
     )
@@ -112,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
     report.add_argument("spec")
     report.add_argument("--format", choices=("text", "json", "csv", "md"), default="text")
-    _add_shape_options(report, "batch size N for the counts (default 1)")
+    report.add_argument(
+        "--batch", type=_positive_int, default=None, help="batch size N for the counts (default 1)"
+    )
+    _add_input_shape_option(report)
     report.set_defaults(handler=command_report)
 
     check = commands.add_parser("check", help="parse, elaborate and infer shapes; report errors")

@@ -230,3 +230,15 @@ def test_python_dash_m(tiny: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+@pytest.mark.unit
+def test_input_shape_override(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tiny), "--format", "json", "--input", "data:1x3x32x32"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outputs"] == [{"name": "pool", "shape": [1, 4, 16, 16]}]
+    assert main(["report", str(tiny), "--input", "image:1x3x32x32"]) == 1
+    assert "'image', which is not an input of the network (inputs: data)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tiny), "--input", "data:1xAx3"])
+    assert exit_info.value.code == 2
