@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netspec.collector import cycle_collector_paused
 from netspec.count import Counts, count_graph
 from netspec.elaborate import DEFAULT_LIMITS, Limits, load_spec
 from netspec.graph import Dim, Graph, TensorType
@@ -34,7 +35,8 @@ class Analysis:
 
     @cached_property
     def counts(self) -> Counts:
-        return count_graph(self.graph, self.types)
+        with cycle_collector_paused():
+            return count_graph(self.graph, self.types)
 
 
 def load_graph(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Graph:
@@ -47,7 +49,8 @@ def analyze(
     batch: int = DEFAULT_BATCH,
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
 ) -> Analysis:
-    types = infer_shapes(graph, {"N": batch}, input_shapes)
+    with cycle_collector_paused():
+        types = infer_shapes(graph, {"N": batch}, input_shapes)
     return Analysis(graph, types, batch)
 
 

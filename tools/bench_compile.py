@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_scaling:
         print()
         print(f"{'generated spec':<20}{'layers':>8}{'analyse ms':>12}{'per layer us':>14}")
-        rows = scaling(max(1, args.repeat // 2) if args.repeat > 2 else args.repeat)
+        rows = scaling(args.repeat)
         for label, layers, seconds in rows:
             print(f"{label:<20}{layers:>8}{seconds * 1e3:>12.1f}{seconds / layers * 1e6:>14.1f}")
         for label in ("one line a layer", "template+repeat"):
