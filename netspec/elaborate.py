@@ -62,6 +62,7 @@ class _Elaborator:
         self.limits = limits
         self.nodes: list[Node] = []
         self.tensors: dict[str, Node] = {}
+        self.node_names: dict[str, Node] = {}
         # A template instance's scoped name, as a tensor name, means the instance's output.
         self.instance_outputs: dict[str, str] = {}
         self.templates: dict[str, _Template] = {}
@@ -264,6 +265,16 @@ class _Elaborator:
 
     # ------------------------------------------------------------------ nodes
     def add_node(self, node: Node, span: SourceSpan, context: _Context) -> None:
+        for tensor in (node.name, *node.outputs):
+            if tensor in self.node_names and tensor not in self.tensors:
+                earlier = self.node_names[tensor]
+                where = f" at {earlier.span.location}" if earlier.span else ""
+                raise error(
+                    f"duplicate name '{tensor}': a layer of that name is already defined{where}",
+                    span,
+                    trace=context.trace,
+                    hint="every layer needs a unique name in its scope",
+                )
         for tensor in node.outputs:
             if tensor in self.tensors:
                 earlier = self.tensors[tensor]
@@ -285,6 +296,7 @@ class _Elaborator:
                 f"the network exceeds the limit of {self.limits.max_layers} layers", span, trace=context.trace
             )
         self.nodes.append(node)
+        self.node_names[node.name] = node
         for tensor in node.outputs:
             self.tensors[tensor] = node
         self.previous = node.outputs[0]
@@ -437,17 +449,38 @@ class _Elaborator:
                 hint=hint,
                 trace=context.trace,
             )
+        tops = self.output_names(raw, context)
         try:
-            layer = build_layer(layer_type, raw, span, name)
+            layer = build_layer(layer_type, raw, span, name, output_count=len(tops) if tops else None)
         except NetspecError as exc:
             raise exc.with_trace(context.trace) from None
+        if not tops:
+            count = layer.output_count
+            tops = (name,) if count == 1 else tuple(f"{name}.{i}" for i in range(count))
         param_spans = tuple(
             (k, v.value_span or v.key_span)
             for k, v in raw.items()
             if (v.value_span or v.key_span) is not None
         )
-        node = Node(name, layer, inputs, (name,), span, context.trace, param_spans)
+        node = Node(name, layer, inputs, tops, span, context.trace, param_spans)
         self.add_node(node, span, context)
+
+    def output_names(self, raw: dict[str, RawParam], context: _Context) -> tuple[str, ...]:
+        """The tensors a layer's ``top:`` names (scoped like layer names), or () without one."""
+        given = raw.pop("top", None)
+        if given is None:
+            return ()
+        values = given.value if isinstance(given.value, tuple) else (given.value,)
+        names = []
+        for value in values:
+            if isinstance(value, TensorRef) or not isinstance(value, (Symbol, str)):
+                raise error(
+                    f"'top:' names new tensors; expected names, got {describe(value)}",
+                    given.value_span,
+                    trace=context.trace,
+                )
+            names.append(context.scope + str(value))
+        return tuple(names)
 
     def instantiate(self, statement: ast.LayerStmt, context: _Context) -> None:
         template = self.templates[statement.type_name].definition

@@ -321,8 +321,14 @@ class Layer:
     Params: ClassVar[type] = NoParams
     arity: ClassVar[Arity] = Arity()
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: Any, output_count: int = 1) -> None:
         self.params = params
+        self.output_count = output_count
+
+    def output_arity(self) -> Arity:
+        """How many output tensors the layer can produce with its parameters (one by default;
+        Slice, Split and max pooling with its argmax mask produce more)."""
+        return Arity(1, 1)
 
     def __repr__(self) -> str:
         return f"{self.type_name}({self.params})"
@@ -391,9 +397,17 @@ class RawParam:
 
 
 def build_layer(
-    layer_type: type[Layer], raw: Mapping[str, RawParam], span: SourceSpan | None, name: str | None = None
+    layer_type: type[Layer],
+    raw: Mapping[str, RawParam],
+    span: SourceSpan | None,
+    name: str | None = None,
+    output_count: int | None = None,
 ) -> Layer:
-    """Check ``raw`` against the layer type's schema and build the layer, or raise a diagnostic."""
+    """Check ``raw`` against the layer type's schema and build the layer, or raise a diagnostic.
+
+    ``output_count`` is the number of output tensors the spec names (``top:``); without it the
+    layer produces the smallest number it can.
+    """
     fields = {f.name: f for f in schema(layer_type)}
     values: dict[str, Any] = {}
     for key, given in raw.items():
@@ -431,6 +445,15 @@ def build_layer(
         check = getattr(layer, "check", None)
         if check is not None:
             check()
+        outputs = layer.output_arity()
+        count = outputs.min if output_count is None else output_count
+        if not outputs.accepts(count):
+            raise LayerError(
+                f"produces {outputs.describe().replace('input', 'output')}, but "
+                f"{count} {'are' if count != 1 else 'is'} named",
+                param="top",
+            )
+        layer.output_count = count
     except LayerError as exc:
         where = raw[exc.param].value_span if exc.param in raw else span
         subject = f"{layer_type.type_name} '{name}'" if name else layer_type.type_name
