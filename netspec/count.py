@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netspec.graph import DTYPE_SIZES, Graph, TensorType
+from netspec.weights import node_arrays
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class LayerCounts:
     type: str
     params: int
     buffers: int
+    frozen: int
     macs: int
     flops: int
     output_bytes: int
@@ -25,6 +27,7 @@ class LayerCounts:
 class Totals:
     params: int
     buffers: int
+    frozen: int
     macs: int
     flops: int
     weight_bytes: int
@@ -43,18 +46,22 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
     """Count every layer of ``graph`` given fully static ``types`` (batch bound)."""
     element = DTYPE_SIZES[dtype]
     rows = []
+    counted: set[str] = set()
     for node in graph.nodes:
         inputs = [types[t] for t in node.inputs]
         outputs = [types[t] for t in node.outputs]
-        specs = node.layer.parameters(inputs)
-        params = sum(s.size for s in specs if s.learnable)
-        buffers = sum(s.size for s in specs if not s.learnable)
+        # An array shared by several layers (Caffe's param { name }) counts at its first user.
+        arrays = [a for a in node_arrays(node, inputs) if a.name not in counted]
+        counted.update(a.name for a in arrays)
+        params = sum(a.spec.size for a in arrays if a.spec.learnable)
+        buffers = sum(a.spec.size for a in arrays if not a.spec.learnable)
         rows.append(
             LayerCounts(
                 name=node.name,
                 type=node.type,
                 params=params,
                 buffers=buffers,
+                frozen=sum(a.spec.size for a in arrays if a.spec.learnable and a.frozen),
                 macs=node.layer.macs(inputs, outputs),
                 flops=node.layer.flops(inputs, outputs),
                 output_bytes=sum(t.numel for t in outputs) * element,
@@ -64,6 +71,7 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
     totals = Totals(
         params=sum(r.params for r in rows),
         buffers=sum(r.buffers for r in rows),
+        frozen=sum(r.frozen for r in rows),
         macs=sum(r.macs for r in rows),
         flops=sum(r.flops for r in rows),
         weight_bytes=sum(r.weight_bytes for r in rows),

@@ -69,6 +69,11 @@ class Node:
     span: SourceSpan | None = None
     trace: tuple[TraceFrame, ...] = ()
     param_spans: tuple[tuple[str, SourceSpan], ...] = ()
+    # Caffe's per-array settings, by array index (the order of ``layer.parameters``): a name
+    # shares the array with every layer that names it (``param { name: "w" }``), and frozen
+    # arrays have ``lr_mult: 0``.
+    array_names: tuple[str | None, ...] = ()
+    frozen_arrays: tuple[int, ...] = ()
 
     @property
     def type(self) -> str:

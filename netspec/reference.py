@@ -7,17 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from netspec.graph import Graph
-
-
-def node_weights(node_name: str, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays of one node, keyed by their local name (``weight``, ``bias``, ...)."""
-    prefix = node_name + "."
-    return {
-        name[len(prefix) :]: value
-        for name, value in weights.items()
-        if name.startswith(prefix) and "." not in name[len(prefix) :]
-    }
+from netspec.graph import Graph, TensorType
+from netspec.weights import node_arrays
 
 
 def run_reference(
@@ -39,7 +30,9 @@ def run_reference(
             for tensor in node.outputs:
                 values[tensor] = np.asarray(inputs[tensor], np.float64)
             continue
-        results = node.layer.reference([values[t] for t in node.inputs], node_weights(node.name, weights))
+        arrays = node_arrays(node, [TensorType(values[t].shape) for t in node.inputs])
+        local = {array.spec.name: weights[array.name] for array in arrays}
+        results = node.layer.reference([values[t] for t in node.inputs], local)
         for tensor, result in zip(node.outputs, results, strict=True):
             values[tensor] = result
         if keep != "all":

@@ -16,6 +16,7 @@ FORMATS = ("text", "json", "csv", "md")
 CONVENTIONS = (
     "params: learnable values (weights, biases, BatchNorm/Scale gamma and beta); "
     "buffers: stored, not learned (BatchNorm running mean/variance). "
+    "frozen: params a Caffe file fixes with lr_mult 0 (still counted as params). "
     "MACs: multiply-accumulates of convolution and fully connected layers (bias not counted). "
     "FLOPs: every floating-point operation (2 per MAC, bias adds, elementwise work). "
     "Memory: bytes of float32 tensors."
@@ -42,6 +43,7 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
                 "output_shapes": [list(types[t].dims) for t in node.outputs],
                 "params": row.params,
                 "buffers": row.buffers,
+                "frozen": row.frozen,
                 "macs": row.macs,
                 "flops": row.flops,
                 "output_bytes": row.output_bytes,
@@ -61,6 +63,7 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         "totals": {
             "params": totals.params,
             "buffers": totals.buffers,
+            "frozen": totals.frozen,
             "macs": totals.macs,
             "flops": totals.flops,
             "weight_bytes": totals.weight_bytes,

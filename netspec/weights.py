@@ -4,7 +4,8 @@ biases, BatchNorm at identity), deterministic per seed and per parameter name.""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,13 +13,32 @@ from netspec.graph import Graph, Node, TensorType
 from netspec.layers.base import ParamSpec
 
 
-def parameter_specs(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tuple[ParamSpec, ...]]:
+@dataclass(frozen=True)
+class StoredArray:
+    """One array a node stores: its full name (``layer1.0.conv1.weight``, or the shared name
+    a Caffe ``param { name }`` gives it), its spec, and whether training leaves it fixed."""
+
+    name: str
+    spec: ParamSpec
+    frozen: bool = False
+
+
+def node_arrays(node: Node, input_types: Sequence[TensorType]) -> tuple[StoredArray, ...]:
+    """The arrays of one node, in the layer's order (Caffe's blob order)."""
+    arrays = []
+    for index, spec in enumerate(node.layer.parameters(input_types)):
+        shared = node.array_names[index] if index < len(node.array_names) else None
+        arrays.append(StoredArray(shared or f"{node.name}.{spec.name}", spec, index in node.frozen_arrays))
+    return tuple(arrays)
+
+
+def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tuple[StoredArray, ...]]:
     """Each node's stored arrays (only nodes that have some)."""
     result = {}
     for node in graph.nodes:
-        specs = node.layer.parameters([types[t] for t in node.inputs])
-        if specs:
-            result[node] = specs
+        arrays = node_arrays(node, [types[t] for t in node.inputs])
+        if arrays:
+            result[node] = arrays
     return result
 
 
@@ -49,8 +69,8 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
 def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
     """Every stored array of ``graph`` by full name, initialised by its spec's initialiser."""
     weights = {}
-    for node, specs in parameter_specs(graph, types).items():
-        for spec in specs:
-            name = f"{node.name}.{spec.name}"
-            weights[name] = initial_value(spec, name, seed)
+    for arrays in graph_arrays(graph, types).values():
+        for array in arrays:
+            if array.name not in weights:
+                weights[array.name] = initial_value(array.spec, array.name, seed)
     return weights

@@ -77,6 +77,7 @@ def test_report_json_has_the_contract_keys(tiny: Path, capsys: pytest.CaptureFix
     assert set(data["totals"]) == {
         "params",
         "buffers",
+        "frozen",
         "macs",
         "flops",
         "weight_bytes",

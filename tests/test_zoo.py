@@ -12,7 +12,7 @@ import pytest
 
 from netspec.compiler import Analysis, analyze, compile_graph, load_graph
 from netspec.reference import run_reference
-from netspec.weights import initialize_weights, parameter_specs
+from netspec.weights import graph_arrays, initialize_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -121,9 +121,9 @@ NAMED_PARAMETERS = [
 def parameter_names(spec: str) -> dict[str, tuple[int, ...]]:
     result = analysis(spec)
     return {
-        f"{node.name}.{s.name}": s.shape
-        for node, specs in parameter_specs(result.graph, result.types).items()
-        for s in specs
+        array.name: array.spec.shape
+        for arrays in graph_arrays(result.graph, result.types).values()
+        for array in arrays
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -16,6 +16,9 @@ from onnx import TensorProto, helper
 
 from netspec import __version__
 from netspec.graph import Graph, Node, TensorType
+
+if TYPE_CHECKING:
+    from netspec.weights import StoredArray
 
 DEFAULT_OPSET = 21
 DEFAULT_IR_VERSION = 10
@@ -42,6 +45,7 @@ class NodeEmitter:
         self,
         builder: _ModelBuilder,
         node: Node,
+        arrays: Sequence[StoredArray],
         input_types: Sequence[TensorType],
         output_types: Sequence[TensorType],
     ) -> None:
@@ -53,17 +57,18 @@ class NodeEmitter:
         self.input_types = list(input_types)
         self.output_types = list(output_types)
         self.opset = builder.opset
+        self._arrays = {a.spec.name: a.name for a in arrays}
         self._count = 0
 
     def param(self, suffix: str) -> str:
         """The initializer name of one of the node's own arrays (``conv1.weight``)."""
-        name = f"{self.name}.{suffix}"
-        if name not in self._builder.initializer_names:
-            raise KeyError(f"{self.name} has no stored array '{suffix}'")
-        return name
+        try:
+            return self._arrays[suffix]
+        except KeyError:
+            raise KeyError(f"{self.name} has no stored array '{suffix}'") from None
 
     def weight_value(self, suffix: str) -> np.ndarray:
-        return self._builder.weights[f"{self.name}.{suffix}"]
+        return self._builder.weights[self.param(suffix)]
 
     def constant(self, suffix: str, value: np.ndarray) -> str:
         """Add a constant initializer named after the node and return its name."""
@@ -123,12 +128,14 @@ def build_model(
 ) -> onnx.ModelProto:
     """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
     ``weights`` every stored array by its full name (``layer1.0.conv1.weight``)."""
-    from netspec.weights import parameter_specs
+    from netspec.weights import graph_arrays
 
     builder = _ModelBuilder(weights, opset)
-    for node, specs in parameter_specs(graph, types).items():
-        for spec in specs:
-            builder.add_initializer(f"{node.name}.{spec.name}", weights[f"{node.name}.{spec.name}"])
+    arrays = graph_arrays(graph, types)
+    for node_arrays in arrays.values():
+        for array in node_arrays:
+            if array.name not in builder.initializer_names:  # shared arrays are stored once
+                builder.add_initializer(array.name, weights[array.name])
 
     inputs = []
     for node in graph.nodes:
@@ -136,7 +143,9 @@ def build_model(
         if not node.inputs:
             inputs.extend(tensor_value_info(t, types[t]) for t in node.outputs)
             continue
-        emitter = NodeEmitter(builder, node, [types[t] for t in node.inputs], output_types)
+        emitter = NodeEmitter(
+            builder, node, arrays.get(node, ()), [types[t] for t in node.inputs], output_types
+        )
         node.layer.emit(emitter)
 
     graph_outputs = set(graph.outputs)
