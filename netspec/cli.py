@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     compile_ = commands.add_parser("compile", help="compile a spec to an ONNX model")
-    compile_.add_argument("spec", help="a .net spec file")
+    compile_.add_argument("spec", help="a .net spec or a Caffe .prototxt")
     compile_.add_argument("-o", "--output", help="the .onnx file to write (default: SPEC's name with .onnx)")
     batch = compile_.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=_positive_int, default=None, help="fix the batch size N (default 1)")
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--opset", type=_opset, default=None, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET}, default 21)"
     )
+    _add_phase_option(compile_)
     compile_.set_defaults(handler=command_compile)
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
@@ -107,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=_positive_int, default=None, help="batch size N for the counts (default 1)"
     )
     _add_input_shape_option(report)
+    _add_phase_option(report)
     report.set_defaults(handler=command_report)
 
     check = commands.add_parser("check", help="parse, elaborate and infer shapes; report errors")
     check.add_argument("specs", nargs="+", metavar="SPEC")
+    _add_phase_option(check)
     check.set_defaults(handler=command_check)
 
     run = commands.add_parser("run", help="run a spec (random weights) or an .onnx model in onnxruntime")
@@ -130,14 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run.add_argument("-o", "--output", help="write the outputs to this .npz file")
+    _add_phase_option(run)
     run.set_defaults(handler=command_run)
     return parser
 
 
-def _load(path: str) -> Any:
+def _add_phase_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--phase",
+        choices=("TEST", "TRAIN"),
+        default="TEST",
+        help="which phase of a Caffe file to read (default TEST: the inference net)",
+    )
+
+
+def _load(path: str, args: argparse.Namespace) -> Any:
+    """Read a spec or Caffe file; print its warnings to stderr."""
     from netspec.compiler import load_graph
 
-    return load_graph(path)
+    graph = load_graph(path, phase=args.phase, input_shapes=dict(getattr(args, "input_shapes", [])))
+    for warning in graph.warnings:
+        print(warning.render(), file=sys.stderr)
+    return graph
 
 
 def _spec_text(path: str) -> str | None:
@@ -153,7 +170,7 @@ def command_compile(args: argparse.Namespace) -> int:
     from netspec.output import write_atomic
 
     started = time.perf_counter()
-    graph = _load(args.spec)
+    graph = _load(args.spec, args)
     batch = None if args.dynamic_batch else (args.batch or 1)
     model = compile_graph(
         graph,
@@ -180,7 +197,7 @@ def command_report(args: argparse.Namespace) -> int:
     from netspec.compiler import analyze
     from netspec.report import render, report_data
 
-    graph = _load(args.spec)
+    graph = _load(args.spec, args)
     analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
     sys.stdout.write(render(report_data(analysis), args.format))
     return 0
@@ -192,7 +209,7 @@ def command_check(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.specs:
         try:
-            analysis = analyze(_load(path))
+            analysis = analyze(_load(path, args))
         except NetspecError as exc:
             failures += 1
             print(exc.render(), file=sys.stderr)
@@ -231,7 +248,9 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         from netspec.compiler import compile_graph
 
-        model = compile_graph(_load(args.model), batch=args.batch or 1, seed=args.seed).SerializeToString()
+        model = compile_graph(
+            _load(args.model, args), batch=args.batch or 1, seed=args.seed
+        ).SerializeToString()
     session = create_session(model, args.device)
     feeds = random_feeds(session, batch=args.batch or 1, seed=args.seed)
     feeds.update(_read_feeds(args.feeds, session.input_names))

@@ -15,7 +15,7 @@ import numpy as np
 
 from netspec.collector import cycle_collector_paused
 from netspec.count import Counts, count_graph
-from netspec.elaborate import DEFAULT_LIMITS, Limits, load_spec
+from netspec.elaborate import DEFAULT_LIMITS, Limits, load_spec, read_source
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
 
@@ -39,8 +39,19 @@ class Analysis:
             return count_graph(self.graph, self.types)
 
 
-def load_graph(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Graph:
-    """A spec file as a Graph (.net files; Caffe files are recognised by their extension)."""
+def load_graph(
+    path: str | os.PathLike[str],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    phase: str = "TEST",
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+) -> Graph:
+    """A spec file as a Graph: a .net spec, or a Caffe .prototxt (recognised by its extension)
+    read for ``phase``; ``input_shapes`` supplies the shapes a Caffe data layer leaves out."""
+    from netspec.caffe import is_caffe_path, read_caffe
+
+    if is_caffe_path(path):
+        return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]
     return load_spec(path, limits)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from netspec.diagnostics import SourceSpan, TraceFrame
+from netspec.diagnostics import Diagnostic, SourceSpan, TraceFrame
 
 if TYPE_CHECKING:
     import networkx
@@ -93,6 +93,8 @@ class Graph:
     outputs: tuple[str, ...]
     source_path: str = "<string>"
     metadata: tuple[tuple[str, str], ...] = field(default=())
+    # Non-fatal diagnostics from reading the source (a Caffe fork field accepted, ...).
+    warnings: tuple[Diagnostic, ...] = ()
 
     @cached_property
     def producers(self) -> dict[str, Node]:

@@ -71,8 +71,8 @@ def _parser() -> Lark:
     )
 
 
-def parse_source(source: SourceFile) -> ast.Module:
-    """Parse a whole .net file into an AST, or raise a NetspecError pointing at the mistake."""
+def reject_nul_bytes(source: SourceFile) -> None:
+    """A NUL byte means a binary file, not a spec: say so before the parser does worse."""
     if "\0" in source.text:
         offset = source.text.index("\0")
         line = source.text.count("\n", 0, offset) + 1
@@ -82,10 +82,15 @@ def parse_source(source: SourceFile) -> ast.Module:
             SourceSpan(source, line, column, line, column + 1),
             hint="is this a binary file rather than a spec?",
         )
+
+
+def parse_source(source: SourceFile) -> ast.Module:
+    """Parse a whole .net file into an AST, or raise a NetspecError pointing at the mistake."""
+    reject_nul_bytes(source)
     try:
         tree = _parser().parse(source.text, start="module")
     except UnexpectedInput as exc:
-        raise _syntax_error(source, exc) from None
+        raise syntax_error(source, exc) from None
     return _transform(_ToAst(source), tree)
 
 
@@ -113,11 +118,11 @@ def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
     try:
         tree = _parser().parse(text, start="expr")
     except UnexpectedInput as exc:
-        raise _syntax_error(source, exc, text, ending=ending) from None
+        raise syntax_error(source, exc, text, ending=ending) from None
     return _transform(_ToAst(source), tree)
 
 
-def _syntax_error(
+def syntax_error(
     source: SourceFile, exc: UnexpectedInput, text: str | None = None, ending: str = "end of file"
 ) -> Exception:
     """The diagnostic for a Lark error. ``text`` is what was parsed when it is not the whole
@@ -236,7 +241,7 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def include_decl(self, meta: Any, children: list[Any]) -> ast.IncludeDecl:
-        return ast.IncludeDecl(_unquote(children[0]), self._span(meta))
+        return ast.IncludeDecl(unquote(children[0]), self._span(meta))
 
     @v_args(meta=True)
     def let_decl(self, meta: Any, children: list[Any]) -> ast.LetDecl:
@@ -378,7 +383,7 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Literal(value, self._token_span(children[0]))
 
     def string_literal(self, children: list[Token]) -> ast.Literal:
-        return ast.Literal(_unquote(children[0]), self._token_span(children[0]))
+        return ast.Literal(unquote(children[0]), self._token_span(children[0]))
 
     @v_args(meta=True)
     def true_literal(self, meta: Any, children: list[Any]) -> ast.Literal:
@@ -396,6 +401,6 @@ class _ToAst(Transformer[Token, Any]):
         return ast.ListExpr(tuple(c for c in children if c is not None), self._span(meta))
 
 
-def _unquote(token: Token | str) -> str:
+def unquote(token: Token | str) -> str:
     body = str(token)[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)

@@ -1,0 +1,596 @@
+"""Caffe's .prototxt files as they are: the protobuf text format parsed with Lark, then Caffe's
+semantics — ``layer``/legacy ``layers`` with V1 enum types, the four input forms, phases,
+in-place blobs, loss layers, shared and frozen parameters — turned into the Graph that every
+later stage shares with .net specs (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
+
+from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
+from netspec.expr import Symbol, Value
+from netspec.graph import Graph, Node
+from netspec.layers import LAYER_TYPES, InputLayer
+from netspec.layers.base import Layer, RawParam, build_layer, schema
+from netspec.parse import reject_nul_bytes, syntax_error, unquote
+
+PHASES = ("TEST", "TRAIN")
+
+# ---------------------------------------------------------------- the text format
+
+
+@dataclass(frozen=True)
+class Word:
+    """An unquoted value: an enum word (MAX, TRAIN), true/false, inf or nan."""
+
+    text: str
+
+
+Scalar = str | int | float | Word
+
+
+@dataclass(frozen=True)
+class TextField:
+    key: str
+    value: Scalar | tuple[Scalar, ...] | TextMessage
+    key_span: SourceSpan
+    value_span: SourceSpan
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A message: its fields in file order (a repeated field appears once per value)."""
+
+    fields: tuple[TextField, ...]
+    span: SourceSpan
+
+    def all(self, key: str) -> list[TextField]:
+        return [f for f in self.fields if f.key == key]
+
+    def first(self, key: str) -> TextField | None:
+        return next((f for f in self.fields if f.key == key), None)
+
+    def scalar(self, key: str, default: Any = None) -> Any:
+        found = self.first(key)
+        return default if found is None else found.value
+
+
+@functools.cache
+def _parser() -> Lark:
+    grammar = resources.files("netspec").joinpath("caffe.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", start="message", propagate_positions=True)
+
+
+class _ToMessage(Transformer[Token, Any]):
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__()
+        self.source = source
+
+    def _span(self, item: Any) -> SourceSpan:
+        return SourceSpan(self.source, item.line, item.column, item.end_line, item.end_column)
+
+    @v_args(meta=True)
+    def message(self, meta: Any, children: list[Any]) -> TextMessage:
+        span = SourceSpan(self.source, 1, 1, 1, 1) if meta.empty else self._span(meta)
+        return TextMessage(tuple(children), span)
+
+    @v_args(meta=True)
+    def scalar_field(self, meta: Any, children: list[Any]) -> TextField:
+        key, (value, value_span) = children
+        return TextField(str(key), value, self._span(key), value_span)
+
+    @v_args(meta=True)
+    def message_field(self, meta: Any, children: list[Any]) -> TextField:
+        key, *fields = children
+        span = self._span(meta)
+        return TextField(str(key), TextMessage(tuple(fields), span), self._span(key), span)
+
+    @v_args(meta=True)
+    def list_field(self, meta: Any, children: list[Any]) -> TextField:
+        key, *values = children
+        items = tuple(v for v, _ in (c for c in values if c is not None))
+        return TextField(str(key), items, self._span(key), self._span(meta))
+
+    @v_args(meta=True)
+    def string(self, meta: Any, children: list[Token]) -> tuple[str, SourceSpan]:
+        return "".join(unquote(c) for c in children), self._span(meta)
+
+    @v_args(meta=True)
+    def number(self, meta: Any, children: list[Token]) -> tuple[int | float, SourceSpan]:
+        text = str(children[0]).rstrip("fF")
+        try:
+            value: int | float = int(text)
+        except ValueError:
+            value = float(text)
+        return value, self._span(meta)
+
+    @v_args(meta=True)
+    def word(self, meta: Any, children: list[Token]) -> tuple[Scalar, SourceSpan]:
+        text = "".join(str(c) for c in children)
+        lowered = text.lower()
+        if lowered in ("inf", "-inf", "infinity", "-infinity", "nan", "-nan"):
+            return float(lowered.replace("infinity", "inf")), self._span(meta)
+        return Word(text), self._span(meta)
+
+
+def parse_prototxt(source: SourceFile) -> TextMessage:
+    """Parse a prototxt file into its top-level message, or raise a diagnostic."""
+    reject_nul_bytes(source)
+    try:
+        tree = _parser().parse(source.text)
+        return _ToMessage(source).transform(tree)
+    except UnexpectedInput as exc:
+        raise syntax_error(source, exc) from None
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, NetspecError):
+            raise exc.orig_exc from None
+        raise
+
+
+# ---------------------------------------------------------------- Caffe's vocabulary
+
+# Legacy V1LayerParameter type enums and the layer type each names.
+V1_TYPES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}  # fmt: skip
+
+# Training-only layers: an inference graph leaves them (and the blobs only they produce) out.
+TRAINING_ONLY_TYPES = frozenset({
+    "SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "ContrastiveLoss", "Accuracy", "Silence", "HDF5Output",
+})  # fmt: skip
+
+DATA_TYPES = frozenset({"Data", "ImageData", "HDF5Data", "WindowData", "MemoryData", "DummyData"})
+
+# Fields of LayerParameter netspec reads itself or that do not affect inference.
+_LAYER_FIELDS = frozenset({
+    "name", "type", "bottom", "top", "include", "exclude", "phase", "param", "blobs_lr",
+    "weight_decay", "loss_weight", "propagate_down", "transform_param", "blobs", "blob_share_mode",
+    "loss_param", "accuracy_param", "data_param", "image_data_param", "hdf5_data_param",
+    "window_data_param", "memory_data_param", "dummy_data_param", "hdf5_output_param",
+})  # fmt: skip
+
+# Parameters inside *_param blocks that say how to train or which engine to use: read, unused.
+_TRAINING_FIELDS = frozenset({
+    "engine", "weight_filler", "bias_filler", "filler", "scale_filler", "shift_filler",
+    "force_nd_im2col", "scale_train", "stable_prod_grad",
+})  # fmt: skip
+
+# Per-axis pairs Caffe spells as two fields: kernel_h + kernel_w -> kernel_size [h, w].
+_AXIS_PAIRS = {
+    "kernel_h": ("kernel_size", 0), "kernel_w": ("kernel_size", 1),
+    "pad_h": ("pad", 0), "pad_w": ("pad", 1),
+    "stride_h": ("stride", 0), "stride_w": ("stride", 1),
+}  # fmt: skip
+
+
+@dataclass
+class _Rule:
+    """A NetStateRule: does a layer belong to the net in ``phase`` (no stages, level 0)?"""
+
+    message: TextMessage
+
+    def matches(self, phase: str) -> bool:
+        rule_phase = self.message.scalar("phase")
+        if rule_phase is not None and _word(rule_phase) != phase:
+            return False
+        if self.message.all("stage"):
+            return False
+        return self.message.scalar("min_level", 0) <= 0 <= self.message.scalar("max_level", 0)
+
+
+def _word(value: Any) -> str:
+    return value.text if isinstance(value, Word) else str(value)
+
+
+def _included(layer: TextMessage, phase: str) -> bool:
+    includes = [f.value for f in layer.all("include") if isinstance(f.value, TextMessage)]
+    excludes = [f.value for f in layer.all("exclude") if isinstance(f.value, TextMessage)]
+    legacy_phase = layer.scalar("phase")
+    if legacy_phase is not None and _word(legacy_phase) != phase:
+        return False
+    if includes:
+        return any(_Rule(rule).matches(phase) for rule in includes)
+    return not any(_Rule(rule).matches(phase) for rule in excludes)
+
+
+def _to_value(scalar: Any) -> Value:
+    if isinstance(scalar, Word):
+        lowered = scalar.text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        return Symbol(scalar.text)
+    if isinstance(scalar, tuple):
+        return tuple(_to_value(s) for s in scalar)
+    return scalar
+
+
+# ---------------------------------------------------------------- building the graph
+
+
+@dataclass
+class _CaffeReader:
+    source: SourceFile
+    phase: str
+    input_shapes: Mapping[str, tuple[int, ...]]
+    nodes: list[Node] = field(default_factory=list)
+    current: dict[str, str] = field(default_factory=dict)  # blob -> its latest tensor
+    tensors: set[str] = field(default_factory=set)
+    layer_names: dict[str, SourceSpan] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    all_blob_names: set[str] = field(default_factory=set)
+
+    # -- inputs ------------------------------------------------------------------------------
+    def add_input(self, name: str, tensor: str, dims: Sequence[int] | None, span: SourceSpan) -> None:
+        if tensor in self.input_shapes:
+            dims = self.input_shapes[tensor]
+        if dims is None:
+            raise error(
+                f"the shape of input '{tensor}' is not in the file",
+                span,
+                hint=f"give it on the command line: --input {tensor}:1x3x224x224",
+            )
+        if not dims or any(not isinstance(d, int) or d < 1 for d in dims):
+            raise error(f"input '{tensor}' has an invalid shape {list(dims)}", span)
+        # The declared batch (often 10 in deploy files) is Caffe's test batch, not part of the
+        # architecture: it becomes the symbolic N that --batch fixes.
+        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])
+        layer = build_layer(InputLayer, {"shape": RawParam(shape)}, span)
+        self.add_node(Node(name, layer, (), (tensor,), span), {tensor: tensor}, span)
+
+    def top_level_inputs(self, net: TextMessage) -> None:
+        names = net.all("input")
+        shapes = [f.value for f in net.all("input_shape") if isinstance(f.value, TextMessage)]
+        dims = [f.value for f in net.all("input_dim")]
+        if dims and len(dims) != 4 * len(names):
+            raise error(
+                f"{len(names)} input(s) need {4 * len(names)} input_dim values, got {len(dims)}",
+                net.all("input_dim")[0].key_span,
+                hint="each input has four input_dim values: N, C, H, W",
+            )
+        for index, entry in enumerate(names):
+            name = str(entry.value)
+            if shapes:
+                chosen = shapes[index] if index < len(shapes) else None
+                shape = [f.value for f in chosen.all("dim")] if chosen else None
+            elif dims:
+                shape = dims[4 * index : 4 * index + 4]
+            else:
+                shape = None
+            self.add_input(name, name, shape, entry.value_span)
+
+    def data_layer(self, layer: TextMessage, name: str, tops: list[str], span: SourceSpan,
+                   consumed: set[str]) -> None:  # fmt: skip
+        shapes = _data_shapes(layer, len(tops))
+        for index, top in enumerate(tops):
+            if index > 0 and top not in consumed:
+                continue  # labels feed only the loss layers an inference graph leaves out
+            node_name = name if index == 0 else f"{name}.{top}"
+            self.add_input(node_name, top, shapes[index], span)
+
+    # -- layers ---------------------------------------------------------------------------------
+    def add_node(self, node: Node, blobs: Mapping[str, str], span: SourceSpan) -> None:
+        if node.name in self.layer_names:
+            raise error(
+                f"duplicate layer name '{node.name}' (also at {self.layer_names[node.name].location})",
+                span,
+                hint="weights are matched by layer name, so names must be unique in a phase",
+            )
+        self.layer_names[node.name] = span
+        self.nodes.append(node)
+        self.tensors.update(node.outputs)
+        self.current.update(blobs)
+
+    def resolve_bottoms(self, bottoms: list[TextField], layer_name: str) -> tuple[str, ...]:
+        tensors = []
+        for bottom in bottoms:
+            blob = str(bottom.value)
+            if blob not in self.current:
+                hint = did_you_mean(blob, self.current)
+                raise error(
+                    f"layer '{layer_name}' reads blob '{blob}', which no earlier layer writes"
+                    + (f"; {hint}" if hint else ""),
+                    bottom.value_span,
+                )
+            tensors.append(self.current[blob])
+        return tuple(tensors)
+
+    def output_tensors(self, layer_name: str, tops: list[TextField], bottoms: list[str]) -> list[str]:
+        """SSA names: a first write keeps the blob's name; an in-place write (top == bottom)
+        is a new tensor named after the layer (or ``blob/layer`` if that name is taken)."""
+        names = []
+        for top in tops:
+            blob = str(top.value)
+            if blob not in self.current:
+                names.append(blob)
+                continue
+            if blob not in bottoms:
+                raise error(
+                    f"layer '{layer_name}' writes blob '{blob}', which an earlier layer already wrote",
+                    top.value_span,
+                    hint="only in-place layers (top equal to bottom) may write a blob again",
+                )
+            candidate = layer_name
+            if candidate in self.tensors or candidate in self.all_blob_names or candidate in names:
+                candidate = f"{blob}/{layer_name}"
+            names.append(candidate)
+        return names
+
+    def add_layer(self, layer: TextMessage, layer_type: str, name: str, span: SourceSpan) -> None:
+        layer_class = LAYER_TYPES.get(layer_type)
+        if layer_class is None:
+            hint = did_you_mean(layer_type, LAYER_TYPES)
+            type_field = layer.first("type")
+            raise error(
+                f"layer '{name}' has type '{layer_type}', which netspec does not support"
+                + (f"; {hint}" if hint else ""),
+                type_field.value_span if type_field else span,
+                hint=None if hint else "supported layer types are listed in docs/language.md",
+            )
+        bottoms = layer.all("bottom")
+        tops = layer.all("top")
+        inputs = self.resolve_bottoms(bottoms, name)
+        outputs = self.output_tensors(name, tops, [str(b.value) for b in bottoms])
+        raw = _layer_params(layer, layer_type, self.warnings)
+        _check_known(layer_class, raw)
+        built = build_layer(layer_class, raw, span, name, output_count=len(outputs) or None)
+        if not outputs:
+            raise error(f"layer '{name}' has no top", span, hint="name its output blob with 'top:'")
+        array_names, frozen = _array_settings(layer)
+        node = Node(
+            name,
+            built,
+            inputs,
+            tuple(outputs),
+            span,
+            param_spans=tuple((k, v.value_span) for k, v in raw.items() if v.value_span is not None),
+            array_names=array_names,
+            frozen_arrays=frozen,
+        )
+        self.add_node(node, {str(t.value): o for t, o in zip(tops, outputs, strict=True)}, span)
+
+
+def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic]) -> dict[str, RawParam]:
+    """The layer's *_param blocks flattened into netspec parameters."""
+    written: dict[str, list[tuple[Value, TextField]]] = {}
+    pairs: dict[str, dict[int, TextField]] = {}
+    for block in layer.fields:
+        if block.key in _LAYER_FIELDS:
+            continue
+        if not block.key.endswith("_param") or not isinstance(block.value, TextMessage):
+            raise error(
+                f"layer field '{block.key}' is not one netspec knows",
+                block.key_span,
+                hint="a layer has name, type, bottom, top, include/exclude, param and *_param blocks",
+            )
+        for item in block.value.fields:
+            if item.key in _TRAINING_FIELDS:
+                continue
+            if item.key in _AXIS_PAIRS:
+                target, axis = _AXIS_PAIRS[item.key]
+                pairs.setdefault(target, {})[axis] = item
+                continue
+            if isinstance(item.value, TextMessage):
+                raw_value = _nested_param(item, layer_type)
+                key = "shape" if item.key == "shape" else item.key
+            else:
+                raw_value = _to_value(item.value)
+                key = item.key
+            key, raw_value = _rename(layer_type, key, raw_value, item, warnings)
+            written.setdefault(key, []).append((raw_value, item))
+    # A field written more than once (kernel_size: 3 kernel_size: 5) is the list of its values.
+    raw = {
+        key: RawParam(
+            values[0][0] if len(values) == 1 else tuple(v for v, _ in values),
+            values[0][1].key_span,
+            values[0][1].value_span,
+        )
+        for key, values in written.items()
+    }
+    for target, axes in pairs.items():
+        if target in raw:
+            raise error(
+                f"'{target}' and its per-axis form are both given",
+                axes[min(axes)].key_span,
+                hint=f"give either '{target}' or its _h/_w fields",
+            )
+        if set(axes) != {0, 1}:
+            missing = "w" if 0 in axes else "h"
+            only = axes[min(axes)]
+            raise error(f"'{only.key}' needs its partner '{target.split('_')[0]}_{missing}'", only.key_span)
+        values = tuple(_to_value(axes[i].value) for i in (0, 1))
+        raw[target] = RawParam(values, axes[0].key_span, axes[0].value_span)
+    return raw
+
+
+def _check_known(layer_class: type[Layer], raw: Mapping[str, RawParam]) -> None:
+    """Unknown parameters, with "did you mean" over netspec's names and Caffe's spellings."""
+    known = [f.name for f in schema(layer_class)]
+    for key, given in raw.items():
+        if key not in known:
+            hint = did_you_mean(key, [*known, *_AXIS_PAIRS, "concat_dim"])
+            raise error(
+                f"{layer_class.type_name} has no parameter '{key}'" + (f"; {hint}" if hint else ""),
+                given.key_span,
+                hint=None if hint else f"{layer_class.type_name} parameters: {', '.join(known)}",
+            )
+
+
+def _rename(layer_type: str, key: str, value: Value, item: TextField,
+            warnings: list[Diagnostic]) -> tuple[str, Value]:  # fmt: skip
+    """Caffe spellings that netspec names differently."""
+    if key == "concat_dim":  # ConcatParameter's legacy name for axis
+        return "axis", value
+    if layer_type == "Pooling" and key == "ceil_mode":
+        # A field of the Caffe forks (SegNet, PSPNet), not of BVLC Caffe.
+        warnings.append(
+            Diagnostic(
+                "'ceil_mode' is a field of Caffe forks; read as round_mode: "
+                + ("CEIL" if value else "FLOOR"),
+                item.key_span,
+                severity="warning",
+            )
+        )
+        return "round_mode", Symbol("CEIL" if value else "FLOOR")
+    return key, value
+
+
+def _nested_param(item: TextField, layer_type: str) -> Value:
+    message = item.value
+    assert isinstance(message, TextMessage)
+    if item.key == "shape":
+        return tuple(_to_value(f.value) for f in message.all("dim"))
+    raise error(
+        f"{layer_type} parameter '{item.key}' is a message netspec does not read",
+        item.key_span,
+    )
+
+
+def _array_settings(layer: TextMessage) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
+    """Shared names and frozen flags per stored array, from ``param { name lr_mult }`` (and the
+    V1 forms ``param: "name"`` and ``blobs_lr``)."""
+    names: list[str | None] = []
+    frozen: list[int] = []
+    for index, entry in enumerate(layer.all("param")):
+        if isinstance(entry.value, TextMessage):
+            shared = entry.value.scalar("name")
+            names.append(str(shared) if shared else None)
+            if entry.value.scalar("lr_mult", 1) == 0:
+                frozen.append(index)
+        else:
+            names.append(str(entry.value))
+    for index, entry in enumerate(layer.all("blobs_lr")):
+        if entry.value == 0 and index not in frozen:
+            frozen.append(index)
+    return tuple(names), tuple(sorted(frozen))
+
+
+def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:
+    """What a data layer says of its tops' shapes (None where it says nothing)."""
+    shapes: list[list[int] | None] = [None] * count
+    transform = layer.scalar("transform_param")
+    crop = transform.scalar("crop_size") if isinstance(transform, TextMessage) else None
+    memory = layer.scalar("memory_data_param")
+    dummy = layer.scalar("dummy_data_param")
+    image = layer.scalar("image_data_param")
+    channels = 1 if isinstance(image, TextMessage) and image.scalar("is_color") == Word("false") else 3
+    if crop:
+        shapes[0] = [1, channels, crop, crop]
+    elif isinstance(memory, TextMessage):
+        shapes[0] = [int(memory.scalar(k, 1)) for k in ("batch_size", "channels", "height", "width")]
+    elif isinstance(dummy, TextMessage):
+        for index, entry in enumerate(dummy.all("shape")[:count]):
+            if isinstance(entry.value, TextMessage):
+                shapes[index] = [f.value for f in entry.value.all("dim")]
+    elif isinstance(image, TextMessage) and image.scalar("new_height") and image.scalar("new_width"):
+        shapes[0] = [1, channels, image.scalar("new_height"), image.scalar("new_width")]
+    return shapes
+
+
+def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list[list[int] | None]:
+    param = layer.scalar("input_param")
+    shapes = [f.value for f in param.all("shape")] if isinstance(param, TextMessage) else []
+    if len(shapes) not in (0, 1, tops):
+        raise error(f"an Input layer with {tops} tops needs 1 or {tops} shapes, got {len(shapes)}", span)
+    if not shapes:
+        return [None] * tops
+    dims = [[f.value for f in shape.all("dim")] for shape in shapes if isinstance(shape, TextMessage)]
+    return dims * tops if len(dims) == 1 else dims
+
+
+def _layer_type(layer: TextMessage, span: SourceSpan) -> str:
+    type_field = layer.first("type")
+    if type_field is None:
+        raise error("a layer needs a 'type'", span)
+    value = type_field.value
+    if isinstance(value, Word):  # V1 enum
+        if value.text not in V1_TYPES:
+            hint = did_you_mean(value.text, V1_TYPES)
+            raise error(f"unknown legacy layer type {value.text}" + (f"; {hint}" if hint else ""),
+                        type_field.value_span)  # fmt: skip
+        return V1_TYPES[value.text]
+    return str(value)
+
+
+def read_caffe(
+    source: SourceFile,
+    phase: str = "TEST",
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> Graph:
+    """A Caffe prototxt as a netspec Graph for ``phase`` (TEST: the deploy/inference net)."""
+    net = parse_prototxt(source)
+    reader = _CaffeReader(source, phase, dict(input_shapes or {}))
+    layer_fields = [f for f in net.fields if f.key in ("layer", "layers")]
+    for entry in net.fields:
+        if entry.key not in ("layer", "layers", "name", "input", "input_dim", "input_shape",
+                             "force_backward", "state", "debug_info"):  # fmt: skip
+            hint = did_you_mean(entry.key, ("layer", "layers", "input", "input_dim", "input_shape"))
+            raise error(f"'{entry.key}' is not a field of a Caffe net" + (f"; {hint}" if hint else ""),
+                        entry.key_span)  # fmt: skip
+    reader.all_blob_names = {
+        str(top.value) for f in layer_fields if isinstance(f.value, TextMessage) for top in f.value.all("top")
+    }
+    reader.top_level_inputs(net)
+
+    kept: list[tuple[TextMessage, str, str, SourceSpan]] = []
+    for entry in layer_fields:
+        layer = entry.value
+        if not isinstance(layer, TextMessage):
+            raise error(f"'{entry.key}' must be a message '{entry.key} {{ ... }}'", entry.key_span)
+        name_field = layer.first("name")
+        span = name_field.value_span if name_field else entry.key_span
+        layer_type = _layer_type(layer, span)
+        name = str(name_field.value) if name_field else f"{layer_type.lower()}{len(kept) + 1}"
+        if not _included(layer, phase) or layer_type in TRAINING_ONLY_TYPES:
+            continue
+        kept.append((layer, layer_type, name, span))
+
+    consumed = {str(b.value) for layer, t, _, _ in kept if t not in DATA_TYPES for b in layer.all("bottom")}
+    for layer, layer_type, name, span in kept:
+        tops = [str(t.value) for t in layer.all("top")]
+        if layer_type in DATA_TYPES:
+            reader.data_layer(layer, name, tops, span, consumed)
+        elif layer_type == "Input":
+            for index, (top, shape) in enumerate(
+                zip(tops, _input_layer_shapes(layer, len(tops), span), strict=True)
+            ):
+                reader.add_input(name if index == 0 else f"{name}.{top}", top, shape, span)
+        else:
+            reader.add_layer(layer, layer_type, name, span)
+
+    if not reader.nodes:
+        raise error("the file defines no layers for phase " + phase, SourceSpan(source, 1, 1, 1, 1))
+    read = {t for node in reader.nodes for t in node.inputs}
+    outputs = tuple(t for node in reader.nodes if node.inputs for t in node.outputs if t not in read)
+    name = net.scalar("name") or Path(source.path).stem
+    return Graph(
+        name=str(name),
+        nodes=tuple(reader.nodes),
+        outputs=outputs,
+        source_path=source.path,
+        metadata=(("caffe_phase", phase),),
+        warnings=tuple(reader.warnings),
+    )
+
+
+def is_caffe_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
