@@ -175,6 +175,12 @@ _TRAINING_FIELDS = frozenset({
     "force_nd_im2col", "scale_train", "stable_prod_grad",
 })  # fmt: skip
 
+# How a Caffe layer type differs from netspec's type of the same name, as parameters.
+_CAFFE_SEMANTICS: dict[str, dict[str, Value]] = {
+    # Caffe's BatchNorm has no affine part (a Scale layer follows) and stores a third blob.
+    "BatchNorm": {"affine": False, "caffe_scale_factor": True},
+}
+
 # Per-axis pairs Caffe spells as two fields: kernel_h + kernel_w -> kernel_size [h, w].
 _AXIS_PAIRS = {
     "kernel_h": ("kernel_size", 0), "kernel_w": ("kernel_size", 1),
@@ -352,6 +358,8 @@ class _CaffeReader:
         outputs = self.output_tensors(name, tops, [str(b.value) for b in bottoms])
         raw = _layer_params(layer, layer_type, self.warnings)
         _check_known(layer_class, raw)
+        for key, value in _CAFFE_SEMANTICS.get(layer_type, {}).items():
+            raw.setdefault(key, RawParam(value))
         built = build_layer(layer_class, raw, span, name, output_count=len(outputs) or None)
         if not outputs:
             raise error(f"layer '{name}' has no top", span, hint="name its output blob with 'top:'")

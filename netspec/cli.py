@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dynamic-batch", action="store_true", help="keep the batch dimension symbolic (dim_param N)"
     )
     _add_input_shape_option(compile_)
+    _add_weights_option(compile_)
     compile_.add_argument(
         "--seed", type=int, default=0, help="seed of the random initial weights (default 0)"
     )
@@ -131,11 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--batch", type=_positive_int, default=None, help="batch size for random inputs (default 1)"
     )
+    _add_weights_option(run)
     run.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run.add_argument("-o", "--output", help="write the outputs to this .npz file")
     _add_phase_option(run)
     run.set_defaults(handler=command_run)
     return parser
+
+
+def _add_weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights", metavar="FILE", help="trained weights: .caffemodel or .npz (default: random)"
+    )
+
+
+def _trained_weights(args: argparse.Namespace, graph: Any) -> Any:
+    """The arrays of ``--weights`` mapped onto ``graph``, or None for random weights."""
+    if not args.weights:
+        return None
+    from netspec.infer import infer_shapes
+    from netspec.weights import load_weights
+
+    types = infer_shapes(graph, {"N": 1}, dict(getattr(args, "input_shapes", [])))
+    return load_weights(args.weights, graph, types)
 
 
 def _add_phase_option(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +195,7 @@ def command_compile(args: argparse.Namespace) -> int:
         graph,
         batch=batch,
         input_shapes=dict(args.input_shapes),
+        weights=_trained_weights(args, graph),
         seed=args.seed,
         opset=args.opset,
         spec_text=_spec_text(args.spec),
@@ -244,12 +264,15 @@ def command_run(args: argparse.Namespace) -> int:
     if args.model.endswith(".onnx"):
         if not os.path.exists(args.model):
             raise error(f"no such file: {args.model}")
+        if args.weights:
+            raise error("--weights applies to a spec; an .onnx model carries its own weights")
         model: bytes | str = args.model
     else:
         from netspec.compiler import compile_graph
 
+        graph = _load(args.model, args)
         model = compile_graph(
-            _load(args.model, args), batch=args.batch or 1, seed=args.seed
+            graph, batch=args.batch or 1, seed=args.seed, weights=_trained_weights(args, graph)
         ).SerializeToString()
     session = create_session(model, args.device)
     feeds = random_feeds(session, batch=args.batch or 1, seed=args.seed)
