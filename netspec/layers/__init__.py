@@ -11,6 +11,7 @@ from netspec.layers import (  # noqa: F401  (registration)
     merge,
     norm,
     pool,
+    reduce,
     shape,
 )
 from netspec.layers.base import LAYER_TYPES, Layer

@@ -1,7 +1,9 @@
-"""Elementwise activations, Dropout (the identity at inference) and Softmax."""
+"""Elementwise activations (ReLU and its Caffe relatives, PReLU, ELU, Power, Exp, Log...),
+Dropout (the identity at inference) and Softmax."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -9,7 +11,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netspec.graph import TensorType
-from netspec.layers.base import Float, Int, Layer, LayerError, normalize_axis, numel, param, register
+from netspec.layers.base import (
+    Bool,
+    Float,
+    Int,
+    Layer,
+    LayerError,
+    ParamSpec,
+    aligned_shape,
+    normalize_axis,
+    numel,
+    param,
+    register,
+    static_dim,
+)
+from netspec.layers.shape import emit_aligned
 
 if TYPE_CHECKING:
     from netspec.export.onnx import NodeEmitter
@@ -25,6 +41,22 @@ class Elementwise(Layer):
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return self.flops_per_element * numel(outputs[0])
+
+
+def emit_chain(node: NodeEmitter, steps: Sequence[tuple[str, float | None]]) -> None:
+    """Apply ``steps`` in turn to the node's input, the last one writing its output: each an ONNX
+    op with its constant second operand (None for a unary op). No steps: an Identity."""
+    if not steps:
+        node.add("Identity", node.inputs, node.outputs)
+        return
+    current = node.inputs[0]
+    for index, (op_type, operand) in enumerate(steps):
+        result = node.outputs[0] if index == len(steps) - 1 else node.temp(f"step_{index}")
+        arguments = [current]
+        if operand is not None:
+            arguments.append(node.constant(f"operand_{index}", np.array(operand, np.float32)))
+        node.add(op_type, arguments, [result])
+        current = result
 
 
 @register
@@ -53,6 +85,230 @@ class ReLU(Elementwise):
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)
         return [np.where(x > 0, x, x * self.params.negative_slope)]
+
+
+@register
+class ReLU6(Elementwise):
+    """min(max(x, 0), 6) (MobileNet forks); ONNX Clip. FLOPs = 2 per element (comparisons)."""
+
+    type_name = "ReLU6"
+    flops_per_element = 2
+
+    def emit(self, node: NodeEmitter) -> None:
+        low = node.constant("min", np.array(0.0, np.float32))
+        high = node.constant("max", np.array(6.0, np.float32))
+        node.add("Clip", [node.inputs[0], low, high], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.minimum(np.maximum(np.asarray(inputs[0], np.float64), 0.0), 6.0)]
+
+
+@register
+class PReLU(Elementwise):
+    """max(x, 0) + a·min(x, 0) with a learned slope a per channel (axis 1), or one slope for all
+    channels with ``channel_shared``; slopes start at 0.25 (Caffe's default filler).
+
+    params = C (1 when shared); FLOPs = 2 per element (a comparison and a multiply).
+    """
+
+    type_name = "PReLU"
+    flops_per_element = 2
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        channel_shared: bool = param(Bool(), False, "one slope for every channel")
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        if x.rank < 2:
+            raise LayerError(f"expects an input with a channel axis (N, C, ...), got {x.rank}-D {x}")
+        self.slopes(x)
+        return (x,)
+
+    def slopes(self, x: TensorType) -> int:
+        return 1 if self.params.channel_shared else static_dim(x, 1)
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        return (ParamSpec("weight", (self.slopes(inputs[0]),), init="constant:0.25"),)
+
+    def emit(self, node: NodeEmitter) -> None:
+        x = node.input_types[0]
+        slope_type = TensorType((self.slopes(x),))
+        slope = emit_aligned(node, node.param("weight"), slope_type, x.rank, 1, "weight")
+        node.add("PRelu", [node.inputs[0], slope], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        slope = np.asarray(weights["weight"], np.float64)
+        slope = slope.reshape(aligned_shape(slope.shape, x.ndim, 1))
+        return [np.maximum(x, 0.0) + slope * np.minimum(x, 0.0)]
+
+
+@register
+class ELU(Elementwise):
+    """x for x > 0, else α·(exp(x) − 1). FLOPs = 3 per element (a comparison, an exponential and
+    a multiply)."""
+
+    type_name = "ELU"
+    flops_per_element = 3
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        alpha: float = param(Float(), 1.0, "α, the negative saturation value")
+
+    def emit(self, node: NodeEmitter) -> None:
+        node.add("Elu", node.inputs, node.outputs, alpha=self.params.alpha)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        return [np.where(x > 0, x, self.params.alpha * np.expm1(np.minimum(x, 0.0)))]
+
+
+@register
+class AbsVal(Elementwise):
+    """|x|. FLOPs = 1 per element."""
+
+    type_name = "AbsVal"
+
+    def emit(self, node: NodeEmitter) -> None:
+        node.add("Abs", node.inputs, node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.abs(np.asarray(inputs[0], np.float64))]
+
+
+@register
+class BNLL(Elementwise):
+    """log(1 + exp(x)) (Caffe's binomial normal log likelihood); ONNX Softplus.
+    FLOPs = 3 per element (an exponential, an add and a logarithm)."""
+
+    type_name = "BNLL"
+    flops_per_element = 3
+
+    def emit(self, node: NodeEmitter) -> None:
+        node.add("Softplus", node.inputs, node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.logaddexp(0.0, np.asarray(inputs[0], np.float64))]
+
+
+@register
+class Power(Elementwise):
+    """(shift + scale·x)^power. FLOPs = 1 per element for each of the multiply, the add and the
+    power that is not the identity (scale 1, shift 0, power 1)."""
+
+    type_name = "Power"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        power: float = param(Float(), 1.0, "the exponent")
+        scale: float = param(Float(), 1.0, "multiplies x first")
+        shift: float = param(Float(), 0.0, "added after the scale")
+
+    def steps(self) -> list[tuple[str, float | None]]:
+        p = self.params
+        return [
+            *([("Mul", p.scale)] if p.scale != 1 else []),
+            *([("Add", p.shift)] if p.shift != 0 else []),
+            *([("Pow", p.power)] if p.power != 1 else []),
+        ]
+
+    @property
+    def flops_per_element(self) -> int:  # type: ignore[override]
+        return len(self.steps())
+
+    def emit(self, node: NodeEmitter) -> None:
+        emit_chain(node, self.steps())
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        return [np.power(p.shift + p.scale * np.asarray(inputs[0], np.float64), p.power)]
+
+
+def check_base(base: float, allow_one: bool) -> None:
+    if base != -1 and (base <= 0 or (base == 1 and not allow_one)):
+        allowed = "a positive number" if allow_one else "a positive number other than 1"
+        raise LayerError(f"base must be {allowed}, or -1 for e; got {base:g}", param="base")
+
+
+@register
+class Exp(Elementwise):
+    """base^(shift + scale·x), with base e for ``base: -1``. FLOPs = 1 per element for the
+    exponential, plus 1 for each of the scaling multiplies it needs (inside: scale·ln(base) ≠ 1;
+    outside: base^shift ≠ 1)."""
+
+    type_name = "Exp"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        base: float = param(Float(), -1.0, "the base (-1: e)")
+        scale: float = param(Float(), 1.0, "multiplies x first")
+        shift: float = param(Float(), 0.0, "added after the scale")
+
+    def check(self) -> None:
+        check_base(self.params.base, allow_one=True)
+
+    def steps(self) -> list[tuple[str, float | None]]:
+        # Caffe's own factoring: base^(shift + scale·x) = base^shift · exp(scale·ln(base) · x).
+        p = self.params
+        log_base = 1.0 if p.base == -1 else math.log(p.base)
+        inner, outer = p.scale * log_base, math.exp(p.shift * log_base)
+        return [
+            *([("Mul", inner)] if inner != 1 else []),
+            ("Exp", None),
+            *([("Mul", outer)] if outer != 1 else []),
+        ]
+
+    @property
+    def flops_per_element(self) -> int:  # type: ignore[override]
+        return len(self.steps())
+
+    def emit(self, node: NodeEmitter) -> None:
+        emit_chain(node, self.steps())
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        exponent = p.shift + p.scale * np.asarray(inputs[0], np.float64)
+        return [np.exp(exponent) if p.base == -1 else np.power(p.base, exponent)]
+
+
+@register
+class Log(Elementwise):
+    """log_base(shift + scale·x), the natural logarithm for ``base: -1``. FLOPs = 1 per element for
+    the logarithm, plus 1 for each of the multiply (scale ≠ 1), the add (shift ≠ 0) and the
+    change of base (base ≠ e)."""
+
+    type_name = "Log"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        base: float = param(Float(), -1.0, "the base (-1: e)")
+        scale: float = param(Float(), 1.0, "multiplies x first")
+        shift: float = param(Float(), 0.0, "added after the scale")
+
+    def check(self) -> None:
+        check_base(self.params.base, allow_one=False)
+
+    def steps(self) -> list[tuple[str, float | None]]:
+        p = self.params
+        return [
+            *([("Mul", p.scale)] if p.scale != 1 else []),
+            *([("Add", p.shift)] if p.shift != 0 else []),
+            ("Log", None),
+            *([("Mul", 1.0 / math.log(p.base))] if p.base != -1 else []),
+        ]
+
+    @property
+    def flops_per_element(self) -> int:  # type: ignore[override]
+        return len(self.steps())
+
+    def emit(self, node: NodeEmitter) -> None:
+        emit_chain(node, self.steps())
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        value = np.log(p.shift + p.scale * np.asarray(inputs[0], np.float64))
+        return [value if p.base == -1 else value / np.log(p.base)]
 
 
 @register

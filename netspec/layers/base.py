@@ -266,7 +266,7 @@ class ParamSpec:
     """One stored array of a layer: ``weight``, ``bias``, ``running_mean``...
 
     ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` names the default
-    initialiser (``he``, ``zeros``, ``ones``) and ``fan_in`` its scale.
+    initialiser (``he``, ``zeros``, ``ones``, ``constant:0.25``) and ``fan_in`` its scale.
     """
 
     name: str
@@ -504,4 +504,10 @@ def normalize_axis(axis: int, tensor: TensorType, param: str = "axis") -> int:
 def broadcast_shape(channels: int, rank: int, axis: int) -> tuple[int, ...]:
     """The shape that makes a per-channel vector broadcast against a rank-``rank`` tensor
     along ``axis``: ``[C, 1, 1]`` for axis 1 of a 4-D tensor (leading ones are implied)."""
-    return (channels,) + (1,) * (rank - axis - 1)
+    return aligned_shape((channels,), rank, axis)
+
+
+def aligned_shape(dims: Sequence[Any], rank: int, axis: int) -> tuple[Any, ...]:
+    """``dims`` followed by the ones that make an operand covering axes ``axis`` … of a
+    rank-``rank`` tensor broadcast against it: ``[C, H]`` at axis 1 of 4-D gives ``[C, H, 1]``."""
+    return (*dims, *(1,) * (rank - axis - len(dims)))

@@ -1,4 +1,5 @@
-"""Convolution layers."""
+"""Convolution layers: Caffe Convolution, its depthwise fork types and Deconvolution
+(transposed convolution)."""
 
 from __future__ import annotations
 
@@ -84,15 +85,19 @@ class Convolution(Layer):
                 param="group",
             )
 
+    def groups(self, channels: int) -> int:
+        """The channel groups for ``channels`` input channels (the ``group`` parameter here)."""
+        return self.params.group
+
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         (x,) = inputs
         expect_rank(x, 4)
-        p = self.params
         channels = static_dim(x, 1)
-        if channels % p.group:
-            raise LayerError(f"group {p.group} does not divide the {channels} input channels", param="group")
+        group = self.groups(channels)
+        if channels % group:
+            raise LayerError(f"group {group} does not divide the {channels} input channels", param="group")
         height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
-        return (TensorType((x.dims[0], p.num_output, height, width), x.dtype),)
+        return (TensorType((x.dims[0], self.params.num_output, height, width), x.dtype),)
 
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         p = self.params
@@ -103,7 +108,8 @@ class Convolution(Layer):
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         p = self.params
-        in_per_group = static_dim(inputs[0], 1) // p.group
+        channels = static_dim(inputs[0], 1)
+        in_per_group = channels // self.groups(channels)
         fan_in = in_per_group * p.kernel_size[0] * p.kernel_size[1]
         weight = ParamSpec("weight", (p.num_output, in_per_group, *p.kernel_size), fan_in=fan_in)
         if not p.bias_term:
@@ -112,7 +118,8 @@ class Convolution(Layer):
 
     def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         p = self.params
-        in_per_group = static_dim(inputs[0], 1) // p.group
+        channels = static_dim(inputs[0], 1)
+        in_per_group = channels // self.groups(channels)
         return numel(outputs[0]) * in_per_group * p.kernel_size[0] * p.kernel_size[1]
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
@@ -142,7 +149,7 @@ class Convolution(Layer):
             strides=list(p.stride),
             pads=[top, left, bottom, right],
             dilations=list(p.dilation),
-            group=p.group,
+            group=self.groups(static_dim(node.input_types[0], 1)),
         )
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -151,14 +158,157 @@ class Convolution(Layer):
         w = np.asarray(weights["weight"], np.float64)
         out_hw = self.output_hw(inputs[0].shape[2], inputs[0].shape[3])
         windows = sliding_windows(x, p.kernel_size, p.stride, p.dilation, out_hw)
-        in_per_group = x.shape[1] // p.group
-        out_per_group = p.num_output // p.group
+        group = self.groups(x.shape[1])
+        in_per_group = x.shape[1] // group
+        out_per_group = p.num_output // group
         outputs = []
-        for g in range(p.group):
+        for g in range(group):
             patch = windows[:, g * in_per_group : (g + 1) * in_per_group]
             kernel = w[g * out_per_group : (g + 1) * out_per_group]
             outputs.append(np.einsum("nchwij,ocij->nohw", patch, kernel, optimize=True))
         y = np.concatenate(outputs, axis=1)
+        if p.bias_term:
+            y = y + np.asarray(weights["bias"], np.float64)[None, :, None, None]
+        return [y]
+
+
+@register
+class ConvolutionDepthwise(Convolution):
+    """Depthwise convolution of the Caffe forks (MobileNet ports): Convolution with one group per
+    input channel, whatever ``group`` says; ``num_output`` is a multiple of the input channels.
+
+    params = Cout·kh·kw (+ Cout bias), the weight shaped [Cout, 1, kh, kw];
+    MACs = N·Cout·Ho·Wo·kh·kw; FLOPs = 2·MACs + N·Cout·Ho·Wo when there is a bias.
+    """
+
+    type_name = "ConvolutionDepthwise"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params(Convolution.Params):
+        group: int | None = param(  # type: ignore[assignment]
+            Int(min=1), None, "the input channels (set from the input; if written, it must match)"
+        )
+
+    def check(self) -> None:
+        pass  # the group is known only with the input
+
+    def groups(self, channels: int) -> int:
+        return channels
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        (x,) = inputs
+        expect_rank(x, 4)
+        channels = static_dim(x, 1)
+        p = self.params
+        if p.group is not None and p.group != channels:
+            raise LayerError(
+                f"group {p.group} differs from the {channels} input channels; a depthwise "
+                "convolution has one group per input channel",
+                param="group",
+            )
+        if p.num_output % channels:
+            raise LayerError(
+                f"num_output {p.num_output} is not a multiple of the {channels} input channels",
+                param="num_output",
+            )
+        return super().infer(inputs)
+
+
+@register
+class DepthwiseConvolution(ConvolutionDepthwise):
+    """The same depthwise convolution under the other fork's type name (see
+    ConvolutionDepthwise): params = Cout·kh·kw (+ Cout); MACs = N·Cout·Ho·Wo·kh·kw;
+    FLOPs = 2·MACs + N·Cout·Ho·Wo with a bias.
+    """
+
+    type_name = "DepthwiseConvolution"
+
+
+def deconv_output_size(
+    size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int
+) -> int:
+    """Caffe/ONNX transposed convolution arithmetic: s(H − 1) + d(k − 1) + 1 − p0 − p1."""
+    return stride * (size - 1) + dilation * (kernel - 1) + 1 - pad_begin - pad_end
+
+
+@register
+class Deconvolution(Convolution):
+    """Transposed convolution (Caffe Deconvolution, torch ConvTranspose2d): each input pixel adds
+    its kernel-weighted copy to the output, ``stride`` apart; Ho = s(H − 1) + d(k − 1) + 1 − 2p.
+
+    The weight is [Cin, Cout/g, kh, kw] (Caffe's and ONNX's layout). params = Cin·(Cout/g)·kh·kw
+    (+ Cout bias); MACs = N·Cin·H·W·(Cout/g)·kh·kw (per input pixel); FLOPs = 2·MACs +
+    N·Cout·Ho·Wo when there is a bias. Its receptive field is not a sliding window: none is
+    reported after it.
+    """
+
+    type_name = "Deconvolution"
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        p = self.params
+        return (
+            deconv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0]),
+            deconv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1]),
+        )
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        p = self.params
+        out_per_group = p.num_output // p.group
+        fan_in = out_per_group * p.kernel_size[0] * p.kernel_size[1]  # torch's fan-in for this layout
+        weight = ParamSpec("weight", (static_dim(inputs[0], 1), out_per_group, *p.kernel_size), fan_in=fan_in)
+        if not p.bias_term:
+            return (weight,)
+        return (weight, ParamSpec("bias", (p.num_output,), init="zeros"))
+
+    def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        p = self.params
+        return numel(inputs[0]) * (p.num_output // p.group) * p.kernel_size[0] * p.kernel_size[1]
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        return None
+
+    def emit(self, node: NodeEmitter) -> None:
+        p = self.params
+        inputs = [node.inputs[0], node.param("weight")]
+        if p.bias_term:
+            inputs.append(node.param("bias"))
+        # NOTE: explicit pads and no output_shape (DESIGN.md §6): output_shape makes onnxruntime
+        # compute the padding itself, and its split of odd padding differs from Caffe's.
+        node.add(
+            "ConvTranspose",
+            inputs,
+            node.outputs,
+            kernel_shape=list(p.kernel_size),
+            strides=list(p.stride),
+            pads=list(p.pad),
+            dilations=list(p.dilation),
+            group=p.group,
+        )
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        p = self.params
+        x = np.asarray(inputs[0], np.float64)
+        w = np.asarray(weights["weight"], np.float64)
+        batch, channels, height, width = x.shape
+        (kh, kw), (sh, sw), (dh, dw) = p.kernel_size, p.stride, p.dilation
+        full_h = sh * (height - 1) + dh * (kh - 1) + 1
+        full_w = sw * (width - 1) + dw * (kw - 1) + 1
+        full = np.zeros((batch, p.num_output, full_h, full_w))
+        in_per_group, out_per_group = channels // p.group, p.num_output // p.group
+        for g in range(p.group):
+            x_g = x[:, g * in_per_group : (g + 1) * in_per_group]
+            w_g = w[g * in_per_group : (g + 1) * in_per_group]
+            out = slice(g * out_per_group, (g + 1) * out_per_group)
+            # Kernel tap (i, j) scatters every input pixel to (s·h + d·i, s·w + d·j).
+            for i in range(kh):
+                for j in range(kw):
+                    rows = slice(dh * i, dh * i + sh * (height - 1) + 1, sh)
+                    cols = slice(dw * j, dw * j + sw * (width - 1) + 1, sw)
+                    full[:, out, rows, cols] += np.einsum("nchw,co->nohw", x_g, w_g[:, :, i, j])
+        top, left, bottom, right = p.pad
+        y = full[:, :, top : full_h - bottom, left : full_w - right]
         if p.bias_term:
             y = y + np.asarray(weights["bias"], np.float64)[None, :, None, None]
         return [y]

@@ -1,5 +1,5 @@
-"""Layers that merge several tensors: Caffe Eltwise (residual sums) and Concat (Inception,
-DenseNet)."""
+"""Layers that merge several tensors: Caffe Eltwise (residual sums), Concat (Inception,
+DenseNet) and SENet's Axpy."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from netspec.layers.base import (
     Layer,
     LayerError,
     ListOf,
+    aligned_shape,
     normalize_axis,
     numel,
     param,
     register,
     static_dim,
 )
+from netspec.layers.shape import emit_aligned
 
 if TYPE_CHECKING:
     from netspec.export.onnx import NodeEmitter
@@ -138,3 +140,43 @@ class Concat(Layer):
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return [np.concatenate([np.asarray(x, np.float64) for x in inputs], axis=self.params.axis)]
+
+
+@register
+class Axpy(Layer):
+    """SENet's Axpy (Caffe fork): a·x + y for inputs ``[a, x, y]``, where a holds one factor per
+    image and channel ([N, C] or [N, C, 1, 1]) and x and y share one shape [N, C, ...].
+
+    FLOPs = 2 per output element (a multiply and an add).
+    """
+
+    type_name = "Axpy"
+    arity = Arity(3, 3)
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        factor, x, y = inputs
+        if x.dims != y.dims:
+            raise LayerError("needs its 2nd and 3rd inputs (x and y in a·x + y) of one shape")
+        if x.rank < 2:
+            raise LayerError(f"expects inputs with a channel axis (N, C, ...), got {x.rank}-D {x}")
+        if factor.dims not in (x.dims[:2], aligned_shape(x.dims[:2], x.rank, 0)):
+            raise LayerError(
+                f"needs a first input of one factor per image and channel, "
+                f"[{x.dims[0]}, {x.dims[1]}] or {TensorType(aligned_shape(x.dims[:2], x.rank, 0))}"
+            )
+        return (x,)
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        return 2 * numel(outputs[0])
+
+    def emit(self, node: NodeEmitter) -> None:
+        factor = emit_aligned(
+            node, node.inputs[0], node.input_types[0], node.input_types[1].rank, 0, "factor"
+        )
+        product = node.temp("product")
+        node.add("Mul", [factor, node.inputs[1]], [product])
+        node.add("Add", [product, node.inputs[2]], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        factor, x, y = (np.asarray(t, np.float64) for t in inputs)
+        return [factor.reshape(aligned_shape(factor.shape, x.ndim, 0)) * x + y]

@@ -1,4 +1,5 @@
-"""Normalisation layers: BatchNorm (inference form), Caffe Scale and LRN."""
+"""Normalisation layers: BatchNorm (inference form, also Caffe's), SegNet's BN, Caffe Scale and
+Bias, and LRN."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.graph import TensorType
+from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     IDENTITY_WINDOW,
+    Arity,
     Bool,
     Enum,
     Float,
@@ -19,6 +21,7 @@ from netspec.layers.base import (
     LayerError,
     ParamSpec,
     Window,
+    aligned_shape,
     broadcast_shape,
     expect_rank,
     normalize_axis,
@@ -28,6 +31,7 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.conv import pad_nchw, sliding_windows
+from netspec.layers.shape import emit_aligned
 
 if TYPE_CHECKING:
     from netspec.export.onnx import NodeEmitter
@@ -39,13 +43,24 @@ def per_channel(vector: np.ndarray, rank: int, axis: int = 1) -> np.ndarray:
     return vector.reshape(broadcast_shape(vector.shape[0], rank, axis))
 
 
+def caffe_statistics_factor(scale_factor: np.ndarray) -> float:
+    """What Caffe multiplies its stored BatchNorm statistics by: 1/s, or 0 when s is 0."""
+    s = float(np.asarray(scale_factor).reshape(-1)[0])
+    return 0.0 if s == 0 else 1.0 / s
+
+
 @register
 class BatchNorm(Layer):
     """Batch normalisation in inference form: (x − mean) / √(var + eps) · weight + bias, per channel
     (axis 1). Stored as torchvision names it: ``weight``, ``bias`` (params, only when ``affine``),
     ``running_mean``, ``running_var`` (buffers).
 
-    params = 2·C when affine; buffers = 2·C; FLOPs = 2 per element (a folded multiply and add).
+    Caffe's BatchNorm is ``affine: false  caffe_scale_factor: true``: it stores ``running_mean``,
+    ``running_var`` and a one-element ``scale_factor`` s (Caffe's blob order), and its statistics
+    are mean/s and var/s (0 when s = 0, as in Caffe). Inference always uses the stored statistics.
+
+    params = 2·C when affine; buffers = 2·C (+ 1 for Caffe's scale factor); FLOPs = 2 per
+    element (a folded multiply and add).
     """
 
     type_name = "BatchNorm"
@@ -54,6 +69,23 @@ class BatchNorm(Layer):
     class Params:
         eps: float = param(Float(min=0.0, exclusive_min=True), 1e-5, "added to the variance")
         affine: bool = param(Bool(), True, "learned per-channel weight and bias (false: Caffe BatchNorm)")
+        use_global_stats: bool | None = param(
+            Bool(), None, "Caffe: accepted; inference always uses the stored statistics"
+        )
+        moving_average_fraction: float = param(
+            Float(min=0.0, max=1.0), 0.999, "Caffe: the training-time running-average momentum (unused)"
+        )
+        caffe_scale_factor: bool = param(
+            Bool(), False, "store Caffe's third blob, the factor the statistics are divided by"
+        )
+
+    def check(self) -> None:
+        if self.params.caffe_scale_factor and self.params.affine:
+            raise LayerError(
+                "caffe_scale_factor stores Caffe's BatchNorm, which has no affine part; set affine: false",
+                param="caffe_scale_factor",
+                hint="in Caffe a following Scale layer holds the per-channel weight and bias",
+            )
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         (x,) = inputs
@@ -68,6 +100,8 @@ class BatchNorm(Layer):
             ParamSpec("running_mean", channels, learnable=False, init="zeros"),
             ParamSpec("running_var", channels, learnable=False, init="ones"),
         )
+        if self.params.caffe_scale_factor:
+            return (*stats, ParamSpec("scale_factor", (1,), learnable=False, init="ones"))
         if not self.params.affine:
             return stats
         return (ParamSpec("weight", channels, init="ones"), ParamSpec("bias", channels, init="zeros"), *stats)
@@ -82,13 +116,34 @@ class BatchNorm(Layer):
             channels = static_dim(node.input_types[0], 1)
             scale = node.constant("weight", np.ones(channels, np.float32))
             bias = node.constant("bias", np.zeros(channels, np.float32))
-        inputs = [node.inputs[0], scale, bias, node.param("running_mean"), node.param("running_var")]
+        mean, var = node.param("running_mean"), node.param("running_var")
+        if self.params.caffe_scale_factor:
+            # NOTE: the factor is applied in the graph, from the stored scale_factor initializer,
+            # so the initializers stay Caffe's three blobs (and authoritative if replaced); all of
+            # it is on constants, which onnxruntime folds before fusing the BatchNormalization.
+            stored = node.param("scale_factor")
+            zero = node.constant("zero", np.zeros(1, np.float32))
+            is_zero, inverse, factor = node.temp("is_zero"), node.temp("inverse"), node.temp("factor")
+            node.add("Equal", [stored, zero], [is_zero])
+            node.add("Reciprocal", [stored], [inverse])
+            node.add("Where", [is_zero, zero, inverse], [factor])
+            mean, var = self._scaled(node, mean, factor, "mean"), self._scaled(node, var, factor, "var")
+        inputs = [node.inputs[0], scale, bias, mean, var]
         node.add("BatchNormalization", inputs, node.outputs, epsilon=self.params.eps)
+
+    @staticmethod
+    def _scaled(node: NodeEmitter, source: str, factor: str, suffix: str) -> str:
+        result = node.temp(suffix)
+        node.add("Mul", [source, factor], [result])
+        return result
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)
         mean = per_channel(weights["running_mean"], x.ndim)
         var = per_channel(weights["running_var"], x.ndim)
+        if self.params.caffe_scale_factor:
+            factor = caffe_statistics_factor(weights["scale_factor"])
+            mean, var = mean * factor, var * factor
         y = (x - mean) / np.sqrt(var + self.params.eps)
         if self.params.affine:
             y = y * per_channel(weights["weight"], x.ndim) + per_channel(weights["bias"], x.ndim)
@@ -96,64 +151,196 @@ class BatchNorm(Layer):
 
 
 @register
-class Scale(Layer):
-    """Caffe Scale with one input: a learned per-channel factor along ``axis`` (and a bias).
+class BN(Layer):
+    """SegNet's BN (Caffe fork): x·slope + bias with a per-channel ``slope`` and ``bias`` stored
+    [1, C, 1, 1], the statistics folded in (as SegNet's inference weights store them). ``bn_mode``
+    is accepted; LEARN mode's batch statistics are a training matter and are not modelled.
 
-    params = C (+ C bias); FLOPs = 1 per element (+ 1 with a bias).
+    params = 2·C; FLOPs = 2 per element.
+    """
+
+    type_name = "BN"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        bn_mode: str = param(
+            Enum(("LEARN", "INFERENCE")), "LEARN", "SegNet's mode (inference always applies slope and bias)"
+        )
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        expect_rank(inputs[0], 4)
+        static_dim(inputs[0], 1)
+        return (inputs[0],)
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        shape = (1, static_dim(inputs[0], 1), 1, 1)
+        return (ParamSpec("slope", shape, init="ones"), ParamSpec("bias", shape, init="zeros"))
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        return 2 * numel(outputs[0])
+
+    def emit(self, node: NodeEmitter) -> None:
+        scaled = node.temp("scaled")
+        node.add("Mul", [node.inputs[0], node.param("slope")], [scaled])
+        node.add("Add", [scaled, node.param("bias")], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        return [x * np.asarray(weights["slope"], np.float64) + np.asarray(weights["bias"], np.float64)]
+
+
+class AxisOperand(Layer):
+    """A layer that combines its input with an operand covering axes ``axis`` … of it (Caffe's
+    Scale and Bias): a second input, or a learned array of the dims of ``num_axes`` input axes
+    (``num_axes: -1``: all from ``axis`` on; 0: one scalar)."""
+
+    arity = Arity(1, 2)
+
+    def operand(self, inputs: Sequence[TensorType]) -> tuple[int, tuple[Dim, ...]]:
+        """The first input axis the operand covers and the operand's dims."""
+        x = inputs[0]
+        p = self.params
+        if len(inputs) == 2:
+            operand = inputs[1]
+            start = normalize_axis(p.axis, x)
+            covered = x.dims[start : start + operand.rank]
+            if start + operand.rank > x.rank or covered != operand.dims:
+                raise LayerError(
+                    f"needs a second input equal to the input's dims from axis {start} on; "
+                    f"got {operand} for the input {x}"
+                )
+            return start, operand.dims
+        if p.num_axes == 0:
+            return 0, ()  # a scalar: the axis does not matter (Caffe ignores it too)
+        start = normalize_axis(p.axis, x)
+        end = x.rank if p.num_axes == -1 else start + p.num_axes
+        if end > x.rank:
+            raise LayerError(
+                f"axis {p.axis} with num_axes {p.num_axes} goes past the last axis of the "
+                f"{x.rank}-D input {x}",
+                param="num_axes",
+            )
+        return start, tuple(static_dim(x, axis) for axis in range(start, end))
+
+    def learned_shape(self, inputs: Sequence[TensorType]) -> tuple[int, ...]:
+        """The shape of a learned operand-shaped array (static dims only)."""
+        _, dims = self.operand(inputs)
+        if len(inputs) == 2:
+            return tuple(static_dim(inputs[1], axis) for axis in range(inputs[1].rank))
+        return dims  # type: ignore[return-value]
+
+    def emit_operand(self, node: NodeEmitter, source: str, suffix: str, from_input: bool = False) -> str:
+        """``source`` (the second input, or a stored array) shaped to broadcast against the input."""
+        x = node.input_types[0]
+        start, _ = self.operand(node.input_types)
+        source_type = node.input_types[1] if from_input else TensorType(self.learned_shape(node.input_types))
+        return emit_aligned(node, source, source_type, x.rank, start, suffix)
+
+    def aligned(self, array: np.ndarray, x: np.ndarray, operand: np.ndarray | None = None) -> np.ndarray:
+        """``array`` in float64, shaped to broadcast against ``x`` (``operand``: the second input)."""
+        types = [TensorType(x.shape)] + ([] if operand is None else [TensorType(operand.shape)])
+        start, _ = self.operand(types)
+        array = np.asarray(array, np.float64)
+        return array.reshape(aligned_shape(array.shape, x.ndim, start))
+
+
+@register
+class Scale(AxisOperand):
+    """Caffe Scale: the input multiplied by a learned factor (one input) or by a second input,
+    broadcast along axes ``axis`` … (with one input ``num_axes`` of them: per channel by
+    default); ``bias_term`` adds a learned bias of the factor's shape.
+
+    params = the factor's size (one input) + its size again with a bias; FLOPs = 1 per element
+    (+ 1 with a bias).
     """
 
     type_name = "Scale"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
-        bias_term: bool = param(Bool(), False, "add a learned per-channel bias")
-        axis: int = param(Int(), 1, "the channel axis scaled (negative: from the end)")
-
-    def channels(self, x: TensorType) -> int:
-        return static_dim(x, normalize_axis(self.params.axis, x))
+        bias_term: bool = param(Bool(), False, "add a learned bias of the factor's shape")
+        axis: int = param(Int(), 1, "the first input axis the factor covers (negative: from the end)")
+        num_axes: int = param(
+            Int(min=-1), 1, "one input: axes the learned factor covers (-1: all from axis on; 0: a scalar)"
+        )
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
-        self.channels(inputs[0])
+        self.operand(inputs)
         return (inputs[0],)
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
-        channels = (self.channels(inputs[0]),)
-        weight = ParamSpec("weight", channels, init="ones")
-        if not self.params.bias_term:
-            return (weight,)
-        return (weight, ParamSpec("bias", channels, init="zeros"))
+        shape = self.learned_shape(inputs)
+        weight = () if len(inputs) == 2 else (ParamSpec("weight", shape, init="ones"),)
+        bias = (ParamSpec("bias", shape, init="zeros"),) if self.params.bias_term else ()
+        return (*weight, *bias)
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return (2 if self.params.bias_term else 1) * numel(outputs[0])
 
     def emit(self, node: NodeEmitter) -> None:
-        x = node.input_types[0]
-        axis = normalize_axis(self.params.axis, x)
-        target = broadcast_shape(self.channels(x), x.rank, axis)
-        names = ["weight", "bias"] if self.params.bias_term else ["weight"]
-        vectors = [node.param(name) for name in names]
-        if len(target) > 1:
-            # NOTE: the stored arrays keep their [C] shape (the names a state_dict loads into); the
-            # Reshape to [C, 1, ...] on constants is folded away by onnxruntime.
-            shape = node.constant("shape", np.array(target, np.int64))
-            shaped = [node.temp(f"{name}_shaped") for name in names]
-            for vector, result in zip(vectors, shaped, strict=True):
-                node.add("Reshape", [vector, shape], [result])
-            vectors = shaped
+        # NOTE: stored arrays keep the operand's shape (what a state_dict or caffemodel holds);
+        # the Reshape that aligns them is on constants and folded away by onnxruntime.
+        if len(node.inputs) == 2:
+            factor = self.emit_operand(node, node.inputs[1], "scale", from_input=True)
+        else:
+            factor = self.emit_operand(node, node.param("weight"), "weight")
         if not self.params.bias_term:
-            node.add("Mul", [node.inputs[0], vectors[0]], node.outputs)
+            node.add("Mul", [node.inputs[0], factor], node.outputs)
             return
         product = node.temp("scaled")
-        node.add("Mul", [node.inputs[0], vectors[0]], [product])
-        node.add("Add", [product, vectors[1]], node.outputs)
+        node.add("Mul", [node.inputs[0], factor], [product])
+        node.add("Add", [product, self.emit_operand(node, node.param("bias"), "bias")], node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)
-        axis = normalize_axis(self.params.axis, TensorType(x.shape))
-        y = x * per_channel(weights["weight"], x.ndim, axis)
+        operand = inputs[1] if len(inputs) == 2 else None
+        factor = weights["weight"] if operand is None else operand
+        y = x * self.aligned(factor, x, operand)
         if self.params.bias_term:
-            y = y + per_channel(weights["bias"], x.ndim, axis)
+            y = y + self.aligned(weights["bias"], x, operand)
         return [y]
+
+
+@register
+class Bias(AxisOperand):
+    """Caffe Bias: the input plus a learned array (one input) or a second input, broadcast along
+    axes ``axis`` … (with one input ``num_axes`` of them: per channel by default).
+
+    params = the learned array's size (one input only); FLOPs = 1 per element.
+    """
+
+    type_name = "Bias"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        axis: int = param(Int(), 1, "the first input axis the bias covers (negative: from the end)")
+        num_axes: int = param(
+            Int(min=-1), 1, "one input: axes the learned bias covers (-1: all from axis on; 0: a scalar)"
+        )
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        self.operand(inputs)
+        return (inputs[0],)
+
+    def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        if len(inputs) == 2:
+            return ()
+        return (ParamSpec("bias", self.learned_shape(inputs), init="zeros"),)
+
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        return numel(outputs[0])
+
+    def emit(self, node: NodeEmitter) -> None:
+        if len(node.inputs) == 2:
+            bias = self.emit_operand(node, node.inputs[1], "operand", from_input=True)
+        else:
+            bias = self.emit_operand(node, node.param("bias"), "bias")
+        node.add("Add", [node.inputs[0], bias], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        operand = inputs[1] if len(inputs) == 2 else None
+        return [x + self.aligned(weights["bias"] if operand is None else operand, x, operand)]
 
 
 @register

@@ -1,5 +1,6 @@
-"""Pooling layers: Caffe Pooling (MAX/AVE, global, ceil or floor rounding) and adaptive
-average pooling (torchvision's AlexNet/VGG heads)."""
+"""Pooling layers: Caffe Pooling (MAX/AVE, global, ceil or floor rounding, the argmax mask),
+SegNet's Upsample (unpooling by that mask) and adaptive average pooling (torchvision's
+AlexNet/VGG heads)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
+    Arity,
     Bool,
     Enum,
+    Int,
     Layer,
     LayerError,
     Padding,
@@ -56,8 +59,10 @@ class Pooling(Layer):
     """Max or average pooling with Caffe's semantics; rounds up unless ``round_mode: FLOOR``.
 
     Average pooling divides by the window clipped to the padded input (padding counted, the
-    ceil overhang not). No params; FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons) and
-    N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
+    ceil overhang not). MAX pooling may name a second output, ``top: [pool, mask]``: Caffe's
+    argmax mask, the index h·W + w of each maximum within its input plane (as floats), which
+    SegNet's Upsample reads. No params; FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons; the
+    mask costs nothing more) and N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
     """
 
     type_name = "Pooling"
@@ -88,6 +93,9 @@ class Pooling(Layer):
                 f"padding {list(p.pad)} must be smaller than the kernel {list(p.kernel_size)}", param="pad"
             )
 
+    def output_arity(self) -> Arity:
+        return Arity(1, 2) if self.params.pool == "MAX" else Arity(1, 1)
+
     def window(self, x: TensorType) -> tuple[int, int]:
         if self.params.global_pooling:
             return (static_dim(x, 2), static_dim(x, 3))
@@ -99,12 +107,14 @@ class Pooling(Layer):
         expect_rank(x, 4)
         p = self.params
         if p.global_pooling:
-            return (TensorType((x.dims[0], x.dims[1], 1, 1), x.dtype),)
-        kh, kw = self.window(x)
-        ceil = p.round_mode == "CEIL"
-        height = pool_output_size(static_dim(x, 2), kh, p.stride[0], p.pad[0], p.pad[2], ceil)
-        width = pool_output_size(static_dim(x, 3), kw, p.stride[1], p.pad[1], p.pad[3], ceil)
-        return (TensorType((x.dims[0], x.dims[1], height, width), x.dtype),)
+            pooled = TensorType((x.dims[0], x.dims[1], 1, 1), x.dtype)
+        else:
+            kh, kw = self.window(x)
+            ceil = p.round_mode == "CEIL"
+            height = pool_output_size(static_dim(x, 2), kh, p.stride[0], p.pad[0], p.pad[2], ceil)
+            width = pool_output_size(static_dim(x, 3), kw, p.stride[1], p.pad[1], p.pad[3], ceil)
+            pooled = TensorType((x.dims[0], x.dims[1], height, width), x.dtype)
+        return (pooled,) * self.output_count  # the mask has the pooled shape
 
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
@@ -120,7 +130,7 @@ class Pooling(Layer):
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
-        if p.global_pooling:
+        if p.global_pooling and self.output_count == 1:
             op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
             node.add(op, node.inputs, node.outputs)
             return
@@ -136,7 +146,18 @@ class Pooling(Layer):
         if p.pool == "MAX":
             # MaxPool ignores padded positions, so the overhang can simply be more end padding.
             pads = [top, left, bottom + extra_h, right + extra_w]
-            node.add("MaxPool", node.inputs, node.outputs, pads=pads, **attributes)
+            if self.output_count == 1:
+                node.add("MaxPool", node.inputs, node.outputs, pads=pads, **attributes)
+                return
+            from onnx import TensorProto
+
+            # NOTE: ONNX's Indices count over the whole N·C·H·W tensor, Caffe's mask within one
+            # H·W plane (and in floats): the plane index is the flat index mod H·W.
+            indices, plane_indices = node.temp("indices"), node.temp("plane_indices")
+            node.add("MaxPool", node.inputs, [node.outputs[0], indices], pads=pads, **attributes)
+            plane = node.constant("plane_size", np.array(static_dim(x, 2) * static_dim(x, 3), np.int64))
+            node.add("Mod", [indices, plane], [plane_indices])
+            node.add("Cast", [plane_indices], [node.outputs[1]], to=TensorProto.FLOAT)
         elif not (extra_h or extra_w):
             node.add(
                 "AveragePool", node.inputs, node.outputs, pads=list(p.pad), count_include_pad=1, **attributes
@@ -162,7 +183,7 @@ class Pooling(Layer):
         p = self.params
         x = np.asarray(inputs[0], np.float64)
         h, w = x.shape[2:]
-        if p.global_pooling:
+        if p.global_pooling and self.output_count == 1:
             reduce = np.max if p.pool == "MAX" else np.mean
             return [reduce(x, axis=(2, 3), keepdims=True)]
         kh, kw = self.window(TensorType(x.shape))
@@ -176,7 +197,14 @@ class Pooling(Layer):
         if p.pool == "MAX":
             padded = pad_nchw(x, pads, -np.inf)
             windows = sliding_windows(padded, (kh, kw), p.stride, (1, 1), (out_h, out_w))
-            return [windows.max(axis=(4, 5))]
+            if self.output_count == 1:
+                return [windows.max(axis=(4, 5))]
+            # Caffe scans each window row by row and keeps the first maximum: argmax does too.
+            flat = windows.reshape(*windows.shape[:4], kh * kw)
+            offset_h, offset_w = np.divmod(flat.argmax(axis=-1), kw)
+            rows = (np.arange(out_h) * p.stride[0] - p.pad[0])[:, None] + offset_h
+            cols = (np.arange(out_w) * p.stride[1] - p.pad[1])[None, :] + offset_w
+            return [flat.max(axis=-1), (rows * w + cols).astype(np.float64)]
         padded = pad_nchw(x, pads, 0.0)
         windows = sliding_windows(padded, (kh, kw), p.stride, (1, 1), (out_h, out_w))
         sums = windows.sum(axis=(4, 5))
@@ -186,6 +214,140 @@ class Pooling(Layer):
         size_h = np.minimum(starts_h + kh, h + p.pad[0] + p.pad[2]) - starts_h
         size_w = np.minimum(starts_w + kw, w + p.pad[1] + p.pad[3]) - starts_w
         return [sums / np.outer(size_h, size_w)[None, None]]
+
+
+@register
+class Upsample(Layer):
+    """SegNet's unpooling (Caffe fork): with inputs ``[x, mask]``, where the mask is the second
+    output of a MAX Pooling, each value of x goes to the position its mask names in a zero
+    output plane (a later write to the same position wins, as in Caffe). The output is
+    ``upsample_h`` × ``upsample_w`` when given, else H·scale_h − pad_out_h by W·scale_w − pad_out_w.
+
+    With one input (the form of the YOLOv3 Caffe forks) it repeats every pixel scale_h × scale_w
+    times (nearest neighbour). No params; FLOPs = 0 (data movement). Its receptive field is not a
+    sliding window: none is reported after it.
+    """
+
+    type_name = "Upsample"
+    arity = Arity(1, 2)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        scale: int = param(Int(min=1), 2, "factor on both axes (unless scale_h and scale_w are given)")
+        scale_h: int | None = param(Int(min=1), None, "factor on the height (with scale_w)")
+        scale_w: int | None = param(Int(min=1), None, "factor on the width (with scale_h)")
+        pad_out_h: bool = param(Bool(), False, "one row fewer, for an odd pooled height (scale 2 only)")
+        pad_out_w: bool = param(Bool(), False, "one column fewer, for an odd pooled width (scale 2 only)")
+        upsample_h: int | None = param(
+            Int(min=1), None, "output height (with upsample_w; replaces the scales)"
+        )
+        upsample_w: int | None = param(
+            Int(min=1), None, "output width (with upsample_h; replaces the scales)"
+        )
+
+    def check(self) -> None:
+        p = self.params
+        for first, second in (("scale_h", "scale_w"), ("upsample_h", "upsample_w")):
+            if (getattr(p, first) is None) != (getattr(p, second) is None):
+                given, missing = (first, second) if getattr(p, first) is not None else (second, first)
+                raise LayerError(f"{given} needs {missing} as well", param=given)
+        for axis, factor in zip("hw", self.scales(), strict=True):
+            if getattr(p, f"pad_out_{axis}") and factor != 2:
+                raise LayerError(
+                    f"pad_out_{axis} needs a scale of 2 on that axis, got {factor}", param=f"pad_out_{axis}"
+                )
+
+    def scales(self) -> tuple[int, int]:
+        p = self.params
+        if p.scale_h is not None and p.scale_w is not None:
+            return (p.scale_h, p.scale_w)
+        return (p.scale, p.scale)
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        p = self.params
+        if p.upsample_h is not None and p.upsample_w is not None:
+            return (p.upsample_h, p.upsample_w)
+        scale_h, scale_w = self.scales()
+        return (height * scale_h - int(p.pad_out_h), width * scale_w - int(p.pad_out_w))
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        x = inputs[0]
+        expect_rank(x, 4)
+        p = self.params
+        if len(inputs) == 1:
+            if p.upsample_h is not None or p.pad_out_h or p.pad_out_w:
+                raise LayerError(
+                    "upsample_h/upsample_w and pad_out_h/pad_out_w need the mask input; "
+                    "with one input Upsample repeats pixels by the scales",
+                    param="upsample_h" if p.upsample_h is not None else None,
+                )
+        elif inputs[1].dims != x.dims:
+            raise LayerError(
+                f"needs a mask of the input's shape {x}, got {inputs[1]}",
+                hint="the mask is the second output of the MAX Pooling this layer undoes",
+            )
+        height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
+        return (TensorType((x.dims[0], x.dims[1], height, width), x.dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        return None
+
+    def emit(self, node: NodeEmitter) -> None:
+        if len(node.inputs) == 1:
+            scales = np.array([1, 1, *self.scales()], np.float32)
+            node.add(
+                "Resize",
+                [node.inputs[0], "", node.constant("scales", scales)],
+                node.outputs,
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
+            return
+        from onnx import TensorProto
+
+        # NOTE: no MaxUnpool (it has no CUDA kernel, DESIGN.md §6): the planes are flattened to
+        # [N, C, H·W] and scattered into zeros of [N, C, Ho·Wo] along the last axis.
+        x = node.input_types[0]
+        out_h, out_w = static_dim(node.output_types[0], 2), static_dim(node.output_types[0], 3)
+        flat_shape = node.constant(
+            "flat_shape", np.array([0, 0, static_dim(x, 2) * static_dim(x, 3)], np.int64)
+        )
+        values, mask, indices = node.temp("values"), node.temp("mask"), node.temp("indices")
+        node.add("Reshape", [node.inputs[0], flat_shape], [values])
+        node.add("Reshape", [node.inputs[1], flat_shape], [mask])
+        node.add("Cast", [mask], [indices], to=TensorProto.INT64)
+        shape, planes, zeros_shape = node.temp("shape"), node.temp("planes"), node.temp("zeros_shape")
+        node.add("Shape", [node.inputs[0]], [shape])
+        node.add("Gather", [shape, node.constant("plane_axes", np.array([0, 1], np.int64))], [planes])
+        plane = node.constant("plane_size", np.array([out_h * out_w], np.int64))
+        node.add("Concat", [planes, plane], [zeros_shape], axis=0)
+        zeros, scattered = node.temp("zeros"), node.temp("scattered")
+        node.add("ConstantOfShape", [zeros_shape], [zeros])  # float32 zeros by default
+        node.add("ScatterElements", [zeros, indices, values], [scattered], axis=2)
+        out_shape = node.constant("out_shape", np.array([0, 0, out_h, out_w], np.int64))
+        node.add("Reshape", [scattered, out_shape], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        batch, channels, height, width = x.shape
+        if len(inputs) == 1:
+            scale_h, scale_w = self.scales()
+            return [x.repeat(scale_h, axis=2).repeat(scale_w, axis=3)]
+        out_h, out_w = self.output_hw(height, width)
+        values = x.reshape(batch * channels, height * width)
+        indices = np.asarray(inputs[1]).reshape(batch * channels, height * width).astype(np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= out_h * out_w):
+            raise ValueError(
+                f"Upsample mask index {int(indices.max())} is outside the {out_h}x{out_w} output; "
+                "check that the scales match the pooling that made the mask"
+            )
+        result = np.zeros((batch * channels, out_h * out_w))
+        # Plain assignment: with a repeated index, numpy keeps the last value, as Caffe's loop.
+        result[np.arange(batch * channels)[:, None], indices] = values
+        return [result.reshape(batch, channels, out_h, out_w)]
 
 
 def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:

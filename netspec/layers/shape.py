@@ -1,6 +1,7 @@
-"""Layers that only rearrange dimensions: Caffe Flatten and Reshape.
+"""Layers that only move data: Caffe Flatten and Reshape (rearranging dimensions), Crop,
+Slice and Split (cutting or copying tensors).
 
-Both lower to ONNX Reshape (or Flatten) with a constant target shape computed at emit time.
+All lower to ONNX ops with constant shapes, starts or sizes computed at emit time.
 """
 
 from __future__ import annotations
@@ -8,16 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
+    IDENTITY_WINDOW,
+    Arity,
     Int,
     Layer,
     LayerError,
     ListOf,
+    Window,
+    aligned_shape,
     normalize_axis,
     param,
     register,
@@ -61,6 +67,20 @@ def emit_reshape(
     """Add an ONNX Reshape of ``source`` to ``target`` dims, writing ``output``."""
     shape = node.constant(suffix, np.array(reshape_target(source_type, target), np.int64))
     node.add("Reshape", [source, shape], [output])
+
+
+def emit_aligned(
+    node: NodeEmitter, source: str, source_type: TensorType, rank: int, axis: int, suffix: str
+) -> str:
+    """``source``, an operand covering axes ``axis`` … of a rank-``rank`` tensor, reshaped with
+    the trailing ones that make it broadcast against that tensor; ``source`` itself when it
+    already does. Returns the name to use."""
+    target = aligned_shape(source_type.dims, rank, axis)
+    if source_type.rank in (0, len(target)):
+        return source
+    aligned = node.temp(f"{suffix}_aligned")
+    emit_reshape(node, source, source_type, target, aligned, suffix=f"{suffix}_shape")
+    return aligned
 
 
 def merged_dim(tensor: TensorType, start: int, end: int) -> Dim:
@@ -208,3 +228,182 @@ class Reshape(Layer):
         x = np.asarray(inputs[0], np.float64)
         (out,) = self.infer([TensorType(x.shape)])
         return [x.reshape(out.dims)]
+
+
+@register
+class Crop(Layer):
+    """Caffe Crop: the first input cut to the dims of the second from ``axis`` on, each cropped
+    axis starting at its ``offset`` (one value for every cropped axis, or one per axis; 0 when
+    unset). FCN aligns its upsampled scores this way. Counts nothing.
+    """
+
+    type_name = "Crop"
+    arity = Arity(2, 2)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        axis: int = param(Int(), 2, "first axis cropped; later axes are cropped too (negative: from the end)")
+        offset: tuple[int, ...] | None = param(
+            ListOf(Int(min=0), min_length=1),
+            None,
+            "crop start: one value for all cropped axes, or one per axis",
+        )
+
+    def crops(self, inputs: Sequence[TensorType]) -> list[tuple[int, int, Dim]]:
+        """(axis, offset, size) of every cropped axis."""
+        x, reference = inputs
+        if x.rank != reference.rank:
+            raise LayerError(
+                f"needs inputs of one rank, got {x.rank}-D {x} and {reference.rank}-D {reference}"
+            )
+        start = normalize_axis(self.params.axis, x)
+        axes = range(start, x.rank)
+        offsets = self.params.offset or (0,)
+        if len(offsets) == 1:
+            offsets = offsets * len(axes)
+        elif len(offsets) != len(axes):
+            raise LayerError(
+                f"has {len(offsets)} offset values for the {len(axes)} cropped axes "
+                f"{start} to {x.rank - 1}; give one, or one per axis",
+                param="offset",
+            )
+        result: list[tuple[int, int, Dim]] = []
+        for axis, offset in zip(axes, offsets, strict=True):
+            if offset == 0 and x.dims[axis] == reference.dims[axis]:
+                result.append((axis, 0, x.dims[axis]))  # kept whole (a symbolic batch may be)
+                continue
+            size, available = static_dim(reference, axis), static_dim(x, axis)
+            if offset + size > available:
+                raise LayerError(
+                    f"cannot crop axis {axis} to {size} at offset {offset}: the first input {x} "
+                    f"has {available} there",
+                    param="offset",
+                )
+            result.append((axis, offset, size))
+        return result
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        dims = list(inputs[0].dims)
+        for axis, _, size in self.crops(inputs):
+            dims[axis] = size
+        return (TensorType(tuple(dims), inputs[0].dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        if inputs[0].rank != 4:
+            return None
+        offsets = {axis: offset for axis, offset, _ in self.crops(inputs)}
+        # Output pixel 0 is input pixel ``offset``: a window of one with negative padding.
+        windows = [Window(1, 1, -offsets[axis]) if axis in offsets else IDENTITY_WINDOW for axis in (2, 3)]
+        return (windows[0], windows[1])
+
+    def emit(self, node: NodeEmitter) -> None:
+        x = node.input_types[0]
+        cut = [(a, o, s) for a, o, s in self.crops(node.input_types) if (o, s) != (0, x.dims[a])]
+        if not cut:
+            node.add("Identity", node.inputs[:1], node.outputs)
+            return
+        starts = node.constant("starts", np.array([o for _, o, _ in cut], np.int64))
+        ends = node.constant("ends", np.array([o + s for _, o, s in cut], np.int64))  # type: ignore[operator]
+        axes = node.constant("axes", np.array([a for a, _, _ in cut], np.int64))
+        node.add("Slice", [node.inputs[0], starts, ends, axes], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        index = [slice(None)] * x.ndim
+        for axis, offset, size in self.crops([TensorType(x.shape), TensorType(inputs[1].shape)]):
+            index[axis] = slice(offset, offset + size)  # type: ignore[operator]
+        return [x[tuple(index)]]
+
+
+@register
+class Slice(Layer):
+    """Caffe Slice: the input cut along ``axis`` at each ``slice_point`` into
+    len(slice_point) + 1 outputs; without slice points, into as many equal parts as the layer
+    names outputs (``top: [a, b, c]``). Counts nothing.
+    """
+
+    type_name = "Slice"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        axis: int = param(Int(), 1, "the axis cut (negative: from the end)")
+        slice_point: tuple[int, ...] | None = param(
+            ListOf(Int(min=1), min_length=1), None, "where the 2nd, 3rd, ... outputs start (increasing)"
+        )
+        slice_dim: int | None = param(Int(min=0), None, "old Caffe name of axis (replaces it when given)")
+
+    def check(self) -> None:
+        points = self.params.slice_point
+        if points is not None and any(a >= b for a, b in pairwise(points)):
+            raise LayerError(f"slice_point {list(points)} must be increasing", param="slice_point")
+
+    def output_arity(self) -> Arity:
+        if self.params.slice_point is None:
+            return Arity(1, None)
+        parts = len(self.params.slice_point) + 1
+        return Arity(parts, parts)
+
+    def axis(self, x: TensorType) -> int:
+        if self.params.slice_dim is not None:
+            return normalize_axis(self.params.slice_dim, x, "slice_dim")
+        return normalize_axis(self.params.axis, x)
+
+    def sizes(self, x: TensorType) -> list[int]:
+        axis = self.axis(x)
+        size = static_dim(x, axis)
+        points = self.params.slice_point
+        if points is None:
+            if size % self.output_count:
+                raise LayerError(
+                    f"cannot cut axis {axis} of size {size} into {self.output_count} equal parts",
+                    hint="give slice_point to cut it unequally",
+                )
+            return [size // self.output_count] * self.output_count
+        if points[-1] >= size:
+            raise LayerError(
+                f"slice_point {list(points)} must lie inside axis {axis} of size {size} of {x}",
+                param="slice_point",
+            )
+        bounds = (0, *points, size)
+        return [end - start for start, end in pairwise(bounds)]
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        x = inputs[0]
+        axis = self.axis(x)
+        return tuple(
+            TensorType((*x.dims[:axis], size, *x.dims[axis + 1 :]), x.dtype) for size in self.sizes(x)
+        )
+
+    def emit(self, node: NodeEmitter) -> None:
+        x = node.input_types[0]
+        split = node.constant("split", np.array(self.sizes(x), np.int64))
+        node.add("Split", [node.inputs[0], split], node.outputs, axis=self.axis(x))
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        x_type = TensorType(x.shape)
+        return np.split(x, np.cumsum(self.sizes(x_type))[:-1], axis=self.axis(x_type))
+
+
+@register
+class Split(Layer):
+    """Caffe Split: the input copied to every output the layer names (``top: [a, b]``); ONNX
+    Identity nodes, which onnxruntime removes. Counts nothing.
+    """
+
+    type_name = "Split"
+
+    def output_arity(self) -> Arity:
+        return Arity(1, None)
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        return (inputs[0],) * self.output_count
+
+    def emit(self, node: NodeEmitter) -> None:
+        for output in node.outputs:
+            node.add("Identity", node.inputs, [output])
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(inputs[0], np.float64)] * self.output_count
