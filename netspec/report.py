@@ -145,7 +145,8 @@ def render_text(data: dict[str, Any]) -> str:
         *(line(r) for r in rows),
         "",
         f"layers {totals['layers']}   params {totals['params']:,} ({human_count(totals['params'])})   "
-        f"buffers {totals['buffers']:,}   MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
+        + (f"frozen {totals['frozen']:,}   " if totals["frozen"] else "")
+        + f"buffers {totals['buffers']:,}   MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
         f"FLOPs {totals['flops']:,} ({human_count(totals['flops'])})",
         f"weights {human_bytes(totals['weight_bytes'])}   "
         f"activations {human_bytes(totals['activation_bytes'])}   "
