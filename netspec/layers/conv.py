@@ -175,7 +175,8 @@ class Convolution(Layer):
 @register
 class ConvolutionDepthwise(Convolution):
     """Depthwise convolution of the Caffe forks (MobileNet ports): Convolution with one group per
-    input channel, whatever ``group`` says; ``num_output`` is a multiple of the input channels.
+    input channel (``group`` may be left out; if written, it must equal the channel count), and
+    ``num_output`` a multiple of the input channels.
 
     params = Cout·kh·kw (+ Cout bias), the weight shaped [Cout, 1, kh, kw];
     MACs = N·Cout·Ho·Wo·kh·kw; FLOPs = 2·MACs + N·Cout·Ho·Wo when there is a bias.

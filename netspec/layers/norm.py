@@ -269,6 +269,8 @@ class Scale(AxisOperand):
         return (inputs[0],)
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
+        if len(inputs) == 2 and not self.params.bias_term:
+            return ()
         shape = self.learned_shape(inputs)
         weight = () if len(inputs) == 2 else (ParamSpec("weight", shape, init="ones"),)
         bias = (ParamSpec("bias", shape, init="zeros"),) if self.params.bias_term else ()
