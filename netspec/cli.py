@@ -137,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="write the outputs to this .npz file")
     _add_phase_option(run)
     run.set_defaults(handler=command_run)
+
+    convert = commands.add_parser("convert", help="write a Caffe prototxt as an idiomatic .net spec")
+    convert.add_argument("model", metavar="MODEL.prototxt")
+    convert.add_argument("-o", "--output", help="the .net file to write (default: MODEL's name with .net)")
+    convert.add_argument(
+        "--no-templates",
+        action="store_true",
+        help="write every layer on its own line, without folding repeated blocks into templates",
+    )
+    _add_input_shape_option(convert)
+    _add_phase_option(convert)
+    convert.set_defaults(handler=command_convert)
     return parser
 
 
@@ -289,6 +301,30 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"ran in {elapsed * 1000:.1f} ms on {session.device}", file=sys.stderr)
     if args.output:
         write_atomic_with(args.output, lambda handle: np.savez(handle, **outputs))
+    return 0
+
+
+def command_convert(args: argparse.Namespace) -> int:
+    from netspec.convert import convert_caffe
+    from netspec.output import write_atomic
+
+    conversion = convert_caffe(
+        args.model,
+        phase=args.phase,
+        input_shapes=dict(args.input_shapes),
+        templates=not args.no_templates,
+    )
+    for warning in conversion.source.warnings:
+        print(warning.render(), file=sys.stderr)
+    output = args.output or Path(args.model).with_suffix(".net").name
+    write_atomic(output, conversion.text)
+    layers = sum(1 for node in conversion.source.nodes if node.inputs)
+    templates = len(conversion.templates)
+    print(
+        f"wrote {output} ({conversion.text.count(chr(10))} lines for {layers} layers, "
+        f"{templates} template{'s' if templates != 1 else ''})",
+        file=sys.stderr,
+    )
     return 0
 
 
