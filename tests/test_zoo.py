@@ -79,6 +79,8 @@ REFERENCES = [
     Reference("densenet161.net", 28_681_000, 219_936, 7_727_907_072, (1, 1000), TORCHVISION),
     Reference("densenet169.net", 14_149_480, 158_400, 3_359_843_328, (1, 1000), TORCHVISION),
     Reference("densenet201.net", 20_013_928, 229_056, 4_291_365_888, (1, 1000), TORCHVISION),
+    # Efficient and modern classification networks.
+    # Dense prediction, spatial transformers, local convolution, NetVLAD, RoI heads.
 ]
 
 SPECS = [r.spec for r in REFERENCES]
