@@ -6,6 +6,7 @@ later stage shares with .net specs (DESIGN.md §4)."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,8 +20,8 @@ from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
 from netspec.expr import Symbol, Value
 from netspec.graph import Graph, Node
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Layer, RawParam, build_layer, schema
-from netspec.parse import reject_nul_bytes, syntax_error, unquote
+from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
+from netspec.parse import check_nesting, integer_literal, reject_nul_bytes, syntax_error, unquote
 
 PHASES = ("TEST", "TRAIN")
 
@@ -106,11 +107,13 @@ class _ToMessage(Transformer[Token, Any]):
     @v_args(meta=True)
     def number(self, meta: Any, children: list[Token]) -> tuple[int | float, SourceSpan]:
         text = str(children[0]).rstrip("fF")
-        try:
-            value: int | float = int(text)
-        except ValueError:
-            value = float(text)
-        return value, self._span(meta)
+        span = self._span(meta)
+        if text.lstrip("+-").isdigit():
+            return integer_literal(text, span), span
+        value = float(text)
+        if math.isinf(value):
+            raise error(f"the number {text} is too large", span)
+        return value, span
 
     @v_args(meta=True)
     def word(self, meta: Any, children: list[Token]) -> tuple[Scalar, SourceSpan]:
@@ -126,6 +129,7 @@ def parse_prototxt(source: SourceFile) -> TextMessage:
     reject_nul_bytes(source)
     try:
         tree = _parser().parse(source.text)
+        check_nesting(tree, source)
         return _ToMessage(source).transform(tree)
     except UnexpectedInput as exc:
         raise syntax_error(source, exc) from None
@@ -171,9 +175,12 @@ _LAYER_FIELDS = frozenset({
 
 # Parameters inside *_param blocks that say how to train or which engine to use: read, unused.
 _TRAINING_FIELDS = frozenset({
-    "engine", "weight_filler", "bias_filler", "filler", "scale_filler", "shift_filler",
-    "force_nd_im2col", "scale_train", "stable_prod_grad",
+    "engine", "force_nd_im2col", "scale_train", "stable_prod_grad",
 })  # fmt: skip
+
+# Caffe's FillerParameter fields: read as the layer's initialiser where its netspec type declares
+# that filler (Convolution, InnerProduct...), skipped elsewhere (netspec initialises it itself).
+_FILLER_FIELDS = frozenset({"weight_filler", "bias_filler", "filler", "scale_filler", "shift_filler"})
 
 # How a Caffe layer type differs from netspec's type of the same name, as parameters.
 _CAFFE_SEMANTICS: dict[str, dict[str, Value]] = {
@@ -379,8 +386,9 @@ class _CaffeReader:
 
 def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic]) -> dict[str, RawParam]:
     """The layer's *_param blocks flattened into netspec parameters."""
-    written: dict[str, list[tuple[Value, TextField]]] = {}
+    written: dict[str, list[tuple[Value | Message, TextField]]] = {}
     pairs: dict[str, dict[int, TextField]] = {}
+    declared = {f.name for f in schema(LAYER_TYPES[layer_type])}
     for block in layer.fields:
         if block.key in _LAYER_FIELDS:
             continue
@@ -391,13 +399,16 @@ def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic
                 hint="a layer has name, type, bottom, top, include/exclude, param and *_param blocks",
             )
         for item in block.value.fields:
-            if item.key in _TRAINING_FIELDS:
+            if item.key in _TRAINING_FIELDS or (item.key in _FILLER_FIELDS and item.key not in declared):
                 continue
             if item.key in _AXIS_PAIRS:
                 target, axis = _AXIS_PAIRS[item.key]
                 pairs.setdefault(target, {})[axis] = item
                 continue
-            if isinstance(item.value, TextMessage):
+            if isinstance(item.value, TextMessage) and item.key in _FILLER_FIELDS:
+                raw_value: Value | Message = _message(item.value)
+                key = item.key
+            elif isinstance(item.value, TextMessage):
                 raw_value = _nested_param(item, layer_type)
                 key = "shape" if item.key == "shape" else item.key
             else:
@@ -405,6 +416,8 @@ def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic
                 key = item.key
             key, raw_value = _rename(layer_type, key, raw_value, item, warnings)
             written.setdefault(key, []).append((raw_value, item))
+    if any(value is False for value, _ in written.get("bias_term", ())):
+        written.pop("bias_filler", None)  # Caffe reads it only for a layer with a bias
     # A field written more than once (kernel_size: 3 kernel_size: 5) is the list of its values.
     raw = {
         key: RawParam(
@@ -460,6 +473,23 @@ def _rename(layer_type: str, key: str, value: Value, item: TextField,
         )
         return "round_mode", Symbol("CEIL" if value else "FLOOR")
     return key, value
+
+
+def _message(message: TextMessage) -> Message:
+    """A nested message as a parameter value, for the layer's schema to check."""
+    return Message(
+        tuple(
+            (
+                item.key,
+                RawParam(
+                    _message(item.value) if isinstance(item.value, TextMessage) else _to_value(item.value),
+                    item.key_span,
+                    item.value_span,
+                ),
+            )
+            for item in message.fields
+        )
+    )
 
 
 def _nested_param(item: TextField, layer_type: str) -> Value:

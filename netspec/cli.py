@@ -34,6 +34,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a scope depth of 0 or more, got '{text}'")
+    return value
+
+
 def _opset(text: str) -> int:
     value = _positive_int(text)
     if not MIN_OPSET <= value <= MAX_OPSET:
@@ -99,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--opset", type=_opset, default=None, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET}, default 21)"
     )
+    _add_numerics_options(compile_)
     _add_phase_option(compile_)
     compile_.set_defaults(handler=command_compile)
 
@@ -106,9 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("spec")
     report.add_argument("--format", choices=("text", "json", "csv", "md"), default="text")
     report.add_argument(
+        "--depth",
+        type=_depth,
+        default=0,
+        help="collapse template scopes deeper than K into one row each (default 0: every layer)",
+    )
+    report.add_argument(
         "--batch", type=_positive_int, default=None, help="batch size N for the counts (default 1)"
     )
     _add_input_shape_option(report)
+    _add_dtype_option(report, "element type the weight and memory bytes are counted in")
     _add_phase_option(report)
     report.set_defaults(handler=command_report)
 
@@ -135,6 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_option(run)
     run.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     run.add_argument("-o", "--output", help="write the outputs to this .npz file")
+    _add_numerics_options(run)
+    reference = run.add_mutually_exclusive_group()
+    reference.add_argument(
+        "--reference",
+        action="store_true",
+        help="run the spec in netspec's own float64 numpy reference executor instead of onnxruntime",
+    )
+    reference.add_argument(
+        "--check-reference",
+        action="store_true",
+        help="run both and print each output's max relative error; exit 3 above --tolerance",
+    )
+    run.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="largest max relative error --check-reference accepts (default 1e-4; 5e-2 for float16)",
+    )
     _add_phase_option(run)
     run.set_defaults(handler=command_run)
 
@@ -149,12 +185,208 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_shape_option(convert)
     _add_phase_option(convert)
     convert.set_defaults(handler=command_convert)
+
+    viz = commands.add_parser("viz", help="draw the layer graph (DOT; SVG or PNG through Graphviz)")
+    viz.add_argument("spec")
+    viz.add_argument("-o", "--output", help="OUT.dot, OUT.svg or OUT.png (default: SPEC's name with .svg)")
+    viz.add_argument(
+        "--depth", type=_depth, default=0, help="collapse template scopes deeper than K into one node each"
+    )
+    viz.add_argument("--batch", type=_positive_int, default=None, help="batch size N (default 1)")
+    _add_input_shape_option(viz)
+    _add_phase_option(viz)
+    viz.set_defaults(handler=command_viz)
+    _add_bench_parsers(commands)
+    _add_weights_parser(commands)
+    for subcommand in commands.choices.values():
+        _add_input_rules_options(subcommand)
     return parser
+
+
+def _limit_setting(text: str) -> tuple[str, int]:
+    """``max_layers=500000`` (underscores allowed in the number)."""
+    from netspec.limits import Limits
+
+    name, sep, number = text.partition("=")
+    try:
+        value = int(number.replace("_", ""))
+    except ValueError:
+        value = 0
+    if not sep or not name or value < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=POSITIVE_INTEGER, got '{text}'")
+    if name not in Limits.names():
+        raise argparse.ArgumentTypeError(f"unknown limit '{name}' (limits: {', '.join(Limits.names())})")
+    return name, value
+
+
+def _add_input_rules_options(parser: argparse.ArgumentParser) -> None:
+    """Options that relax the caps and include rules of netspec.limits (docs/language.md)."""
+    parser.add_argument(
+        "--limit",
+        dest="limits",
+        metavar="NAME=VALUE",
+        type=_limit_setting,
+        action="append",
+        default=[],
+        help="raise one of the caps on spec size, e.g. max_layers=500000 (see docs/language.md)",
+    )
+    parser.add_argument(
+        "--include-path",
+        dest="include_path",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder includes may also be found in and read from (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-any-include",
+        action="store_true",
+        help="let includes read any file (absolute paths, '..' out of the spec's folder)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from netspec.limits import DEFAULT_LIMITS
+
+    return DEFAULT_LIMITS.with_settings(dict(getattr(args, "limits", [])))
+
+
+def _include_rules(args: argparse.Namespace) -> Any:
+    from netspec.limits import IncludeRules
+
+    return IncludeRules(
+        tuple(Path(p) for p in getattr(args, "include_path", [])), getattr(args, "allow_any_include", False)
+    )
+
+
+def _batch_list(text: str) -> list[int]:
+    """``1,8,32``."""
+    return [_positive_int(part) for part in text.split(",")]
+
+
+def _add_bench_parsers(commands: Any) -> None:
+    """``netspec bench`` and ``netspec compare`` (logic in netspec/bench.py, compare.py, plot.py)."""
+    formats = ("text", "json", "csv", "md")
+    bench = commands.add_parser("bench", help="onnxruntime latency and throughput of models")
+    bench.add_argument("specs", nargs="+", metavar="SPEC", help="a .net spec, a Caffe .prototxt or an .onnx")
+    bench.add_argument(
+        "--batch", type=_batch_list, default=[1], help="batch sizes, comma-separated (default 1)"
+    )
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    bench.add_argument("--iterations", type=_positive_int, default=20, help="timed runs (default 20)")
+    bench.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime intra-op threads")
+    bench.add_argument("--format", choices=formats, default="text")
+    _add_phase_option(bench)
+    bench.set_defaults(handler=command_bench)
+
+    compare = commands.add_parser("compare", help="models side by side; the efficiency plot")
+    compare.add_argument("specs", nargs="+", metavar="SPEC", help=".net specs or Caffe .prototxt files")
+    compare.add_argument(
+        "--sort", default=None, help="order by a column: name (ascending) or a number (descending)"
+    )
+    compare.add_argument("--format", choices=formats, default="text")
+    compare.add_argument(
+        "--batch", type=_positive_int, default=None, help="batch size N for the counts (default 1)"
+    )
+    compare.add_argument("--bench", action="store_true", help="add measured latency and throughput")
+    compare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="for --bench")
+    compare.add_argument("--plot", metavar="OUT.png", help="draw the efficiency chart (needs netspec[plot])")
+    _add_phase_option(compare)
+    compare.set_defaults(handler=command_compare)
+
+
+def _usage_error(command: str, message: str) -> int:
+    print(f"netspec {command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _model_source(path: str, args: argparse.Namespace) -> Any:
+    from netspec.bench import ModelSource
+
+    if path.endswith(".onnx"):
+        return ModelSource.onnx_file(path)
+    return ModelSource.spec(path, _load(path, args))
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from netspec.bench import UsageError, progress_bar, render_results, run_benchmarks
+
+    if args.warmup < 0:
+        return _usage_error("bench", f"--warmup must be 0 or more, got {args.warmup}")
+    sources = [_model_source(path, args) for path in args.specs]
+    try:
+        results = run_benchmarks(
+            sources,
+            args.batch,
+            device=args.device,
+            warmup=args.warmup,
+            iterations=args.iterations,
+            threads=args.threads,
+            progress=progress_bar(),
+        )
+    except UsageError as exc:
+        return _usage_error("bench", str(exc))
+    sys.stdout.write(render_results(results, args.format))
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from netspec.bench import UsageError, progress_bar
+    from netspec.compare import check_sort_key, compare_graphs, render_rows, sort_rows
+
+    try:
+        if args.plot:
+            from netspec.plot import require_matplotlib
+
+            require_matplotlib()
+        if args.sort:
+            check_sort_key(args.sort, args.bench)
+        onnx_files = [path for path in args.specs if path.endswith(".onnx")]
+        if onnx_files:
+            raise UsageError(f"compare reads specs (.net, .prototxt), not ONNX models: {onnx_files[0]}")
+    except UsageError as exc:
+        return _usage_error("compare", str(exc))
+    graphs = [_load(path, args) for path in args.specs]
+    rows = compare_graphs(
+        args.specs,
+        graphs,
+        batch=args.batch or 1,
+        bench=args.bench,
+        device=args.device,
+        progress=progress_bar(),
+    )
+    if args.sort:
+        rows = sort_rows(rows, args.sort)
+    sys.stdout.write(render_rows(rows, args.format))
+    if args.plot:
+        from netspec.plot import plot_efficiency
+
+        plot_efficiency(rows, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _add_dtype_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help=f"{meaning} (default float32)"
+    )
+
+
+def _add_numerics_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fold-bn",
+        action="store_true",
+        help="fold BatchNorm (and Scale) into the convolution or fully connected layer before it",
+    )
+    _add_dtype_option(parser, "element type of the model's weights, inputs and outputs")
 
 
 def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--weights", metavar="FILE", help="trained weights: .caffemodel or .npz (default: random)"
+        "--weights",
+        metavar="FILE",
+        help="trained weights: .safetensors, .npz (by parameter name) or .caffemodel (default: random)",
     )
 
 
@@ -163,7 +395,7 @@ def _trained_weights(args: argparse.Namespace, graph: Any) -> Any:
     if not args.weights:
         return None
     from netspec.infer import infer_shapes
-    from netspec.weights import load_weights
+    from netspec.weightfile import load_weights
 
     types = infer_shapes(graph, {"N": 1}, dict(getattr(args, "input_shapes", [])))
     return load_weights(args.weights, graph, types)
@@ -182,7 +414,13 @@ def _load(path: str, args: argparse.Namespace) -> Any:
     """Read a spec or Caffe file; print its warnings to stderr."""
     from netspec.compiler import load_graph
 
-    graph = load_graph(path, phase=args.phase, input_shapes=dict(getattr(args, "input_shapes", [])))
+    graph = load_graph(
+        path,
+        _limits(args),
+        phase=args.phase,
+        input_shapes=dict(getattr(args, "input_shapes", [])),
+        includes=_include_rules(args),
+    )
     for warning in graph.warnings:
         print(warning.render(), file=sys.stderr)
     return graph
@@ -198,7 +436,7 @@ def _spec_text(path: str) -> str | None:
 def command_compile(args: argparse.Namespace) -> int:
     from netspec.compiler import compile_graph
     from netspec.export.onnx import check_model
-    from netspec.output import write_atomic
+    from netspec.output import write_model
 
     started = time.perf_counter()
     graph = _load(args.spec, args)
@@ -211,14 +449,22 @@ def command_compile(args: argparse.Namespace) -> int:
         seed=args.seed,
         opset=args.opset,
         spec_text=_spec_text(args.spec),
+        fold_bn=args.fold_bn,
+        dtype=args.dtype,
+        limits=_limits(args),
     )
     check_model(model)
     output = args.output or Path(args.spec).with_suffix(".onnx").name
-    data = model.SerializeToString()
-    write_atomic(output, data)
+    written = write_model(model, output)
     elapsed = time.perf_counter() - started
+    if written.data_path is not None:
+        print(
+            f"note: the weights pass protobuf's 2 GiB limit; they are in {written.data_path} "
+            f"({written.data_size / 2**30:.2f} GiB), which must stay beside {output}",
+            file=sys.stderr,
+        )
     print(
-        f"wrote {output} ({len(data) / 2**20:.1f} MiB, opset {model.opset_import[0].version}) "
+        f"wrote {output} ({written.size / 2**20:.1f} MiB, opset {model.opset_import[0].version}) "
         f"in {elapsed:.2f} s",
         file=sys.stderr,
     )
@@ -230,8 +476,26 @@ def command_report(args: argparse.Namespace) -> int:
     from netspec.report import render, report_data
 
     graph = _load(args.spec, args)
+    analysis = analyze(
+        graph,
+        batch=args.batch or 1,
+        input_shapes=dict(args.input_shapes),
+        dtype=args.dtype,
+        limits=_limits(args),
+    )
+    sys.stdout.write(render(report_data(analysis, depth=args.depth), args.format))
+    return 0
+
+
+def command_viz(args: argparse.Namespace) -> int:
+    from netspec.compiler import analyze
+    from netspec.viz import graph_dot, write_picture
+
+    graph = _load(args.spec, args)
     analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
-    sys.stdout.write(render(report_data(analysis), args.format))
+    output = args.output or Path(args.spec).with_suffix(".svg").name
+    write_picture(graph_dot(analysis, depth=args.depth), output)
+    print(f"wrote {output}", file=sys.stderr)
     return 0
 
 
@@ -241,7 +505,7 @@ def command_check(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.specs:
         try:
-            analysis = analyze(_load(path, args))
+            analysis = analyze(_load(path, args), limits=_limits(args))
         except NetspecError as exc:
             failures += 1
             print(exc.render(), file=sys.stderr)
@@ -271,36 +535,102 @@ def command_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from netspec.output import write_atomic_with
+
+    check = None
+    if args.model.endswith(".onnx"):
+        outputs, device, elapsed = _run_onnx_file(args)
+    else:
+        outputs, device, elapsed, check = _run_spec(args)
+    print(f"device: {device}", file=sys.stderr)
+    for name, value in outputs.items():
+        print(
+            f"{name}: {list(value.shape)} {value.dtype}  mean {float(value.mean(dtype=np.float64)):.6g}  "
+            f"std {float(value.std(dtype=np.float64)):.6g}"
+        )
+    print(f"ran in {elapsed * 1000:.1f} ms on {device}", file=sys.stderr)
+    if args.output:
+        write_atomic_with(args.output, lambda handle: np.savez(handle, **outputs))
+    if args.check_reference and check is not None:
+        return _check_reference(args, outputs, *check)
+    return 0
+
+
+def _run_onnx_file(args: argparse.Namespace) -> tuple[dict[str, Any], str, float]:
     from netspec.runtime import create_session, random_feeds
 
-    if args.model.endswith(".onnx"):
-        if not os.path.exists(args.model):
-            raise error(f"no such file: {args.model}")
-        if args.weights:
-            raise error("--weights applies to a spec; an .onnx model carries its own weights")
-        model: bytes | str = args.model
-    else:
-        from netspec.compiler import compile_graph
-
-        graph = _load(args.model, args)
-        model = compile_graph(
-            graph, batch=args.batch or 1, seed=args.seed, weights=_trained_weights(args, graph)
-        ).SerializeToString()
-    session = create_session(model, args.device)
+    if not os.path.exists(args.model):
+        raise error(f"no such file: {args.model}")
+    spec_only = {
+        "--weights": args.weights,
+        "--fold-bn": args.fold_bn,
+        "--dtype": args.dtype != "float32",
+        "--reference": args.reference,
+        "--check-reference": args.check_reference,
+    }
+    for option, given in spec_only.items():
+        if given:
+            raise error(f"{option} applies to a spec; an .onnx model is run as it is")
+    session = create_session(args.model, args.device)
     feeds = random_feeds(session, batch=args.batch or 1, seed=args.seed)
     feeds.update(_read_feeds(args.feeds, session.input_names))
     started = time.perf_counter()
     outputs = session.run(feeds)
+    return outputs, session.device, time.perf_counter() - started
+
+
+def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tuple[Any, Any, Any] | None]:
+    """Run a spec in onnxruntime, or with --reference in the float64 reference executor. The
+    graph, weights and inputs onnxruntime ran are returned for --check-reference."""
+    from netspec.infer import infer_shapes
+    from netspec.verify import REFERENCE_DEVICE, sample_inputs
+    from netspec.weights import initialize_weights
+
+    graph = _load(args.model, args)
+    batch = args.batch or 1
+    types = infer_shapes(graph, {"N": batch})
+    weights = _trained_weights(args, graph)
+    if weights is None:
+        weights = initialize_weights(graph, types, args.seed)
+    feeds = sample_inputs(graph, types, args.seed)
+    feeds.update(_read_feeds(args.feeds, list(feeds)))
+    if args.reference:
+        from netspec.reference import run_reference
+
+        started = time.perf_counter()
+        outputs = run_reference(graph, weights, feeds)
+        return outputs, REFERENCE_DEVICE, time.perf_counter() - started, None
+
+    from netspec.compiler import compile_graph
+    from netspec.runtime import create_session
+
+    model = compile_graph(graph, batch=batch, weights=weights, fold_bn=args.fold_bn, dtype=args.dtype)
+    session = create_session(model.SerializeToString(), args.device)
+    feeds = session.as_inputs(feeds)
+    started = time.perf_counter()
+    outputs = session.run(feeds)
     elapsed = time.perf_counter() - started
-    print(f"device: {session.device}", file=sys.stderr)
-    for name, value in outputs.items():
+    return outputs, session.device, elapsed, (graph, weights, feeds)
+
+
+def _check_reference(
+    args: argparse.Namespace, outputs: dict[str, Any], graph: Any, weights: Any, feeds: Any
+) -> int:
+    """Print each output's max relative error against the float64 reference; exit 3 above
+    the tolerance."""
+    from netspec.reference import run_reference
+    from netspec.verify import TOLERANCES, compare_outputs
+
+    tolerance = args.tolerance if args.tolerance is not None else TOLERANCES[args.dtype]
+    errors = compare_outputs(outputs, run_reference(graph, weights, feeds))
+    for name, value in errors.items():
+        verdict = "ok" if value <= tolerance else "ABOVE TOLERANCE"
+        print(f"{name}: max relative error vs reference {value:.3g} (tolerance {tolerance:g}) {verdict}")
+    if any(value > tolerance for value in errors.values()):
         print(
-            f"{name}: {list(value.shape)} {value.dtype}  mean {float(value.mean()):.6g}  "
-            f"std {float(value.std()):.6g}"
+            f"netspec: error: onnxruntime differs from the float64 reference by more than {tolerance:g}",
+            file=sys.stderr,
         )
-    print(f"ran in {elapsed * 1000:.1f} ms on {session.device}", file=sys.stderr)
-    if args.output:
-        write_atomic_with(args.output, lambda handle: np.savez(handle, **outputs))
+        return EXIT_RUNTIME
     return 0
 
 
@@ -328,6 +658,42 @@ def command_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_weights_parser(commands: Any) -> None:
+    """``netspec weights`` (logic in netspec/weightfile.py and netspec/weights.py)."""
+    weights = commands.add_parser(
+        "weights", help="list the arrays a weights file for a spec holds, or write initial values"
+    )
+    weights.add_argument("spec", help="a .net spec or a Caffe .prototxt")
+    weights.add_argument("--format", choices=("text", "json"), default="text")
+    weights.add_argument("--batch", type=_positive_int, default=None, help="batch size N (default 1)")
+    _add_input_shape_option(weights)
+    _add_phase_option(weights)
+    weights.add_argument(
+        "--init", action="store_true", help="write the initial values (each array's filler) to -o FILE"
+    )
+    weights.add_argument("-o", "--output", help="with --init: the .safetensors or .npz file to write")
+    weights.add_argument("--seed", type=int, default=0, help="with --init: seed of the random values")
+    weights.set_defaults(handler=command_weights)
+
+
+def command_weights(args: argparse.Namespace) -> int:
+    from netspec.compiler import analyze
+    from netspec.weightfile import array_listing, render_listing, write_weights
+    from netspec.weights import initialize_weights
+
+    if args.init != bool(args.output):
+        return _usage_error("weights", "--init and -o go together: netspec weights SPEC --init -o FILE")
+    graph = _load(args.spec, args)
+    analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
+    if not args.init:
+        sys.stdout.write(render_listing(graph.name, array_listing(graph, analysis.types), args.format))
+        return 0
+    arrays = initialize_weights(graph, analysis.types, args.seed)
+    write_weights(args.output, arrays)
+    print(f"wrote {args.output} ({len(arrays)} arrays, seed {args.seed})", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -338,6 +704,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SPEC_ERROR
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        print(
+            "netspec: error: out of memory (the network's tensors or weights are too large for this "
+            "machine; see --limit in docs/language.md)",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
     except Exception as exc:
         from netspec.runtime import RuntimeFailure
 

@@ -15,9 +15,10 @@ import numpy as np
 
 from netspec.collector import cycle_collector_paused
 from netspec.count import Counts, count_graph
-from netspec.elaborate import DEFAULT_LIMITS, Limits, load_spec, read_source
+from netspec.elaborate import load_spec, read_source
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
+from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits, check_tensor_sizes
 
 if TYPE_CHECKING:
     import onnx
@@ -32,11 +33,13 @@ class Analysis:
     graph: Graph
     types: Mapping[str, TensorType]
     batch: int
+    dtype: str = "float32"
 
     @cached_property
     def counts(self) -> Counts:
+        """Counts with weight and activation bytes in ``dtype`` elements."""
         with cycle_collector_paused():
-            return count_graph(self.graph, self.types)
+            return count_graph(self.graph, self.types, self.dtype)
 
 
 def load_graph(
@@ -45,24 +48,31 @@ def load_graph(
     *,
     phase: str = "TEST",
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
     """A spec file as a Graph: a .net spec, or a Caffe .prototxt (recognised by its extension)
-    read for ``phase``; ``input_shapes`` supplies the shapes a Caffe data layer leaves out."""
+    read for ``phase``; ``input_shapes`` supplies the shapes a Caffe data layer leaves out;
+    ``includes`` says which files a spec's includes may read."""
     from netspec.caffe import is_caffe_path, read_caffe
 
     if is_caffe_path(path):
         return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]
-    return load_spec(path, limits)
+    return load_spec(path, limits, includes)
 
 
 def analyze(
     graph: Graph,
     batch: int = DEFAULT_BATCH,
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    dtype: str = "float32",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Analysis:
+    """``graph`` inferred at ``batch``; its counts measure bytes in ``dtype`` elements. Tensors
+    and weights past ``limits`` are an error."""
     with cycle_collector_paused():
         types = infer_shapes(graph, {"N": batch}, input_shapes)
-    return Analysis(graph, types, batch)
+        check_tensor_sizes(graph, types, limits)
+    return Analysis(graph, types, batch, dtype)
 
 
 def compile_graph(
@@ -74,13 +84,27 @@ def compile_graph(
     seed: int = 0,
     opset: int | None = None,
     spec_text: str | None = None,
+    fold_bn: bool = False,
+    dtype: str = "float32",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> onnx.ModelProto:
-    """Lower a graph to ONNX. ``batch=None`` keeps the batch dimension symbolic (``N``)."""
+    """Lower a graph to ONNX. ``batch=None`` keeps the batch dimension symbolic (``N``).
+
+    ``fold_bn`` folds BatchNorm (and Scale) into the layer before it (:mod:`netspec.fold`);
+    ``dtype="float16"`` emits float16 weights, inputs and outputs (:mod:`netspec.export.float16`).
+    """
     from netspec.export.onnx import DEFAULT_OPSET, build_model
-    from netspec.weights import initialize_weights
 
     bindings = {} if batch is None else {"N": batch}
     types = infer_shapes(graph, bindings, input_shapes)
+    check_tensor_sizes(graph, types, limits)
     if weights is None:
+        from netspec.weights import initialize_weights
+
         weights = initialize_weights(graph, types, seed)
-    return build_model(graph, types, weights, opset=opset or DEFAULT_OPSET, spec_text=spec_text)
+    if fold_bn:
+        from netspec.fold import fold_batchnorm
+
+        folded = fold_batchnorm(graph, types, weights)
+        graph, types, weights = folded.graph, folded.types, folded.weights
+    return build_model(graph, types, weights, opset=opset or DEFAULT_OPSET, spec_text=spec_text, dtype=dtype)

@@ -30,7 +30,7 @@ from typing import Any
 from netspec import __version__
 from netspec.diagnostics import NetspecError, SourceFile, error
 from netspec.graph import Dim, Graph, Node, TensorType
-from netspec.layers.base import Enum, Kind, ListOf, Padding, Shape, Spatial, Str
+from netspec.layers.base import Enum, Filler, FillerBlock, Kind, ListOf, Padding, Shape, Spatial, Str
 
 KEYWORDS = frozenset({
     "template", "let", "include", "input", "if", "elif", "else", "repeat", "as", "for", "in",
@@ -237,6 +237,8 @@ def _word_text(value: str) -> str:
 def render_value(value: Any, kind: Kind | None = None) -> str:
     """A parameter value in spec syntax, in its shortest form for ``kind``: ``3`` for a kernel
     of [3, 3], ``[1, 2]`` for pads [1, 2, 1, 2], enum words bare, floats by shortest repr."""
+    if isinstance(value, Filler):
+        return value.spec_text()
     if isinstance(kind, Spatial) and isinstance(value, tuple) and len(value) == 2:
         return render_value(value[0]) if value[0] == value[1] else render_value(value)
     if isinstance(kind, Padding) and isinstance(value, tuple) and len(value) == 4:
@@ -574,8 +576,8 @@ def _build_template(graph: Graph, units: Sequence[_Unit], used_templates: set[st
     types = [n.type for n in occurrences[0]]
     locals_ = _local_names(caffe_names, instances, types)
     expressions, params = _columns(occurrences, locals_)
-    if len(params) > MAX_TEMPLATE_PARAMS:
-        return None
+    if len(params) > MAX_TEMPLATE_PARAMS or any(isinstance(p.kind, FillerBlock) for p in params):
+        return None  # a filler block cannot be a template argument
     arguments = [tuple(render_value(p.values[j], p.kind) for p in params) for j in range(len(units))]
     name = _unique(_template_name(instances), used_templates, _is_layer_type)
 

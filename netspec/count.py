@@ -75,7 +75,10 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
         macs=sum(r.macs for r in rows),
         flops=sum(r.flops for r in rows),
         weight_bytes=sum(r.weight_bytes for r in rows),
-        activation_bytes=sum(r.output_bytes for r in rows),
+        # Layer outputs only: the graph inputs are the caller's (and the report's rows add up to this).
+        activation_bytes=sum(
+            r.output_bytes for r, node in zip(rows, graph.nodes, strict=True) if node.inputs
+        ),
         peak_activation_bytes=peak_activation_bytes(graph, types, element),
         layers=sum(1 for node in graph.nodes if node.inputs),
     )
@@ -83,26 +86,72 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
 
 
 def peak_activation_bytes(graph: Graph, types: Mapping[str, TensorType], element: int) -> int:
-    """The most activation bytes alive at once while the nodes run in order.
+    """The most activation bytes alive at once while the nodes run in their listed order.
 
-    A tensor is alive from the step that produces it to the last step that reads it (graph
-    outputs to the end). While a node runs, its inputs and outputs are alive together.
+    Convention (the report header and README state it): every tensor lives in a buffer, alive
+    from the step that writes it to the last step that reads it (graph outputs to the end); while
+    a node runs, its inputs and outputs are alive together. A layer's output gets a buffer of its
+    own, except where its ``output_memory`` says otherwise: a "view" (Dropout, Flatten, Reshape,
+    Split) shares its first input's buffer, and an "in_place" layer (elementwise activations,
+    BatchNorm, Scale, Eltwise) writes into its first input's buffer when nothing reads that
+    buffer later, it is not a graph input or output, and the sizes match. Caffe's in-place blobs
+    are distinct tensors in netspec; this rule gives them back their shared buffer.
     """
-    last_use: dict[str, int] = {}
+    buffer_last_use, buffer_size, created_at = _assign_buffers(graph, types, element)
+    frees: dict[int, int] = {}
+    for buffer, step in buffer_last_use.items():
+        frees[step] = frees.get(step, 0) + buffer_size[buffer]
+    live = peak = 0
+    for step in range(len(graph.nodes)):
+        live += sum(buffer_size[b] for b in created_at.get(step, ()))
+        peak = max(peak, live)
+        live -= frees.get(step, 0)
+    return peak
+
+
+def _assign_buffers(
+    graph: Graph, types: Mapping[str, TensorType], element: int
+) -> tuple[dict[int, int], dict[int, int], dict[int, list[int]]]:
+    """Give every tensor a buffer; return (buffer -> the last step reading it, buffer -> bytes,
+    step -> the buffers it creates)."""
+    last_read: dict[str, int] = {}
     for step, node in enumerate(graph.nodes):
         for tensor in node.inputs:
-            last_use[tensor] = step
+            last_read[tensor] = step
     end = len(graph.nodes)
     for tensor in graph.outputs:
-        last_use[tensor] = end
-    live = 0
-    peak = 0
-    releases: dict[int, int] = {}
+        last_read[tensor] = end
+    pinned = {node.outputs[0] for node in graph.input_nodes} | set(graph.outputs)
+    buffer_of: dict[str, int] = {}
+    buffer_last_use: dict[int, int] = {}
+    buffer_size: dict[int, int] = {}
+    buffer_pinned: dict[int, bool] = {}
+    created_at: dict[int, list[int]] = {}
     for step, node in enumerate(graph.nodes):
-        for tensor in node.outputs:
+        storage = node.layer.output_memory if node.inputs else "new"
+        source = buffer_of.get(node.inputs[0]) if node.inputs else None
+        for index, tensor in enumerate(node.outputs):
             size = types[tensor].numel * element
-            live += size
-            releases[last_use.get(tensor, step)] = releases.get(last_use.get(tensor, step), 0) + size
-        peak = max(peak, live)
-        live -= releases.pop(step, 0)
-    return peak
+            reuse = source is not None and (
+                storage == "view"
+                or (
+                    storage == "in_place"
+                    and index == 0
+                    and buffer_last_use[source] <= step
+                    and not buffer_pinned[source]
+                    and buffer_size[source] == size
+                )
+            )
+            if reuse:
+                assert source is not None
+                buffer = source
+            else:
+                buffer = len(buffer_size)
+                buffer_size[buffer] = size
+                buffer_pinned[buffer] = False
+                buffer_last_use[buffer] = step
+                created_at.setdefault(step, []).append(buffer)
+            buffer_of[tensor] = buffer
+            buffer_last_use[buffer] = max(buffer_last_use[buffer], last_read.get(tensor, step))
+            buffer_pinned[buffer] = buffer_pinned[buffer] or tensor in pinned
+    return buffer_last_use, buffer_size, created_at

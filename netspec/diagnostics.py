@@ -57,7 +57,9 @@ class TraceFrame:
     def describe(self) -> str:
         context = [f"{name}={value}" for name, value in self.loop_bindings]
         if self.scope:
-            context.append(f"scope {self.scope}")
+            # A recursive template's scope grows with every level: keep its two ends.
+            scope = self.scope if len(self.scope) <= 80 else f"{self.scope[:38]}...{self.scope[-38:]}"
+            context.append(f"scope {scope}")
         detail = f" ({', '.join(context)})" if context else ""
         return f"in template '{self.template}' instantiated at {self.span.location}{detail}"
 
@@ -95,6 +97,9 @@ class Diagnostic:
 _TRACE_ENDS = 4
 
 
+_EXCERPT_WIDTH = 120
+
+
 def _excerpt(span: SourceSpan) -> list[str]:
     text = span.source.line(span.line)
     if not text and span.line > len(span.source.text.splitlines()):
@@ -103,6 +108,13 @@ def _excerpt(span: SourceSpan) -> list[str]:
     pad = " " * len(gutter)
     start = max(span.column - 1, 0)
     end = span.end_column - 1 if span.end_line == span.line else len(text)
+    if len(text) > _EXCERPT_WIDTH:
+        # A very long line (generated, or minified) shows only a window around the caret.
+        first = max(start - _EXCERPT_WIDTH // 2, 0)
+        last = min(first + _EXCERPT_WIDTH, len(text))
+        before, after = ("..." if first > 0 else ""), ("..." if last < len(text) else "")
+        text = before + text[first:last] + after
+        start, end = start - first + len(before), min(end, last) - first + len(before)
     width = max(end - start, 1)
     marker = "^" + "~" * (width - 1)
     expanded_prefix = text[:start].expandtabs(4)

@@ -5,7 +5,7 @@ scoped names. The result is a flat list of nodes in execution order.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,19 +15,11 @@ from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame
 from netspec.expr import Lookup, Symbol, TensorRef, Value, describe, evaluate, interpolate, truthy
 from netspec.graph import Graph, Node
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import RawParam, build_layer
+from netspec.layers.base import Message, RawParam, build_layer
+from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits
 from netspec.parse import parse_source
 
 HEADER_KEYS = ("name", "output")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps on expansion so that no spec can exhaust time or memory."""
-
-    max_layers: int = 200_000
-    max_template_depth: int = 64
-    max_repeat: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -58,8 +50,11 @@ class _Context:
 
 
 class _Elaborator:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, includes: IncludeRules, root_folder: Path) -> None:
         self.limits = limits
+        self.includes = includes
+        # Folders an include may read from (unless includes.allow_any).
+        self.include_roots = (root_folder.resolve(), *(p.resolve() for p in includes.search_path))
         self.nodes: list[Node] = []
         self.tensors: dict[str, Node] = {}
         self.node_names: dict[str, Node] = {}
@@ -72,6 +67,7 @@ class _Elaborator:
         self.included: set[Path] = set()
         self.anonymous_counts: dict[str, int] = {}
         self.previous: str | None = None
+        self.expansions = 0
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, context: _Context) -> Lookup:
@@ -208,20 +204,36 @@ class _Elaborator:
         self,
         keyword: str,
         variable: str | None,
-        values: object,
+        values: Sequence[Value],
         body: tuple[ast.Stmt, ...],
         context: _Context,
         span: SourceSpan,
     ) -> None:
-        values = list(values)  # type: ignore[call-overload]
+        # NOTE: the count is checked before anything is built: 'repeat 2**31' is a range whose
+        # list would take all the memory there is.
         if len(values) > self.limits.max_repeat:
             raise error(
                 f"a loop of {len(values)} iterations exceeds the limit of {self.limits.max_repeat}",
                 span,
                 trace=context.trace,
+                hint="to allow it, raise the cap with --limit max_repeat=VALUE",
             )
+        self.count_expansions(len(values), span, context)
         for value in values:
             self.run_body(body, context.enter_loop(keyword, variable, value))
+
+    def count_expansions(self, count: int, span: SourceSpan, context: _Context) -> None:
+        """Count loop iterations and template instances against Limits.max_expansions: nested
+        loops and templates that instantiate themselves twice multiply, with or without layers."""
+        self.expansions += count
+        if self.expansions > self.limits.max_expansions:
+            raise error(
+                f"the spec expands to more than {self.limits.max_expansions} loop iterations and "
+                "template instances in all",
+                span,
+                trace=context.trace,
+                hint="to allow it, raise the cap with --limit max_expansions=VALUE",
+            )
 
     def set_header(self, statement: ast.HeaderField, context: _Context) -> None:
         if statement.key not in HEADER_KEYS:
@@ -234,17 +246,47 @@ class _Elaborator:
         self.header[statement.key] = (self.value(statement.value, context), statement.value.span)
 
     def include(self, statement: ast.IncludeDecl, context: _Context) -> None:
-        base = Path(statement.span.source.path).parent
-        target = base / statement.path
+        if len(self.include_stack) >= self.limits.max_include_depth:
+            raise error(
+                f"includes nest more than {self.limits.max_include_depth} files deep",
+                statement.span,
+                hint="if the nesting is intended, raise the cap with --limit max_include_depth=VALUE",
+            )
+        target = self.include_target(statement)
         try:
             text = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise error(
-                f"cannot find included file '{statement.path}' (looked for {target})", statement.span
-            ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise error(f"cannot read included file '{statement.path}': {exc}", statement.span) from None
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not valid UTF-8"
+            raise error(f"cannot read included file '{statement.path}': {reason}", statement.span) from None
         self.run_file(SourceFile(os.path.normpath(str(target)), text), context, statement.span)
+
+    def include_target(self, statement: ast.IncludeDecl) -> Path:
+        """The file an include names: relative to the including file, then to each folder of the
+        search path; refused when it lies outside the allowed folders (IncludeRules)."""
+        written = Path(statement.path)
+        allow_any = self.includes.allow_any
+        if written.is_absolute() and not allow_any:
+            raise error(
+                f"include of the absolute path '{statement.path}' is not allowed",
+                statement.span,
+                hint="include files relative to the including file or an --include-path folder "
+                "(--allow-any-include lifts this rule)",
+            )
+        bases = (Path(statement.span.source.path).parent, *self.includes.search_path)
+        candidates = [base / written for base in bases]
+        found = next((c for c in candidates if _is_file(c)), None)
+        if found is None:
+            looked = ", ".join(str(c) for c in candidates)
+            raise error(f"cannot find included file '{statement.path}' (looked for {looked})", statement.span)
+        real = found.resolve()
+        if not allow_any and not any(real.is_relative_to(root) for root in self.include_roots):
+            raise error(
+                f"include '{statement.path}' resolves to {real}, outside the spec's folder "
+                f"{self.include_roots[0]}",
+                statement.span,
+                hint="add its folder with --include-path DIR (or lift the rule with --allow-any-include)",
+            )
+        return found
 
     def define_template(self, statement: ast.TemplateDef) -> None:
         if statement.name in self.templates:
@@ -293,7 +335,10 @@ class _Elaborator:
                 )
         if len(self.nodes) >= self.limits.max_layers:
             raise error(
-                f"the network exceeds the limit of {self.limits.max_layers} layers", span, trace=context.trace
+                f"the network exceeds the limit of {self.limits.max_layers} layers",
+                span,
+                trace=context.trace,
+                hint="to allow it, raise the cap with --limit max_layers=VALUE",
             )
         self.nodes.append(node)
         self.node_names[node.name] = node
@@ -349,30 +394,29 @@ class _Elaborator:
     def collect_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> dict[str, RawParam]:
         """Evaluate a layer's fields; a field written more than once (Caffe's repeated
         ``bottom: "a" bottom: "b"``) becomes the list of its values."""
-        written: dict[str, list[tuple[Value, ast.ValueField]]] = {}
+        written: dict[str, list[tuple[Value | Message, ast.Field]]] = {}
         for item in self.flatten_fields(fields, context):
-            written.setdefault(item.key, []).append((self.value(item.value, context), item))
+            if isinstance(item, ast.ValueField):
+                value: Value | Message = self.value(item.value, context)
+            else:  # a block as a value (weight_filler { type: "msra" }); its layer's schema checks it
+                value = Message(tuple(self.collect_fields(item.fields, context).items()))
+            written.setdefault(item.key, []).append((value, item))
         raw: dict[str, RawParam] = {}
         for key, occurrences in written.items():
             first = occurrences[0][1]
             value = occurrences[0][0] if len(occurrences) == 1 else tuple(v for v, _ in occurrences)
-            raw[key] = RawParam(value, first.key_span, first.value.span)
+            value_span = first.value.span if isinstance(first, ast.ValueField) else first.span
+            raw[key] = RawParam(value, first.key_span, value_span)  # type: ignore[arg-type]
         return raw
 
-    def flatten_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> list[ast.ValueField]:
-        flat: list[ast.ValueField] = []
+    def flatten_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> list[ast.Field]:
+        """The fields with Caffe-style ``*_param`` blocks opened; other blocks stay blocks."""
+        flat: list[ast.Field] = []
         for item in fields:
-            if isinstance(item, ast.ValueField):
-                flat.append(item)
-            elif item.key.endswith("_param"):
+            if isinstance(item, ast.BlockField) and item.key.endswith("_param"):
                 flat.extend(self.flatten_fields(item.fields, context))
             else:
-                raise error(
-                    f"'{item.key}' is a block; only Caffe-style '*_param' blocks may group parameters",
-                    item.key_span,
-                    trace=context.trace,
-                    hint=f"write '{item.key}: value'",
-                )
+                flat.append(item)
         return flat
 
     def inputs_from(
@@ -401,7 +445,7 @@ class _Elaborator:
         one by one, so that a diagnostic points at the one at fault."""
         found: list[tuple[Value, SourceSpan]] = []
         for item in self.flatten_fields(fields, context):
-            if item.key != "bottom":
+            if item.key != "bottom" or not isinstance(item, ast.ValueField):
                 continue
             expressions = item.value.items if isinstance(item.value, ast.ListExpr) else (item.value,)
             for expression in expressions:
@@ -490,11 +534,13 @@ class _Elaborator:
                 f"(is '{template.name}' recursive?)",
                 statement.span,
                 trace=context.trace,
+                hint="if the nesting is intended, raise the cap with --limit max_template_depth=VALUE",
             )
         if statement.name is None:
             raise error(
                 f"an instance of template '{template.name}' needs a name", statement.span, trace=context.trace
             )
+        self.count_expansions(1, statement.span, context)
         local = self.layer_name(statement, context)
         call_span = self.header_span(statement)
         bindings = self.bind_arguments(template, statement, context)
@@ -605,21 +651,32 @@ class _Elaborator:
         return Graph(name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path)
 
 
-DEFAULT_LIMITS = Limits()
-
-
-def elaborate(source: SourceFile, limits: Limits = DEFAULT_LIMITS) -> Graph:
+def elaborate(
+    source: SourceFile, limits: Limits = DEFAULT_LIMITS, includes: IncludeRules = DEFAULT_INCLUDE_RULES
+) -> Graph:
     """Parse and elaborate a .net source into a Graph (raises NetspecError on any mistake)."""
     with cycle_collector_paused():
-        elaborator = _Elaborator(limits)
+        elaborator = _Elaborator(limits, includes, Path(source.path).parent)
         elaborator.run_file(source, _Context())
         return elaborator.graph(source)
 
 
-def load_spec(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Graph:
+def load_spec(
+    path: str | os.PathLike[str],
+    limits: Limits = DEFAULT_LIMITS,
+    includes: IncludeRules = DEFAULT_INCLUDE_RULES,
+) -> Graph:
     """Read and elaborate a spec file."""
     source = read_source(path)
-    return elaborate(source, limits)
+    return elaborate(source, limits, includes)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; a name the system refuses (too long) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def read_source(path: str | os.PathLike[str]) -> SourceFile:

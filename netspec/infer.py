@@ -45,6 +45,16 @@ def infer_shapes(
             ) from None
         if not node.inputs:
             outputs = tuple(t.bind(bindings) for t in outputs)
+            unbound = [d for t in outputs for d in t.dims if isinstance(d, str)]
+            # NOTE: with the batch fixed, every later stage (counts, weights) needs static shapes.
+            if bindings and unbound:
+                raise error(
+                    f"input '{node.name}' has the symbolic dimension '{unbound[0]}', which the batch "
+                    f"size does not fix (it sets {', '.join(sorted(bindings))})",
+                    node.span,
+                    hint="write the batch dimension as N and the other dimensions as numbers",
+                    trace=node.trace,
+                )
         for tensor, tensor_type in zip(node.outputs, outputs, strict=True):
             for dim in tensor_type.dims:
                 if isinstance(dim, int) and dim <= 0:

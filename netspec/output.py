@@ -1,13 +1,21 @@
 """Writing output files atomically: a temporary file in the target's folder, renamed into
-place, so a failed or interrupted command never leaves a half-written file."""
+place, so a failed or interrupted command never leaves a half-written file. ONNX models past
+protobuf's 2 GiB limit are written with their weights in a data file beside them."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import onnx
+
+Writer = Callable[[BinaryIO], object]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
@@ -16,17 +24,133 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     write_atomic_with(path, lambda handle: handle.write(payload))
 
 
-def write_atomic_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO], object]) -> None:
+def write_atomic_with(path: str | os.PathLike[str], writer: Writer) -> None:
     """Let ``writer`` fill a temporary file, then rename it to ``path``."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    write_atomic_group([(path, writer)])
+
+
+def write_atomic_group(files: Sequence[tuple[str | os.PathLike[str], Writer]]) -> None:
+    """Fill a temporary file for each ``(path, writer)``, and only when all are complete rename
+    them into place, in order: files that belong together are replaced together or not at all."""
+    temporaries: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        for path, writer in files:
+            target = Path(path)
+            folder = target.parent if str(target.parent) else Path(".")
+            descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+            temporaries.append((Path(temporary), target))
+            os.chmod(temporary, _file_mode(target))
+            with os.fdopen(descriptor, "wb") as handle:
+                writer(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for temporary, target in temporaries:
+            os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        for temporary, _ in temporaries:
+            temporary.unlink(missing_ok=True)
         raise
+
+
+def _file_mode(target: Path) -> int:
+    """The permissions the file would get from a plain open(): an existing file's own, else
+    0o666 less the umask (mkstemp's temporary files start private)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+# A serialized protobuf message cannot reach 2 GiB; the rest of a model (nodes, value_info,
+# names) stays far below the headroom.
+PROTOBUF_LIMIT = 2**31
+_HEADROOM = 2**26
+# Initializers this small stay inside the model even when the others move out.
+_EXTERNAL_MIN_BYTES = 1024
+# Offsets in the data file are page-aligned so that onnxruntime can map the arrays directly.
+_EXTERNAL_ALIGNMENT = 4096
+
+
+@dataclass(frozen=True)
+class WrittenModel:
+    """What :func:`write_model` wrote: the model and, for models past 2 GiB, its data file."""
+
+    path: Path
+    size: int
+    data_path: Path | None = None
+    data_size: int = 0
+
+
+def external_data_path(path: str | os.PathLike[str]) -> Path:
+    """Where the weights of a model too large for one file go: ``model.onnx.data`` beside it."""
+    target = Path(path)
+    return target.with_name(target.name + ".data")
+
+
+def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> WrittenModel:
+    """Write ``model`` to ``path`` atomically. When it would pass protobuf's 2 GiB limit, every
+    initializer of 1 KiB or more moves to ``PATH.data`` (ONNX external data, referenced by file
+    name, offsets aligned to 4 KiB) and both files are replaced together. In that case ``model``
+    itself is changed: its large initializers become references to the data file."""
+    target = Path(path)
+    if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
+        data = model.SerializeToString()
+        write_atomic(target, data)
+        return WrittenModel(target, len(data))
+    data_path = external_data_path(target)
+    placed = _external_layout(model)
+    sizes: list[int] = []
+
+    def write_arrays(handle: BinaryIO) -> None:
+        # One array's bytes at a time, each dropped from the model once written: memory stays
+        # near the model's own size.
+        for tensor, offset, length in placed:
+            handle.seek(offset)
+            handle.write(tensor.raw_data)
+            _point_to_external(tensor, data_path.name, offset, length)
+        sizes.append(handle.tell())
+
+    def write_graph(handle: BinaryIO) -> None:
+        serialized = model.SerializeToString()
+        handle.write(serialized)
+        sizes.append(len(serialized))
+
+    write_atomic_group([(data_path, write_arrays), (target, write_graph)])
+    return WrittenModel(target, sizes[1], data_path, sizes[0])
+
+
+def _tensor_bytes(tensor: onnx.TensorProto) -> int:
+    from onnx import helper
+
+    return math.prod(tensor.dims) * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+def _initializer_bytes(model: onnx.ModelProto) -> int:
+    return sum(_tensor_bytes(t) for t in model.graph.initializer)
+
+
+def _external_layout(model: onnx.ModelProto) -> list[tuple[onnx.TensorProto, int, int]]:
+    """The initializers that move to the data file, each with its offset and length there."""
+    layout = []
+    offset = 0
+    for tensor in model.graph.initializer:
+        length = _tensor_bytes(tensor)
+        if length < _EXTERNAL_MIN_BYTES or not tensor.HasField("raw_data"):
+            continue
+        offset = -(-offset // _EXTERNAL_ALIGNMENT) * _EXTERNAL_ALIGNMENT
+        layout.append((tensor, offset, length))
+        offset += length
+    return layout
+
+
+def _point_to_external(tensor: onnx.TensorProto, location: str, offset: int, length: int) -> None:
+    from onnx import TensorProto
+
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value

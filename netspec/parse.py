@@ -11,7 +11,7 @@ import re
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -59,6 +59,12 @@ _STATEMENT_START = frozenset(
 )
 
 
+# How deep brackets, blocks and operator chains may nest. The parse tree is turned into the AST
+# and evaluated recursively, so this bound is what keeps Python's stack safe; real specs nest
+# about a dozen levels (it is not a configurable Limit: raising it could crash the interpreter).
+MAX_NESTING = 100
+
+
 @functools.cache
 def _parser() -> Lark:
     grammar = resources.files("netspec").joinpath("grammar.lark").read_text(encoding="utf-8")
@@ -84,6 +90,24 @@ def reject_nul_bytes(source: SourceFile) -> None:
         )
 
 
+def check_nesting(tree: Tree[Token], source: SourceFile, limit: int = MAX_NESTING) -> None:
+    """Raise a diagnostic at the first construct nested more than ``limit`` levels deep.
+
+    Walks the tree with an explicit stack: it runs before anything recursive touches the tree."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            meta = node.meta
+            line, column = (1, 1) if getattr(meta, "empty", True) else (meta.line, meta.column)
+            raise error(
+                f"the file nests brackets, blocks or operators more than {limit} levels deep",
+                SourceSpan(source, line, column, line, column + 1),
+                hint="split the expression or the block, e.g. with 'let' constants or templates",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def parse_source(source: SourceFile) -> ast.Module:
     """Parse a whole .net file into an AST, or raise a NetspecError pointing at the mistake."""
     reject_nul_bytes(source)
@@ -91,6 +115,7 @@ def parse_source(source: SourceFile) -> ast.Module:
         tree = _parser().parse(source.text, start="module")
     except UnexpectedInput as exc:
         raise syntax_error(source, exc) from None
+    check_nesting(tree, source)
     return _transform(_ToAst(source), tree)
 
 
@@ -119,6 +144,7 @@ def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
         tree = _parser().parse(text, start="expr")
     except UnexpectedInput as exc:
         raise syntax_error(source, exc, text, ending=ending) from None
+    check_nesting(tree, source)
     return _transform(_ToAst(source), tree)
 
 
@@ -134,29 +160,89 @@ def syntax_error(
         span = SourceSpan(source, line, column, line, column + 1)
         if char in "\"'":
             return error("unterminated string", span, hint="close the string on the same line")
-        return error(f"unexpected character {char!r}", span)
+        hint = "fields are written 'key: value'" if char == "=" else None
+        return error(f"unexpected character {char!r}", span, hint=hint)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         lines = text.splitlines() or [""]
         last_line, last_column = len(lines), len(lines[-1]) + 1
         span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
         expected = _expected(getattr(exc, "expected", set()))
-        hint = "a '{' or '(' is not closed" if {"RBRACE", "RPAR", "RSQB"} & set(exc.expected or ()) else None
+        still_open = _open_brackets(text, len(text))
+        hint = _not_closed(text, still_open[-1]) if still_open else None
         return error(f"unexpected {ending}; expected {expected}", span, hint=hint)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     width = max(len(str(token)), 1)
     span = SourceSpan(source, line, column, line, column + width)
     expected = _expected(exc.expected)
-    hint = None
-    if token.type == "EQUAL" and "COLON" in exc.expected:
-        hint = "fields are written 'key: value'"
-    elif token.type == "COLON" and "EQUAL" in exc.expected:
-        hint = "constants and keyword arguments are written 'name = value'"
-    elif token.type == "NAME" and "LBRACE" in exc.expected:
-        hint = "a layer is written 'Type name { key: value ... }'"
-    elif token.type == "RBRACE" and "RBRACE" not in exc.expected:
-        hint = "this '}' closes no open '{'"
-    return error(f"unexpected {_describe(token)}; expected {expected}", span, hint=hint)
+    return error(f"unexpected {_describe(token)}; expected {expected}", span, hint=_hint(text, token, exc))
+
+
+_MATCHING = {"{": "}", "[": "]", "(": ")"}
+_CLOSERS = {closer: opener for opener, closer in _MATCHING.items()}
+_LINE_START = re.compile(r"(?:[A-Za-z_][\w.]*)?")
+
+
+def _hint(text: str, token: Token, exc: UnexpectedToken) -> str | None:
+    """A friendly word for the common mistakes: '=' for ':', a missing ':', a bracket left open
+    or closed twice."""
+    expected = set(exc.expected)
+    still_open = _open_brackets(text, token.start_pos or 0)
+    if str(token) in _CLOSERS:
+        if not still_open:
+            return f"this '{token}' closes no open '{_CLOSERS[str(token)]}'"
+        if text[still_open[-1]] != _CLOSERS[str(token)]:
+            return _not_closed(text, still_open[-1])
+    if token.type == "EQUAL" and "COLON" in expected:
+        return "fields are written 'key: value'"
+    if token.type == "COLON" and "EQUAL" in expected:
+        return "constants and keyword arguments are written 'name = value'"
+    # A statement that starts a line (or a layer's name after its type) inside a bracket opened
+    # on an earlier line: the bracket was most likely never closed.
+    before = text[text.rfind("\n", 0, token.start_pos) + 1 : token.start_pos].strip()
+    if still_open and _line_of(text, still_open[-1]) < (token.line or 1) and _LINE_START.fullmatch(before):
+        opener = text[still_open[-1]]
+        return f"{_not_closed(text, still_open[-1])}; is a '{_MATCHING[opener]}' missing before this line?"
+    if "COLON" in expected and token.type in ("INT", "FLOAT", "STRING", "LSQB", "ADD_OP"):
+        return "fields are written 'key: value'; is the ':' missing?"
+    if token.type == "NAME" and "LBRACE" in expected:
+        return "a layer is written 'Type name { key: value ... }'"
+    return None
+
+
+def _open_brackets(text: str, end: int) -> list[int]:
+    """Offsets of the brackets still open at offset ``end`` of ``text``, outermost first
+    (strings and comments skipped)."""
+    still_open: list[int] = []
+    position = 0
+    while position < end:
+        char = text[position]
+        if char in "\"'":
+            close = position + 1
+            while close < len(text) and text[close] not in (char, "\n"):
+                close += 2 if text[close] == "\\" else 1
+            position = close + 1
+            continue
+        if char == "#":
+            newline = text.find("\n", position)
+            position = len(text) if newline < 0 else newline + 1
+            continue
+        if char in _MATCHING:
+            still_open.append(position)
+        elif char in _CLOSERS and still_open and text[still_open[-1]] == _CLOSERS[char]:
+            still_open.pop()
+        position += 1
+    return still_open
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _not_closed(text: str, offset: int) -> str:
+    line = _line_of(text, offset)
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"the '{text[offset]}' at line {line}, column {column} is not closed"
 
 
 def _describe(token: Token) -> str:
@@ -368,13 +454,8 @@ class _ToAst(Transformer[Token, Any]):
 
     def int_literal(self, children: list[Token]) -> ast.Literal:
         token = children[0]
-        # NOTE: checked on the text first: int() of a 5,000-digit literal raises ValueError.
-        if len(token) > 19 or int(token) > INTEGER_LIMIT:
-            shown = token if len(token) <= 25 else f"of {len(token)} digits"
-            raise error(
-                f"the integer {shown} is too large; integers are limited to 2**62", self._token_span(token)
-            )
-        return ast.Literal(int(token), self._token_span(token))
+        span = self._token_span(token)
+        return ast.Literal(integer_literal(str(token), span), span)
 
     def float_literal(self, children: list[Token]) -> ast.Literal:
         value = float(children[0])
@@ -399,6 +480,16 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def list_literal(self, meta: Any, children: list[Any]) -> ast.ListExpr:
         return ast.ListExpr(tuple(c for c in children if c is not None), self._span(meta))
+
+
+def integer_literal(text: str, span: SourceSpan) -> int:
+    """The value of an integer literal (optionally signed), or a diagnostic past 2**62."""
+    digits = text.lstrip("+-")
+    # NOTE: checked on the text first: int() of a 5,000-digit literal raises ValueError.
+    if len(digits) > 19 or int(digits) > INTEGER_LIMIT:
+        shown = text if len(digits) <= 25 else f"of {len(digits)} digits"
+        raise error(f"the integer {shown} is too large; integers are limited to 2**62", span)
+    return int(text)
 
 
 def unquote(token: Token | str) -> str:

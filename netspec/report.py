@@ -1,61 +1,223 @@
-"""Reports over an analysed graph: the JSON contract of DESIGN.md §8, and text, CSV and
-Markdown renderings of the same rows."""
+"""Reports over an analysed graph: the JSON contract of DESIGN.md §8 and its text, CSV and
+Markdown renderings, with layers grouped by their dotted scopes (``layer1.0.conv1`` sits in
+``layer1`` and ``layer1.0``) and ``depth`` collapsing deeper scopes into one row each."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from netspec.compiler import Analysis
-from netspec.receptive import receptive_fields
+from netspec.graph import Node
+from netspec.receptive import ReceptiveField, receptive_fields
 
 FORMATS = ("text", "json", "csv", "md")
 
-CONVENTIONS = (
-    "params: learnable values (weights, biases, BatchNorm/Scale gamma and beta); "
-    "buffers: stored, not learned (BatchNorm running mean/variance). "
-    "frozen: params a Caffe file fixes with lr_mult 0 (still counted as params). "
-    "MACs: multiply-accumulates of convolution and fully connected layers (bias not counted). "
-    "FLOPs: every floating-point operation (2 per MAC, bias adds, elementwise work). "
-    "Memory: bytes of float32 tensors."
-)
+SUMMED_KEYS = ("params", "buffers", "frozen", "macs", "flops", "output_bytes")
 
 
-def report_data(analysis: Analysis) -> dict[str, Any]:
-    """The report as plain data, with exactly the keys of the JSON contract."""
+def conventions(batch: int, dtype: str = "float32") -> list[str]:
+    """The counting conventions (DESIGN.md §5), one short sentence per figure."""
+    return [
+        "params: learnable values, shared arrays once (frozen: lr_mult 0, still params); "
+        "buffers: stored, not learned (BatchNorm mean/variance).",
+        f"MACs: multiply-accumulates of convolution and fully connected layers, bias excluded; "
+        f"FLOPs: all floating-point operations (2 per MAC, bias adds, elementwise work); batch {batch}.",
+        f"memory: output bytes ({dtype}); peak: the most bytes alive at once in execution order (a "
+        "tensor lives from its writer to its last reader; views share their input, elementwise "
+        "layers overwrite an input nothing reads later).",
+        "RF: receptive field size/stride in input pixels, the largest over paths (JSON adds the "
+        "offset and effective padding).",
+    ]
+
+
+def scopes_of(name: str) -> list[str]:
+    """The dotted prefixes of a layer name: ``layer1.0.conv1`` -> ``[layer1, layer1.0]``."""
+    parts = name.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Consecutive layers shown as one row (a collapsed scope) or under one header row."""
+
+    name: str
+    type: str
+    level: int
+    nodes: tuple[Node, ...]
+
+
+def _template_names(nodes: Sequence[Node]) -> dict[str, str]:
+    """Scope -> the template instantiated there (from the nodes' instantiation traces)."""
+    names: dict[str, str] = {}
+    for node in nodes:
+        for frame in node.trace:
+            names.setdefault(frame.scope, frame.template)
+    return names
+
+
+def _scope_types(templates: dict[str, str], scopes: Sequence[str]) -> dict[str, str]:
+    """Scope -> what to call it: its template, else ``2× BasicBlock`` when it holds instances
+    of one template only (a ``repeat``), else ``scope``."""
+    children: dict[str, list[str]] = {}
+    for scope in scopes:
+        parent = scope.rpartition(".")[0]
+        if parent:
+            children.setdefault(parent, []).append(scope)
+    types = {}
+    for scope in scopes:
+        if scope in templates:
+            types[scope] = templates[scope]
+            continue
+        inner = children.get(scope, [])
+        kinds = {templates.get(child) for child in inner}
+        single = len(kinds) == 1 and None not in kinds
+        types[scope] = f"{len(inner)}× {kinds.pop()}" if single else "scope"
+    return types
+
+
+def scope_layout(nodes: Sequence[Node], depth: int) -> list[tuple[str, Group | Node, int]]:
+    """The report's rows in execution order: ("header", group, level), ("scope", group, level)
+    for a collapsed scope, ("layer", node, level). Only prefixes that hold two or more layers
+    count as scopes; ``depth`` K > 0 collapses every scope K deep (``layer1`` is 1 deep,
+    ``layer1.0`` 2) into one row. ``level`` is the indentation: the number of enclosing headers."""
+    members: dict[str, int] = {}
+    for node in nodes:
+        for scope in scopes_of(node.name):
+            members[scope] = members.get(scope, 0) + 1
+    chains = [[s for s in scopes_of(node.name) if members[s] > 1] for node in nodes]
+    if depth > 0:
+        chains = [chain[:depth] for chain in chains]
+    scope_types = _scope_types(_template_names(nodes), [s for s, n in members.items() if n > 1])
+    rows: list[tuple[str, Group | Node, int]] = []
+    open_chain: list[str] = []
+    index = 0
+    while index < len(nodes):
+        chain = chains[index]
+        collapsed = depth > 0 and len(chain) == depth
+        headers = chain[:-1] if collapsed else chain
+        shared = 0
+        while shared < min(len(open_chain), len(headers)) and open_chain[shared] == headers[shared]:
+            shared += 1
+        for level in range(shared, len(headers)):
+            scope = headers[level]
+            span = _run(chains, index, level, scope)
+            group = Group(scope, scope_types[scope], level, tuple(nodes[index : index + span]))
+            rows.append(("header", group, level))
+        open_chain = list(headers)
+        if collapsed:
+            scope = chain[-1]
+            span = _run(chains, index, len(chain) - 1, scope)
+            group = Group(scope, scope_types[scope], len(chain) - 1, tuple(nodes[index : index + span]))
+            rows.append(("scope", group, len(chain) - 1))
+            index += span
+        else:
+            rows.append(("layer", nodes[index], len(chain)))
+            index += 1
+    return rows
+
+
+def _run(chains: list[list[str]], start: int, level: int, scope: str) -> int:
+    """How many consecutive nodes from ``start`` sit in ``scope`` at ``level``."""
+    end = start
+    while end < len(chains) and len(chains[end]) > level and chains[end][level] == scope:
+        end += 1
+    return end - start
+
+
+def _field(fields: dict[str, ReceptiveField | None], tensor: str) -> dict[str, Any] | None:
+    field = fields.get(tensor)
+    return None if field is None else field.as_dict()
+
+
+def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
+    """The report as plain data: the JSON contract (DESIGN.md §8) plus extra keys.
+
+    ``layers`` holds one row per layer, or with ``depth`` K > 0 one row per scope K deep
+    (``"scope": true``, its figures summed over its ``layer_count`` layers, ``type`` the
+    template instantiated there or ``"scope"``); the rows always add up to the totals.
+    ``scopes`` holds the enclosing scopes shown as headers, each with its summed figures and
+    ``before``, the index of its first row. Every row has its nesting ``level``.
+    """
     graph, types, counts = analysis.graph, analysis.types, analysis.counts
     fields = receptive_fields(graph, types)
-    by_name = {row.name: row for row in counts.layers}
-    layers = []
-    for node in graph.nodes:
-        if not node.inputs:
-            continue
-        row = by_name[node.name]
-        field = fields.get(node.outputs[0])
-        layers.append(
-            {
-                "name": node.name,
-                "type": node.type,
-                "inputs": list(node.inputs),
-                "outputs": list(node.outputs),
-                "output_shapes": [list(types[t].dims) for t in node.outputs],
-                "params": row.params,
-                "buffers": row.buffers,
-                "frozen": row.frozen,
-                "macs": row.macs,
-                "flops": row.flops,
-                "output_bytes": row.output_bytes,
-                "receptive_field": None
-                if field is None
-                else {"size": list(field.size), "stride": list(field.stride), "offset": list(field.offset)},
-                "source": f"{node.span.source.path}:{node.span.line}" if node.span else None,
-            }
+    producers = graph.producers
+    consumers = graph.consumers
+
+    own = {row.name: [getattr(row, key) for key in SUMMED_KEYS] for row in counts.layers}
+
+    def figures(nodes: Sequence[Node]) -> dict[str, int]:
+        columns = zip(*(own[n.name] for n in nodes), strict=True)
+        return dict(zip(SUMMED_KEYS, map(sum, columns), strict=True))
+
+    def source(node: Node) -> str | None:
+        return f"{node.span.source.path}:{node.span.line}" if node.span else None
+
+    def group_row(group: Group) -> dict[str, Any]:
+        inside = {n.name for n in group.nodes}
+        inputs = list(
+            dict.fromkeys(t for n in group.nodes for t in n.inputs if producers[t].name not in inside)
         )
+        outputs = [
+            t
+            for n in group.nodes
+            for t in n.outputs
+            if t in graph.outputs or any(c.name not in inside for c in consumers.get(t, ()))
+        ] or list(group.nodes[-1].outputs)
+        frame = next((f for f in group.nodes[0].trace if f.scope == group.name), None)
+        return {
+            "name": group.name,
+            "type": group.type,
+            "scope": True,
+            "level": group.level,
+            "layer_count": len(group.nodes),
+            "inputs": inputs,
+            "outputs": outputs,
+            "output_shapes": [list(types[t].dims) for t in outputs],
+            **figures(group.nodes),
+            "receptive_field": _field(fields, outputs[0]),
+            "source": f"{frame.span.source.path}:{frame.span.line}" if frame else source(group.nodes[0]),
+        }
+
+    def layer_row(node: Node, level: int) -> dict[str, Any]:
+        return {
+            "name": node.name,
+            "type": node.type,
+            "scope": False,
+            "level": level,
+            "layer_count": 1,
+            "inputs": list(node.inputs),
+            "outputs": list(node.outputs),
+            "output_shapes": [list(types[t].dims) for t in node.outputs],
+            **figures([node]),
+            "receptive_field": _field(fields, node.outputs[0]),
+            "source": source(node),
+        }
+
+    layers: list[dict[str, Any]] = []
+    headers: list[dict[str, Any]] = []
+    for kind, item, level in scope_layout([n for n in graph.nodes if n.inputs], depth):
+        if kind == "header":
+            assert isinstance(item, Group)
+            headers.append({**group_row(item), "before": len(layers)})
+        elif kind == "scope":
+            assert isinstance(item, Group)
+            layers.append(group_row(item))
+        else:
+            assert isinstance(item, Node)
+            layers.append(layer_row(item, level))
     totals = counts.totals
     return {
         "name": graph.name,
+        "batch": analysis.batch,
+        "depth": depth,
+        "dtype": analysis.dtype,
+        "conventions": conventions(analysis.batch, analysis.dtype),
         "inputs": [
             {"name": n.outputs[0], "shape": list(types[n.outputs[0]].dims)} for n in graph.input_nodes
         ],
@@ -72,6 +234,7 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
             "layers": totals.layers,
         },
         "layers": layers,
+        "scopes": headers,
     }
 
 
@@ -91,146 +254,187 @@ def human_bytes(value: int) -> str:
     return f"{value} B"
 
 
-def _shape_text(shapes: list[list[Any]]) -> str:
+def shape_text(shapes: Sequence[Sequence[Any]]) -> str:
+    """``[[1, 64, 56, 56]]`` -> ``1x64x56x56`` (several shapes separated by spaces)."""
     return " ".join("x".join(str(d) for d in shape) for shape in shapes)
 
 
-def _field_text(field: dict[str, Any] | None) -> str:
+def field_text(field: dict[str, Any] | None) -> str:
+    """A receptive field as ``size/stride``, ``HxW/HxW`` when the axes differ; ``-`` for none."""
     if field is None:
         return "-"
-    size, stride = field["size"], field["stride"]
-    size_text = str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
-    stride_text = str(stride[0]) if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
-    return f"{size_text}/{stride_text}"
+
+    def pair(values: Sequence[Any]) -> str:
+        return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+
+    return f"{pair(field['size'])}/{pair(field['stride'])}"
 
 
-def _table_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["layer", "type", "output", "params", "MACs", "FLOPs", "memory", "RF/stride"]
-    rows = []
-    for layer in data["layers"]:
-        rows.append(
-            [
-                layer["name"],
-                layer["type"],
-                _shape_text(layer["output_shapes"]),
-                human_count(layer["params"]) if layer["params"] else "-",
-                human_count(layer["macs"]) if layer["macs"] else "-",
-                human_count(layer["flops"]) if layer["flops"] else "-",
-                human_bytes(layer["output_bytes"]),
-                _field_text(layer["receptive_field"]),
-            ]
-        )
-    return header, rows
+_field_text = field_text  # the name netspec.compare imports
+
+HEADER = ["layer", "type", "output", "params", "MACs", "FLOPs", "memory", "RF/stride"]
+RIGHT_ALIGNED = {3, 4, 5, 6}
+
+
+def _cells(row: dict[str, Any], indent: str, quote: str = "") -> list[str]:
+    count_or_dash = [human_count(row[k]) if row[k] else "-" for k in ("params", "macs", "flops")]
+    collapsed = row["scope"] and "before" not in row
+    type_text = f"{row['type']} ({row['layer_count']} layers)" if collapsed else row["type"]
+    return [
+        indent * row["level"] + quote + row["name"] + quote,
+        type_text,
+        shape_text(row["output_shapes"]),
+        *count_or_dash,
+        human_bytes(row["output_bytes"]),
+        field_text(row["receptive_field"]),
+    ]
+
+
+def _table(data: dict[str, Any], indent: str, quote: str = "") -> list[list[str]]:
+    """Header rows (enclosing scopes) interleaved with the layer rows, as text cells."""
+    headers = {}
+    for header in data["scopes"]:
+        headers.setdefault(header["before"], []).append(header)
+    table = []
+    for index, row in enumerate(data["layers"]):
+        table.extend(_cells(header, indent, quote) for header in headers.get(index, []))
+        table.append(_cells(row, indent, quote))
+    return table
+
+
+def _totals_lines(totals: dict[str, Any]) -> list[str]:
+    return [
+        f"layers {totals['layers']}   params {totals['params']:,} ({human_count(totals['params'])})   "
+        f"frozen {totals['frozen']:,}   buffers {totals['buffers']:,}   "
+        f"MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
+        f"FLOPs {totals['flops']:,} ({human_count(totals['flops'])})",
+        f"weights {human_bytes(totals['weight_bytes'])}   "
+        f"activations {human_bytes(totals['activation_bytes'])} (all outputs)   "
+        f"peak live activations {human_bytes(totals['peak_activation_bytes'])}",
+    ]
+
+
+def _title(data: dict[str, Any]) -> str:
+    inputs = ", ".join(f"{i['name']} {shape_text([i['shape']])}" for i in data["inputs"])
+    outputs = ", ".join(f"{o['name']} {shape_text([o['shape']])}" for o in data["outputs"])
+    return f"{data['name']}: input {inputs} -> output {outputs}"
 
 
 def render_text(data: dict[str, Any]) -> str:
-    header, rows = _table_rows(data)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    right = {3, 4, 5, 6}
+    rows = _table(data, "  ")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
 
     def line(cells: list[str]) -> str:
         aligned = zip(cells, widths, strict=True)
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(aligned))
+        padded = (c.rjust(w) if i in RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(aligned))
         return "  ".join(padded).rstrip()
 
-    totals = data["totals"]
-    inputs = ", ".join(f"{i['name']} {_shape_text([i['shape']])}" for i in data["inputs"])
-    outputs = ", ".join(f"{o['name']} {_shape_text([o['shape']])}" for o in data["outputs"])
     out = [
-        f"{data['name']}: input {inputs} -> output {outputs}",
-        f"conventions: {CONVENTIONS}",
+        _title(data),
+        *(
+            wrapped
+            for sentence in data["conventions"]
+            for wrapped in textwrap.wrap(sentence, 100, initial_indent="# ", subsequent_indent="#   ")
+        ),
         "",
-        line(header),
+        line(HEADER),
         line(["-" * w for w in widths]),
         *(line(r) for r in rows),
         "",
-        f"layers {totals['layers']}   params {totals['params']:,} ({human_count(totals['params'])})   "
-        + (f"frozen {totals['frozen']:,}   " if totals["frozen"] else "")
-        + f"buffers {totals['buffers']:,}   MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
-        f"FLOPs {totals['flops']:,} ({human_count(totals['flops'])})",
-        f"weights {human_bytes(totals['weight_bytes'])}   "
-        f"activations {human_bytes(totals['activation_bytes'])}   "
-        f"peak live activations {human_bytes(totals['peak_activation_bytes'])}",
+        *_totals_lines(data["totals"]),
     ]
     return "\n".join(out) + "\n"
 
 
+CSV_COLUMNS = [
+    "name",
+    "type",
+    "scope",
+    "level",
+    "layer_count",
+    "output_shapes",
+    *SUMMED_KEYS,
+    "rf_size",
+    "rf_stride",
+    "rf_offset",
+    "source",
+]
+
+
 def render_csv(data: dict[str, Any]) -> str:
+    """One line per row of ``layers`` (exact integers; shapes and fields as ``AxB``), then a
+    ``total`` line whose output_bytes is the sum of all outputs."""
+
+    def pair(field: dict[str, Any] | None, key: str) -> str:
+        return "x".join(map(str, field[key])) if field else ""
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "name",
-            "type",
-            "output_shapes",
-            "params",
-            "buffers",
-            "macs",
-            "flops",
-            "output_bytes",
-            "rf_size",
-            "rf_stride",
-            "source",
-        ]
-    )
-    for layer in data["layers"]:
-        field = layer["receptive_field"]
+    writer.writerow(CSV_COLUMNS)
+    for row in data["layers"]:
+        field = row["receptive_field"]
         writer.writerow(
             [
-                layer["name"],
-                layer["type"],
-                _shape_text(layer["output_shapes"]),
-                layer["params"],
-                layer["buffers"],
-                layer["macs"],
-                layer["flops"],
-                layer["output_bytes"],
-                "x".join(map(str, field["size"])) if field else "",
-                "x".join(map(str, field["stride"])) if field else "",
-                layer["source"] or "",
+                row["name"],
+                row["type"],
+                int(row["scope"]),
+                row["level"],
+                row["layer_count"],
+                shape_text(row["output_shapes"]),
+                *(row[k] for k in SUMMED_KEYS),
+                pair(field, "size"),
+                pair(field, "stride"),
+                pair(field, "offset"),
+                row["source"] or "",
             ]
         )
     totals = data["totals"]
+    sums = {**totals, "output_bytes": totals["activation_bytes"]}
     writer.writerow(
-        [
-            "total",
-            "",
-            "",
-            totals["params"],
-            totals["buffers"],
-            totals["macs"],
-            totals["flops"],
-            totals["activation_bytes"],
-            "",
-            "",
-            "",
-        ]
+        ["total", "", "", "", totals["layers"], "", *(sums[k] for k in SUMMED_KEYS), "", "", "", ""]
     )
     return buffer.getvalue()
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    header, rows = _table_rows(data)
-    totals = data["totals"]
+    rows = _table(data, "&nbsp;&nbsp;", "`")
+    alignment = ["---:" if i in RIGHT_ALIGNED else "---" for i in range(len(HEADER))]
     out = [
         f"## {data['name']}",
         "",
-        f"_{CONVENTIONS}_",
+        _title(data).split(": ", 1)[1],
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---:" if i in (3, 4, 5, 6) else "---" for i in range(len(header))) + "|",
-        *("| " + " | ".join(f"`{c}`" if i == 0 else c for i, c in enumerate(r)) + " |" for r in rows),
+        *(f"- {sentence}" for sentence in data["conventions"]),
         "",
-        f"**Total**: {totals['layers']} layers, {totals['params']:,} params, {totals['buffers']:,} buffers, "
-        f"{totals['macs']:,} MACs, {totals['flops']:,} FLOPs, weights {human_bytes(totals['weight_bytes'])}, "
-        f"peak activations {human_bytes(totals['peak_activation_bytes'])}.",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(alignment) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        *(f"{line}  " for line in _totals_lines(data["totals"])),
     ]
     return "\n".join(out) + "\n"
 
 
+def render_json(data: dict[str, Any]) -> str:
+    """One JSON object, a key per line and one line per row of a list of rows (readable, and
+    fast: json's C encoder only runs without ``indent``)."""
+    lines = ["{"]
+    for index, (key, value) in enumerate(data.items()):
+        comma = "," if index < len(data) - 1 else ""
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            rows = [f"  {json.dumps(item, ensure_ascii=False)}," for item in value]
+            rows[-1] = rows[-1][:-1]
+            lines.extend([f" {json.dumps(key)}: [", *rows, f" ]{comma}"])
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def render(data: dict[str, Any], fmt: str) -> str:
+    """``data`` from :func:`report_data` in one of :data:`FORMATS`."""
     if fmt == "json":
-        return json.dumps(data, indent=1) + "\n"
+        return render_json(data)
     if fmt == "csv":
         return render_csv(data)
     if fmt == "md":

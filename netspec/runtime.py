@@ -18,6 +18,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 _PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
+_ORT_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
 
 class RuntimeFailure(Exception):
     """onnxruntime could not do what was asked (no CUDA, a kernel failed); exit code 3."""
@@ -34,10 +36,28 @@ class Session:
     def input_names(self) -> list[str]:
         return [i.name for i in self.session.get_inputs()]
 
+    @property
+    def input_dtypes(self) -> dict[str, np.dtype]:
+        """The numpy element type of each float input (float16 models take float16)."""
+        return {
+            i.name: np.dtype(_ORT_FLOAT_TYPES[i.type])
+            for i in self.session.get_inputs()
+            if i.type in _ORT_FLOAT_TYPES
+        }
+
+    def as_inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``feeds`` with float arrays converted to the element type each input declares."""
+        dtypes = self.input_dtypes
+        return {
+            name: value.astype(dtypes[name]) if name in dtypes and value.dtype.kind == "f" else value
+            for name, value in feeds.items()
+        }
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name for ``feeds`` (float arrays are converted to the inputs' types)."""
         names = [o.name for o in self.session.get_outputs()]
         try:
-            values = self.session.run(names, dict(feeds))
+            values = self.session.run(names, self.as_inputs(feeds))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise RuntimeFailure(f"onnxruntime failed to run the model: {exc}") from None
         return dict(zip(names, values, strict=True))
@@ -107,5 +127,7 @@ def random_feeds(session: Session, batch: int = 1, seed: int = 0) -> dict[str, n
     feeds = {}
     for info in session.session.get_inputs():
         shape = [d if isinstance(d, int) else batch for d in info.shape]
-        feeds[info.name] = rng.standard_normal(shape, dtype=np.float32)
+        feeds[info.name] = rng.standard_normal(shape, dtype=np.float32).astype(
+            _ORT_FLOAT_TYPES.get(info.type, np.float32)
+        )
     return feeds

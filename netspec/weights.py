@@ -1,12 +1,13 @@
-"""Stored arrays of a graph: their specs, and default initialisation (He for weights, zeros for
-biases, BatchNorm at identity), deterministic per seed and per parameter name."""
+"""Stored arrays of a graph: their specs, and their initial values by each array's filler (by
+default He-uniform for weights, zeros for biases, BatchNorm at identity), deterministic per seed
+and per parameter name. Reading and writing weight files is netspec.weightfile."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -50,23 +51,75 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def caffe_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Caffe's fans of an array: fan_in = count / shape[0], fan_out = count / shape[1] (count
+    for a 1-D array). For a conv weight [Cout, Cin/g, kh, kw] that is (Cin/g)·kh·kw and
+    Cout·kh·kw; for a fully connected [out, in], in and out; for a deconvolution's
+    [Cin, Cout/g, kh, kw], (Cout/g)·kh·kw and Cin·kh·kw."""
+    count = math.prod(shape)
+    fan_in = count // shape[0] if shape else 1
+    fan_out = count // shape[1] if len(shape) > 1 else count
+    return max(fan_in, 1), max(fan_out, 1)
+
+
+def bilinear_kernel(shape: tuple[int, ...]) -> np.ndarray:
+    """Caffe's bilinear upsampling kernel in every [out, in] slot of a square k×k kernel."""
+    size = shape[-1]
+    factor = math.ceil(size / 2)
+    center = (2 * factor - 1 - factor % 2) / (2.0 * factor)
+    ramp = 1 - np.abs(np.arange(size) / factor - center)
+    return np.broadcast_to(np.outer(ramp, ramp), shape).astype(np.float32)
+
+
 def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
-    if spec.init == "zeros":
-        return np.zeros(spec.shape, np.float32)
-    if spec.init == "ones":
-        return np.ones(spec.shape, np.float32)
-    if spec.init.startswith("constant:"):  # e.g. PReLU's slopes, "constant:0.25"
-        return np.full(spec.shape, float(spec.init.partition(":")[2]), np.float32)
-    if spec.init == "he":
+    """The initial float32 values of one array, by its filler (see Filler's docstring), drawn
+    from a generator seeded by ``seed`` and the array's name."""
+    filler, shape = spec.init, spec.shape
+    if filler.type == "constant":
+        return np.full(shape, filler.value, np.float32)
+    if filler.type == "bilinear":
+        return bilinear_kernel(shape)
+    rng = _rng(seed, full_name)
+    fan_in, fan_out = caffe_fans(shape)
+    if filler.type == "he_uniform":
         # He et al. 2015 in its uniform form (variance 2 / fan_in, as torch's kaiming_uniform_
         # for ReLU). NOTE: uniform, not Gaussian: numpy draws uniforms four times faster, and
         # random weights for a 138M-parameter VGG are generated on every compile.
-        bound = np.float32(np.sqrt(6.0 / max(spec.fan_in, 1)))
-        values = _rng(seed, full_name).random(spec.shape, dtype=np.float32)
-        values *= np.float32(2.0) * bound
-        values -= bound
+        bound = np.sqrt(6.0 / fan_in)
+        return _uniform(rng, shape, -bound, bound)
+    if filler.type == "uniform":
+        return _uniform(rng, shape, filler.min, filler.max)
+    if filler.type == "positive_unitball":
+        values = rng.random(shape, dtype=np.float32)
+        values /= values.reshape(shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
         return values
-    raise ValueError(f"unknown initialiser {spec.init!r} for {full_name}")
+    n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}[filler.variance_norm]
+    if filler.type == "xavier":
+        bound = np.sqrt(3.0 / n)
+        return _uniform(rng, shape, -bound, bound)
+    if filler.type == "msra":
+        return _gaussian(rng, shape, 0.0, np.sqrt(2.0 / n))
+    if filler.type == "gaussian":
+        values = _gaussian(rng, shape, filler.mean, filler.std)
+        if filler.sparse >= 0:  # Caffe: keep each value with probability sparse / shape[0]
+            values *= rng.random(shape, dtype=np.float32) < filler.sparse / shape[0]
+        return values
+    raise ValueError(f"unknown filler type {filler.type!r} for {full_name}")
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
+    # In place and in float32: VGG's 138M random weights are drawn on every compile.
+    values = rng.random(shape, dtype=np.float32)
+    values *= np.float32(high - low)
+    values += np.float32(low)
+    return values
+
+
+def _gaussian(rng: np.random.Generator, shape: tuple[int, ...], mean: float, std: float) -> np.ndarray:
+    values = rng.standard_normal(shape, dtype=np.float32)
+    values *= np.float32(std)
+    values += np.float32(mean)
+    return values
 
 
 def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
@@ -76,97 +129,4 @@ def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int 
         for array in arrays:
             if array.name not in weights:
                 weights[array.name] = initial_value(array.spec, array.name, seed)
-    return weights
-
-
-# ---------------------------------------------------------------- loading trained weights
-
-WEIGHT_FORMATS = (".caffemodel", ".npz")
-
-
-def load_weights(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
-    """Every stored array of ``graph`` from a weights file, by name: a Caffe ``.caffemodel``
-    (blobs by layer name, in the layer's array order) or a ``.npz`` (arrays by full name).
-
-    Arrays whose element count matches are reshaped (Caffe's legacy 4-D blobs). A missing
-    array, one of the wrong size, or (in npz) an array the net does not have is an error
-    naming it; a caffemodel may hold layers the net lacks (a deploy net leaves out training
-    heads). Nothing is executed: npz files are read without pickle.
-    """
-    from netspec.diagnostics import error
-
-    suffix = Path(path).suffix.lower()
-    if suffix == ".caffemodel":
-        found = _caffemodel_arrays(path, graph, types)
-    elif suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                found = {name: archive[name] for name in archive.files}
-        except FileNotFoundError:
-            raise error(f"no such weights file: {path}") from None
-        except (OSError, ValueError) as exc:
-            raise error(f"cannot read weights from {path}: {exc}") from None
-    else:
-        raise error(f"unknown weights format '{suffix or path}'; expected one of {', '.join(WEIGHT_FORMATS)}")
-    return _match_arrays(path, found, graph, types, allow_unexpected=suffix == ".caffemodel")
-
-
-def _caffemodel_arrays(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
-    """Caffe blobs renamed to the graph's array names: blob i of layer L is array i of node L."""
-    from netspec.caffemodel import read_caffemodel
-    from netspec.diagnostics import error
-
-    caffe = read_caffemodel(path)
-    found: dict[str, np.ndarray] = {}
-    for node, arrays in graph_arrays(graph, types).items():
-        if node.name not in caffe:
-            continue
-        blobs = caffe[node.name]
-        if len(blobs) != len(arrays):
-            names = ", ".join(a.spec.name for a in arrays)
-            raise error(
-                f"{path}: layer '{node.name}' has {len(blobs)} blobs; the {node.type} in the net "
-                f"stores {len(arrays)} ({names})"
-            )
-        for array, blob in zip(arrays, blobs, strict=True):
-            found.setdefault(array.name, blob)
-    return found
-
-
-def _match_arrays(
-    path: str,
-    found: Mapping[str, np.ndarray],
-    graph: Graph,
-    types: Mapping[str, TensorType],
-    allow_unexpected: bool,
-) -> dict[str, np.ndarray]:
-    from netspec.diagnostics import did_you_mean, error
-
-    weights: dict[str, np.ndarray] = {}
-    expected: dict[str, StoredArray] = {}
-    for arrays in graph_arrays(graph, types).values():
-        for array in arrays:
-            expected.setdefault(array.name, array)
-    missing, mismatched = [], []
-    for name, array in expected.items():
-        value = found.get(name)
-        if value is None:
-            hint = did_you_mean(name, [n for n in found if n not in expected])
-            missing.append(f"{name} {list(array.spec.shape)}" + (f" ({hint})" if hint else ""))
-        elif value.size != array.spec.size:
-            mismatched.append(f"{name}: file {list(value.shape)}, net {list(array.spec.shape)}")
-        else:
-            weights[name] = np.ascontiguousarray(value, dtype=np.float32).reshape(array.spec.shape)
-    unexpected = [] if allow_unexpected else sorted(set(found) - set(expected))
-    problems = [
-        f"{title}: {'; '.join(items[:8])}" + (f", and {len(items) - 8} more" if len(items) > 8 else "")
-        for title, items in (
-            (f"missing {len(missing)} array(s)", missing),
-            ("shapes that do not fit", mismatched),
-            ("arrays the net does not have", unexpected),
-        )
-        if items
-    ]
-    if problems:
-        raise error(f"the weights in {path} do not fit the net: " + " | ".join(problems))
     return weights

@@ -268,8 +268,8 @@ HEAD = 'input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
         (HEAD + 'layer { name: "x" type: "Convolutoin" bottom: "data" top: "x" }',
          "layer 'x' has type 'Convolutoin', which netspec does not support; "
          "did you mean 'Convolution'?", 2, 25),
-        (HEAD + 'layer { name: "x" type: "ROIPooling" bottom: "data" top: "x" }',
-         "layer 'x' has type 'ROIPooling', which netspec does not support", 2, 25),
+        (HEAD + 'layer { name: "x" type: "Proposal" bottom: "data" top: "x" }',
+         "layer 'x' has type 'Proposal', which netspec does not support", 2, 25),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "dta" top: "x" }',
          "layer 'x' reads blob 'dta', which no earlier layer writes; did you mean 'data'?", 2, 40),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "data" top: "y" }\n'
@@ -339,7 +339,7 @@ def test_caffemodel_weights_drive_the_compiled_model(tmp_path: Path, legacy: boo
     from netspec.cli import main
     from netspec.infer import infer_shapes
     from netspec.reference import run_reference
-    from netspec.weights import load_weights
+    from netspec.weightfile import load_weights
 
     graph = load_graph(DATA / "lenet.prototxt")
     blobs = _caffe_blobs(graph)
@@ -366,7 +366,7 @@ def test_caffemodel_weights_drive_the_compiled_model(tmp_path: Path, legacy: boo
 def test_caffe_batchnorm_scale_factor_blob_is_loaded(tmp_path: Path) -> None:
     from netspec.caffemodel import write_caffemodel
     from netspec.infer import infer_shapes
-    from netspec.weights import load_weights
+    from netspec.weightfile import load_weights
 
     graph = read(HEAD + 'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }')
     mean, var, factor = np.arange(3.0), np.ones(3), np.array([2.0])
@@ -381,7 +381,7 @@ def test_caffe_batchnorm_scale_factor_blob_is_loaded(tmp_path: Path) -> None:
 def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None:
     from netspec.caffemodel import write_caffemodel
     from netspec.infer import infer_shapes
-    from netspec.weights import load_weights
+    from netspec.weightfile import load_weights
 
     graph = load_graph(DATA / "lenet.prototxt")
     types = infer_shapes(graph, {"N": 1})
@@ -409,7 +409,7 @@ def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None
 @pytest.mark.unit
 def test_npz_weights_by_name(tmp_path: Path) -> None:
     from netspec.infer import infer_shapes
-    from netspec.weights import load_weights
+    from netspec.weightfile import load_weights
 
     graph = load_graph(DATA / "cifar10_quick.prototxt")
     types = infer_shapes(graph, {"N": 1})

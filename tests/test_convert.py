@@ -164,13 +164,17 @@ def test_small_linear_nets_stay_flat() -> None:
         "# Layer names are Caffe's, made valid .net names where needed.\n"
         'name: "LeNet"\n'
         "input data: [N, 1, 28, 28]\n"
-        "Convolution conv1 { num_output: 20  kernel_size: 5 }\n"
+        'Convolution conv1 { num_output: 20  kernel_size: 5  weight_filler: { type: "xavier" }  '
+        'bias_filler: { type: "constant" } }\n'
         "Pooling pool1 { kernel_size: 2  stride: 2 }\n"
-        "Convolution conv2 { num_output: 50  kernel_size: 5 }\n"
+        'Convolution conv2 { num_output: 50  kernel_size: 5  weight_filler: { type: "xavier" }  '
+        'bias_filler: { type: "constant" } }\n'
         "Pooling pool2 { kernel_size: 2  stride: 2 }\n"
-        "InnerProduct ip1 { num_output: 500 }\n"
+        'InnerProduct ip1 { num_output: 500  weight_filler: { type: "xavier" }  '
+        'bias_filler: { type: "constant" } }\n'
         "ReLU relu1\n"
-        "InnerProduct ip2 { num_output: 10 }\n"
+        'InnerProduct ip2 { num_output: 10  weight_filler: { type: "xavier" }  '
+        'bias_filler: { type: "constant" } }\n'
         "Softmax prob\n"
     )
 

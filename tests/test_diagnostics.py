@@ -89,7 +89,7 @@ CASES = [
         "unexpected end of file; expected ',', ';', '}' or a name",
         2,
         47,
-        "a '{' or '(' is not closed",
+        "the '{' at line 2, column 16 is not closed",
         id="unexpected-end-of-file",
     ),
     pytest.param(

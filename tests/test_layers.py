@@ -106,6 +106,19 @@ CASES = [
         macs=1440,
         flops=3000,
     ),
+    # grouped, dilated [2, 1], strided and asymmetrically padded at once: Ho = (9 + 1 + 2 − 5)//2
+    # + 1 = 4, Wo = (8 + 0 + 1 − 3)//2 + 1 = 4; 4·3·9 + 4 = 112; MACs 2·4·16·3·9 = 3456;
+    # FLOPs 6912 + 128
+    Case(
+        "conv-grouped-dilated-asymmetric",
+        "Convolution layer { num_output: 4 kernel_size: 3 stride: 2 dilation: [2, 1] group: 2 "
+        "pad: [1, 0, 2, 1] }",
+        (("N", 6, 9, 8),),
+        (2, 4, 4, 4),
+        params=112,
+        macs=3456,
+        flops=7040,
+    ),
     # -- Pooling: FLOPs = outputs·(k² − 1) for MAX, outputs·k² for AVE
     # ceil((6 + 2 − 3)/2) + 1 = 4, kept since 3·2 = 6 < 6 + 1; 2·2·16 outputs · 8
     Case(
@@ -185,6 +198,23 @@ CASES = [
         (2, 1, 4, 3),
         flops=216,
     ),
+    # asymmetric padding with a ceil overhang: H ceil((6 + 1 + 0 − 3)/2) + 1 = 3; W ceil((8 + 2 +
+    # 0 − 3)/2) + 1 = 5, kept as 4·2 = 8 < 8 + 2, its window reaching 1 past the padded input;
+    # 2·2·15 outputs · 8 (MAX) or · 9 (AVE)
+    Case(
+        "pool-max-asymmetric-ceil",
+        "Pooling layer { pool: MAX kernel_size: 3 stride: 2 pad: [1, 2, 0, 0] }",
+        (("N", 2, 6, 8),),
+        (2, 2, 3, 5),
+        flops=480,
+    ),
+    Case(
+        "pool-ave-asymmetric-ceil",
+        "Pooling layer { pool: AVE kernel_size: 3 stride: 2 pad: [1, 2, 0, 0] }",
+        (("N", 2, 6, 8),),
+        (2, 2, 3, 5),
+        flops=540,
+    ),
     # global: one window of 5·7 per channel: 6 outputs · 35 (AVE) or 34 (MAX)
     Case(
         "pool-global-ave",
@@ -231,6 +261,8 @@ CASES = [
     Case("dropout", "Dropout layer { dropout_ratio: 0.3 }", (NCHW,), (2, 3, 4, 4)),
     Case("softmax", "Softmax layer {}", (("N", 5, 3, 3),), (2, 5, 3, 3), flops=270),
     Case("softmax-last-axis", "Softmax layer { axis: -1 }", (("N", 3, 7),), (2, 3, 7), flops=126),
+    Case("softmax-middle-axis", "Softmax layer { axis: 2 }", (("N", 3, 4, 5),), (2, 3, 4, 5), flops=360),
+    Case("softmax-2d", "Softmax layer {}", (("N", 10),), (2, 10), flops=60),
     # -- InnerProduct: params = out·in (+out); MACs = rows·in·out
     # in = 48: 480 + 10; MACs 2·48·10 = 960; FLOPs 1920 + 20
     Case("fc", "InnerProduct layer { num_output: 10 }", (NCHW,), (2, 10), params=490, macs=960, flops=1940),
@@ -306,6 +338,30 @@ CASES = [
         (("N", 2, 5, 5),),
         (2, 2, 5, 5),
         flops=14 * 100,
+    ),
+    # n = 1: each value against itself; 24 elements · 6
+    Case(
+        "lrn-across-1",
+        "LRN layer { local_size: 1 alpha: 1 beta: 0.5 }",
+        (("N", 3, 2, 2),),
+        (2, 3, 2, 2),
+        flops=6 * 24,
+    ),
+    # a window wider than the 3 channels (clipped at both ends); 54 elements · 12
+    Case(
+        "lrn-across-wider-than-channels",
+        "LRN layer { local_size: 7 alpha: 0.3 beta: 0.6 k: 1.5 }",
+        (("N", 3, 3, 3),),
+        (2, 3, 3, 3),
+        flops=12 * 54,
+    ),
+    # a 5×5 window over a 4×6 plane (zero padding 2); 96 elements · (25 + 5)
+    Case(
+        "lrn-within-5",
+        "LRN layer { local_size: 5 alpha: 2 beta: 0.75 norm_region: WITHIN_CHANNEL }",
+        (("N", 2, 4, 6),),
+        (2, 2, 4, 6),
+        flops=30 * 96,
     ),
     # -- Eltwise: FLOPs = (inputs − 1) per element, +1 per element for each coeff ≠ 1
     Case("eltwise-sum", "Eltwise layer { bottom: [a, b] }", (NCHW, NCHW), (2, 3, 4, 4), flops=96),

@@ -441,7 +441,12 @@ def test_receptive_fields() -> None:
     assert fields["crop"] is not None
     assert (fields["crop"].size, fields["crop"].offset) == ((3, 3), (3.0, 2.0))
     assert fields["mask"] == fields["pooled"]
-    assert fields["up"] is None and fields["deconv"] is None
+    # Transposed windows (netspec.receptive): pooled is 4/2 at 1.5; unpooling x2 gives 4/1 at
+    # 1.5 − 0.5 = 1; the 2/2 deconvolution of conv (3/1 at 1) gives 3/0.5 at 1 − 0.25 = 0.75.
+    up, deconv = fields["up"], fields["deconv"]
+    assert up is not None and (up.size, up.stride, up.offset) == ((4, 4), (1, 1), (1, 1))
+    assert deconv is not None
+    assert (deconv.size, deconv.stride, deconv.offset) == ((3, 3), (0.5, 0.5), (0.75, 0.75))
 
 
 # ---------------------------------------------------------------- ONNX and onnxruntime
@@ -684,7 +689,7 @@ NCHW_INPUT = "input a: [N, 3, 4, 4]\n"
             "input a: [N]\nPReLU p {}",
             "PReLU 'p': expects an input with a channel axis (N, C, ...), got 1-D [2]",
         ),
-        (NCHW_INPUT + "ROIPooling r {}", "unknown layer type or template 'ROIPooling'"),
+        (NCHW_INPUT + "Proposal r {}", "unknown layer type or template 'Proposal'"),
     ],
 )
 def test_error_message(text: str, message: str) -> None:

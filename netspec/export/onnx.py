@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 21
 DEFAULT_IR_VERSION = 10
 MIN_OPSET = 13  # Softmax over an axis, Split/Squeeze with input tensors
+MODEL_DTYPES = ("float32", "float16")
 
 ELEMENT_TYPES = {
     "float32": TensorProto.FLOAT,
@@ -125,9 +126,14 @@ def build_model(
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
     spec_text: str | None = None,
+    dtype: str = "float32",
 ) -> onnx.ModelProto:
     """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
-    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``)."""
+    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``). ``dtype`` is
+    one of :data:`MODEL_DTYPES`; float16 is a rewrite of the float32 model
+    (:mod:`netspec.export.float16`)."""
+    if dtype not in MODEL_DTYPES:
+        raise ValueError(f"unsupported model dtype {dtype!r} (expected one of {', '.join(MODEL_DTYPES)})")
     from netspec.weights import graph_arrays
 
     builder = _ModelBuilder(weights, opset)
@@ -171,6 +177,10 @@ def build_model(
         metadata["spec_sha256"] = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
     metadata.update(dict(graph.metadata))
     helper.set_model_props(model, metadata)
+    if dtype == "float16":
+        from netspec.export.float16 import convert_to_float16
+
+        convert_to_float16(model)
     return model
 
 

@@ -8,11 +8,14 @@ from netspec.layers import (  # noqa: F401  (registration)
     conv,
     io,
     linear,
+    local,
     merge,
     norm,
     pool,
     reduce,
     shape,
+    spatial,
+    vlad,
 )
 from netspec.layers.base import LAYER_TYPES, Layer
 from netspec.layers.io import InputLayer

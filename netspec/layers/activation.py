@@ -1,5 +1,6 @@
-"""Elementwise activations (ReLU and its Caffe relatives, PReLU, ELU, Power, Exp, Log...),
-Dropout (the identity at inference) and Softmax."""
+"""Elementwise activations (ReLU and its Caffe relatives, PReLU, ELU, Power, Exp, Log, the hard
+and smooth gates of MobileNetV3 and EfficientNet...), Dropout (the identity at inference) and
+Softmax."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import numpy as np
 from netspec.graph import TensorType
 from netspec.layers.base import (
     Bool,
+    Filler,
+    FillerBlock,
     Float,
     Int,
     Layer,
     LayerError,
     ParamSpec,
     aligned_shape,
+    check_filler,
     normalize_axis,
     numel,
     param,
@@ -35,6 +39,7 @@ class Elementwise(Layer):
     """A layer whose output has its input's type; FLOPs = ``flops_per_element`` × elements."""
 
     flops_per_element = 1
+    output_memory = "in_place"
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         return (inputs[0],)
@@ -117,6 +122,10 @@ class PReLU(Elementwise):
     @dataclass(frozen=True, kw_only=True)
     class Params:
         channel_shared: bool = param(Bool(), False, "one slope for every channel")
+        filler: Filler | None = param(FillerBlock(), None, "initial slopes (default: constant 0.25)")
+
+    def check(self) -> None:
+        check_filler(self.params.filler, "filler", None)
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         (x,) = inputs
@@ -129,7 +138,8 @@ class PReLU(Elementwise):
         return 1 if self.params.channel_shared else static_dim(x, 1)
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
-        return (ParamSpec("weight", (self.slopes(inputs[0]),), init="constant:0.25"),)
+        init = self.params.filler or Filler("constant", 0.25)
+        return (ParamSpec("weight", (self.slopes(inputs[0]),), init=init),)
 
     def emit(self, node: NodeEmitter) -> None:
         x = node.input_types[0]
@@ -337,6 +347,108 @@ class Sigmoid(Elementwise):
         return [1.0 / (1.0 + np.exp(-np.asarray(inputs[0], np.float64)))]
 
 
+def hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """max(0, min(1, α·x + β)) in float64."""
+    return np.clip(alpha * np.asarray(x, np.float64) + beta, 0.0, 1.0)
+
+
+TORCH_HARD_SIGMOID = (1 / 6, 0.5)  # relu6(x + 3) / 6, torch's Hardsigmoid and Hardswish
+
+
+@register
+class HardSigmoid(Elementwise):
+    """max(0, min(1, α·x + β)): a piecewise-linear sigmoid; ONNX HardSigmoid.
+
+    The defaults are torch's ``Hardsigmoid`` (α = 1/6, β = 0.5, i.e. relu6(x + 3) / 6, as in
+    MobileNetV3); ONNX's own HardSigmoid defaults to α = 0.2, β = 0.5 (write ``alpha: 0.2``).
+    FLOPs = 4 per element (a multiply, an add and two comparisons).
+    """
+
+    type_name = "HardSigmoid"
+    flops_per_element = 4
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        alpha: float = param(Float(), TORCH_HARD_SIGMOID[0], "slope α (torch: 1/6, ONNX's default: 0.2)")
+        beta: float = param(Float(), TORCH_HARD_SIGMOID[1], "offset β")
+
+    def emit(self, node: NodeEmitter) -> None:
+        node.add("HardSigmoid", node.inputs, node.outputs, alpha=self.params.alpha, beta=self.params.beta)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [hard_sigmoid(inputs[0], self.params.alpha, self.params.beta)]
+
+
+@register
+class HardSwish(Elementwise):
+    """x·relu6(x + 3)/6 = x·HardSigmoid(x) with torch's α = 1/6, β = 0.5 (MobileNetV3).
+
+    Emitted as HardSigmoid then Mul: onnxruntime has no CPU kernel for ONNX HardSwish.
+    FLOPs = 5 per element (the hard sigmoid's 4 and a multiply).
+    """
+
+    type_name = "HardSwish"
+    flops_per_element = 5
+
+    def emit(self, node: NodeEmitter) -> None:
+        gate = node.temp("gate")
+        alpha, beta = TORCH_HARD_SIGMOID
+        node.add("HardSigmoid", node.inputs, [gate], alpha=alpha, beta=beta)
+        node.add("Mul", [node.inputs[0], gate], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(inputs[0], np.float64) * hard_sigmoid(inputs[0], *TORCH_HARD_SIGMOID)]
+
+
+@register
+class SiLU(Elementwise):
+    """x·sigmoid(x) (torch SiLU, EfficientNet; Swish with β = 1), emitted as Sigmoid then Mul.
+
+    FLOPs = 2 per element (the sigmoid and a multiply).
+    """
+
+    type_name = "SiLU"
+
+    @property
+    def beta(self) -> float:
+        """The sigmoid's input scale β in x·sigmoid(β·x)."""
+        return 1.0
+
+    @property
+    def flops_per_element(self) -> int:  # type: ignore[override]
+        return 2 if self.beta == 1 else 3
+
+    def emit(self, node: NodeEmitter) -> None:
+        gate_input = node.inputs[0]
+        if self.beta != 1:
+            gate_input = node.temp("scaled")
+            beta = node.constant("beta", np.array(self.beta, np.float32))
+            node.add("Mul", [node.inputs[0], beta], [gate_input])
+        gate = node.temp("gate")
+        node.add("Sigmoid", [gate_input], [gate])
+        node.add("Mul", [node.inputs[0], gate], node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        return [x / (1.0 + np.exp(-self.beta * x))]
+
+
+@register
+class Swish(SiLU):
+    """x·sigmoid(β·x) (Caffe Swish, ``swish_param { beta }``); SiLU for β = 1. Emitted as
+    (Mul), Sigmoid, Mul. FLOPs = 2 per element, 3 when β ≠ 1 (the scaling multiply)."""
+
+    type_name = "Swish"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        beta: float = param(Float(), 1.0, "scale β of the sigmoid's input")
+
+    @property
+    def beta(self) -> float:
+        return self.params.beta
+
+
 @register
 class Dropout(Elementwise):
     """Dropout: the identity at inference (emitted as Identity, which onnxruntime removes).
@@ -345,6 +457,7 @@ class Dropout(Elementwise):
     """
 
     type_name = "Dropout"
+    output_memory = "view"
     flops_per_element = 0
 
     @dataclass(frozen=True, kw_only=True)
@@ -375,6 +488,7 @@ class Softmax(Elementwise):
     """
 
     type_name = "Softmax"
+    output_memory = "new"  # each output reads a whole row
     flops_per_element = 3
 
     @dataclass(frozen=True, kw_only=True)

@@ -25,14 +25,23 @@ if TYPE_CHECKING:
 class LayerError(Exception):
     """A layer's rule refused its inputs or parameters; the infer stage adds the location.
 
-    ``param`` names the parameter at fault so the diagnostic can point at where it was written.
+    ``param`` names the parameter at fault so the diagnostic can point at where it was written;
+    ``span``, where given, points inside it (a field of a ``weight_filler { }`` block).
     """
 
-    def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        hint: str | None = None,
+        span: SourceSpan | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.hint = hint
+        self.span = span
 
 
 # ---------------------------------------------------------------- parameter kinds
@@ -258,6 +267,121 @@ class NoParams:
     """A layer type without parameters."""
 
 
+# ---------------------------------------------------------------- initialisers (fillers)
+
+FILLER_TYPES = ("constant", "gaussian", "positive_unitball", "uniform", "xavier", "msra", "bilinear")
+VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
+
+
+@dataclass(frozen=True)
+class Filler:
+    """How a stored array starts: Caffe's ``FillerParameter``, with Caffe's defaults (a block
+    without ``type`` is ``constant`` 0, as in Caffe).
+
+    ``constant`` fills ``value``; ``gaussian`` draws N(``mean``, ``std``²), and with
+    ``sparse`` ≥ 0 keeps each value with probability sparse / shape[0]; ``uniform`` draws
+    U(``min``, ``max``); ``positive_unitball`` draws U(0, 1) and scales each of the shape[0]
+    slices to sum 1; ``xavier`` draws U(−√(3/n), √(3/n)) and ``msra`` N(0, 2/n), where n is
+    ``variance_norm`` of the fans fan_in = count / shape[0], fan_out = count / shape[1]
+    (AVERAGE: their mean); ``bilinear`` is Caffe's upsampling kernel for square k×k kernels,
+    f = ⌈k/2⌉, c = (2f − 1 − f mod 2) / 2f, w(y, x) = (1 − |x/f − c|)(1 − |y/f − c|).
+    ``he_uniform`` (netspec's default for weights, not written in specs) draws
+    U(−√(6/fan_in), √(6/fan_in)). Fields a type does not read are ignored, as Caffe does.
+    """
+
+    type: str = "constant"
+    value: float = 0.0
+    min: float = 0.0
+    max: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    sparse: int = -1
+    variance_norm: str = "FAN_IN"
+
+    def spec_text(self) -> str:
+        """The filler as a ``.net`` block: its type, and the fields that differ from Caffe's defaults."""
+        from netspec.expr import render
+
+        fields = [
+            f"{f.name}: {value if f.name == 'variance_norm' else render(value)}"
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) != f.default or f.name == "type"
+        ]
+        return "{ " + "  ".join(fields) + " }"
+
+
+HE_UNIFORM = Filler("he_uniform")
+ZEROS = Filler("constant", 0.0)
+ONES = Filler("constant", 1.0)
+
+# The fields each filler type reads; Caffe ignores the others (files often carry a stray
+# 'std' on a xavier filler), and so does netspec, so that equal fillers compare equal.
+_FILLER_USES = {
+    "constant": ("value",),
+    "gaussian": ("mean", "std", "sparse"),
+    "positive_unitball": (),
+    "uniform": ("min", "max"),
+    "xavier": ("variance_norm",),
+    "msra": ("variance_norm",),
+    "bilinear": (),
+}
+
+# The fields of a filler block and how each is checked.
+_FILLER_FIELDS: dict[str, Kind] = {
+    "type": Enum(FILLER_TYPES),
+    "value": Float(),
+    "min": Float(),
+    "max": Float(),
+    "mean": Float(),
+    "std": Float(min=0),
+    "sparse": Int(min=-1),
+    "variance_norm": Enum(VARIANCE_NORMS),
+}
+
+
+@dataclass(frozen=True)
+class FillerBlock(Kind):
+    """A filler written as a block: ``weight_filler { type: "msra"  variance_norm: FAN_OUT }``."""
+
+    description = 'a filler block { type: "..." ... }'
+
+    def convert(self, value: Value) -> Filler:
+        if isinstance(value, Filler):
+            return value
+        if not isinstance(value, Message):
+            raise self.reject(value)
+        given: dict[str, Any] = {}
+        for key, raw in value.fields:
+            kind = _FILLER_FIELDS.get(key)
+            if kind is None:
+                hint = did_you_mean(key, _FILLER_FIELDS) or "a filler has " + ", ".join(_FILLER_FIELDS)
+                raise LayerError(f"a filler has no field '{key}'", hint=hint, span=raw.key_span)
+            try:
+                given[key] = kind.convert(raw.value)
+            except LayerError as exc:
+                raise LayerError(
+                    f"filler field '{key}': {exc.message}", hint=exc.hint, span=raw.value_span
+                ) from None
+        filler_type = given.get("type", Filler.type)
+        filler = Filler(filler_type, **{k: v for k, v in given.items() if k in _FILLER_USES[filler_type]})
+        if filler.type == "uniform" and filler.min > filler.max:
+            raise LayerError(f"a uniform filler needs min <= max, got min {filler.min} > max {filler.max}")
+        return filler
+
+
+def check_filler(filler: Filler | None, param: str, kernel: tuple[int, int] | None) -> None:
+    """Refuse a filler that cannot fill its array: ``bilinear`` needs a square convolution
+    kernel (``kernel`` is None for arrays that are not one)."""
+    if filler is None or filler.type != "bilinear":
+        return
+    if kernel is None:
+        raise LayerError("the bilinear filler fills convolution kernels only", param=param)
+    if kernel[0] != kernel[1]:
+        raise LayerError(
+            f"the bilinear filler needs a square kernel, got {kernel[0]}x{kernel[1]}", param=param
+        )
+
+
 # ---------------------------------------------------------------- what a layer stores
 
 
@@ -265,15 +389,14 @@ class NoParams:
 class ParamSpec:
     """One stored array of a layer: ``weight``, ``bias``, ``running_mean``...
 
-    ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` names the default
-    initialiser (``he``, ``zeros``, ``ones``, ``constant:0.25``) and ``fan_in`` its scale.
+    ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` is the filler that
+    gives its initial values (netspec.weights draws them).
     """
 
     name: str
     shape: tuple[int, ...]
     learnable: bool = True
-    init: str = "he"
-    fan_in: int = 1
+    init: Filler = HE_UNIFORM
 
     @property
     def size(self) -> int:
@@ -283,11 +406,17 @@ class ParamSpec:
 @dataclass(frozen=True)
 class Window:
     """How one spatial axis of a layer's output reads its input: the kernel's extent
-    (dilation included), the stride and the leading padding (for receptive fields)."""
+    (dilation included), the stride and the leading padding (for receptive fields).
+
+    ``transposed`` windows run backwards (Deconvolution, nearest upsampling): each input pixel
+    spreads over ``kernel`` output pixels, ``stride`` apart, so output pixels are 1/stride input
+    pixels apart.
+    """
 
     kernel: int
     stride: int
     pad: int
+    transposed: bool = False
 
 
 IDENTITY_WINDOW = Window(1, 1, 0)
@@ -320,6 +449,14 @@ class Layer:
     type_name: ClassVar[str]
     Params: ClassVar[type] = NoParams
     arity: ClassVar[Arity] = Arity()
+    # Where the output lives at inference, for peak memory (netspec.count): "new" (a buffer of
+    # its own), "view" (the first input's memory: Dropout, Flatten, Reshape, Split copy nothing),
+    # "in_place" (may overwrite the first input when nothing reads it later, as Caffe's in-place
+    # blobs and onnxruntime's in-place elementwise kernels do).
+    output_memory: ClassVar[str] = "new"
+    # How many leading inputs the output's values come from, for receptive fields (None: all;
+    # Crop's second input only lends its shape).
+    field_inputs: ClassVar[int | None] = None
 
     def __init__(self, params: Any, output_count: int = 1) -> None:
         self.params = params
@@ -396,6 +533,17 @@ class RawParam:
     value_span: SourceSpan | None = None
 
 
+@dataclass(frozen=True)
+class Message:
+    """A block written as a parameter's value (``weight_filler { type: "msra" }``): its fields
+    in the order written, each as its own RawParam."""
+
+    fields: tuple[tuple[str, RawParam], ...]
+
+    def __repr__(self) -> str:
+        return "a { } block"
+
+
 def build_layer(
     layer_type: type[Layer],
     raw: Mapping[str, RawParam],
@@ -412,6 +560,12 @@ def build_layer(
     values: dict[str, Any] = {}
     for key, given in raw.items():
         spec_field = fields.get(key)
+        if spec_field is None and isinstance(given.value, Message):
+            raise error(
+                f"'{key}' is a block; only Caffe-style '*_param' blocks may group parameters",
+                given.key_span or span,
+                hint=f"write '{key}: value'",
+            )
         if spec_field is None:
             hint = did_you_mean(key, fields)
             message = f"{layer_type.type_name} has no parameter '{key}'"
@@ -429,7 +583,7 @@ def build_layer(
         except LayerError as exc:
             raise error(
                 f"{layer_type.type_name} parameter '{key}': {exc.message}",
-                given.value_span or given.key_span or span,
+                exc.span or given.value_span or given.key_span or span,
                 hint=exc.hint,
             ) from None
     missing = [name for name, f in fields.items() if name not in values and f.default is dataclasses.MISSING]
@@ -455,7 +609,7 @@ def build_layer(
             )
         layer.output_count = count
     except LayerError as exc:
-        where = raw[exc.param].value_span if exc.param in raw else span
+        where = exc.span or (raw[exc.param].value_span if exc.param in raw else span)
         subject = f"{layer_type.type_name} '{name}'" if name else layer_type.type_name
         raise error(f"{subject}: {exc.message}", where, hint=exc.hint) from None
     return layer

@@ -11,7 +11,11 @@ import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
+    HE_UNIFORM,
+    ZEROS,
     Bool,
+    Filler,
+    FillerBlock,
     Int,
     Layer,
     LayerError,
@@ -19,6 +23,7 @@ from netspec.layers.base import (
     ParamSpec,
     Spatial,
     Window,
+    check_filler,
     expect_rank,
     numel,
     param,
@@ -77,6 +82,10 @@ class Convolution(Layer):
         dilation: tuple[int, int] = param(Spatial(), 1, "dilation, d or [dh, dw]")
         group: int = param(Int(min=1), 1, "channel groups (group = channels: depthwise)")
         bias_term: bool = param(Bool(), True, "add a learned bias")
+        weight_filler: Filler | None = param(
+            FillerBlock(), None, "initial weights (default: He-uniform, bound √(6/fan_in))"
+        )
+        bias_filler: Filler | None = param(FillerBlock(), None, "initial bias (default: constant 0)")
 
     def check(self) -> None:
         if self.params.num_output % self.params.group:
@@ -84,6 +93,11 @@ class Convolution(Layer):
                 f"group {self.params.group} does not divide num_output {self.params.num_output}",
                 param="group",
             )
+        self.check_fillers()
+
+    def check_fillers(self) -> None:
+        check_filler(self.params.weight_filler, "weight_filler", self.params.kernel_size)
+        check_filler(self.params.bias_filler, "bias_filler", None)
 
     def groups(self, channels: int) -> int:
         """The channel groups for ``channels`` input channels (the ``group`` parameter here)."""
@@ -110,11 +124,16 @@ class Convolution(Layer):
         p = self.params
         channels = static_dim(inputs[0], 1)
         in_per_group = channels // self.groups(channels)
-        fan_in = in_per_group * p.kernel_size[0] * p.kernel_size[1]
-        weight = ParamSpec("weight", (p.num_output, in_per_group, *p.kernel_size), fan_in=fan_in)
+        weight = ParamSpec("weight", (p.num_output, in_per_group, *p.kernel_size), init=self.weight_init())
         if not p.bias_term:
             return (weight,)
-        return (weight, ParamSpec("bias", (p.num_output,), init="zeros"))
+        return (weight, ParamSpec("bias", (p.num_output,), init=self.bias_init()))
+
+    def weight_init(self) -> Filler:
+        return self.params.weight_filler or HE_UNIFORM
+
+    def bias_init(self) -> Filler:
+        return self.params.bias_filler or ZEROS
 
     def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         p = self.params
@@ -191,7 +210,7 @@ class ConvolutionDepthwise(Convolution):
         )
 
     def check(self) -> None:
-        pass  # the group is known only with the input
+        self.check_fillers()  # the group is known only with the input
 
     def groups(self, channels: int) -> int:
         return channels
@@ -235,31 +254,54 @@ def deconv_output_size(
 @register
 class Deconvolution(Convolution):
     """Transposed convolution (Caffe Deconvolution, torch ConvTranspose2d): each input pixel adds
-    its kernel-weighted copy to the output, ``stride`` apart; Ho = s(H − 1) + d(k − 1) + 1 − 2p.
+    its kernel-weighted copy to the output, ``stride`` apart; Ho = s(H − 1) + d(k − 1) + 1 − 2p
+    + output_padding (torch's extra bottom rows / right columns, which only the bias reaches
+    beyond the kernels' extent).
 
     The weight is [Cin, Cout/g, kh, kw] (Caffe's and ONNX's layout). params = Cin·(Cout/g)·kh·kw
     (+ Cout bias); MACs = N·Cin·H·W·(Cout/g)·kh·kw (per input pixel); FLOPs = 2·MACs +
-    N·Cout·Ho·Wo when there is a bias. Its receptive field is not a sliding window: none is
-    reported after it.
+    N·Cout·Ho·Wo when there is a bias. Receptive field: a transposed window (kernel extent,
+    stride, pad), output pixels 1/stride input pixels apart.
     """
 
     type_name = "Deconvolution"
 
+    @dataclass(frozen=True, kw_only=True)
+    class Params(Convolution.Params):
+        output_padding: tuple[int, int] = param(
+            Spatial(min=0), 0, "extra output rows/columns at the bottom/right, each < stride"
+        )
+
+    def check(self) -> None:
+        super().check()
+        p = self.params
+        # NOTE: torch also allows output_padding < dilation; onnxruntime refuses it at run time.
+        if any(extra >= stride for extra, stride in zip(p.output_padding, p.stride, strict=True)):
+            raise LayerError(
+                f"output_padding {list(p.output_padding)} must be smaller than the stride "
+                f"{list(p.stride)} on each axis",
+                param="output_padding",
+            )
+
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
         p = self.params
+        extra_h, extra_w = p.output_padding
         return (
-            deconv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0]),
-            deconv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1]),
+            deconv_output_size(height, p.kernel_size[0], p.stride[0], p.pad[0], p.pad[2], p.dilation[0])
+            + extra_h,
+            deconv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
+            + extra_w,
         )
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         p = self.params
         out_per_group = p.num_output // p.group
-        fan_in = out_per_group * p.kernel_size[0] * p.kernel_size[1]  # torch's fan-in for this layout
-        weight = ParamSpec("weight", (static_dim(inputs[0], 1), out_per_group, *p.kernel_size), fan_in=fan_in)
+        weight = ParamSpec(
+            "weight", (static_dim(inputs[0], 1), out_per_group, *p.kernel_size), init=self.weight_init()
+        )
         if not p.bias_term:
             return (weight,)
-        return (weight, ParamSpec("bias", (p.num_output,), init="zeros"))
+        return (weight, ParamSpec("bias", (p.num_output,), init=self.bias_init()))
 
     def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         p = self.params
@@ -267,8 +309,12 @@ class Deconvolution(Convolution):
 
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
-    ) -> tuple[Window, Window] | None:
-        return None
+    ) -> tuple[Window, Window]:
+        p = self.params
+        return (
+            Window(p.dilation[0] * (p.kernel_size[0] - 1) + 1, p.stride[0], p.pad[0], transposed=True),
+            Window(p.dilation[1] * (p.kernel_size[1] - 1) + 1, p.stride[1], p.pad[1], transposed=True),
+        )
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
@@ -286,6 +332,7 @@ class Deconvolution(Convolution):
             pads=list(p.pad),
             dilations=list(p.dilation),
             group=p.group,
+            **({"output_padding": list(p.output_padding)} if any(p.output_padding) else {}),
         )
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -309,7 +356,11 @@ class Deconvolution(Convolution):
                     cols = slice(dw * j, dw * j + sw * (width - 1) + 1, sw)
                     full[:, out, rows, cols] += np.einsum("nchw,co->nohw", x_g, w_g[:, :, i, j])
         top, left, bottom, right = p.pad
-        y = full[:, :, top : full_h - bottom, left : full_w - right]
+        # output_padding extends the cropped window downwards and rightwards, past the
+        # scattered extent if need be (zeros there).
+        extra_h, extra_w = p.output_padding
+        full = np.pad(full, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)))
+        y = full[:, :, top : full_h - bottom + extra_h, left : full_w - right + extra_w]
         if p.bias_term:
             y = y + np.asarray(weights["bias"], np.float64)[None, :, None, None]
         return [y]

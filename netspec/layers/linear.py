@@ -11,11 +11,16 @@ import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
+    HE_UNIFORM,
+    ZEROS,
     Bool,
+    Filler,
+    FillerBlock,
     Int,
     Layer,
     LayerError,
     ParamSpec,
+    check_filler,
     normalize_axis,
     numel,
     param,
@@ -43,6 +48,14 @@ class InnerProduct(Layer):
         num_output: int = param(Int(min=1), doc="output features")
         bias_term: bool = param(Bool(), True, "add a learned bias")
         axis: int = param(Int(), 1, "first axis flattened into the features (negative: from the end)")
+        weight_filler: Filler | None = param(
+            FillerBlock(), None, "initial weights (default: He-uniform, bound √(6/in))"
+        )
+        bias_filler: Filler | None = param(FillerBlock(), None, "initial bias (default: constant 0)")
+
+    def check(self) -> None:
+        check_filler(self.params.weight_filler, "weight_filler", None)
+        check_filler(self.params.bias_filler, "bias_filler", None)
 
     def feature_axis(self, x: TensorType) -> int:
         axis = normalize_axis(self.params.axis, x)
@@ -63,10 +76,11 @@ class InnerProduct(Layer):
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         features = self.in_features(inputs[0])
-        weight = ParamSpec("weight", (self.params.num_output, features), fan_in=features)
-        if not self.params.bias_term:
+        p = self.params
+        weight = ParamSpec("weight", (p.num_output, features), init=p.weight_filler or HE_UNIFORM)
+        if not p.bias_term:
             return (weight,)
-        return (weight, ParamSpec("bias", (self.params.num_output,), init="zeros"))
+        return (weight, ParamSpec("bias", (p.num_output,), init=p.bias_filler or ZEROS))
 
     def macs(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return numel(outputs[0]) * self.in_features(inputs[0])

@@ -40,6 +40,7 @@ class Eltwise(Layer):
     """
 
     type_name = "Eltwise"
+    output_memory = "in_place"
     arity = Arity(2, None)
 
     @dataclass(frozen=True, kw_only=True)

@@ -12,9 +12,13 @@ import numpy as np
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     IDENTITY_WINDOW,
+    ONES,
+    ZEROS,
     Arity,
     Bool,
     Enum,
+    Filler,
+    FillerBlock,
     Float,
     Int,
     Layer,
@@ -23,6 +27,7 @@ from netspec.layers.base import (
     Window,
     aligned_shape,
     broadcast_shape,
+    check_filler,
     expect_rank,
     normalize_axis,
     numel,
@@ -64,6 +69,7 @@ class BatchNorm(Layer):
     """
 
     type_name = "BatchNorm"
+    output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -97,14 +103,14 @@ class BatchNorm(Layer):
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         channels = (static_dim(inputs[0], 1),)
         stats = (
-            ParamSpec("running_mean", channels, learnable=False, init="zeros"),
-            ParamSpec("running_var", channels, learnable=False, init="ones"),
+            ParamSpec("running_mean", channels, learnable=False, init=ZEROS),
+            ParamSpec("running_var", channels, learnable=False, init=ONES),
         )
         if self.params.caffe_scale_factor:
-            return (*stats, ParamSpec("scale_factor", (1,), learnable=False, init="ones"))
+            return (*stats, ParamSpec("scale_factor", (1,), learnable=False, init=ONES))
         if not self.params.affine:
             return stats
-        return (ParamSpec("weight", channels, init="ones"), ParamSpec("bias", channels, init="zeros"), *stats)
+        return (ParamSpec("weight", channels, init=ONES), ParamSpec("bias", channels, init=ZEROS), *stats)
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return 2 * numel(outputs[0])
@@ -160,6 +166,7 @@ class BN(Layer):
     """
 
     type_name = "BN"
+    output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -174,7 +181,7 @@ class BN(Layer):
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         shape = (1, static_dim(inputs[0], 1), 1, 1)
-        return (ParamSpec("slope", shape, init="ones"), ParamSpec("bias", shape, init="zeros"))
+        return (ParamSpec("slope", shape, init=ONES), ParamSpec("bias", shape, init=ZEROS))
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return 2 * numel(outputs[0])
@@ -192,9 +199,18 @@ class BN(Layer):
 class AxisOperand(Layer):
     """A layer that combines its input with an operand covering axes ``axis`` … of it (Caffe's
     Scale and Bias): a second input, or a learned array of the dims of ``num_axes`` input axes
-    (``num_axes: -1``: all from ``axis`` on; 0: one scalar)."""
+    (``num_axes: -1``: all from ``axis`` on; 0: one scalar).
+
+    Receptive fields follow the first input: the operand is a factor or term per position, or
+    one per image broadcast over the grid (a squeeze-and-excitation gate), not a window."""
 
     arity = Arity(1, 2)
+    field_inputs = 1
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        return super().spatial_windows(inputs[:1], outputs)
 
     def operand(self, inputs: Sequence[TensorType]) -> tuple[int, tuple[Dim, ...]]:
         """The first input axis the operand covers and the operand's dims."""
@@ -204,10 +220,14 @@ class AxisOperand(Layer):
             operand = inputs[1]
             start = normalize_axis(p.axis, x)
             covered = x.dims[start : start + operand.rank]
-            if start + operand.rank > x.rank or covered != operand.dims:
+            # Beyond Caffe: a dim of 1 broadcasts (an SE block's [N, C, 1, 1] factor at axis 0).
+            if start + operand.rank > x.rank or any(
+                o != c and o != 1 for o, c in zip(operand.dims, covered, strict=True)
+            ):
                 raise LayerError(
                     f"needs a second input equal to the input's dims from axis {start} on; "
-                    f"got {operand} for the input {x}"
+                    f"got {operand} for the input {x}",
+                    hint="a dim of 1 in the second input broadcasts (an SE gate [N, C, 1, 1] at axis 0)",
                 )
             return start, operand.dims
         if p.num_axes == 0:
@@ -248,13 +268,16 @@ class AxisOperand(Layer):
 class Scale(AxisOperand):
     """Caffe Scale: the input multiplied by a learned factor (one input) or by a second input,
     broadcast along axes ``axis`` … (with one input ``num_axes`` of them: per channel by
-    default); ``bias_term`` adds a learned bias of the factor's shape.
+    default; a second input may also have 1 where the input has more, as a squeeze-and-excitation
+    block's [N, C, 1, 1] factor at ``axis: 0``); ``bias_term`` adds a learned bias of the
+    factor's shape.
 
     params = the factor's size (one input) + its size again with a bias; FLOPs = 1 per element
     (+ 1 with a bias).
     """
 
     type_name = "Scale"
+    output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -263,6 +286,12 @@ class Scale(AxisOperand):
         num_axes: int = param(
             Int(min=-1), 1, "one input: axes the learned factor covers (-1: all from axis on; 0: a scalar)"
         )
+        filler: Filler | None = param(FillerBlock(), None, "initial factor (default: constant 1)")
+        bias_filler: Filler | None = param(FillerBlock(), None, "initial bias (default: constant 0)")
+
+    def check(self) -> None:
+        check_filler(self.params.filler, "filler", None)
+        check_filler(self.params.bias_filler, "bias_filler", None)
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         self.operand(inputs)
@@ -272,8 +301,9 @@ class Scale(AxisOperand):
         if len(inputs) == 2 and not self.params.bias_term:
             return ()
         shape = self.learned_shape(inputs)
-        weight = () if len(inputs) == 2 else (ParamSpec("weight", shape, init="ones"),)
-        bias = (ParamSpec("bias", shape, init="zeros"),) if self.params.bias_term else ()
+        p = self.params
+        weight = () if len(inputs) == 2 else (ParamSpec("weight", shape, init=p.filler or ONES),)
+        bias = (ParamSpec("bias", shape, init=p.bias_filler or ZEROS),) if p.bias_term else ()
         return (*weight, *bias)
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
@@ -312,6 +342,7 @@ class Bias(AxisOperand):
     """
 
     type_name = "Bias"
+    output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -319,6 +350,10 @@ class Bias(AxisOperand):
         num_axes: int = param(
             Int(min=-1), 1, "one input: axes the learned bias covers (-1: all from axis on; 0: a scalar)"
         )
+        filler: Filler | None = param(FillerBlock(), None, "initial bias (default: constant 0)")
+
+    def check(self) -> None:
+        check_filler(self.params.filler, "filler", None)
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         self.operand(inputs)
@@ -327,7 +362,7 @@ class Bias(AxisOperand):
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         if len(inputs) == 2:
             return ()
-        return (ParamSpec("bias", self.learned_shape(inputs), init="zeros"),)
+        return (ParamSpec("bias", self.learned_shape(inputs), init=self.params.filler or ZEROS),)
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return numel(outputs[0])

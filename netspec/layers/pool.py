@@ -224,8 +224,9 @@ class Upsample(Layer):
     ``upsample_h`` × ``upsample_w`` when given, else H·scale_h − pad_out_h by W·scale_w − pad_out_w.
 
     With one input (the form of the YOLOv3 Caffe forks) it repeats every pixel scale_h × scale_w
-    times (nearest neighbour). No params; FLOPs = 0 (data movement). Its receptive field is not a
-    sliding window: none is reported after it.
+    times (nearest neighbour). No params; FLOPs = 0 (data movement). Receptive field: output
+    pixel o reads input pixel o // scale, a transposed window of the scale's size and stride
+    (none is reported where upsample_h/upsample_w set another size).
     """
 
     type_name = "Upsample"
@@ -292,7 +293,19 @@ class Upsample(Layer):
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
     ) -> tuple[Window, Window] | None:
-        return None
+        x, y = inputs[0], outputs[0]
+        scales = self.scales()
+        p = self.params
+        natural = (
+            static_dim(x, 2) * scales[0] - int(p.pad_out_h),
+            static_dim(x, 3) * scales[1] - int(p.pad_out_w),
+        )
+        if y.dims[2:] != natural:
+            return None
+        return (
+            Window(scales[0], scales[0], 0, transposed=True),
+            Window(scales[1], scales[1], 0, transposed=True),
+        )
 
     def emit(self, node: NodeEmitter) -> None:
         if len(node.inputs) == 1:

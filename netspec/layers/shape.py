@@ -1,5 +1,5 @@
-"""Layers that only move data: Caffe Flatten and Reshape (rearranging dimensions), Crop,
-Slice and Split (cutting or copying tensors).
+"""Layers that only move data: Caffe Flatten and Reshape (rearranging dimensions), ShuffleNet's
+ChannelShuffle, Crop, Slice and Split (cutting or copying tensors).
 
 All lower to ONNX ops with constant shapes, starts or sizes computed at emit time.
 """
@@ -98,6 +98,7 @@ class Flatten(Layer):
     """
 
     type_name = "Flatten"
+    output_memory = "view"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -148,6 +149,7 @@ class Reshape(Layer):
     """
 
     type_name = "Reshape"
+    output_memory = "view"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -231,6 +233,51 @@ class Reshape(Layer):
 
 
 @register
+class ChannelShuffle(Layer):
+    """ShuffleNet's channel shuffle (torch ``ChannelShuffle``, torchvision's ``channel_shuffle``,
+    the Caffe forks' ShuffleChannel): the C channels, read as a [group, C/group] grid, are
+    transposed, so output channel j·group + i is input channel i·(C/group) + j.
+
+    Emitted as Reshape to [N, group, C/group, ...], Transpose, Reshape back. Counts nothing.
+    """
+
+    type_name = "ChannelShuffle"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        group: int = param(Int(min=1), doc="channel groups (ShuffleNet v2: 2)")
+
+    def grid(self, x: TensorType) -> tuple[Dim, ...]:
+        """The dims with the channels split into [group, C/group]."""
+        if x.rank < 2:
+            raise LayerError(f"expects an input with a channel axis (N, C, ...), got {x.rank}-D {x}")
+        channels, group = static_dim(x, 1), self.params.group
+        if channels % group:
+            raise LayerError(f"group {group} does not divide the {channels} input channels", param="group")
+        return (x.dims[0], group, channels // group, *x.dims[2:])
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        self.grid(inputs[0])
+        return (inputs[0],)
+
+    def emit(self, node: NodeEmitter) -> None:
+        x = node.input_types[0]
+        grid = self.grid(x)
+        split, transposed = node.temp("grid"), node.temp("transposed")
+        emit_reshape(node, node.inputs[0], x, grid, split, suffix="grid_shape")
+        perm = [0, 2, 1, *range(3, len(grid))]
+        node.add("Transpose", [split], [transposed], perm=perm)
+        transposed_type = TensorType(tuple(grid[i] for i in perm), x.dtype)
+        emit_reshape(node, transposed, transposed_type, x.dims, node.outputs[0])
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        group = self.params.group
+        grid = x.reshape(x.shape[0], group, x.shape[1] // group, *x.shape[2:])
+        return [grid.swapaxes(1, 2).reshape(x.shape)]
+
+
+@register
 class Crop(Layer):
     """Caffe Crop: the first input cut to the dims of the second from ``axis`` on, each cropped
     axis starting at its ``offset`` (one value for every cropped axis, or one per axis; 0 when
@@ -238,6 +285,7 @@ class Crop(Layer):
     """
 
     type_name = "Crop"
+    field_inputs = 1
     arity = Arity(2, 2)
 
     @dataclass(frozen=True, kw_only=True)
@@ -394,6 +442,7 @@ class Split(Layer):
     """
 
     type_name = "Split"
+    output_memory = "view"
 
     def output_arity(self) -> Arity:
         return Arity(1, None)

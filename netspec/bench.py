@@ -1,0 +1,421 @@
+"""``netspec bench``: onnxruntime latency, throughput and session-creation time of models at
+several batch sizes, and their achieved FLOP rate against the device's measured GEMM peak.
+
+Conventions: latencies are wall-clock seconds of one ``run`` call (inputs already in place: on
+CUDA, inputs and outputs are bound on the device with IO binding, so no host copies are timed),
+summarised over the timed iterations after the warm-up ones; p90 is numpy's linear-interpolated
+90th percentile. Throughput is batch / median latency. Achieved FLOP/s is the model's FLOPs at
+that batch (netspec's count, DESIGN.md §5) / median latency; the GEMM peak is the best float32
+FLOP rate onnxruntime reaches on a square MatMul on the same device and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+
+from netspec.diagnostics import error
+from netspec.runtime import RuntimeFailure, Session, create_session, random_feeds
+from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
+
+    from netspec.graph import Graph
+
+
+# Side of the square float32 MatMul that measures the GEMM peak: large enough that the kernel,
+# not the call overhead, dominates (1024: 2.1 GFLOP per run; 4096 on a GPU: 137 GFLOP).
+GEMM_SIZES = {"cpu": 1024, "cuda": 4096}
+GEMM_WARMUP = 2
+GEMM_MIN_RUNS, GEMM_MAX_RUNS, GEMM_MIN_SECONDS = 5, 50, 0.3
+
+# A measurement expected to take longer than this shows a progress bar on a terminal.
+PROGRESS_AFTER_SECONDS = 2.0
+
+
+class UsageError(Exception):
+    """Arguments that cannot work together or with the given model (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class GemmPeak:
+    """The best float32 GEMM rate of onnxruntime on ``device``: an [n, n] input times a
+    constant [n, n] weight (2·n³ FLOPs per run), the fastest of ``runs`` timed runs."""
+
+    device: str
+    threads: int | None
+    size: int
+    runs: int
+    best_seconds: float
+
+    @property
+    def flop_per_second(self) -> float:
+        return 2 * self.size**3 / self.best_seconds
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Summary of per-run wall-clock seconds: median, 90th percentile, minimum, maximum."""
+
+    median: float
+    p90: float
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Latency:
+        values = np.asarray(samples, dtype=np.float64)
+        return cls(
+            median=float(np.median(values)),
+            p90=float(np.percentile(values, 90)),
+            minimum=float(values.min()),
+            maximum=float(values.max()),
+        )
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One model at one batch size. ``flops`` is None for an .onnx file (netspec counts only
+    what it compiles)."""
+
+    name: str
+    source: str
+    batch: int
+    device: str
+    threads: int | None
+    warmup: int
+    iterations: int
+    session_seconds: float
+    latency: Latency
+    flops: int | None
+    peak: GemmPeak
+
+    @property
+    def throughput(self) -> float:
+        """Images per second at the median latency."""
+        return self.batch / self.latency.median
+
+    @property
+    def achieved_flop_per_second(self) -> float | None:
+        return None if self.flops is None else self.flops / self.latency.median
+
+    @property
+    def peak_fraction(self) -> float | None:
+        achieved = self.achieved_flop_per_second
+        return None if achieved is None else achieved / self.peak.flop_per_second
+
+    def as_row(self) -> dict[str, object]:
+        """The JSON/CSV record: seconds as milliseconds, FLOP rates in GFLOP/s."""
+        achieved = self.achieved_flop_per_second
+        return {
+            "model": self.name,
+            "source": self.source,
+            "batch": self.batch,
+            "device": self.device,
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "iterations": self.iterations,
+            "session_ms": self.session_seconds * 1e3,
+            "median_ms": self.latency.median * 1e3,
+            "p90_ms": self.latency.p90 * 1e3,
+            "min_ms": self.latency.minimum * 1e3,
+            "max_ms": self.latency.maximum * 1e3,
+            "throughput": self.throughput,
+            "flops": self.flops,
+            "achieved_gflops": None if achieved is None else achieved / 1e9,
+            "gemm_size": self.peak.size,
+            "gemm_peak_gflops": self.peak.flop_per_second / 1e9,
+            "peak_fraction": self.peak_fraction,
+        }
+
+
+class ProgressBar:
+    """A one-line ``\\r`` progress bar on a terminal stream (nothing on pipes and files), shown
+    only for measurements expected to last over :data:`PROGRESS_AFTER_SECONDS`."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.visible = False
+
+    def update(self, label: str, done: int, total: int, expected_seconds: float) -> None:
+        if not self.enabled or (not self.visible and expected_seconds <= PROGRESS_AFTER_SECONDS):
+            return
+        filled = self.WIDTH * done // total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r{label} [{bar}] {done}/{total}")
+        self.stream.flush()
+        self.visible = True
+
+    def clear(self) -> None:
+        if self.visible:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.visible = False
+
+
+def unique_names(names: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """Display names: a model's own name, with its file's stem added where two models share it."""
+    repeated = {n for n in names if names.count(n) > 1}
+    return [f"{n} ({Path(s).stem})" if n in repeated else n for n, s in zip(names, sources, strict=True)]
+
+
+def _gemm_model(size: int) -> onnx.ModelProto:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from netspec.export.onnx import DEFAULT_IR_VERSION, DEFAULT_OPSET
+
+    weight = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "gemm_peak",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
+        initializer=[numpy_helper.from_array(weight, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)])
+    model.ir_version = DEFAULT_IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def session_runner(session: Session, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+    """A no-argument call that runs ``session`` once on ``feeds``; on CUDA through IO binding.
+
+    NOTE: on CUDA the inputs are copied to the GPU once and the outputs stay there, so the
+    timing is the model's, not PCIe transfers'. On CPU a plain ``run`` is as fast.
+    """
+    if session.device == "cuda":
+        run, _ = io_bound_runner(session, feeds, "cuda")
+        return run
+    names = [o.name for o in session.session.get_outputs()]
+    return lambda: session.session.run(names, feeds)
+
+
+def io_bound_runner(
+    session: Session, feeds: dict[str, np.ndarray], device: str
+) -> tuple[Callable[[], object], onnxruntime.IOBinding]:
+    """A run call with ``feeds`` bound once on ``device`` (``cuda`` or ``cpu``) and outputs
+    allocated there by onnxruntime, and the binding (its outputs are the last run's)."""
+    import onnxruntime
+
+    ort_session = session.session
+    binding = ort_session.io_binding()
+    for name, value in feeds.items():
+        binding.bind_ortvalue_input(name, onnxruntime.OrtValue.ortvalue_from_numpy(value, device, 0))
+    for output in ort_session.get_outputs():
+        binding.bind_output(output.name, device, 0)
+    return (lambda: ort_session.run_with_iobinding(binding)), binding
+
+
+def time_runs(
+    run: Callable[[], object], warmup: int, iterations: int, label: str, progress: ProgressBar | None
+) -> list[float]:
+    """Seconds of each of ``iterations`` runs after ``warmup`` untimed ones."""
+    total = warmup + iterations
+    samples = []
+    first = 0.0
+    try:
+        for index in range(total):
+            started = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - started
+            first = first or elapsed
+            if index >= warmup:
+                samples.append(elapsed)
+            if progress is not None:
+                progress.update(label, index + 1, total, first * total)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise RuntimeFailure(f"onnxruntime failed to run {label}: {exc}") from None
+    finally:
+        if progress is not None:
+            progress.clear()
+    return samples
+
+
+def measure_gemm_peak(device: str, threads: int | None) -> GemmPeak:
+    """The GEMM peak on ``device`` (auto resolves to the device a session really gets)."""
+    probe = create_session(_gemm_model(GEMM_SIZES["cpu"]).SerializeToString(), device, threads)
+    size = GEMM_SIZES[probe.device]
+    session = (
+        probe
+        if size == GEMM_SIZES["cpu"]
+        else create_session(_gemm_model(size).SerializeToString(), probe.device, threads)
+    )
+    feeds = {"a": np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)}
+    run = session_runner(session, feeds)
+    time_runs(run, GEMM_WARMUP, 0, "GEMM peak", None)
+    samples: list[float] = []
+    while len(samples) < GEMM_MAX_RUNS and (len(samples) < GEMM_MIN_RUNS or sum(samples) < GEMM_MIN_SECONDS):
+        samples += time_runs(run, 0, 1, "GEMM peak", None)
+    return GemmPeak(session.device, threads, size, len(samples), min(samples))
+
+
+@dataclass(frozen=True)
+class _Benchable:
+    """A model ready to benchmark at one batch: serialized ONNX (or a path) and its FLOPs."""
+
+    model: bytes | str
+    flops: int | None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One SPEC argument: a .net or .prototxt spec (its graph, compiled with random weights in
+    memory at each batch) or an .onnx file used as it is (``graph`` None)."""
+
+    path: str
+    name: str
+    graph: Graph | None
+
+    @classmethod
+    def onnx_file(cls, path: str) -> ModelSource:
+        if not Path(path).is_file():
+            raise error(f"no such file: {path}")
+        return cls(path, Path(path).stem, None)
+
+    @classmethod
+    def spec(cls, path: str, graph: Graph) -> ModelSource:
+        return cls(path, graph.name or Path(path).stem, graph)
+
+    def at_batch(self, batch: int) -> _Benchable:
+        if self.graph is None:
+            return _Benchable(self.path, None)
+        from netspec.compiler import analyze, compile_graph
+
+        flops = analyze(self.graph, batch=batch).counts.totals.flops
+        return _Benchable(compile_graph(self.graph, batch=batch).SerializeToString(), flops)
+
+    def check_batch(self, session: Session, batch: int) -> None:
+        """An .onnx file with a fixed batch runs only at that batch."""
+        for info in session.session.get_inputs():
+            fixed = info.shape[0] if info.shape else None
+            if isinstance(fixed, int) and fixed != batch:
+                raise UsageError(
+                    f"{self.path}: input '{info.name}' has a fixed batch of {fixed}, so it cannot "
+                    f"run at batch {batch} (compile it with --dynamic-batch, or pass --batch {fixed})"
+                )
+
+
+def run_benchmarks(
+    sources: Sequence[ModelSource],
+    batches: Sequence[int],
+    *,
+    device: str = "auto",
+    warmup: int = 3,
+    iterations: int = 20,
+    threads: int | None = None,
+    progress: ProgressBar | None = None,
+) -> list[BenchResult]:
+    """Benchmark every model at every batch, in argument order. The GEMM peak is measured
+    first; it also settles which device ``auto`` means, so every session runs on the same one."""
+    peak = measure_gemm_peak(device, threads)
+    names = unique_names([s.name for s in sources], [s.path for s in sources])
+    results = []
+    for source, name in zip(sources, names, strict=True):
+        for batch in batches:
+            benchable = source.at_batch(batch)
+            started = time.perf_counter()
+            session = create_session(benchable.model, peak.device, threads)
+            session_seconds = time.perf_counter() - started
+            source.check_batch(session, batch)
+            run = session_runner(session, random_feeds(session, batch=batch))
+            samples = time_runs(run, warmup, iterations, f"{name} batch {batch}", progress)
+            results.append(
+                BenchResult(
+                    name=name,
+                    source=source.path,
+                    batch=batch,
+                    device=session.device,
+                    threads=threads,
+                    warmup=warmup,
+                    iterations=iterations,
+                    session_seconds=session_seconds,
+                    latency=Latency.of(samples),
+                    flops=benchable.flops,
+                    peak=peak,
+                )
+            )
+    return results
+
+
+def _peak_line(peak: GemmPeak) -> str:
+    if peak.threads:
+        threads = f"{peak.threads} thread{'s' if peak.threads > 1 else ''}"
+    else:
+        threads = "onnxruntime's default threads"
+    n = peak.size
+    return (
+        f"device {peak.device}, {threads}; GEMM peak {peak.flop_per_second / 1e9:,.1f} GFLOP/s "
+        f"(float32 MatMul {n}x{n} by {n}x{n} in onnxruntime, best of {peak.runs} runs)"
+    )
+
+
+def _milliseconds(seconds: float) -> str:
+    """Three significant digits below 100 ms (0.0507, 4.12, 60.1), whole milliseconds above."""
+    value = seconds * 1e3
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _text_rows(results: Sequence[BenchResult]) -> tuple[list[str], list[list[str]], set[int]]:
+    header = [
+        "model",
+        "batch",
+        "session ms",
+        "median ms",
+        "p90 ms",
+        "min ms",
+        "max ms",
+        "images/s",
+        "GFLOP/s",
+        "of peak",
+    ]
+    rows = []
+    for r in results:
+        achieved, fraction = r.achieved_flop_per_second, r.peak_fraction
+        rows.append(
+            [
+                r.name,
+                str(r.batch),
+                _milliseconds(r.session_seconds),
+                *(
+                    _milliseconds(s)
+                    for s in (r.latency.median, r.latency.p90, r.latency.minimum, r.latency.maximum)
+                ),
+                f"{r.throughput:,.1f}",
+                "-" if achieved is None else f"{achieved / 1e9:,.1f}",
+                "-" if fraction is None else f"{fraction:.1%}",
+            ]
+        )
+    return header, rows, set(range(1, len(header)))
+
+
+def render_results(results: Sequence[BenchResult], fmt: str) -> str:
+    """``results`` as text (a peak line and a table), Markdown, CSV or JSON (a list of rows)."""
+    records = [r.as_row() for r in results]
+    if fmt == "json":
+        return json.dumps(records, indent=1) + "\n"
+    if fmt == "csv":
+        return render_csv_table(list(records[0]), [list(record.values()) for record in records])
+    header, rows, numeric = _text_rows(results)
+    peak_line = _peak_line(results[0].peak)
+    if fmt == "md":
+        return f"_{peak_line}_\n\n" + render_markdown_table(header, rows, numeric)
+    return peak_line + "\n\n" + render_text_table(header, rows, numeric)
+
+
+def progress_bar() -> ProgressBar:
+    """A progress bar on stderr (active only when stderr is a terminal)."""
+    return ProgressBar(sys.stderr)

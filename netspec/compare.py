@@ -1,0 +1,223 @@
+"""``netspec compare``: one row per model — params, MACs, FLOPs, weight and peak activation
+memory, depth in weighted layers, receptive field of the final feature map, and optionally
+measured latency — sortable, in text, JSON, CSV or Markdown.
+
+Conventions (also in the text header):
+
+- **depth**: the largest number of weighted layers on any path from an input to an output,
+  where a weighted layer is one whose MACs are counted (DESIGN.md §5: convolution, depthwise
+  and transposed convolution, fully connected, locally connected). Normalisation, activation,
+  pooling and merge layers add nothing, and neither do gating side branches (an input broadcast
+  over the positions of a larger output, as squeeze-and-excitation's channel weights). This is
+  the depth in the models' names: ResNet-50 and SE-ResNet-50 are 50, VGG-16 16, DenseNet-121
+  121, GoogLeNet 22.
+- **receptive field**: that of the last layer, in execution order, whose output is a 4-D
+  feature map with more than one position (the final feature map before global pooling or the
+  classifier); size and stride (jump) in input pixels per axis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netspec.bench import BenchResult, ModelSource, ProgressBar, UsageError, run_benchmarks, unique_names
+from netspec.compiler import Analysis, analyze
+from netspec.diagnostics import did_you_mean
+from netspec.graph import Graph, TensorType
+from netspec.receptive import ReceptiveField, receptive_fields
+from netspec.report import field_text, human_bytes, human_count
+from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+
+COUNT_KEYS = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes", "depth", "receptive_field")
+BENCH_KEYS = ("latency_ms", "throughput")
+SORT_KEYS = ("name", *COUNT_KEYS, *BENCH_KEYS)
+
+NOTE_WIDTH = 100
+CONVENTIONS = (
+    "MACs: multiply-accumulates of convolution and fully connected layers; FLOPs: every "
+    "floating-point operation; memory: float32 bytes; depth: weighted (convolution, fully "
+    "connected) layers on the longest path, gating branches excluded; RF: receptive field "
+    "size/stride of the final feature "
+    "map (the last output with more than one position)"
+)
+
+
+def weighted_depth(analysis: Analysis) -> int:
+    """The most weighted layers (layers with counted MACs) on any input-to-output path, not
+    counting gating side branches: an input that is broadcast over the output's positions (a
+    squeeze-and-excitation gate, 1x1 spatially, scaling a larger map) does not carry depth."""
+    graph, types = analysis.graph, analysis.types
+    weighted = {row.name for row in analysis.counts.layers if row.macs > 0}
+    depth: dict[str, int] = {}
+    for node in graph.nodes:  # nodes are in topological order
+        output = types[node.outputs[0]]
+        carriers = [t for t in node.inputs if not _is_broadcast_gate(types[t], output)] or node.inputs
+        reached = max((depth[t] for t in carriers), default=0) + (node.name in weighted)
+        for tensor in node.outputs:
+            depth[tensor] = reached
+    return max((depth[t] for t in graph.outputs), default=0)
+
+
+def _is_broadcast_gate(operand: TensorType, output: TensorType) -> bool:
+    """A 4-D operand with one spatial position applied to a 4-D output with several."""
+    if operand.rank != 4 or output.rank != 4:
+        return False
+    return math.prod(operand.dims[2:]) == 1 < math.prod(output.dims[2:])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FinalField:
+    """The receptive field of the final feature map and the layer that produces it."""
+
+    layer: str
+    field: ReceptiveField
+
+
+def final_feature_field(analysis: Analysis) -> FinalField | None:
+    """The receptive field of the last output, in execution order, that is a feature map with
+    more than one position; None for a network without one, or where the field is unknown
+    there (a layer on the way has no receptive-field rule)."""
+    graph, types = analysis.graph, analysis.types
+    fields = receptive_fields(graph, types)
+    for node in reversed(graph.nodes):
+        tensor = node.outputs[0]
+        dims = types[tensor].dims
+        if len(dims) == 4 and math.prod(dims[2:]) > 1:  # type: ignore[arg-type]
+            field = fields.get(tensor)
+            return None if field is None else FinalField(node.name, field)
+    return None
+
+
+def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
+    """One model's row: exact integers, the receptive field as size and stride lists."""
+    totals = analysis.counts.totals
+    final = final_feature_field(analysis)
+    return {
+        "name": name,
+        "source": source,
+        "batch": analysis.batch,
+        "params": totals.params,
+        "macs": totals.macs,
+        "flops": totals.flops,
+        "weight_bytes": totals.weight_bytes,
+        "peak_activation_bytes": totals.peak_activation_bytes,
+        "depth": weighted_depth(analysis),
+        "receptive_field": None
+        if final is None
+        else {"layer": final.layer, "size": list(final.field.size), "stride": list(final.field.stride)},
+    }
+
+
+def compare_rows(analyses: Sequence[Analysis], sources: Sequence[str]) -> list[dict[str, Any]]:
+    """A row per analysed model, in argument order; models sharing a name get their file's stem."""
+    names = unique_names([a.graph.name for a in analyses], sources)
+    return [compare_row(a, n, s) for a, n, s in zip(analyses, names, sources, strict=True)]
+
+
+def add_measurements(rows: Sequence[dict[str, Any]], results: Sequence[BenchResult]) -> None:
+    """Add each model's measured median latency (ms), throughput (images/s) and device."""
+    for row, result in zip(rows, results, strict=True):
+        row["device"] = result.device
+        row["latency_ms"] = result.latency.median * 1e3
+        row["throughput"] = result.throughput
+
+
+def _sort_value(row: dict[str, Any], key: str) -> float:
+    value = row.get(key)
+    if key == "receptive_field":
+        return -1 if value is None else value["size"][0] * value["size"][1]
+    return -1 if value is None else value
+
+
+def check_sort_key(key: str, benched: bool) -> None:
+    """Raise a UsageError unless rows can be sorted by ``key``."""
+    if key not in SORT_KEYS:
+        hint = did_you_mean(key, SORT_KEYS)
+        raise UsageError(
+            f"cannot sort by '{key}'" + (f"; {hint}" if hint else "") + f" (keys: {', '.join(SORT_KEYS)})"
+        )
+    if key in BENCH_KEYS and not benched:
+        raise UsageError(f"sorting by '{key}' needs measurements: add --bench")
+
+
+def sort_rows(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area),
+    ties in name order."""
+    check_sort_key(key, all("latency_ms" in row for row in rows))
+    by_name = sorted(rows, key=lambda row: row["name"])
+    if key == "name":
+        return by_name
+    return sorted(by_name, key=lambda row: _sort_value(row, key), reverse=True)
+
+
+def compare_graphs(
+    sources: Sequence[str],
+    graphs: Sequence[Graph],
+    *,
+    batch: int = 1,
+    bench: bool = False,
+    device: str = "auto",
+    progress: ProgressBar | None = None,
+) -> list[dict[str, Any]]:
+    """The comparison rows of ``graphs`` (read from ``sources``) at ``batch``, in argument order;
+    with ``bench``, each model's latency and throughput measured by :mod:`netspec.bench` with its
+    default warm-up and iterations."""
+    rows = compare_rows([analyze(graph, batch=batch) for graph in graphs], sources)
+    if bench:
+        models = [ModelSource.spec(s, g) for s, g in zip(sources, graphs, strict=True)]
+        add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))
+    return rows
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], set[int]]:
+    benched = bool(rows) and "latency_ms" in rows[0]
+    header = ["model", "params", "MACs", "FLOPs", "weights", "peak activations", "depth", "RF/stride"]
+    if benched:
+        header += ["latency ms", "images/s"]
+    table = []
+    for row in rows:
+        cells = [
+            row["name"],
+            human_count(row["params"]),
+            human_count(row["macs"]),
+            human_count(row["flops"]),
+            human_bytes(row["weight_bytes"]),
+            human_bytes(row["peak_activation_bytes"]),
+            str(row["depth"]),
+            field_text(row["receptive_field"]),
+        ]
+        if benched:
+            cells += [f"{row['latency_ms']:.3g}", f"{row['throughput']:,.1f}"]
+        table.append(cells)
+    return header, table, set(range(1, len(header)))
+
+
+def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    field = row["receptive_field"]
+    flat = {k: v for k, v in row.items() if k != "receptive_field"}
+    flat["rf_layer"] = field["layer"] if field else None
+    flat["rf_size"] = "x".join(map(str, field["size"])) if field else None
+    flat["rf_stride"] = "x".join(map(str, field["stride"])) if field else None
+    return flat
+
+
+def render_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+    """Text (a conventions header and a table), Markdown, CSV, or JSON (the list of rows)."""
+    if fmt == "json":
+        return json.dumps(list(rows), indent=1) + "\n"
+    if fmt == "csv":
+        flat = [_csv_cells(row) for row in rows]
+        return render_csv_table(list(flat[0]), [list(r.values()) for r in flat])
+    header, table, numeric = _table(rows)
+    batch = rows[0]["batch"]
+    note = f"batch {batch}; {CONVENTIONS}"
+    if "latency_ms" in rows[0]:
+        note += f"; latency: median onnxruntime run on {rows[0]['device']} (netspec bench)"
+    if fmt == "md":
+        return f"_{note}_\n\n" + render_markdown_table(header, table, numeric)
+    return textwrap.fill(note, NOTE_WIDTH) + "\n\n" + render_text_table(header, table, numeric)

@@ -1,0 +1,117 @@
+"""Caps on what a spec may ask for, so that no input can exhaust time or memory, and the rules
+for which files an ``include`` may read. Both can be relaxed on the command line
+(``--limit NAME=VALUE``, ``--include-path DIR``, ``--allow-any-include``; docs/language.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netspec.diagnostics import did_you_mean, error
+
+if TYPE_CHECKING:
+    from netspec.graph import Graph, TensorType
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on expansion and on sizes: layers in the network, nested template instances, one
+    loop's iterations, loop iterations and template instances together, nested include files,
+    elements per tensor (activations and each stored weight array) and weight elements in all.
+    The defaults keep the worst case of any input to seconds and a few GiB."""
+
+    max_layers: int = 50_000
+    max_template_depth: int = 64
+    max_repeat: int = 100_000
+    max_expansions: int = 200_000
+    max_include_depth: int = 32
+    max_tensor_elements: int = 2**34
+    max_weight_elements: int = 2**34
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def with_settings(self, settings: Mapping[str, int]) -> Limits:
+        """These limits with some replaced by name (raises a NetspecError for an unknown name)."""
+        for name in settings:
+            if name not in self.names():
+                hint = did_you_mean(name, self.names())
+                raise error(
+                    f"--limit names '{name}', which is not a limit; limits: {', '.join(self.names())}"
+                    + (f" ({hint})" if hint else "")
+                )
+        return dataclasses.replace(self, **settings)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class IncludeRules:
+    """Which files ``include`` may read: a path relative to the including file or to a folder of
+    ``search_path``, inside the root spec's folder or a folder of ``search_path``; absolute paths
+    and ``..`` escapes are refused unless ``allow_any``."""
+
+    search_path: tuple[Path, ...] = ()
+    allow_any: bool = False
+
+
+DEFAULT_INCLUDE_RULES = IncludeRules()
+
+
+def check_tensor_sizes(
+    graph: Graph, types: Mapping[str, TensorType], limits: Limits = DEFAULT_LIMITS
+) -> None:
+    """Raise a diagnostic at the first layer whose output or stored array has more elements than
+    ``limits`` allow, or when all stored arrays together do. Symbolic dimensions count as 1."""
+    from netspec.weights import node_arrays
+
+    total = 0
+    for node in graph.nodes:
+        for tensor in node.outputs:
+            elements = _elements(types[tensor].dims)
+            if elements > limits.max_tensor_elements:
+                raise _size_error(
+                    f"{node.type} '{node.name}' produces the tensor {types[tensor]} of {elements:,} "
+                    f"elements, more than the limit of {limits.max_tensor_elements:,}",
+                    "max_tensor_elements",
+                    node,
+                )
+        for array in node_arrays(node, [types[t] for t in node.inputs]):
+            elements = _elements(array.spec.shape)
+            if elements > limits.max_tensor_elements:
+                raise _size_error(
+                    f"{node.type} '{node.name}' stores the array '{array.name}' of shape "
+                    f"{list(array.spec.shape)} ({elements:,} elements), more than the limit of "
+                    f"{limits.max_tensor_elements:,}",
+                    "max_tensor_elements",
+                    node,
+                )
+            total += elements
+        if total > limits.max_weight_elements:
+            raise _size_error(
+                f"the weights reach {total:,} elements at {node.type} '{node.name}', more than the "
+                f"limit of {limits.max_weight_elements:,}",
+                "max_weight_elements",
+                node,
+            )
+
+
+def _elements(dims: tuple[int | str, ...]) -> int:
+    count = 1
+    for d in dims:
+        count *= d if isinstance(d, int) else 1
+    return count
+
+
+def _size_error(message: str, limit: str, node: object) -> Exception:
+    return error(
+        message,
+        getattr(node, "span", None),
+        hint=f"check the sizes; to allow it, raise the cap with --limit {limit}=VALUE",
+        trace=getattr(node, "trace", ()),
+    )

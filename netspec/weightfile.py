@@ -1,0 +1,281 @@
+"""Weight files: reading ``.safetensors``, ``.npz`` and ``.caffemodel`` onto a graph's stored
+arrays by name, with errors that name what does not fit, and writing ``.safetensors``/``.npz``.
+
+Conventions: arrays are matched by their full name (``layer1.0.conv1.weight``: a torchvision
+``state_dict`` key). Floating arrays become float32 (float16, bfloat16 and float64 are converted;
+float64 rounds); integer and boolean arrays are refused, except ``num_batches_tracked``, which
+torchvision's BatchNorm stores and which is ignored whatever its type. Nothing in a file is
+executed: npz is read without pickle, safetensors holds only raw tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netspec.diagnostics import did_you_mean, error
+from netspec.graph import Graph, TensorType
+from netspec.weights import StoredArray, graph_arrays
+
+READ_FORMATS = (".safetensors", ".npz", ".caffemodel")
+WRITE_FORMATS = (".safetensors", ".npz")
+
+# torchvision's BatchNorm counts its training steps in this int64 buffer; no inference uses it.
+IGNORED_SUFFIX = "num_batches_tracked"
+
+_MAX_LISTED = 8
+
+
+def load_weights(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+    """Every stored array of ``graph`` from a weights file, as float32 by full name.
+
+    ``.safetensors`` and ``.npz`` hold arrays by full name; each must have the array's exact
+    shape, and every array of the net must be there and nothing else. A ``.caffemodel`` holds
+    blobs by layer name in the layer's array order; blobs whose element count matches are
+    reshaped (Caffe's legacy 4-D blobs), and layers the net lacks (training heads) are skipped.
+    A file that does not fit is one error listing the missing, unexpected and mis-shaped arrays.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in READ_FORMATS:
+        raise error(
+            f"{path}: unknown weights format '{suffix or path}'; expected one of {', '.join(READ_FORMATS)}"
+        )
+    if not Path(path).is_file():
+        raise error(f"no such weights file: {path}")
+    if suffix == ".caffemodel":
+        found = _caffemodel_arrays(path, graph, types)
+        return _match_arrays(path, found, graph, types, by_name=False)
+    found = read_safetensors(path) if suffix == ".safetensors" else read_npz(path)
+    return fit_named_arrays(path, found, graph, types)
+
+
+def fit_named_arrays(
+    path: str, found: Mapping[str, np.ndarray], graph: Graph, types: Mapping[str, TensorType]
+) -> dict[str, np.ndarray]:
+    """Arrays by full name (read from ``path``) checked against ``graph``'s and made float32,
+    or one error naming every array that does not fit."""
+    return _match_arrays(path, _as_float32(path, found), graph, types, by_name=True)
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file as stored, read without pickle."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        # NOTE: np.load would take any other file for a pickle or an .npy; an npz is a zip.
+        raise error(f"cannot read weights from {path}: not an npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise error(
+                f"{path}: an array in the file is pickled Python objects, which netspec does not load",
+                hint="save plain numeric arrays: np.savez(path, **{k: v.numpy() for k, v in sd.items()})",
+            ) from None
+        raise error(f"cannot read weights from {path}: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise error(f"cannot read weights from {path}: not an npz archive ({exc})") from None
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """The arrays of a ``.safetensors`` file as stored; bfloat16 (which numpy lacks) becomes
+    float32 exactly."""
+    from safetensors import SafetensorError, deserialize, safe_open
+
+    found: dict[str, np.ndarray] = {}
+    raw_dtypes: dict[str, str] = {}
+    try:
+        with safe_open(path, framework="np") as handle:
+            for name in handle.keys():  # noqa: SIM118 (a safe_open handle is not a mapping)
+                dtype = handle.get_slice(name).get_dtype()
+                if dtype in _RAW_DTYPES:
+                    raw_dtypes[name] = dtype
+                else:
+                    try:
+                        found[name] = handle.get_tensor(name)
+                    except TypeError:  # a dtype numpy has no type for (float8 ...)
+                        raise error(
+                            f"{path}: array '{name}' has dtype {dtype}, which netspec does not read",
+                            hint="save it as float32, float16, bfloat16 or float64",
+                        ) from None
+        if raw_dtypes:
+            for name, entry in deserialize(Path(path).read_bytes()):
+                if name in raw_dtypes:
+                    found[name] = _RAW_DTYPES[raw_dtypes[name]](entry["data"], tuple(entry["shape"]))
+    except (SafetensorError, OSError) as exc:
+        raise error(f"cannot read weights from {path}: not a safetensors file ({exc})") from None
+    return found
+
+
+def _bfloat16_to_float32(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    # bfloat16 is the upper half of a float32: shifting its bits up is exact.
+    bits = np.frombuffer(bytes(data), dtype="<u2").astype(np.uint32) << 16
+    return bits.view(np.float32).reshape(shape)
+
+
+_RAW_DTYPES = {"BF16": _bfloat16_to_float32}
+
+
+def _as_float32(path: str, found: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The file's arrays as float32, less ``num_batches_tracked``; other non-float arrays are
+    an error naming them."""
+    arrays, refused = {}, []
+    for name, value in found.items():
+        if name.rsplit(".", 1)[-1] == IGNORED_SUFFIX:
+            continue
+        if value.dtype.kind != "f":
+            refused.append(f"{name} ({value.dtype})")
+            continue
+        arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+    if refused:
+        raise error(
+            f"{path}: weights must be floating point; {_listing(refused)} "
+            f"{'is' if len(refused) == 1 else 'are'} not",
+            hint="float32, float16, bfloat16 and float64 arrays are read (as float32); "
+            f"integer arrays only as '{IGNORED_SUFFIX}', which is ignored",
+        )
+    return arrays
+
+
+def _caffemodel_arrays(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+    """Caffe blobs renamed to the graph's array names: blob i of layer L is array i of node L."""
+    from netspec.caffemodel import read_caffemodel
+
+    caffe = read_caffemodel(path)
+    found: dict[str, np.ndarray] = {}
+    for node, arrays in graph_arrays(graph, types).items():
+        if node.name not in caffe:
+            continue
+        blobs = caffe[node.name]
+        if len(blobs) != len(arrays):
+            names = ", ".join(a.spec.name for a in arrays)
+            raise error(
+                f"{path}: layer '{node.name}' has {len(blobs)} blobs; the {node.type} in the net "
+                f"stores {len(arrays)} ({names})"
+            )
+        for array, blob in zip(arrays, blobs, strict=True):
+            found.setdefault(array.name, blob)
+    return found
+
+
+def expected_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, StoredArray]:
+    """Every distinct stored array of ``graph`` by full name (a shared array once), in order."""
+    expected: dict[str, StoredArray] = {}
+    for arrays in graph_arrays(graph, types).values():
+        for array in arrays:
+            expected.setdefault(array.name, array)
+    return expected
+
+
+def _match_arrays(
+    path: str,
+    found: Mapping[str, np.ndarray],
+    graph: Graph,
+    types: Mapping[str, TensorType],
+    by_name: bool,
+) -> dict[str, np.ndarray]:
+    """``found`` checked against the net's arrays. ``by_name``: shapes must be equal and every
+    array in the file must belong to the net; otherwise (Caffe blobs) sizes must be equal."""
+    expected = expected_arrays(graph, types)
+    weights: dict[str, np.ndarray] = {}
+    missing, mismatched = [], []
+    for name, array in expected.items():
+        value = found.get(name)
+        if value is None:
+            hint = did_you_mean(name, [n for n in found if n not in expected])
+            missing.append(f"{name} {list(array.spec.shape)}" + (f" ({hint})" if hint else ""))
+        elif not _fits(value, array.spec.shape, by_name):
+            mismatched.append(f"{name}: file {list(value.shape)}, net {list(array.spec.shape)}")
+        else:
+            weights[name] = np.ascontiguousarray(value, dtype=np.float32).reshape(array.spec.shape)
+    unexpected = []
+    if by_name:
+        for name in found:
+            if name not in expected:
+                hint = did_you_mean(name, [n for n in expected if n not in found])
+                unexpected.append(name + (f" ({hint})" if hint else ""))
+    problems = [
+        f"{title}: {_listing(items)}"
+        for title, items in (
+            (f"missing {len(missing)} array(s)", missing),
+            ("shapes that do not fit", mismatched),
+            ("arrays the net does not have", unexpected),
+        )
+        if items
+    ]
+    if problems:
+        raise error(f"the weights in {path} do not fit the net: " + " | ".join(problems))
+    return weights
+
+
+def _fits(value: np.ndarray, shape: tuple[int, ...], by_name: bool) -> bool:
+    return value.shape == shape if by_name else value.size == math.prod(shape)
+
+
+def _listing(items: list[str]) -> str:
+    shown = "; ".join(items[:_MAX_LISTED])
+    return shown + (f", and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def write_weights(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` by name to a ``.safetensors`` or ``.npz`` file, atomically."""
+    from netspec.output import write_atomic, write_atomic_with
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.numpy import save
+
+        write_atomic(path, save({name: np.ascontiguousarray(v) for name, v in arrays.items()}))
+    elif suffix == ".npz":
+        write_atomic_with(path, lambda handle: np.savez(handle, **arrays))
+    else:
+        raise error(
+            f"cannot write weights to {path}: unknown format '{suffix or path}'; "
+            f"expected one of {', '.join(WRITE_FORMATS)}"
+        )
+
+
+# ---------------------------------------------------------------- what a weights file holds
+
+
+def array_listing(graph: Graph, types: Mapping[str, TensorType]) -> list[dict[str, Any]]:
+    """What a weights file for ``graph`` holds, in the net's order: each array's name, shape,
+    dtype, kind (``param``: learnable, ``buffer``: stored statistics) and whether a Caffe
+    ``lr_mult: 0`` freezes it."""
+    return [
+        {
+            "name": name,
+            "shape": list(array.spec.shape),
+            "dtype": "float32",
+            "kind": "param" if array.spec.learnable else "buffer",
+            "frozen": array.frozen,
+        }
+        for name, array in expected_arrays(graph, types).items()
+    ]
+
+
+def render_listing(graph_name: str, listing: list[dict[str, Any]], fmt: str) -> str:
+    """``array_listing`` as text (aligned columns, then a total) or as one JSON object."""
+    import json
+
+    if fmt == "json":
+        return json.dumps({"name": graph_name, "arrays": listing}) + "\n"
+    table = [("name", "shape", "dtype", "kind", "")]
+    for entry in listing:
+        shape = "x".join(str(d) for d in entry["shape"])
+        table.append(
+            (entry["name"], shape, entry["dtype"], entry["kind"], "frozen" if entry["frozen"] else "")
+        )
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    values = sum(math.prod(entry["shape"]) for entry in listing)
+    lines.append(f"{len(listing)} arrays, {values:,} values ({4 * values:,} bytes as float32)")
+    return "\n".join(lines) + "\n"

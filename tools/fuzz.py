@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Fuzz netspec's front end: mutated zoo specs and Caffe files, and random bytes, go through the
+same entry points as the CLI (load_graph + analyze); anything but a NetspecError escaping, or an
+input running past the time bound, is a finding.
+
+    python tools/fuzz.py --seconds 600 --seed 1 --crashes fuzz-crashes/
+
+tests/test_fuzz.py drives the same mutations with hypothesis for a bounded number of examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from netspec.compiler import analyze, load_graph
+from netspec.diagnostics import NetspecError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Lexical pieces of both .net and prototxt files; mutations work on these so that most mutants
+# still lex and reach the later stages.
+_TOKEN = re.compile(
+    r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?'
+    r"|[A-Za-z_][A-Za-z0-9_.]*|\*\*|//|[=!<>]=|\s+|."
+)
+_NUMBER = re.compile(r"[0-9]")
+_IDENTIFIER = re.compile(r"[A-Za-z_]")
+
+EXTREME_NUMBERS = (
+    "0", "-1", "1", "2", "-0", "65535", "2147483648", "9223372036854775807", "4611686018427387905",
+    "99999999999999999999999999", "1e308", "1e-320", "0.0", "-1e9", "3.5", "10**100", "2**62",
+    "1000000", "[]", "[0]", "[N, 3, 0, 0]", "[1, 100000, 100000, 100000]",
+)  # fmt: skip
+NOISE_IDENTIFIERS = (
+    "in", "N", "bottom", "top", "repeat", "template", "include", "let", "if", "else", "for", "as",
+    "true", "false", "MAX", "SUM", "Concat", "Eltwise", "Convolution", "InnerProduct", "Softmax",
+    "Pooling", "Reshape", "Slice", "Crop", "input", "input_dim", "layer", "layers", "type", "axis",
+    "group", "kernel_size", "stride", "pad", "dilation", "num_output", "dim", "shape", "phase",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A file the mutations start from: its name (for the suffix and includes) and its text."""
+
+    name: str
+    text: str
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+
+def corpus(root: Path = ROOT) -> list[Seed]:
+    """Every zoo spec and every Caffe test file."""
+    files = sorted((root / "zoo").glob("*.net")) + sorted((root / "tests/data/caffe").glob("*.prototxt"))
+    return [Seed(path.name, path.read_text(encoding="utf-8")) for path in files]
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _pick(rng: random.Random, items: list[str], accept: Callable[[str], bool]) -> int | None:
+    indices = [i for i, item in enumerate(items) if accept(item)]
+    return rng.choice(indices) if indices else None
+
+
+def delete_token(text: str, rng: random.Random) -> str:
+    tokens = _tokens(text)
+    if tokens:
+        del tokens[rng.randrange(len(tokens))]
+    return "".join(tokens)
+
+
+def duplicate_token(text: str, rng: random.Random) -> str:
+    tokens = _tokens(text)
+    if tokens:
+        i = rng.randrange(len(tokens))
+        tokens.insert(i, tokens[i])
+    return "".join(tokens)
+
+
+def swap_tokens(text: str, rng: random.Random) -> str:
+    tokens = _tokens(text)
+    if len(tokens) > 1:
+        i, j = rng.randrange(len(tokens)), rng.randrange(len(tokens))
+        tokens[i], tokens[j] = tokens[j], tokens[i]
+    return "".join(tokens)
+
+
+def delete_line(text: str, rng: random.Random) -> str:
+    lines = text.splitlines(keepends=True)
+    if lines:
+        del lines[rng.randrange(len(lines))]
+    return "".join(lines)
+
+
+def duplicate_line(text: str, rng: random.Random) -> str:
+    lines = text.splitlines(keepends=True)
+    if lines:
+        i = rng.randrange(len(lines))
+        lines.insert(rng.randrange(len(lines) + 1), lines[i])
+    return "".join(lines)
+
+
+def swap_lines(text: str, rng: random.Random) -> str:
+    lines = text.splitlines(keepends=True)
+    if len(lines) > 1:
+        i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+        lines[i], lines[j] = lines[j], lines[i]
+    return "".join(lines)
+
+
+def extreme_number(text: str, rng: random.Random) -> str:
+    tokens = _tokens(text)
+    i = _pick(rng, tokens, lambda t: bool(_NUMBER.match(t)))
+    if i is not None:
+        tokens[i] = rng.choice(EXTREME_NUMBERS)
+    return "".join(tokens)
+
+
+def replace_identifier(text: str, rng: random.Random) -> str:
+    tokens = _tokens(text)
+    i = _pick(rng, tokens, lambda t: bool(_IDENTIFIER.match(t)))
+    if i is not None:
+        words = [t for t in tokens if _IDENTIFIER.match(t)]
+        tokens[i] = rng.choice(words) if rng.random() < 0.5 else rng.choice(NOISE_IDENTIFIERS)
+    return "".join(tokens)
+
+
+def insert_bytes(text: str, rng: random.Random) -> str:
+    position = rng.randrange(len(text) + 1)
+    noise = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 8)))
+    # Bytes that are not UTF-8 ride along as lone surrogates until mutant() encodes the text.
+    return text[:position] + noise.decode("utf-8", errors="surrogateescape") + text[position:]
+
+
+def nest_deeply(text: str, rng: random.Random) -> str:
+    """Deep brackets, blocks or parentheses at a random point (recursion limits)."""
+    depth = rng.choice((50, 1_000, 20_000))
+    opener, closer = rng.choice((("[", "]"), ("(", ")"), ("{", "}"), ("a { ", "} ")))
+    position = rng.randrange(len(text) + 1)
+    return text[:position] + opener * depth + closer * depth + text[position:]
+
+
+def long_run(text: str, rng: random.Random) -> str:
+    """A very long token or line at a random point (lexer regexes must stay linear)."""
+    piece = rng.choice(("a", "1", "{a", "x{", "a ", "1.", '"', "#", "[", "-", "a.", " "))
+    position = rng.randrange(len(text) + 1)
+    return text[:position] + piece * rng.choice((1_000, 50_000)) + text[position:]
+
+
+MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
+    delete_token,
+    duplicate_token,
+    swap_tokens,
+    delete_line,
+    duplicate_line,
+    swap_lines,
+    extreme_number,
+    extreme_number,
+    replace_identifier,
+    insert_bytes,
+    nest_deeply,
+    long_run,
+)
+
+
+def mutant(seed: Seed, rng: random.Random, rounds: int) -> bytes:
+    """``seed`` after ``rounds`` random mutations, as the bytes of a file."""
+    text = seed.text
+    for _ in range(rounds):
+        text = rng.choice(MUTATIONS)(text, rng)
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def random_bytes(rng: random.Random) -> bytes:
+    return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 400)))
+
+
+class InputTimeout(Exception):
+    """An input ran past the time bound."""
+
+
+@contextmanager
+def time_bound(seconds: float) -> Iterator[None]:
+    """Raise InputTimeout in the block once it has used ``seconds`` of CPU time (POSIX main
+    thread only). CPU time, not wall time: the bound measures the input's work, not how busy
+    the machine is."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise InputTimeout(f"the input took more than {seconds} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+class Workspace:
+    """A temporary folder holding a copy of zoo/lib, so that mutated zoo specs find their includes."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="netspec-fuzz-"))
+        self._fill()
+
+    def _fill(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(ROOT / "zoo" / "lib", self.folder / "lib", dirs_exist_ok=True)
+
+    def write(self, data: bytes, suffix: str) -> Path:
+        if not (self.folder / "lib").is_dir():  # a long run outlives cleaners of /tmp
+            self._fill()
+        path = self.folder / f"input{suffix}"
+        path.write_bytes(data)
+        return path
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def front_end(path: Path) -> None:
+    """What ``netspec check`` does with a file, raising whatever escapes."""
+    analyze(load_graph(path)).counts  # noqa: B018 (counting is part of the check)
+
+
+def run_input(path: Path, timeout: float) -> str | None:
+    """None when the input gives a result or a NetspecError; otherwise the finding's traceback."""
+    try:
+        with time_bound(timeout):
+            front_end(path)
+    except NetspecError:
+        return None
+    except Exception:
+        return traceback.format_exc()
+    return None
+
+
+def limit_memory(gib: float) -> None:
+    """Cap this process's address space (POSIX only; no cap where unsupported)."""
+    try:
+        import resource
+    except ImportError:
+        return
+    cap = int(gib * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--timeout", type=float, default=20.0, help="CPU-time bound per input in s (default 20)"
+    )
+    parser.add_argument(
+        "--crashes", type=Path, default=Path("fuzz-crashes"), help="folder for the inputs that fail"
+    )
+    parser.add_argument(
+        "--memory-gib",
+        type=float,
+        default=4.0,
+        help="address-space cap of this process in GiB (default 4): an input that would take more "
+        "raises MemoryError, a finding, instead of bringing the machine down",
+    )
+    args = parser.parse_args(argv)
+    limit_memory(args.memory_gib)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    rng = random.Random(args.seed)
+    seeds = corpus()
+    workspace = Workspace()
+    counts = {"inputs": 0, "findings": 0, "diagnostics": 0}
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < args.seconds:  # Ctrl-C stops early, with the summary
+            if rng.random() < 0.05:
+                seed_name, suffix, data = "random", rng.choice((".net", ".prototxt")), random_bytes(rng)
+            else:
+                seed = rng.choice(seeds)
+                seed_name, suffix, data = seed.name, seed.suffix, mutant(seed, rng, rng.randint(1, 4))
+            path = workspace.write(data, suffix)
+            finding = run_input(path, args.timeout)
+            counts["inputs"] += 1
+            if finding is None:
+                continue
+            counts["findings"] += 1
+            args.crashes.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha1(data).hexdigest()[:12]
+            (args.crashes / f"{digest}{suffix}").write_bytes(data)
+            (args.crashes / f"{digest}.txt").write_text(f"from {seed_name}\n{finding}", encoding="utf-8")
+            last_line = finding.strip().splitlines()[-1][:200]
+            print(f"finding {digest}{suffix} (from {seed_name}): {last_line}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        workspace.close()
+    elapsed = time.monotonic() - started
+    print(
+        f"{counts['inputs']} inputs in {elapsed:.0f} s ({counts['inputs'] / elapsed:.1f}/s), "
+        f"{counts['findings']} findings"
+    )
+    return 1 if counts["findings"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
