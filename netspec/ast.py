@@ -142,9 +142,13 @@ class IncludeDecl:
 
 @dataclass(frozen=True)
 class LetDecl:
+    """``let NAME = expr``, or ``let NAME ?= expr`` (``if_unset``): a default that binds only
+    where NAME has no value yet."""
+
     name: str
     value: Expr
     span: SourceSpan
+    if_unset: bool = False
 
 
 @dataclass(frozen=True)

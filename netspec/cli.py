@@ -259,6 +259,12 @@ def _include_rules(args: argparse.Namespace) -> Any:
     )
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got '{text}'")
+    return int(text)
+
+
 def _batch_list(text: str) -> list[int]:
     """``1,8,32``."""
     return [_positive_int(part) for part in text.split(",")]
@@ -273,7 +279,7 @@ def _add_bench_parsers(commands: Any) -> None:
         "--batch", type=_batch_list, default=[1], help="batch sizes, comma-separated (default 1)"
     )
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    bench.add_argument("--warmup", type=_non_negative_int, default=3, help="untimed runs first (default 3)")
     bench.add_argument("--iterations", type=_positive_int, default=20, help="timed runs (default 20)")
     bench.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime intra-op threads")
     bench.add_argument("--format", choices=formats, default="text")
@@ -291,7 +297,9 @@ def _add_bench_parsers(commands: Any) -> None:
     )
     compare.add_argument("--bench", action="store_true", help="add measured latency and throughput")
     compare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="for --bench")
-    compare.add_argument("--plot", metavar="OUT.png", help="draw the efficiency chart (needs netspec[plot])")
+    compare.add_argument(
+        "--plot", metavar="OUT.png", help="draw the efficiency chart, .png/.svg/.pdf (needs netspec[plot])"
+    )
     _add_phase_option(compare)
     compare.set_defaults(handler=command_compare)
 
@@ -312,8 +320,6 @@ def _model_source(path: str, args: argparse.Namespace) -> Any:
 def command_bench(args: argparse.Namespace) -> int:
     from netspec.bench import UsageError, progress_bar, render_results, run_benchmarks
 
-    if args.warmup < 0:
-        return _usage_error("bench", f"--warmup must be 0 or more, got {args.warmup}")
     sources = [_model_source(path, args) for path in args.specs]
     try:
         results = run_benchmarks(
@@ -337,9 +343,9 @@ def command_compare(args: argparse.Namespace) -> int:
 
     try:
         if args.plot:
-            from netspec.plot import require_matplotlib
+            from netspec.plot import check_plot_output
 
-            require_matplotlib()
+            check_plot_output(args.plot)
         if args.sort:
             check_sort_key(args.sort, args.bench)
         onnx_files = [path for path in args.specs if path.endswith(".onnx")]
@@ -358,12 +364,12 @@ def command_compare(args: argparse.Namespace) -> int:
     )
     if args.sort:
         rows = sort_rows(rows, args.sort)
-    sys.stdout.write(render_rows(rows, args.format))
     if args.plot:
         from netspec.plot import plot_efficiency
 
         plot_efficiency(rows, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
+    sys.stdout.write(render_rows(rows, args.format))
     return 0
 
 

@@ -5,6 +5,7 @@ scoped names. The result is a flat list of nodes in execution order.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,7 +13,17 @@ from pathlib import Path
 from netspec import ast
 from netspec.collector import cycle_collector_paused
 from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame, did_you_mean, error
-from netspec.expr import Lookup, Symbol, TensorRef, Value, describe, evaluate, interpolate, truthy
+from netspec.expr import (
+    Lookup,
+    Symbol,
+    TensorRef,
+    Value,
+    describe,
+    evaluate,
+    interpolate,
+    make_list,
+    truthy,
+)
 from netspec.graph import Graph, Node
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Message, RawParam, build_layer
@@ -121,7 +132,7 @@ class _Elaborator:
             if found is not None:
                 return TensorRef(found)
         if isinstance(value, tuple):
-            return tuple(self.as_tensor_if_known(v, context) for v in value)
+            return make_list(tuple(self.as_tensor_if_known(v, context) for v in value))
         return value
 
     # ------------------------------------------------------------------ statements
@@ -149,6 +160,10 @@ class _Elaborator:
     def run_body(self, statements: tuple[ast.Stmt, ...], context: _Context, top_level: bool = False) -> None:
         for statement in statements:
             if isinstance(statement, ast.LetDecl):
+                if statement.if_unset and (
+                    statement.name in self.constants or statement.name in context.local_values
+                ):
+                    continue
                 value = self.value(statement.value, context)
                 if top_level:
                     self.constants[statement.name] = value
@@ -679,13 +694,25 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+# The largest spec file read: real ones are well under a megabyte (a 670-layer Caffe ResNet-152
+# is 60 KiB); this stops a device file or a mistaken multi-gigabyte file at the door.
+MAX_SOURCE_BYTES = 64 * 2**20
+
+
 def read_source(path: str | os.PathLike[str]) -> SourceFile:
+    """A spec or Caffe file as text: a regular file of at most MAX_SOURCE_BYTES, in UTF-8."""
     try:
-        data = Path(path).read_bytes()
+        # NOTE: checked before opening: opening a FIFO would wait for a writer.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error(f"{path} is not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
         raise error(f"no such file: {path}") from None
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise error(f"{path} is larger than {MAX_SOURCE_BYTES // 2**20} MiB, too large for a spec")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -39,6 +39,41 @@ Value = int | float | bool | str | Symbol | TensorRef | tuple  # tuple of Values
 # Any integer past this is a mistake in a spec, and computing with it could exhaust memory.
 INTEGER_LIMIT = 2**62
 
+# Lists are capped in depth and in the values they hold in all (a list counts once for every
+# place it appears), strings in length: 'let b = [a, a]' or 'let c = b + b' repeated by a chain
+# of constants would otherwise build values whose rendering or comparison exhausts time, memory
+# or Python's stack.
+MAX_LIST_DEPTH = 100
+MAX_LIST_VALUES = 1_000_000
+MAX_STRING_LENGTH = 10_000_000
+
+
+class ListValue(tuple[object, ...]):
+    """A list value: a tuple that knows how deep it nests and how many values it holds in all,
+    so that the caps are checked in time proportional to its own length."""
+
+    depth: int
+    count: int
+
+
+def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> ListValue:
+    """``items`` as a list value, or a diagnostic past MAX_LIST_DEPTH or MAX_LIST_VALUES."""
+    depth, count = 1, 0
+    for item in items:
+        if isinstance(item, tuple):
+            inner = item if isinstance(item, ListValue) else make_list(item, span)
+            depth, count = max(depth, inner.depth + 1), count + inner.count
+        else:
+            count += 1
+    if depth > MAX_LIST_DEPTH:
+        raise error(f"lists nest more than {MAX_LIST_DEPTH} deep", span)
+    if count > MAX_LIST_VALUES:
+        raise error(f"the list holds more than {MAX_LIST_VALUES:,} values in all", span)
+    value = ListValue(items)
+    value.depth, value.count = depth, count
+    return value
+
+
 Lookup = Callable[[str, SourceSpan], "Value"]
 
 
@@ -59,9 +94,9 @@ def _range(*args: Value, span: SourceSpan) -> tuple:
     if len(bounds) == 3 and bounds[2] == 0:
         raise error("range() needs a non-zero step, got 0", span)
     result = range(*bounds)
-    if len(result) > 1_000_000:
+    if len(result) > MAX_LIST_VALUES:
         raise error(f"range() of {len(result)} values is too large", span)
-    return tuple(result)
+    return make_list(tuple(result), span)
 
 
 def _numeric(name: str, function: Callable[..., object]) -> Callable[..., Value]:
@@ -121,7 +156,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "sqrt": _numeric("sqrt", math.sqrt),
     "range": _range,
     "len": _single("len", _len),
-    "str": _single("str", lambda value, span: str(value)),
+    "str": _single("str", lambda value, span: _checked_string(str(value), span)),
 }
 
 
@@ -158,7 +193,8 @@ def describe(value: Value) -> str:
     if isinstance(value, (Symbol, TensorRef)):
         return f"name '{value.name}'"
     if isinstance(value, tuple):
-        return f"list [{', '.join(render(v) for v in value)}]"
+        shown = render(value)
+        return f"list {shown}" if len(shown) <= 200 else f"list {shown[:150]}... of {len(value)} items"
     return repr(value)
 
 
@@ -188,7 +224,7 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
             return lookup(expr.parts[0], expr.span)  # type: ignore[arg-type]
         return Symbol(interpolate(expr, lookup))
     if isinstance(expr, ast.ListExpr):
-        return tuple(evaluate(item, lookup) for item in expr.items)
+        return make_list(tuple(evaluate(item, lookup) for item in expr.items), expr.span)
     if isinstance(expr, ast.Unary):
         operand = evaluate(expr.operand, lookup)
         if expr.op == "not":
@@ -256,9 +292,9 @@ def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
         left_number = _number(left_value, expr.left.span, expr.op)
         return _COMPARISONS[expr.op](left_number, _number(right_value, expr.right.span, expr.op))
     if expr.op == "+" and isinstance(left_value, tuple) and isinstance(right_value, tuple):
-        return left_value + right_value
+        return make_list(left_value + right_value, expr.span)
     if expr.op == "+" and isinstance(left_value, str) and isinstance(right_value, str):
-        return left_value + right_value
+        return _checked_string(left_value + right_value, expr.span)
     left_number = _number(left_value, expr.left.span, expr.op)
     right_number = _number(right_value, expr.right.span, expr.op)
     if expr.op in ("/", "//", "%") and right_number == 0:
@@ -297,6 +333,12 @@ def _as_text(value: Value) -> Value:
 
 def _operand(number: int | float) -> str:
     return f"({number})" if number < 0 else str(number)
+
+
+def _checked_string(text: str, span: SourceSpan) -> str:
+    if len(text) > MAX_STRING_LENGTH:
+        raise error(f"a string of {len(text):,} characters is too long", span)
+    return text
 
 
 def _checked(value: Value, span: SourceSpan) -> Value:

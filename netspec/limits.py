@@ -21,7 +21,8 @@ class Limits:
     """Caps on expansion and on sizes: layers in the network, nested template instances, one
     loop's iterations, loop iterations and template instances together, nested include files,
     elements per tensor (activations and each stored weight array) and weight elements in all.
-    The defaults keep the worst case of any input to seconds and a few GiB."""
+    The expansion defaults keep the elaboration of any input to seconds of CPU time; the element
+    caps (2**34: 64 GiB of float32) stop shapes that could never be allocated before anything is."""
 
     max_layers: int = 50_000
     max_template_depth: int = 64
@@ -41,7 +42,7 @@ class Limits:
             if name not in self.names():
                 hint = did_you_mean(name, self.names())
                 raise error(
-                    f"--limit names '{name}', which is not a limit; limits: {', '.join(self.names())}"
+                    f"'{name}' is not a limit; limits: {', '.join(self.names())}"
                     + (f" ({hint})" if hint else "")
                 )
         return dataclasses.replace(self, **settings)

@@ -335,6 +335,11 @@ class _ToAst(Transformer[Token, Any]):
         return ast.LetDecl(str(name), value, self._span(meta))
 
     @v_args(meta=True)
+    def let_default(self, meta: Any, children: list[Any]) -> ast.LetDecl:
+        name, value = children
+        return ast.LetDecl(str(name), value, self._span(meta), if_unset=True)
+
+    @v_args(meta=True)
     def template_def(self, meta: Any, children: list[Any]) -> ast.TemplateDef:
         name, *params, body = children
         return ast.TemplateDef(str(name), tuple(p for p in params if p is not None), body, self._span(meta))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netspec.bench import UsageError
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 INSTALL_HINT = "pip install 'netspec[plot]'"
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 # The largest bubble's area in points², and the smallest any bubble gets (so tiny models stay
 # visible); areas in between are proportional to the value.
@@ -35,8 +37,14 @@ LABEL_FONT_SIZE = 8.5
 CROSSING_COST = 400.0
 
 
-def require_matplotlib() -> None:
-    """Fail early, before any work, when matplotlib is missing."""
+def check_plot_output(output: str | os.PathLike[str]) -> None:
+    """Fail early, before any work, when the chart cannot be written: matplotlib missing, an
+    unknown file type, or a folder that does not exist."""
+    path = Path(output)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise UsageError(f"--plot writes {', '.join(PLOT_FORMATS)} files, not '{path.name}'")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot: no such folder: {path.parent}")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -192,11 +200,13 @@ def _place_labels(
 
 
 def plot_efficiency(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str]) -> None:
-    """Write the efficiency chart of compare ``rows`` to a PNG at ``output`` (atomically)."""
+    """Write the efficiency chart of compare ``rows`` to ``output`` (atomically), as PNG, SVG
+    or PDF by its extension."""
     from netspec.output import write_atomic_with
 
     figure = efficiency_figure(rows)
-    write_atomic_with(output, lambda handle: figure.savefig(handle, format="png"))
+    kind = Path(output).suffix.lower().lstrip(".")
+    write_atomic_with(output, lambda handle: figure.savefig(handle, format=kind))
 
 
 def efficiency_figure(rows: Sequence[dict[str, Any]]) -> Figure:

@@ -11,7 +11,7 @@ executed: npz is read without pickle, safetensors holds only raw tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,29 +187,30 @@ def _match_arrays(
     for name, array in expected.items():
         value = found.get(name)
         if value is None:
-            hint = did_you_mean(name, [n for n in found if n not in expected])
-            missing.append(f"{name} {list(array.spec.shape)}" + (f" ({hint})" if hint else ""))
+            missing.append(name)
         elif not _fits(value, array.spec.shape, by_name):
             mismatched.append(f"{name}: file {list(value.shape)}, net {list(array.spec.shape)}")
         else:
             weights[name] = np.ascontiguousarray(value, dtype=np.float32).reshape(array.spec.shape)
-    unexpected = []
-    if by_name:
-        for name in found:
-            if name not in expected:
-                hint = did_you_mean(name, [n for n in expected if n not in found])
-                unexpected.append(name + (f" ({hint})" if hint else ""))
+    unexpected = [name for name in found if name not in expected] if by_name else []
+    # "Did you mean" pairs a missing name with an unexpected one (only for the names shown:
+    # a file for another net can have a thousand of each).
     problems = [
-        f"{title}: {_listing(items)}"
-        for title, items in (
-            (f"missing {len(missing)} array(s)", missing),
-            ("shapes that do not fit", mismatched),
-            ("arrays the net does not have", unexpected),
+        f"{title}: {_listing(items, describe)}"
+        for title, items, describe in (
+            (
+                f"missing {len(missing)} array(s)",
+                missing,
+                lambda n: f"{n} {list(expected[n].spec.shape)}{_hint(n, unexpected)}",
+            ),
+            ("shapes that do not fit", mismatched, str),
+            ("arrays the net does not have", unexpected, lambda n: n + _hint(n, missing)),
         )
         if items
     ]
     if problems:
-        raise error(f"the weights in {path} do not fit the net: " + " | ".join(problems))
+        # One line per kind of problem, each listing its arrays.
+        raise error(f"the weights in {path} do not fit the net:" + "".join(f"\n  {p}" for p in problems))
     return weights
 
 
@@ -217,8 +218,13 @@ def _fits(value: np.ndarray, shape: tuple[int, ...], by_name: bool) -> bool:
     return value.shape == shape if by_name else value.size == math.prod(shape)
 
 
-def _listing(items: list[str]) -> str:
-    shown = "; ".join(items[:_MAX_LISTED])
+def _hint(name: str, candidates: list[str]) -> str:
+    hint = did_you_mean(name, candidates)
+    return f" ({hint})" if hint else ""
+
+
+def _listing(items: list[str], describe: Callable[[str], str] = str) -> str:
+    shown = "; ".join(describe(item) for item in items[:_MAX_LISTED])
     return shown + (f", and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
 
 

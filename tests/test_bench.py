@@ -144,10 +144,16 @@ def test_bench_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["bench", str(broken)]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "did you mean 'kernel_size'" in captured.err
-    assert main(["bench", LENET, "--warmup", "-1"]) == 2
-    assert "--warmup must be 0 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", LENET, "--warmup", "-1"])
+    assert exit_info.value.code == 2
+    assert "expected 0 or a positive integer, got '-1'" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing.onnx")]) == 1
     assert "no such file" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all")
+    assert main(["bench", str(garbage)]) == 1
+    assert "cannot read" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", LENET, "--batch", "1,0"])
     assert exit_info.value.code == 2

@@ -3,8 +3,8 @@ Caffe files, run through the command line as a user would (``netspec compile SPE
 
 Each case asserts the whole first line of the diagnostic (``file:line:col: error: message``),
 exit code 1, no Python traceback, an existing output file left byte for byte as it was, and no
-other file written. The column is derived from the text itself (the first occurrence of the
-marker ``at`` on that line), not from netspec. tests/test_diagnostics.py holds the many variants
+other file written. The column is derived from the text itself (an occurrence of the marker
+``at`` on that line), not from netspec. tests/test_diagnostics.py holds the many variants
 of each kind through the Python API (messages, hints, traces, rendering)."""
 
 from __future__ import annotations

@@ -209,6 +209,8 @@ def test_plot_written(branchy: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     output = tmp_path / "efficiency.png"
     _compare(capsys, LENET, str(branchy), "--plot", str(output))
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _compare(capsys, LENET, str(branchy), "--plot", str(tmp_path / "efficiency.svg"))
+    assert b"<svg" in (tmp_path / "efficiency.svg").read_bytes()[:1000]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
@@ -245,3 +247,12 @@ def test_plot_without_matplotlib(
     assert captured.out == ""
     assert "--plot needs matplotlib" in captured.err and "pip install 'netspec[plot]'" in captured.err
     assert list(tmp_path.iterdir()) == [branchy]
+
+
+@pytest.mark.unit
+def test_plot_output_checked_first(branchy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(branchy), "--plot", str(tmp_path / "chart.jpg")]) == 2
+    assert "--plot writes .png, .svg, .pdf files, not 'chart.jpg'" in capsys.readouterr().err
+    assert main(["compare", str(branchy), "--plot", str(tmp_path / "missing" / "chart.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no such folder" in captured.err

@@ -245,3 +245,18 @@ def test_folded_values_by_hand() -> None:
     np.testing.assert_allclose(folded.weights["conv.bias"], [1.0], rtol=1e-6)
     (node,) = [n for n in folded.graph.nodes if n.inputs]
     assert (node.name, node.outputs) == ("conv", ("bn",))
+
+
+@pytest.mark.ort
+def test_compile_command_folds_and_converts(tmp_path: Path) -> None:
+    import onnx
+
+    from netspec.cli import main
+
+    output = tmp_path / "resnet18.onnx"
+    spec_path = str(ROOT / "zoo" / "resnet18.net")
+    args = ["compile", spec_path, "-o", str(output), "--input", "data:1x3x64x64", "--fold-bn"]
+    assert main([*args, "--dtype", "float16"]) == 0
+    model = onnx.load(output)
+    assert "BatchNormalization" not in op_types(model)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16

@@ -342,6 +342,27 @@ Convolution after { num_output: c  kernel_size: 1 }
     assert params(graph, "after").num_output == 100  # type: ignore[attr-defined]
 
 
+def test_let_default_binds_only_an_unset_name() -> None:
+    graph = build("""
+input data: [N, 3, 8, 8]
+let wide = 32
+let wide ?= 4
+let narrow ?= 4
+template block(c) {
+  let c ?= 1000
+  let k ?= 3
+  Convolution conv { num_output: c  kernel_size: k  pad: 1 }
+}
+block b(6)
+Convolution w { num_output: wide  kernel_size: 1 }
+Convolution n { num_output: narrow  kernel_size: 1 }
+""")
+    assert params(graph, "b.conv").num_output == 6  # type: ignore[attr-defined]
+    assert params(graph, "b.conv").kernel_size == (3, 3)  # type: ignore[attr-defined]
+    assert params(graph, "w").num_output == 32  # type: ignore[attr-defined]
+    assert params(graph, "n").num_output == 4  # type: ignore[attr-defined]
+
+
 def test_templates_see_constants_defined_after_them() -> None:
     graph = build("""
 input data: [N, 3, 8, 8]

@@ -131,6 +131,44 @@ def test_a_template_that_doubles_at_every_level_is_capped() -> None:
     )
 
 
+def doublings(step: str, count: int = 12) -> str:
+    """Constants v1 ... v``count``, each ``step`` applied to the one before (``{0}``)."""
+    return "".join(f"let v{i + 1} = {step.format(f'v{i}')}\n" for i in range(count))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "let v0 = range(1000000)\n" + doublings("{0} + {0}"),
+            "the list holds more than 1,000,000 values in all",
+            id="list-doubled-by-constants",
+        ),
+        pytest.param(
+            "let v0 = range(1000000)\n" + doublings("[{0}, {0}]"),
+            "the list holds more than 1,000,000 values in all",
+            id="list-nested-twice-by-constants",
+        ),
+        pytest.param(
+            "let v0 = 1\n" + doublings("[{0}]", 2000),
+            "lists nest more than 100 deep",
+            id="list-nested-2000-deep-by-constants",
+        ),
+        pytest.param(
+            'let v0 = "' + "x" * 1000 + '"\n' + doublings("{0} + {0}", 30),
+            "a string of 16,384,000 characters is too long",
+            id="string-doubled-by-constants",
+        ),
+    ],
+)
+def test_values_grown_by_chains_of_constants_are_capped(text: str, message: str) -> None:
+    """Each constant doubles the last: without caps, memory, time or the stack run out."""
+    with pytest.raises(NetspecError) as caught:
+        elaborate(SourceFile("grow.net", HEAD + text))
+    assert caught.value.diagnostics[0].message == message
+
+
 @pytest.mark.unit
 def test_includes_20000_deep(tmp_path: Path) -> None:
     for i in range(DEEP):

@@ -174,3 +174,20 @@ def test_a_pickled_npz_is_refused_and_nothing_runs(
     assert "evil.npz: an array in the file is pickled Python objects, which netspec does not load" in err
     assert not marker.exists()
     assert not Path("tiny.onnx").exists()
+
+
+def test_only_regular_files_of_a_sane_size_are_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.net"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.net"
+    with huge.open("wb") as handle:
+        handle.truncate(65 * 2**20)  # sparse: no disk is used
+    for path, message in (
+        (Path("/dev/zero"), "/dev/zero is not a regular file"),
+        (fifo, f"{fifo} is not a regular file"),  # opening it would wait for a writer
+        (tmp_path, f"{tmp_path} is not a regular file"),
+        (huge, f"{huge} is larger than 64 MiB, too large for a spec"),
+    ):
+        with pytest.raises(NetspecError) as caught:
+            load_graph(path)
+        assert caught.value.diagnostics[0].message == message

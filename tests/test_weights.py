@@ -501,6 +501,18 @@ def test_weights_command_lists_every_array(tmp_path: Path, capsys: pytest.Captur
     assert text[-1] == f"8 arrays, {values:,} values ({4 * values:,} bytes as float32)"
 
 
+@pytest.mark.zoo
+def test_weights_listing_of_resnet50_totals_torchvisions_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("weights", str(ZOO / "resnet50.net"), "--format", "json") == 0
+    arrays = json.loads(capsys.readouterr().out)["arrays"]
+    totals = {"param": 0, "buffer": 0}
+    for entry in arrays:
+        totals[entry["kind"]] += math.prod(entry["shape"])
+    # torchvision's ResNet-50: num_params 25,557,032; BatchNorm running statistics 2 x 26,560.
+    assert totals == {"param": 25_557_032, "buffer": 53_120}
+    assert len(arrays) == 320 - 53  # torchvision's 320 state_dict keys less 53 num_batches_tracked
+
+
 @pytest.mark.unit
 def test_weights_command_marks_frozen_caffe_arrays(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

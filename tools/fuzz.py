@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fuzz netspec's front end: mutated zoo specs and Caffe files, and random bytes, go through the
-same entry points as the CLI (load_graph + analyze); anything but a NetspecError escaping, or an
-input running past the time bound, is a finding.
+same entry points as the CLI (load_graph + analyze); anything but a NetspecError escaping (a
+MemoryError under the run's address-space cap included), or an input running past its CPU-time
+bound, is a finding, kept with its traceback in the crashes folder.
 
     python tools/fuzz.py --seconds 600 --seed 1 --crashes fuzz-crashes/
 
@@ -164,6 +165,18 @@ def long_run(text: str, rng: random.Random) -> str:
     return text[:position] + piece * rng.choice((1_000, 50_000)) + text[position:]
 
 
+def constant_chain(text: str, rng: random.Random) -> str:
+    """Constants that each double the last (values must stay capped in size and depth)."""
+    step = rng.choice(("{0} + {0}", "[{0}, {0}]", "[{0}]", "str({0}) + str({0})"))
+    start = rng.choice(("range(1000)", '"ab"', "[1, 2]", "1"))
+    chain = f"let zz0 = {start}\n" + "".join(
+        f"let zz{i + 1} = {step.format(f'zz{i}')}\n" for i in range(rng.choice((10, 40, 300)))
+    )
+    lines = text.splitlines(keepends=True)
+    position = rng.randrange(len(lines) + 1)
+    return "".join([*lines[:position], chain, *lines[position:]])
+
+
 MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
     delete_token,
     duplicate_token,
@@ -177,6 +190,7 @@ MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
     insert_bytes,
     nest_deeply,
     long_run,
+    constant_chain,
 )
 
 
@@ -256,17 +270,27 @@ def run_input(path: Path, timeout: float) -> str | None:
     return None
 
 
-def limit_memory(gib: float) -> None:
-    """Cap this process's address space (POSIX only; no cap where unsupported)."""
+@contextmanager
+def memory_cap(gib: float) -> Iterator[None]:
+    """Cap this process's address space in the block, restoring the previous cap afterwards
+    (POSIX only; no cap where unsupported, or when ``gib`` is 0)."""
     try:
         import resource
     except ImportError:
+        yield
         return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = int(gib * 2**30)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if cap <= 0:
+        yield
+        return
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,32 +313,33 @@ def main(argv: list[str] | None = None) -> int:
         "raises MemoryError, a finding, instead of bringing the machine down",
     )
     args = parser.parse_args(argv)
-    limit_memory(args.memory_gib)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     rng = random.Random(args.seed)
     seeds = corpus()
     workspace = Workspace()
-    counts = {"inputs": 0, "findings": 0, "diagnostics": 0}
+    counts = {"inputs": 0, "findings": 0}
     started = time.monotonic()
     try:
-        while time.monotonic() - started < args.seconds:  # Ctrl-C stops early, with the summary
-            if rng.random() < 0.05:
-                seed_name, suffix, data = "random", rng.choice((".net", ".prototxt")), random_bytes(rng)
-            else:
-                seed = rng.choice(seeds)
-                seed_name, suffix, data = seed.name, seed.suffix, mutant(seed, rng, rng.randint(1, 4))
-            path = workspace.write(data, suffix)
-            finding = run_input(path, args.timeout)
-            counts["inputs"] += 1
-            if finding is None:
-                continue
-            counts["findings"] += 1
-            args.crashes.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha1(data).hexdigest()[:12]
-            (args.crashes / f"{digest}{suffix}").write_bytes(data)
-            (args.crashes / f"{digest}.txt").write_text(f"from {seed_name}\n{finding}", encoding="utf-8")
-            last_line = finding.strip().splitlines()[-1][:200]
-            print(f"finding {digest}{suffix} (from {seed_name}): {last_line}", file=sys.stderr, flush=True)
+        with memory_cap(args.memory_gib):
+            while time.monotonic() - started < args.seconds:  # Ctrl-C stops early, with the summary
+                if rng.random() < 0.05:
+                    seed_name, suffix, data = "random", rng.choice((".net", ".prototxt")), random_bytes(rng)
+                else:
+                    seed = rng.choice(seeds)
+                    seed_name, suffix, data = seed.name, seed.suffix, mutant(seed, rng, rng.randint(1, 4))
+                path = workspace.write(data, suffix)
+                finding = run_input(path, args.timeout)
+                counts["inputs"] += 1
+                if finding is None:
+                    continue
+                counts["findings"] += 1
+                args.crashes.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha1(data).hexdigest()[:12]
+                (args.crashes / f"{digest}{suffix}").write_bytes(data)
+                (args.crashes / f"{digest}.txt").write_text(f"from {seed_name}\n{finding}", encoding="utf-8")
+                last_line = finding.strip().splitlines()[-1][:200]
+                print(
+                    f"finding {digest}{suffix} (from {seed_name}): {last_line}", file=sys.stderr, flush=True
+                )
     except KeyboardInterrupt:
         pass
     finally:

@@ -58,7 +58,8 @@ class NetVLAD(Layer):
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         (x,) = inputs
         expect_rank(x, 4)
-        static_dim(x, 2), static_dim(x, 3)
+        for axis in (2, 3):  # the weights do not depend on H and W, but the reshapes need them
+            static_dim(x, axis)
         return (TensorType((x.dims[0], self.params.num_clusters * static_dim(x, 1)), x.dtype),)
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
