@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from netspec.diagnostics import error
+from netspec.diagnostics import UsageError, error
 from netspec.runtime import RuntimeFailure, Session, create_session, random_feeds
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
 
@@ -42,10 +42,6 @@ GEMM_MIN_RUNS, GEMM_MAX_RUNS, GEMM_MIN_SECONDS = 10, 100, 1.0
 
 # A measurement expected to take longer than this shows a progress bar on a terminal.
 PROGRESS_AFTER_SECONDS = 2.0
-
-
-class UsageError(Exception):
-    """Arguments that cannot work together or with the given model (exit code 2)."""
 
 
 @dataclass(frozen=True)

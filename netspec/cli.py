@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netspec import __version__
-from netspec.diagnostics import NetspecError, error
+from netspec.diagnostics import NetspecError, UsageError, error
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
@@ -304,11 +304,6 @@ def _add_bench_parsers(commands: Any) -> None:
     compare.set_defaults(handler=command_compare)
 
 
-def _usage_error(command: str, message: str) -> int:
-    print(f"netspec {command}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def _model_source(path: str, args: argparse.Namespace) -> Any:
     from netspec.bench import ModelSource
 
@@ -318,41 +313,35 @@ def _model_source(path: str, args: argparse.Namespace) -> Any:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from netspec.bench import UsageError, progress_bar, render_results, run_benchmarks
+    from netspec.bench import progress_bar, render_results, run_benchmarks
 
     sources = [_model_source(path, args) for path in args.specs]
-    try:
-        results = run_benchmarks(
-            sources,
-            args.batch,
-            device=args.device,
-            warmup=args.warmup,
-            iterations=args.iterations,
-            threads=args.threads,
-            progress=progress_bar(),
-        )
-    except UsageError as exc:
-        return _usage_error("bench", str(exc))
+    results = run_benchmarks(
+        sources,
+        args.batch,
+        device=args.device,
+        warmup=args.warmup,
+        iterations=args.iterations,
+        threads=args.threads,
+        progress=progress_bar(),
+    )
     sys.stdout.write(render_results(results, args.format))
     return 0
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from netspec.bench import UsageError, progress_bar
+    from netspec.bench import progress_bar
     from netspec.compare import check_sort_key, compare_graphs, render_rows, sort_rows
 
-    try:
-        if args.plot:
-            from netspec.plot import check_plot_output
+    if args.plot:
+        from netspec.plot import check_plot_output
 
-            check_plot_output(args.plot)
-        if args.sort:
-            check_sort_key(args.sort, args.bench)
-        onnx_files = [path for path in args.specs if path.endswith(".onnx")]
-        if onnx_files:
-            raise UsageError(f"compare reads specs (.net, .prototxt), not ONNX models: {onnx_files[0]}")
-    except UsageError as exc:
-        return _usage_error("compare", str(exc))
+        check_plot_output(args.plot)
+    if args.sort:
+        check_sort_key(args.sort, args.bench)
+    onnx_files = [path for path in args.specs if path.endswith(".onnx")]
+    if onnx_files:
+        raise UsageError(f"compare reads specs (.net, .prototxt), not ONNX models: {onnx_files[0]}")
     graphs = [_load(path, args) for path in args.specs]
     rows = compare_graphs(
         args.specs,
@@ -495,11 +484,12 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_viz(args: argparse.Namespace) -> int:
     from netspec.compiler import analyze
-    from netspec.viz import graph_dot, write_picture
+    from netspec.viz import check_picture_output, graph_dot, write_picture
 
+    output = args.output or Path(args.spec).with_suffix(".svg").name
+    check_picture_output(output)
     graph = _load(args.spec, args)
     analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
-    output = args.output or Path(args.spec).with_suffix(".svg").name
     write_picture(graph_dot(analysis, depth=args.depth), output)
     print(f"wrote {output}", file=sys.stderr)
     return 0
@@ -688,7 +678,7 @@ def command_weights(args: argparse.Namespace) -> int:
     from netspec.weights import initialize_weights
 
     if args.init != bool(args.output):
-        return _usage_error("weights", "--init and -o go together: netspec weights SPEC --init -o FILE")
+        raise UsageError("--init and -o go together: netspec weights SPEC --init -o FILE")
     graph = _load(args.spec, args)
     analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
     if not args.init:
@@ -708,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetspecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_SPEC_ERROR
+    except UsageError as exc:
+        print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except MemoryError:

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netspec.bench import BenchResult, ModelSource, ProgressBar, UsageError, run_benchmarks, unique_names
+from netspec.bench import BenchResult, ModelSource, ProgressBar, run_benchmarks, unique_names
 from netspec.compiler import Analysis, analyze
-from netspec.diagnostics import did_you_mean
+from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count

@@ -124,6 +124,13 @@ def _excerpt(span: SourceSpan) -> list[str]:
     ]
 
 
+class UsageError(Exception):
+    """A command's arguments that cannot work: options that do not go together, an output whose
+    format needs a program or package that is not installed, an .onnx where a spec is needed.
+    The command line reports it before any work and exits with code 2 (a spec's own mistakes
+    are NetspecError, code 1)."""
+
+
 class NetspecError(Exception):
     """Raised for any mistake in a spec or a command's arguments; carries the diagnostics."""
 

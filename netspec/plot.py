@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netspec.bench import UsageError
+from netspec.diagnostics import UsageError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

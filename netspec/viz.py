@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from netspec.compiler import Analysis
-from netspec.diagnostics import error
+from netspec.diagnostics import UsageError, error
 from netspec.graph import Node
 from netspec.output import write_atomic
 from netspec.report import Group, human_count, scope_layout
@@ -132,27 +132,35 @@ def graph_dot(analysis: Analysis, depth: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_picture(dot_text: str, output: str | os.PathLike[str]) -> None:
-    """Write ``dot_text`` to ``output``: as it is for ``.dot``, rendered by Graphviz's ``dot``
-    for ``.svg`` and ``.png``; atomically either way."""
+def check_picture_output(output: str | os.PathLike[str]) -> None:
+    """Fail before any work when ``output`` cannot be written: an unknown format, a missing
+    folder, or SVG/PNG without Graphviz's ``dot`` on PATH (a UsageError: exit code 2)."""
     suffix = Path(output).suffix.lower()
     if suffix not in PICTURE_FORMATS:
-        raise error(
-            f"cannot tell the picture format of '{output}'",
-            hint=f"name the output with one of {', '.join(PICTURE_FORMATS)}",
+        raise UsageError(
+            f"cannot tell the picture format of '{output}': name the output with one of "
+            f"{', '.join(PICTURE_FORMATS)}"
         )
     folder = Path(output).parent
     if not folder.is_dir():
-        raise error(f"cannot write '{output}': the folder '{folder}' does not exist")
+        raise UsageError(f"cannot write '{output}': the folder '{folder}' does not exist")
+    if suffix != ".dot" and shutil.which("dot") is None:
+        raise UsageError(
+            f"writing {suffix[1:].upper()} needs Graphviz's 'dot' program, which is not on PATH: "
+            "install Graphviz (e.g. apt-get install graphviz, brew install graphviz) or write .dot"
+        )
+
+
+def write_picture(dot_text: str, output: str | os.PathLike[str]) -> None:
+    """Write ``dot_text`` to ``output``: as it is for ``.dot``, rendered by Graphviz's ``dot``
+    for ``.svg`` and ``.png``; atomically either way."""
+    check_picture_output(output)
+    suffix = Path(output).suffix.lower()
     if suffix == ".dot":
         write_atomic(output, dot_text)
         return
     program = shutil.which("dot")
-    if program is None:
-        raise error(
-            f"writing {suffix[1:].upper()} needs Graphviz's 'dot' program, which is not on PATH",
-            hint="install Graphviz (e.g. apt-get install graphviz, brew install graphviz) or write .dot",
-        )
+    assert program is not None  # check_picture_output
     result = subprocess.run(
         [program, f"-T{suffix[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False
     )

@@ -81,7 +81,7 @@ def test_svg_without_graphviz_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     output = tmp_path / "g.svg"
-    assert main(["viz", "zoo/lenet5.net", "-o", str(output)]) == 1
+    assert main(["viz", "zoo/lenet5.net", "-o", str(output)]) == 2
     err = capsys.readouterr().err
     assert "needs Graphviz's 'dot' program" in err and "install Graphviz" in err and "write .dot" in err
     assert "Traceback" not in err
@@ -91,9 +91,9 @@ def test_svg_without_graphviz_is_a_clear_error(
 def test_unknown_picture_format_or_folder_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["viz", "zoo/lenet5.net", "-o", str(tmp_path / "g.jpg")]) == 1
+    assert main(["viz", "zoo/lenet5.net", "-o", str(tmp_path / "g.jpg")]) == 2
     assert "name the output with one of .dot, .svg, .png" in capsys.readouterr().err
-    assert main(["viz", "zoo/lenet5.net", "-o", str(tmp_path / "missing" / "g.dot")]) == 1
+    assert main(["viz", "zoo/lenet5.net", "-o", str(tmp_path / "missing" / "g.dot")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
