@@ -99,9 +99,9 @@ def compile_graph(
     types = infer_shapes(graph, bindings, input_shapes)
     check_tensor_sizes(graph, types, limits)
     if weights is None:
-        from netspec.weights import initialize_weights
+        from netspec.weights import InitialWeights
 
-        weights = initialize_weights(graph, types, seed)
+        weights = InitialWeights(graph, types, seed)
     if fold_bn:
         from netspec.fold import fold_batchnorm
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +80,7 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
     if filler.type == "bilinear":
         return bilinear_kernel(shape)
     rng = _rng(seed, full_name)
-    fan_in, fan_out = caffe_fans(shape)
+    fan_in, fan_out = spec.fans or caffe_fans(shape)
     if filler.type == "he_uniform":
         # He et al. 2015 in its uniform form (variance 2 / fan_in, as torch's kaiming_uniform_
         # for ReLU). NOTE: uniform, not Gaussian: numpy draws uniforms four times faster, and
@@ -124,9 +124,28 @@ def _gaussian(rng: np.random.Generator, shape: tuple[int, ...], mean: float, std
 
 def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
     """Every stored array of ``graph`` by full name, initialised by its spec's initialiser."""
-    weights = {}
-    for arrays in graph_arrays(graph, types).values():
-        for array in arrays:
-            if array.name not in weights:
-                weights[array.name] = initial_value(array.spec, array.name, seed)
-    return weights
+    return dict(InitialWeights(graph, types, seed).items())
+
+
+class InitialWeights(Mapping[str, np.ndarray]):
+    """The initial values of ``graph``'s arrays, drawn when asked for and not kept: what
+    initialize_weights returns, without holding every array at once. The ONNX builder turns
+    each array into its initializer and drops it, so compiling with random weights peaks near
+    the model's own size, not twice it. Each lookup draws afresh, the same values every time
+    (a generator per seed and name)."""
+
+    def __init__(self, graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> None:
+        self._specs: dict[str, ParamSpec] = {}
+        for arrays in graph_arrays(graph, types).values():
+            for array in arrays:
+                self._specs.setdefault(array.name, array.spec)
+        self._seed = seed
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return initial_value(self._specs[name], name, self._seed)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)

@@ -177,6 +177,19 @@ def test_fcn8s_crops_align_the_score_map_with_the_image() -> None:
     assert field.offset == (0, 0)
 
 
+def test_segnet_unpooling_carries_the_encoder_field_through_the_decoder() -> None:
+    # Each unpooling halves the stride and keeps the size (an output pixel takes one pooled
+    # value); each decoder 3×3 convolution then adds 2 × its stride: pool5's 212/32, then 3
+    # convolutions at stride 16, 3 at 8, 3 at 4, 2 at 2 and 2 at 1.
+    graph = load_graph(ROOT / "zoo" / "segnet.net")
+    fields = fields_of(graph)
+    assert field_at(fields, graph, "upsample5").size == (212, 212)
+    assert field_at(fields, graph, "upsample5").stride == (16, 16)
+    expected = 212 + 3 * 2 * 16 + 3 * 2 * 8 + 3 * 2 * 4 + 2 * 2 * 2 + 2 * 2 * 1
+    assert field_at(fields, graph, "conv1_1_D").size == (expected, expected)
+    assert field_at(fields, graph, "conv1_1_D").stride == (1, 1)
+
+
 SMALL_NETS = {
     # dilation 2: a 3x3 kernel spans 5; pad 2 keeps the centre on input pixel 0.
     "dilation": (

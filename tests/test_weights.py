@@ -181,6 +181,16 @@ def test_fans_of_fully_connected_and_deconvolution_weights() -> None:
 
 
 @pytest.mark.unit
+def test_locally_connected_weights_take_the_fans_of_one_positions_filter() -> None:
+    weights = initial("input data: [N, 8, 6, 6]\nLocallyConnected lc { num_output: 16  kernel_size: 3 }\n")
+    # Weight [Ho·Wo = 16, patch = 8·3·3, 16]: each position's filter has fan_in 72, as a 3×3
+    # convolution over 8 channels, not Caffe's count / shape[0] of the stacked layout.
+    bound = math.sqrt(6.0 / 72)
+    assert np.abs(weights["lc.weight"]).max() <= bound
+    assert np.abs(weights["lc.weight"]).max() > 0.98 * bound
+
+
+@pytest.mark.unit
 def test_default_weights_are_he_uniform_biases_zero_batchnorm_identity() -> None:
     weights = initial(
         conv_spec('type: "msra"').replace('weight_filler { type: "msra" }', "") + "BatchNorm bn\n"

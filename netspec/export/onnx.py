@@ -107,15 +107,27 @@ class _ModelBuilder:
         self.initializer_names: set[str] = set()
 
     def add_initializer(self, name: str, value: np.ndarray) -> None:
+        array = np.ascontiguousarray(value)
+        self._store(name, array.dtype, array.shape, array.tobytes())
+
+    def add_weight(self, name: str) -> None:
+        """The stored array ``name`` as an initializer. The array is dropped as soon as its bytes
+        exist, so a lazily drawn one (netspec.weights.InitialWeights) costs its bytes and the
+        protobuf copy, not a third copy."""
+        array = np.ascontiguousarray(self.weights[name])
+        dtype, shape, data = array.dtype, array.shape, array.tobytes()
+        del array
+        self._store(name, dtype, shape, data)
+
+    def _store(self, name: str, dtype: np.dtype, shape: tuple[int, ...], data: bytes) -> None:
         if name in self.initializer_names:
             raise ValueError(f"initializer {name} added twice")
         self.initializer_names.add(name)
-        array = np.ascontiguousarray(value)
         tensor = self.model.graph.initializer.add()
         tensor.name = name
-        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-        tensor.dims.extend(array.shape)
-        tensor.raw_data = array.tobytes()
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(dtype)
+        tensor.dims.extend(shape)
+        tensor.raw_data = data
 
 
 def build_model(
@@ -141,7 +153,7 @@ def build_model(
     for node_arrays in arrays.values():
         for array in node_arrays:
             if array.name not in builder.initializer_names:  # shared arrays are stored once
-                builder.add_initializer(array.name, weights[array.name])
+                builder.add_weight(array.name)
 
     inputs = []
     for node in graph.nodes:

@@ -390,13 +390,16 @@ class ParamSpec:
     """One stored array of a layer: ``weight``, ``bias``, ``running_mean``...
 
     ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` is the filler that
-    gives its initial values (netspec.weights draws them).
+    gives its initial values (netspec.weights draws them). ``fans`` gives (fan_in, fan_out) for
+    a layout other than Caffe's [out, in, ...], whose fans fillers otherwise derive from the
+    shape (netspec.weights.caffe_fans).
     """
 
     name: str
     shape: tuple[int, ...]
     learnable: bool = True
     init: Filler = HE_UNIFORM
+    fans: tuple[int, int] | None = None
 
     @property
     def size(self) -> int:

@@ -86,7 +86,10 @@ class LocallyConnected(Layer):
         x = inputs[0]
         height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
         patch = self.patch_size(x)
-        weight = ParamSpec("weight", (height * width, patch, self.params.num_output))
+        # Each position's filter maps a patch to num_output values, as a convolution's does.
+        weight = ParamSpec(
+            "weight", (height * width, patch, self.params.num_output), fans=(patch, self.params.num_output)
+        )
         if not self.params.bias_term:
             return (weight,)
         return (weight, ParamSpec("bias", (self.params.num_output, height, width), init=ZEROS))

@@ -226,7 +226,7 @@ class Upsample(Layer):
     With one input (the form of the YOLOv3 Caffe forks) it repeats every pixel scale_h × scale_w
     times (nearest neighbour). No params; FLOPs = 0 (data movement). Receptive field: output
     pixel o reads input pixel o // scale, a transposed window of the scale's size and stride
-    (none is reported where upsample_h/upsample_w set another size).
+    (none is reported where upsample_h/upsample_w set a size the scale cannot give).
     """
 
     type_name = "Upsample"
@@ -295,13 +295,11 @@ class Upsample(Layer):
     ) -> tuple[Window, Window] | None:
         x, y = inputs[0], outputs[0]
         scales = self.scales()
-        p = self.params
-        natural = (
-            static_dim(x, 2) * scales[0] - int(p.pad_out_h),
-            static_dim(x, 3) * scales[1] - int(p.pad_out_w),
-        )
-        if y.dims[2:] != natural:
-            return None
+        for axis, scale in zip((2, 3), scales, strict=True):
+            # Output pixel o reads input pixel o // scale wherever the output size is one the
+            # scale gives, up to the rows pad_out or upsample_h/w trim from an odd pooled size.
+            if not (static_dim(x, axis) - 1) * scale < static_dim(y, axis) <= static_dim(x, axis) * scale:
+                return None
         return (
             Window(scales[0], scales[0], 0, transposed=True),
             Window(scales[1], scales[1], 0, transposed=True),
