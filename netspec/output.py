@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     import onnx
@@ -96,9 +96,9 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     itself is changed: its large initializers become references to the data file."""
     target = Path(path)
     if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
-        data = model.SerializeToString()
-        write_atomic(target, data)
-        return WrittenModel(target, len(data))
+        sizes: list[int] = []
+        write_atomic_with(target, lambda handle: sizes.append(write_model_pieces(model, handle)))
+        return WrittenModel(target, sizes[0])
     data_path = external_data_path(target)
     placed = _external_layout(model)
     sizes: list[int] = []
@@ -119,6 +119,77 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
 
     write_atomic_group([(data_path, write_arrays), (target, write_graph)])
     return WrittenModel(target, sizes[1], data_path, sizes[0])
+
+
+# Protobuf field numbers (onnx.proto): ModelProto.graph, GraphProto.initializer,
+# TensorProto.raw_data.
+_MODEL_GRAPH_FIELD = 7
+_GRAPH_INITIALIZER_FIELD = 5
+_TENSOR_RAW_DATA_FIELD = 9
+
+
+def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO) -> int:
+    """Write ``model``'s protobuf encoding to ``handle`` one initializer at a time and return
+    the bytes written. ``SerializeToString`` would first build the whole file in memory — a
+    second copy of every weight, and for a moment a third — while this holds at most one
+    initializer's encoding besides the model.
+
+    The file is the model without initializers, then each initializer wrapped in a ModelProto
+    ``graph`` field of its own: protobuf parsers merge repeated occurrences of an embedded
+    message field (concatenating its repeated fields, in order), so every reader — onnx.load,
+    onnxruntime — sees exactly ``model``. The output is deterministic, like the model."""
+    import onnx
+
+    skeleton = onnx.ModelProto()
+    _copy_fields(model, skeleton, skip="graph")
+    _copy_fields(model.graph, skeleton.graph, skip="initializer")
+    written = handle.write(skeleton.SerializeToString())
+    for tensor in model.graph.initializer:
+        # The tensor's small fields encoded by protobuf, its raw bytes appended as field 9
+        # (parsers accept fields in any order): one copy of the bytes, where SerializeToString
+        # would make two.
+        header = onnx.TensorProto()
+        _copy_fields(tensor, header, skip="raw_data")
+        pieces = [header.SerializeToString()]
+        if tensor.HasField("raw_data"):
+            raw = tensor.raw_data
+            pieces += [_length_delimited(_TENSOR_RAW_DATA_FIELD, len(raw)), raw]
+        length = sum(len(piece) for piece in pieces)
+        initializer = _length_delimited(_GRAPH_INITIALIZER_FIELD, length)
+        written += handle.write(_length_delimited(_MODEL_GRAPH_FIELD, len(initializer) + length))
+        written += handle.write(initializer)
+        for piece in pieces:
+            written += handle.write(piece)
+    return written
+
+
+def _copy_fields(source: Any, target: Any, skip: str) -> None:
+    """Copy every set field of protobuf message ``source`` but ``skip`` into ``target``."""
+    for descriptor, value in source.ListFields():
+        if descriptor.name == skip:
+            continue
+        if descriptor.message_type is not None and not hasattr(value, "extend"):
+            getattr(target, descriptor.name).CopyFrom(value)
+        elif hasattr(value, "extend"):  # a repeated field (its descriptor's API varies by version)
+            getattr(target, descriptor.name).extend(value)
+        else:
+            setattr(target, descriptor.name, value)
+
+
+def _length_delimited(field: int, length: int) -> bytes:
+    """The key (wire type 2) and length varint that precede a length-delimited field."""
+    return _varint(field << 3 | 2) + _varint(length)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
 
 
 def _tensor_bytes(tensor: onnx.TensorProto) -> int:

@@ -159,3 +159,25 @@ def test_a_failed_compile_leaves_an_existing_model_untouched(
     assert main(["compile", "net.net", "-o", "model.onnx"]) == 1
     assert Path("model.onnx").read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "net.net"]
+
+
+def test_models_are_written_one_initializer_at_a_time_and_read_back_exactly(tmp_path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from netspec.compiler import compile_graph, load_graph
+    from netspec.output import write_model
+
+    model = compile_graph(load_graph(Path(__file__).resolve().parent.parent / "zoo" / "resnet18.net"))
+    # Also a tensor stored in a typed field rather than raw bytes, and one with a doc string (a
+    # field numbered after raw_data).
+    model.graph.initializer.append(
+        helper.make_tensor("extra.float_data", onnx.TensorProto.FLOAT, [3], [1, 2, 3])
+    )
+    documented = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "extra.documented")
+    documented.doc_string = "after raw_data"
+    model.graph.initializer.append(documented)
+    written = write_model(model, tmp_path / "m.onnx")
+    assert written.size == (tmp_path / "m.onnx").stat().st_size
+    assert onnx.load(tmp_path / "m.onnx").SerializeToString() == model.SerializeToString()
