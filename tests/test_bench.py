@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.bench import GemmPeak, Latency, ProgressBar, _gemm_model
+from netspec.bench import GEMM_SIZES, GemmPeak, Latency, ProgressBar, _gemm_model
 from netspec.cli import main
 from netspec.compiler import analyze, load_graph
 
@@ -95,7 +95,7 @@ def test_bench_json_schema(lenet_rows: list[dict[str, object]]) -> None:
         assert row["throughput"] == pytest.approx(row["batch"] / (row["median_ms"] / 1e3))
         assert row["achieved_gflops"] == pytest.approx(row["flops"] / (row["median_ms"] / 1e3) / 1e9)
         assert row["peak_fraction"] == pytest.approx(row["achieved_gflops"] / row["gemm_peak_gflops"])
-        assert row["gemm_size"] in (1024, 4096)
+        assert row["gemm_size"] in GEMM_SIZES.values()
 
 
 @pytest.mark.ort
@@ -103,7 +103,7 @@ def test_auto_device_is_cpu_without_a_gpu(lenet_rows: list[dict[str, object]]) -
     if shutil.which("nvidia-smi") is not None:
         pytest.skip("a GPU driver is present: auto may pick CUDA")
     assert {row["device"] for row in lenet_rows} == {"cpu"}
-    assert {row["gemm_size"] for row in lenet_rows} == {1024}
+    assert {row["gemm_size"] for row in lenet_rows} == {GEMM_SIZES["cpu"]}
 
 
 @pytest.mark.ort
@@ -111,7 +111,8 @@ def test_bench_text_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", LENET, *CHEAP, "--threads", "1", "--device", "cpu"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("device cpu, 1 thread; GEMM peak ")
-    assert "float32 MatMul 1024x1024 by 1024x1024" in text
+    size = GEMM_SIZES["cpu"]
+    assert f"float32 MatMul {size}x{size} by {size}x{size}" in text
     header = text.splitlines()[2].split()
     assert header[:3] == ["model", "batch", "session"]
     assert text.splitlines()[4].split()[:2] == ["LeNet-5", "1"]
