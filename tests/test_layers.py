@@ -21,6 +21,7 @@ from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
 from netspec.layers.pool import pool_output_size
 from netspec.reference import run_reference
+from netspec.verify import sample_inputs
 from netspec.weights import initialize_weights
 
 BATCH = 2
@@ -424,15 +425,21 @@ def case_params(cases: list[Case]) -> list[Any]:
 # ---------------------------------------------------------------- shapes and counts (no ONNX)
 
 
-@pytest.mark.unit
-@pytest.mark.parametrize("case", case_params(CASES))
-def test_shape_and_counts(case: Case) -> None:
+def assert_shape_and_counts(case: Any, outputs: tuple[tuple[int, ...], ...]) -> None:
+    """The case's layer gives ``outputs`` (at N = BATCH) and the case's params, buffers, MACs
+    and FLOPs (every layer test file's Case has those fields)."""
     graph = build_graph(case)
     types = infer_shapes(graph, {"N": BATCH})
-    assert types["layer"].dims == case.output
+    assert tuple(types[t].dims for t in graph.node("layer").outputs) == outputs
     row = next(r for r in count_graph(graph, types).layers if r.name == "layer")
     counts = (row.params, row.buffers, row.macs, row.flops)
     assert counts == (case.params, case.buffers, case.macs, case.flops)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("case", case_params(CASES))
+def test_shape_and_counts(case: Case) -> None:
+    assert_shape_and_counts(case, (case.output,))
 
 
 @pytest.mark.unit
@@ -508,13 +515,8 @@ def check_against_reference(
     onnx_shapes = inferred_shapes(model)
     assert {t: onnx_shapes[t] for t in types} == {t: v.dims for t, v in types.items()}
 
-    rng = np.random.default_rng(7)
-    feeds = {
-        node.outputs[0]: rng.standard_normal(types[node.outputs[0]].bind({"N": BATCH}).dims).astype(
-            np.float32
-        )
-        for node in graph.input_nodes
-    }
+    # Standard normal inputs, or what a layer asks for (valid boxes for RoI pooling).
+    feeds = sample_inputs(graph, {t: v.bind({"N": BATCH}) for t, v in types.items()}, seed=7)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

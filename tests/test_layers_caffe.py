@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from test_layers import (  # the shared harness; it reads a case's id, layer and inputs
     BATCH,
+    assert_shape_and_counts,
     build_graph,
     case_params,
     check_against_reference,
@@ -24,7 +25,6 @@ from test_layers import (  # the shared harness; it reads a case's id, layer and
     random_weights,
 )
 
-from netspec.count import count_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Dim, Graph, TensorType
@@ -341,17 +341,7 @@ def case_weights(case: Case, graph: Graph) -> dict[str, np.ndarray]:
 @pytest.mark.unit
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_shape_and_counts(case: Case) -> None:
-    graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
-    node = graph.node("layer")
-    assert tuple(types[t].dims for t in node.outputs) == case.outputs
-    row = next(r for r in count_graph(graph, types).layers if r.name == "layer")
-    assert (row.params, row.buffers, row.macs, row.flops) == (
-        case.params,
-        case.buffers,
-        case.macs,
-        case.flops,
-    )
+    assert_shape_and_counts(case, case.outputs)
 
 
 @pytest.mark.unit

@@ -16,6 +16,7 @@ import pytest
 from test_layers import (  # the shared harness and its Case
     BATCH,
     Case,
+    assert_shape_and_counts,
     build_graph,
     case_params,
     check_against_reference,
@@ -23,7 +24,6 @@ from test_layers import (  # the shared harness and its Case
     random_weights,
 )
 
-from netspec.count import count_graph
 from netspec.infer import infer_shapes
 from netspec.layers import LAYER_TYPES
 from netspec.layers.base import RawParam, build_layer
@@ -66,16 +66,7 @@ CASES = [
 @pytest.mark.unit
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_shape_and_counts(case: Case) -> None:
-    graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
-    assert types["layer"].dims == case.output
-    row = next(r for r in count_graph(graph, types).layers if r.name == "layer")
-    assert (row.params, row.buffers, row.macs, row.flops) == (
-        case.params,
-        case.buffers,
-        case.macs,
-        case.flops,
-    )
+    assert_shape_and_counts(case, (case.output,))
 
 
 @pytest.mark.ort

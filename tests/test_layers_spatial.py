@@ -15,35 +15,27 @@ harness is tests/test_layers.py's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
-from test_layers import BATCH, build_graph, case_params, compile_error  # the shared harness
+from test_layers import (  # the shared harness and its Case
+    BATCH,
+    Case,
+    assert_shape_and_counts,
+    build_graph,
+    case_params,
+    check_against_reference,
+    compile_error,
+    random_weights,
+)
 
-from netspec.count import count_graph
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
-from netspec.graph import Dim
 from netspec.infer import infer_shapes
 from netspec.layers import LAYER_TYPES
 from netspec.layers.base import RawParam, build_layer
-from netspec.verify import max_relative_error, relative_errors, sample_inputs
-
-
-@dataclass(frozen=True)
-class Case:
-    """One layer configuration with its output shape (at N = 2) and counts."""
-
-    id: str
-    layer: str
-    inputs: tuple[tuple[Dim, ...], ...]
-    output: tuple[int, ...]
-    params: int = 0
-    macs: int = 0
-    flops: int = 0
-
+from netspec.verify import relative_errors, sample_inputs
 
 THETA = ("N", 2, 3)
 X = ("N", 3, 6, 5)
@@ -75,15 +67,23 @@ CASES = [
     ),
     # params 5·6 + 5 + 5·6 = 65; MACs 2·(2·6·12)·5 = 1440; FLOPs 2·1440 + 4·24·5 (bias, softmax)
     # + 2·60 (centroids) + 3·144 (input normalisation) + 6·60 (two normalisations) = 4272
-    Case("netvlad", "NetVLAD layer { num_clusters: 5 }", (("N", 6, 3, 4),), (2, 30), 65, 1440, 4272),
+    Case(
+        "netvlad",
+        "NetVLAD layer { num_clusters: 5 }",
+        (("N", 6, 3, 4),),
+        (2, 30),
+        params=65,
+        macs=1440,
+        flops=4272,
+    ),
     Case(
         "netvlad-raw-input",
         "NetVLAD layer { num_clusters: 5  normalize_input: false }",
         (("N", 6, 3, 4),),
         (2, 30),
-        65,
-        1440,
-        4272 - 432,
+        params=65,
+        macs=1440,
+        flops=4272 - 432,
     ),
     # the grid [2, 5, 7, 2]: MACs 140·3 = 420 (θ's 2×3 per point); FLOPs 840 (+ 12 adds)
     Case(
@@ -195,45 +195,17 @@ CASES = [
 @pytest.mark.unit
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_shape_and_counts(case: Case) -> None:
-    graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
-    assert types["layer"].dims == case.output
-    row = next(r for r in count_graph(graph, types).layers if r.name == "layer")
-    assert (row.params, row.buffers, row.macs, row.flops) == (case.params, 0, case.macs, case.flops)
+    assert_shape_and_counts(case, (case.output,))
 
 
 @pytest.mark.ort
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("case", case_params(CASES))
-def test_onnx_matches_reference(case: Case) -> None:
-    errors = relative_errors(build_graph(case), batch=BATCH, seed=len(case.id))
-    assert errors["layer"] <= 1e-5, errors
-
-
-@pytest.mark.ort
-@pytest.mark.parametrize("case", case_params(CASES))
-def test_onnx_matches_reference_dynamic_batch(case: Case) -> None:
-    import onnxruntime as ort
-
-    from netspec.compiler import compile_graph
-    from netspec.export.onnx import check_model, inferred_shapes
-    from netspec.reference import run_reference
-    from netspec.weights import initialize_weights
-
+def test_onnx_matches_reference(case: Case, dynamic: bool) -> None:
     graph = build_graph(case)
-    symbolic = infer_shapes(graph)
-    model = compile_graph(graph, batch=None)
-    check_model(model)
-    onnx_shapes = inferred_shapes(model)
-    assert {t: onnx_shapes[t] for t in symbolic} == {t: v.dims for t, v in symbolic.items()}
-
-    types = infer_shapes(graph, {"N": BATCH})
-    weights = initialize_weights(graph, types, seed=1)
-    model = compile_graph(graph, batch=None, weights=weights)
-    feeds = sample_inputs(graph, types, seed=5)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["layer"], feeds)
-    expected = run_reference(graph, weights, feeds)["layer"]
-    assert max_relative_error(got, expected) <= 1e-5
+    weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
+    outputs = check_against_reference(graph, weights, dynamic=dynamic)
+    assert outputs["layer"].shape == case.output
 
 
 # ---------------------------------------------------------------- the references, independently
