@@ -342,6 +342,18 @@ Convolution after { num_output: c  kernel_size: 1 }
     assert params(graph, "after").num_output == 100  # type: ignore[attr-defined]
 
 
+def test_one_line_blocks_are_blocks_not_interpolated_names() -> None:
+    graph = build("""
+input data: [N, 3, 8, 8]
+let deep = true
+if deep { SiLU act }
+repeat 2 as i { ReLU r{i} }
+for k in [3, 5] { Convolution c{k} { num_output: 4  kernel_size: k  pad: k // 2 } }
+Sigmoid s{(1 + 2) * 2 // 3 - 1}
+""")
+    assert [node.name for node in graph.nodes] == ["data", "act", "r0", "r1", "c3", "c5", "s1"]
+
+
 def test_let_default_binds_only_an_unset_name() -> None:
     graph = build("""
 input data: [N, 3, 8, 8]
