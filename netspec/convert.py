@@ -299,33 +299,19 @@ def _bottom_field(refs: Sequence[str]) -> tuple[str, str]:
     return ("bottom", refs[0] if len(refs) == 1 else "[" + ", ".join(refs) + "]")
 
 
-def _array_notes(node: Node, array_names: Sequence[str]) -> list[str]:
-    """``# note:`` lines for what Caffe says of a layer's arrays and .net cannot express."""
-
-    def named(index: int) -> str:
-        return array_names[index] if index < len(array_names) else f"array #{index}"
-
-    notes = []
-    if node.frozen_arrays:
-        frozen = " and ".join(named(i) for i in node.frozen_arrays)
-        notes.append(
-            f"# note: Caffe freezes the {frozen} of this layer (lr_mult: 0); .net cannot say so, "
-            "so here it is learnable"
+def _array_settings_fields(node: Node) -> list[tuple[str, str]]:
+    """Caffe's ``param { name lr_mult }`` settings of ``node``'s arrays, as .net writes them:
+    one ``param`` block per array up to the last one with a setting."""
+    named = [index for index, shared in enumerate(node.array_names) if shared]
+    count = max([index + 1 for index in (*named, *node.frozen_arrays)], default=0)
+    fields = []
+    for index in range(count):
+        shared = node.array_names[index] if index < len(node.array_names) else None
+        parts = ([f"name: {_string_text(shared)}"] if shared else []) + (
+            ["lr_mult: 0"] if index in node.frozen_arrays else []
         )
-    for index, shared in enumerate(node.array_names):
-        if shared:
-            notes.append(
-                f"# note: Caffe shares the {named(index)} of this layer with every layer that names "
-                f'it "{shared}" (param {{ name }}); .net has no shared arrays, so here it is its own'
-            )
-    return notes
-
-
-def _stored_array_names(node: Node, types: Mapping[str, TensorType] | None) -> list[str]:
-    """The names of ``node``'s arrays (weight, bias...), where the graph's shapes are known."""
-    if types is None:
-        return []
-    return [spec.name for spec in node.layer.parameters([types[t] for t in node.inputs])]
+        fields.append(("param", "{ " + "  ".join(parts) + " }" if parts else "{ }"))
+    return fields
 
 
 # ---------------------------------------------------------------- finding repeated blocks
@@ -725,8 +711,7 @@ class _Writer:
                 value = getattr(node.layer.params, spec_field.name)
                 if _differs_from_default(spec_field, value):
                     fields.append(_param_field(node, spec_field, value))
-            if node.frozen_arrays or any(node.array_names):
-                body.extend(_array_notes(node, _stored_array_names(node, self.types)))
+            fields.extend(_array_settings_fields(node))
             comment = node.name if name != node.name else ""
             body.append(_layer_line(node.type, name, fields, comment))
             index += 1

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netspec.graph import DTYPE_SIZES, Graph, TensorType
-from netspec.weights import node_arrays
+from netspec.weights import graph_arrays
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,12 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
     element = DTYPE_SIZES[dtype]
     rows = []
     counted: set[str] = set()
+    stored = graph_arrays(graph, types)
     for node in graph.nodes:
         inputs = [types[t] for t in node.inputs]
         outputs = [types[t] for t in node.outputs]
         # An array shared by several layers (Caffe's param { name }) counts at its first user.
-        arrays = [a for a in node_arrays(node, inputs) if a.name not in counted]
+        arrays = [a for a in stored.get(node, ()) if a.name not in counted]
         counted.update(a.name for a in arrays)
         params = sum(a.spec.size for a in arrays if a.spec.learnable)
         buffers = sum(a.spec.size for a in arrays if not a.spec.learnable)

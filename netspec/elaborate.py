@@ -60,6 +60,10 @@ class _Context:
         )
 
 
+# The fields of a layer's ``param { }`` block (Caffe's ParamSpec).
+_ARRAY_SETTING_KEYS = ("name", "lr_mult", "decay_mult")
+
+
 class _Elaborator:
     def __init__(self, limits: Limits, includes: IncludeRules, root_folder: Path) -> None:
         self.limits = limits
@@ -509,6 +513,7 @@ class _Elaborator:
                 trace=context.trace,
             )
         tops = self.output_names(raw, context)
+        array_names, frozen_arrays = self.array_settings(raw.pop("param", None), context)
         try:
             layer = build_layer(layer_type, raw, span, name, output_count=len(tops) if tops else None)
         except NetspecError as exc:
@@ -521,8 +526,45 @@ class _Elaborator:
             for k, v in raw.items()
             if (v.value_span or v.key_span) is not None
         )
-        node = Node(name, layer, inputs, tops, span, context.trace, param_spans)
+        node = Node(name, layer, inputs, tops, span, context.trace, param_spans, array_names, frozen_arrays)
         self.add_node(node, span, context)
+
+    def array_settings(
+        self, given: RawParam | None, context: _Context
+    ) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
+        """Caffe's ``param { name: "w"  lr_mult: 0 }`` blocks, one per stored array in the
+        layer's order (weight, then bias...): a ``name`` shares the array with every layer that
+        names it (stored and counted once), ``lr_mult: 0`` marks it frozen; ``decay_mult`` is
+        read and has no effect here. Returns the shared names and the frozen indices."""
+        if given is None:
+            return (), ()
+        entries = given.value if isinstance(given.value, tuple) else (given.value,)
+        names: list[str | None] = []
+        frozen: list[int] = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, Message):
+                raise error(
+                    "'param' is a block: param { name: \"shared\"  lr_mult: 0 }",
+                    given.value_span or given.key_span,
+                    trace=context.trace,
+                )
+            shared: str | None = None
+            for key, value in entry.fields:
+                where = value.value_span or value.key_span
+                if key == "name" and isinstance(value.value, str | Symbol):
+                    shared = str(value.value)
+                elif key in ("lr_mult", "decay_mult") and isinstance(value.value, int | float):
+                    if key == "lr_mult" and value.value == 0:
+                        frozen.append(index)
+                elif key in _ARRAY_SETTING_KEYS:
+                    expected = "a name" if key == "name" else "a number"
+                    raise error(f"param field '{key}': expected {expected}", where, trace=context.trace)
+                else:
+                    hint = did_you_mean(key, _ARRAY_SETTING_KEYS)
+                    message = f"a param block has no field '{key}'" + (f"; {hint}" if hint else "")
+                    raise error(message, value.key_span or where, trace=context.trace)
+            names.append(shared)
+        return tuple(names), tuple(frozen)
 
     def output_names(self, raw: dict[str, RawParam], context: _Context) -> tuple[str, ...]:
         """The tensors a layer's ``top:`` names (scoped like layer names), or () without one."""

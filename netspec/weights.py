@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netspec.diagnostics import error
 from netspec.graph import Graph, Node, TensorType
 from netspec.layers.base import ParamSpec
 
@@ -35,13 +36,31 @@ def node_arrays(node: Node, input_types: Sequence[TensorType]) -> tuple[StoredAr
 
 
 def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tuple[StoredArray, ...]]:
-    """Each node's stored arrays (only nodes that have some)."""
+    """Each node's stored arrays (only nodes that have some). An array shared by name (Caffe's
+    ``param { name }``) must have one shape wherever it is used: a diagnostic at the layer
+    that differs, as Caffe refuses such a net."""
     result = {}
+    owners: dict[str, tuple[Node, StoredArray]] = {}
     for node in graph.nodes:
         arrays = node_arrays(node, [types[t] for t in node.inputs])
+        for array in arrays:
+            owner, first = owners.setdefault(array.name, (node, array))
+            if first.spec.shape != array.spec.shape:
+                raise error(
+                    f"layer '{node.name}' shares the array '{array.name}' with layer '{owner.name}', "
+                    f"but its {array.spec.name} is {_shape_text(array.spec.shape)} where "
+                    f"'{owner.name}' has {_shape_text(first.spec.shape)}",
+                    node.span,
+                    hint="layers that share an array (param { name }) need the same shape of it",
+                    trace=node.trace,
+                )
         if arrays:
             result[node] = arrays
     return result
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:

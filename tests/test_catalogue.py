@@ -176,6 +176,22 @@ CATALOGUE = {
         2,
         "4",
     ),
+    "unknown-param-field": net(
+        HEAD + "Convolution c { num_output: 4  kernel_size: 3  param { lr_mul: 0 } }\n",
+        "a param block has no field 'lr_mul'; did you mean 'lr_mult'?",
+        2,
+        "lr_mul",
+    ),
+    "shared-array-shape-mismatch": net(
+        HEAD
+        + 'Convolution a { bottom: data  num_output: 4  kernel_size: 3  param { name: "w" } }\n'
+        + 'Convolution b { bottom: data  num_output: 5  kernel_size: 3  param { name: "w" } }\n',
+        "layer 'b' shares the array 'w' with layer 'a', but its weight is [5, 3, 3, 3] where 'a' "
+        "has [4, 3, 3, 3]",
+        3,
+        "Convolution",
+        "need the same shape",
+    ),
     # ------------------------------------------------------------------ tensors and shapes
     "missing-tensor": net(
         HEAD + "Eltwise e { bottom: [data, nope] }\n",

@@ -354,6 +354,24 @@ Sigmoid s{(1 + 2) * 2 // 3 - 1}
     assert [node.name for node in graph.nodes] == ["data", "act", "r0", "r1", "c3", "c5", "s1"]
 
 
+def test_param_blocks_share_and_freeze_arrays() -> None:
+    from netspec.compiler import analyze
+
+    graph = build("""
+input a: [N, 3, 8, 8]
+input b: [N, 3, 8, 8]
+Convolution ca { bottom: a  num_output: 4  kernel_size: 3
+                 param { name: "w" lr_mult: 0 }  param { name: "bias" } }
+Convolution cb { bottom: b  num_output: 4  kernel_size: 3
+                 param { name: "w" }  param { name: "bias"  decay_mult: 0 } }
+Convolution cc { bottom: b  num_output: 2  kernel_size: 1  param { }  param { lr_mult: 0 } }
+""")
+    totals = analyze(graph).counts.totals
+    # The shared weight (4·3·3·3 = 108) and bias (4) once, cc's 6 + 2; frozen: w and cc's bias.
+    assert (totals.params, totals.frozen) == (108 + 4 + 6 + 2, 108 + 2)
+    assert graph.node("cb").array_names == ("w", "bias") and graph.node("cc").frozen_arrays == (1,)
+
+
 def test_let_default_binds_only_an_unset_name() -> None:
     graph = build("""
 input data: [N, 3, 8, 8]

@@ -243,6 +243,7 @@ def test_fcn8s_is_the_caffe_model_layer_for_layer() -> None:
     caffe = analyze(load_graph(CAFFE / "fcn8s_voc.prototxt"), batch=1)
     assert (spec.counts.totals.params, spec.counts.totals.macs) == (134_489_759, 181_529_034_048)
     assert spec.counts.totals.params == caffe.counts.totals.params
+    assert spec.counts.totals.frozen == caffe.counts.totals.frozen == 21 * 21 * (4 * 4 + 4 * 4 + 16 * 16)
     assert spec.counts.totals.macs == caffe.counts.totals.macs
     # Every stored array under the Caffe layer's name with the same shape, and every layer with
     # a weight producing the same shape.
