@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
-from netspec.graph import Graph, Node
+from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
 from netspec.parse import check_nesting, integer_literal, reject_nul_bytes, syntax_error, unquote
@@ -405,16 +405,12 @@ def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic
                 target, axis = _AXIS_PAIRS[item.key]
                 pairs.setdefault(target, {})[axis] = item
                 continue
-            if isinstance(item.value, TextMessage) and item.key in _FILLER_FIELDS:
-                raw_value: Value | Message = _message(item.value)
-                key = item.key
-            elif isinstance(item.value, TextMessage):
+            raw_value: Value | Message
+            if isinstance(item.value, TextMessage):
                 raw_value = _nested_param(item, layer_type)
-                key = "shape" if item.key == "shape" else item.key
             else:
                 raw_value = _to_value(item.value)
-                key = item.key
-            key, raw_value = _rename(layer_type, key, raw_value, item, warnings)
+            key, raw_value = _rename(layer_type, item.key, raw_value, item, warnings)
             written.setdefault(key, []).append((raw_value, item))
     if any(value is False for value, _ in written.get("bias_term", ())):
         written.pop("bias_filler", None)  # Caffe reads it only for a layer with a bias
@@ -492,9 +488,11 @@ def _message(message: TextMessage) -> Message:
     )
 
 
-def _nested_param(item: TextField, layer_type: str) -> Value:
+def _nested_param(item: TextField, layer_type: str) -> Value | Message:
     message = item.value
     assert isinstance(message, TextMessage)
+    if item.key in _FILLER_FIELDS:
+        return _message(message)
     if item.key == "shape":
         return tuple(_to_value(f.value) for f in message.all("dim"))
     raise error(
@@ -506,20 +504,19 @@ def _nested_param(item: TextField, layer_type: str) -> Value:
 def _array_settings(layer: TextMessage) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
     """Shared names and frozen flags per stored array, from ``param { name lr_mult }`` (and the
     V1 forms ``param: "name"`` and ``blobs_lr``)."""
-    names: list[str | None] = []
-    frozen: list[int] = []
-    for index, entry in enumerate(layer.all("param")):
+    settings = []
+    for entry in layer.all("param"):
         if isinstance(entry.value, TextMessage):
             shared = entry.value.scalar("name")
-            names.append(str(shared) if shared else None)
-            if entry.value.scalar("lr_mult", 1) == 0:
-                frozen.append(index)
+            settings.append(ArraySetting(str(shared) if shared else None, entry.value.scalar("lr_mult", 1)))
         else:
-            names.append(str(entry.value))
+            settings.append(ArraySetting(str(entry.value)))
     for index, entry in enumerate(layer.all("blobs_lr")):
-        if entry.value == 0 and index not in frozen:
-            frozen.append(index)
-    return tuple(names), tuple(sorted(frozen))
+        if entry.value == 0:
+            if index >= len(settings):
+                settings.extend(ArraySetting() for _ in range(index + 1 - len(settings)))
+            settings[index] = replace(settings[index], lr_mult=0)
+    return array_settings(settings)
 
 
 def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:

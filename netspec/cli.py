@@ -23,6 +23,11 @@ EXIT_RUNTIME = 3
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
+# netspec.report.FORMATS and netspec.runtime.DEVICES, spelled out here so that building the
+# parser imports neither (tests/test_cli.py checks that they agree).
+FORMATS = ("text", "json", "csv", "md")
+DEVICES = ("auto", "cpu", "cuda")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -115,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
     report.add_argument("spec")
-    report.add_argument("--format", choices=("text", "json", "csv", "md"), default="text")
+    report.add_argument("--format", choices=FORMATS, default="text")
     report.add_argument(
         "--depth",
         type=_depth,
@@ -137,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a spec (random weights) or an .onnx model in onnxruntime")
     run.add_argument("model", metavar="SPEC|MODEL.onnx")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--device", choices=DEVICES, default="auto")
     run.add_argument(
         "--input",
         dest="feeds",
@@ -248,15 +253,13 @@ def _add_input_rules_options(parser: argparse.ArgumentParser) -> None:
 def _limits(args: argparse.Namespace) -> Any:
     from netspec.limits import DEFAULT_LIMITS
 
-    return DEFAULT_LIMITS.with_settings(dict(getattr(args, "limits", [])))
+    return DEFAULT_LIMITS.with_settings(dict(args.limits))
 
 
 def _include_rules(args: argparse.Namespace) -> Any:
     from netspec.limits import IncludeRules
 
-    return IncludeRules(
-        tuple(Path(p) for p in getattr(args, "include_path", [])), getattr(args, "allow_any_include", False)
-    )
+    return IncludeRules(tuple(Path(p) for p in args.include_path), args.allow_any_include)
 
 
 def _non_negative_int(text: str) -> int:
@@ -272,17 +275,16 @@ def _batch_list(text: str) -> list[int]:
 
 def _add_bench_parsers(commands: Any) -> None:
     """``netspec bench`` and ``netspec compare`` (logic in netspec/bench.py, compare.py, plot.py)."""
-    formats = ("text", "json", "csv", "md")
     bench = commands.add_parser("bench", help="onnxruntime latency and throughput of models")
     bench.add_argument("specs", nargs="+", metavar="SPEC", help="a .net spec, a Caffe .prototxt or an .onnx")
     bench.add_argument(
         "--batch", type=_batch_list, default=[1], help="batch sizes, comma-separated (default 1)"
     )
-    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    bench.add_argument("--device", choices=DEVICES, default="auto")
     bench.add_argument("--warmup", type=_non_negative_int, default=3, help="untimed runs first (default 3)")
     bench.add_argument("--iterations", type=_positive_int, default=20, help="timed runs (default 20)")
     bench.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime intra-op threads")
-    bench.add_argument("--format", choices=formats, default="text")
+    bench.add_argument("--format", choices=FORMATS, default="text")
     _add_phase_option(bench)
     bench.set_defaults(handler=command_bench)
 
@@ -291,12 +293,12 @@ def _add_bench_parsers(commands: Any) -> None:
     compare.add_argument(
         "--sort", default=None, help="order by a column: name (ascending) or a number (descending)"
     )
-    compare.add_argument("--format", choices=formats, default="text")
+    compare.add_argument("--format", choices=FORMATS, default="text")
     compare.add_argument(
         "--batch", type=_positive_int, default=None, help="batch size N for the counts (default 1)"
     )
     compare.add_argument("--bench", action="store_true", help="add measured latency and throughput")
-    compare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="for --bench")
+    compare.add_argument("--device", choices=DEVICES, default="auto", help="for --bench")
     compare.add_argument(
         "--plot", metavar="OUT.png", help="draw the efficiency chart, .png/.svg/.pdf (needs netspec[plot])"
     )
@@ -350,6 +352,7 @@ def command_compare(args: argparse.Namespace) -> int:
         bench=args.bench,
         device=args.device,
         progress=progress_bar(),
+        limits=_limits(args),
     )
     if args.sort:
         rows = sort_rows(rows, args.sort)
@@ -421,6 +424,15 @@ def _load(path: str, args: argparse.Namespace) -> Any:
     return graph
 
 
+def _analysis(args: argparse.Namespace, graph: Any, dtype: str = "float32") -> Any:
+    """``graph`` analysed at ``--batch`` with the ``--input`` shapes, within the ``--limit`` caps."""
+    from netspec.compiler import analyze
+
+    return analyze(
+        graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes), dtype=dtype, limits=_limits(args)
+    )
+
+
 def _spec_text(path: str) -> str | None:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -467,29 +479,19 @@ def command_compile(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from netspec.compiler import analyze
     from netspec.report import render, report_data
 
-    graph = _load(args.spec, args)
-    analysis = analyze(
-        graph,
-        batch=args.batch or 1,
-        input_shapes=dict(args.input_shapes),
-        dtype=args.dtype,
-        limits=_limits(args),
-    )
+    analysis = _analysis(args, _load(args.spec, args), args.dtype)
     sys.stdout.write(render(report_data(analysis, depth=args.depth), args.format))
     return 0
 
 
 def command_viz(args: argparse.Namespace) -> int:
-    from netspec.compiler import analyze
     from netspec.viz import check_picture_output, graph_dot, write_picture
 
     output = args.output or Path(args.spec).with_suffix(".svg").name
     check_picture_output(output)
-    graph = _load(args.spec, args)
-    analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
+    analysis = _analysis(args, _load(args.spec, args))
     write_picture(graph_dot(analysis, depth=args.depth), output)
     print(f"wrote {output}", file=sys.stderr)
     return 0
@@ -577,13 +579,14 @@ def _run_onnx_file(args: argparse.Namespace) -> tuple[dict[str, Any], str, float
 def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tuple[Any, Any, Any] | None]:
     """Run a spec in onnxruntime, or with --reference in the float64 reference executor. The
     graph, weights and inputs onnxruntime ran are returned for --check-reference."""
-    from netspec.infer import infer_shapes
+    from netspec.compiler import analyze
     from netspec.verify import REFERENCE_DEVICE, sample_inputs
     from netspec.weights import initialize_weights
 
     graph = _load(args.model, args)
     batch = args.batch or 1
-    types = infer_shapes(graph, {"N": batch})
+    limits = _limits(args)
+    types = analyze(graph, batch, limits=limits).types  # sizes checked before weights are made
     weights = _trained_weights(args, graph)
     if weights is None:
         weights = initialize_weights(graph, types, args.seed)
@@ -599,7 +602,9 @@ def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tup
     from netspec.compiler import compile_graph
     from netspec.runtime import create_session
 
-    model = compile_graph(graph, batch=batch, weights=weights, fold_bn=args.fold_bn, dtype=args.dtype)
+    model = compile_graph(
+        graph, batch=batch, weights=weights, fold_bn=args.fold_bn, dtype=args.dtype, limits=limits
+    )
     session = create_session(model.SerializeToString(), args.device)
     feeds = session.as_inputs(feeds)
     started = time.perf_counter()
@@ -673,14 +678,13 @@ def _add_weights_parser(commands: Any) -> None:
 
 
 def command_weights(args: argparse.Namespace) -> int:
-    from netspec.compiler import analyze
     from netspec.weightfile import array_listing, render_listing, write_weights
     from netspec.weights import initialize_weights
 
     if args.init != bool(args.output):
         raise UsageError("--init and -o go together: netspec weights SPEC --init -o FILE")
     graph = _load(args.spec, args)
-    analysis = analyze(graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes))
+    analysis = _analysis(args, graph)
     if not args.init:
         sys.stdout.write(render_listing(graph.name, array_listing(graph, analysis.types), args.format))
         return 0

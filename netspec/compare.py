@@ -29,6 +29,7 @@ from netspec.bench import BenchResult, ModelSource, ProgressBar, run_benchmarks,
 from netspec.compiler import Analysis, analyze
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
+from netspec.limits import DEFAULT_LIMITS, Limits
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
@@ -163,11 +164,12 @@ def compare_graphs(
     bench: bool = False,
     device: str = "auto",
     progress: ProgressBar | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[dict[str, Any]]:
-    """The comparison rows of ``graphs`` (read from ``sources``) at ``batch``, in argument order;
-    with ``bench``, each model's latency and throughput measured by :mod:`netspec.bench` with its
-    default warm-up and iterations."""
-    rows = compare_rows([analyze(graph, batch=batch) for graph in graphs], sources)
+    """The comparison rows of ``graphs`` (read from ``sources``) at ``batch``, in argument order,
+    tensor sizes within ``limits``; with ``bench``, each model's latency and throughput measured
+    by :mod:`netspec.bench` with its default warm-up and iterations."""
+    rows = compare_rows([analyze(graph, batch=batch, limits=limits) for graph in graphs], sources)
     if bench:
         models = [ModelSource.spec(s, g) for s, g in zip(sources, graphs, strict=True)]
         add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))

@@ -98,23 +98,27 @@ def peak_activation_bytes(graph: Graph, types: Mapping[str, TensorType], element
     buffer later, it is not a graph input or output, and the sizes match. Caffe's in-place blobs
     are distinct tensors in netspec; this rule gives them back their shared buffer.
     """
-    buffer_last_use, buffer_size, created_at = _assign_buffers(graph, types, element)
-    frees: dict[int, int] = {}
-    for buffer, step in buffer_last_use.items():
-        frees[step] = frees.get(step, 0) + buffer_size[buffer]
+    change = [0] * (len(graph.nodes) + 2)  # live bytes at step s: the sum of change[: s + 1]
+    for buffer in _assign_buffers(graph, types, element):
+        change[buffer.created] += buffer.size
+        change[buffer.last_use + 1] -= buffer.size
     live = peak = 0
     for step in range(len(graph.nodes)):
-        live += sum(buffer_size[b] for b in created_at.get(step, ()))
+        live += change[step]
         peak = max(peak, live)
-        live -= frees.get(step, 0)
     return peak
 
 
-def _assign_buffers(
-    graph: Graph, types: Mapping[str, TensorType], element: int
-) -> tuple[dict[int, int], dict[int, int], dict[int, list[int]]]:
-    """Give every tensor a buffer; return (buffer -> the last step reading it, buffer -> bytes,
-    step -> the buffers it creates)."""
+@dataclass
+class _Buffer:
+    created: int  # the step that writes it first
+    size: int
+    last_use: int  # the last step that reads it (len(graph.nodes) for graph outputs)
+    pinned: bool = False  # holds a graph input or output
+
+
+def _assign_buffers(graph: Graph, types: Mapping[str, TensorType], element: int) -> list[_Buffer]:
+    """Give every tensor a buffer (the rule of :func:`peak_activation_bytes`); the buffers."""
     last_read: dict[str, int] = {}
     for step, node in enumerate(graph.nodes):
         for tensor in node.inputs:
@@ -123,36 +127,27 @@ def _assign_buffers(
     for tensor in graph.outputs:
         last_read[tensor] = end
     pinned = {node.outputs[0] for node in graph.input_nodes} | set(graph.outputs)
-    buffer_of: dict[str, int] = {}
-    buffer_last_use: dict[int, int] = {}
-    buffer_size: dict[int, int] = {}
-    buffer_pinned: dict[int, bool] = {}
-    created_at: dict[int, list[int]] = {}
+    buffer_of: dict[str, _Buffer] = {}
+    buffers: list[_Buffer] = []
     for step, node in enumerate(graph.nodes):
         storage = node.layer.output_memory if node.inputs else "new"
         source = buffer_of.get(node.inputs[0]) if node.inputs else None
         for index, tensor in enumerate(node.outputs):
             size = types[tensor].numel * element
-            reuse = source is not None and (
-                storage == "view"
-                or (
-                    storage == "in_place"
-                    and index == 0
-                    and buffer_last_use[source] <= step
-                    and not buffer_pinned[source]
-                    and buffer_size[source] == size
-                )
+            in_place = (
+                storage == "in_place"
+                and index == 0
+                and source is not None
+                and source.last_use <= step
+                and not source.pinned
+                and source.size == size
             )
-            if reuse:
-                assert source is not None
+            if source is not None and (storage == "view" or in_place):
                 buffer = source
             else:
-                buffer = len(buffer_size)
-                buffer_size[buffer] = size
-                buffer_pinned[buffer] = False
-                buffer_last_use[buffer] = step
-                created_at.setdefault(step, []).append(buffer)
+                buffer = _Buffer(step, size, step)
+                buffers.append(buffer)
             buffer_of[tensor] = buffer
-            buffer_last_use[buffer] = max(buffer_last_use[buffer], last_read.get(tensor, step))
-            buffer_pinned[buffer] = buffer_pinned[buffer] or tensor in pinned
-    return buffer_last_use, buffer_size, created_at
+            buffer.last_use = max(buffer.last_use, last_read.get(tensor, step))
+            buffer.pinned = buffer.pinned or tensor in pinned
+    return buffers

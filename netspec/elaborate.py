@@ -24,10 +24,10 @@ from netspec.expr import (
     make_list,
     truthy,
 )
-from netspec.graph import Graph, Node
+from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Message, RawParam, build_layer
-from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits
+from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.parse import parse_source
 
 HEADER_KEYS = ("name", "output")
@@ -140,8 +140,10 @@ class _Elaborator:
         return value
 
     # ------------------------------------------------------------------ statements
-    def run_file(self, source: SourceFile, context: _Context, span: SourceSpan | None = None) -> None:
-        path = Path(source.path).resolve()
+    def first_visit(self, path: Path, span: SourceSpan | None) -> bool:
+        """Whether the file at ``path`` (resolved) is still to be elaborated; an include cycle is
+        an error. NOTE: a file is elaborated once however often it is included, so two
+        libraries may both include a third (its templates would otherwise be defined twice)."""
         if path in self.include_stack:
             chain = " -> ".join(p.name for p in [*self.include_stack, path])
             raise error(
@@ -149,9 +151,11 @@ class _Elaborator:
                 span,
                 hint="a file cannot include itself, directly or through the files it includes",
             )
-        # NOTE: a file is elaborated once however often it is included, so two libraries may
-        # both include a third (its templates would otherwise be defined twice).
-        if path in self.included:
+        return path not in self.included
+
+    def run_file(self, source: SourceFile, context: _Context, span: SourceSpan | None = None) -> None:
+        path = Path(source.path).resolve()
+        if not self.first_visit(path, span):
             return
         self.included.add(path)
         self.include_stack.append(path)
@@ -272,12 +276,21 @@ class _Elaborator:
                 hint="if the nesting is intended, raise the cap with --limit max_include_depth=VALUE",
             )
         target = self.include_target(statement)
+        if not self.first_visit(target.resolve(), statement.span):
+            return  # elaborated already: not read again
         try:
-            text = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "it is not valid UTF-8"
-            raise error(f"cannot read included file '{statement.path}': {reason}", statement.span) from None
-        self.run_file(SourceFile(os.path.normpath(str(target)), text), context, statement.span)
+            # The same reader as the main file's: regular files, the size cap, UTF-8 errors
+            # pointing at the bad byte.
+            source = read_source(os.path.normpath(str(target)))
+        except NetspecError as exc:
+            (problem,) = exc.diagnostics
+            if problem.span is not None:  # a place in the included file (a byte that is not UTF-8)
+                note = f"included at {statement.span.location}"
+                raise NetspecError(replace(problem, notes=(*problem.notes, note))) from None
+            raise error(
+                f"cannot read included file '{statement.path}': {problem.message}", statement.span
+            ) from None
+        self.run_file(source, context, statement.span)
 
     def include_target(self, statement: ast.IncludeDecl) -> Path:
         """The file an include names: relative to the including file, then to each folder of the
@@ -539,23 +552,23 @@ class _Elaborator:
         if given is None:
             return (), ()
         entries = given.value if isinstance(given.value, tuple) else (given.value,)
-        names: list[str | None] = []
-        frozen: list[int] = []
-        for index, entry in enumerate(entries):
+        settings = []
+        for entry in entries:
             if not isinstance(entry, Message):
                 raise error(
                     "'param' is a block: param { name: \"shared\"  lr_mult: 0 }",
                     given.value_span or given.key_span,
                     trace=context.trace,
                 )
-            shared: str | None = None
+            setting = ArraySetting()
             for key, value in entry.fields:
                 where = value.value_span or value.key_span
                 if key == "name" and isinstance(value.value, str | Symbol):
-                    shared = str(value.value)
-                elif key in ("lr_mult", "decay_mult") and isinstance(value.value, int | float):
-                    if key == "lr_mult" and value.value == 0:
-                        frozen.append(index)
+                    setting = replace(setting, name=str(value.value))
+                elif key == "lr_mult" and isinstance(value.value, int | float):
+                    setting = replace(setting, lr_mult=value.value)
+                elif key == "decay_mult" and isinstance(value.value, int | float):
+                    pass
                 elif key in _ARRAY_SETTING_KEYS:
                     expected = "a name" if key == "name" else "a number"
                     raise error(f"param field '{key}': expected {expected}", where, trace=context.trace)
@@ -563,8 +576,8 @@ class _Elaborator:
                     hint = did_you_mean(key, _ARRAY_SETTING_KEYS)
                     message = f"a param block has no field '{key}'" + (f"; {hint}" if hint else "")
                     raise error(message, value.key_span or where, trace=context.trace)
-            names.append(shared)
-        return tuple(names), tuple(frozen)
+            settings.append(setting)
+        return array_settings(settings)
 
     def output_names(self, raw: dict[str, RawParam], context: _Context) -> tuple[str, ...]:
         """The tensors a layer's ``top:`` names (scoped like layer names), or () without one."""
@@ -734,11 +747,6 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except (OSError, ValueError):
         return False
-
-
-# The largest spec file read: real ones are well under a megabyte (a 670-layer Caffe ResNet-152
-# is 60 KiB); this stops a device file or a mistaken multi-gigabyte file at the door.
-MAX_SOURCE_BYTES = 64 * 2**20
 
 
 def read_source(path: str | os.PathLike[str]) -> SourceFile:

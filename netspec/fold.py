@@ -64,13 +64,13 @@ def fold_batchnorm(
         chain = _foldable_chain(graph, types, node)
         if chain is None:
             continue
-        scale, shift = _chain_affine(chain, types, weights)
         layer = node.layer
-        arrays = {a.spec.name: a.name for a in node_arrays(node, [types[t] for t in node.inputs])}
+        arrays = _array_names(node, types)
         weight_name = arrays["weight"]
         bias_name = arrays.get("bias", f"{node.name}.bias")
         if "bias" not in arrays and bias_name in weights:
             continue  # the name a bias would take is already another array's
+        scale, shift = _chain_affine(chain, types, weights)
         weight = np.asarray(weights[weight_name], np.float64)
         bias = np.asarray(weights[bias_name], np.float64) if "bias" in arrays else 0.0
         new_weights[weight_name] = (weight * _per_output_channel(layer, weight.shape, scale)).astype(
@@ -88,6 +88,11 @@ def fold_batchnorm(
     folded = dataclasses.replace(graph, nodes=nodes)
     kept_types = {t: types[t] for n in folded.nodes for t in n.outputs}
     return FoldedGraph(folded, kept_types, new_weights, tuple(folds))
+
+
+def _array_names(node: Node, types: Mapping[str, TensorType]) -> dict[str, str]:
+    """``node``'s arrays, each full name by the layer's name for it (``weight``: ``conv1.weight``)."""
+    return {a.spec.name: a.name for a in node_arrays(node, [types[t] for t in node.inputs])}
 
 
 def _foldable_chain(graph: Graph, types: Mapping[str, TensorType], node: Node) -> list[Node] | None:
@@ -130,8 +135,8 @@ def _chain_affine(
     shift: np.ndarray | None = None
     for node in chain:
         local = {
-            a.spec.name: np.asarray(weights[a.name], np.float64).reshape(-1)
-            for a in node_arrays(node, [types[t] for t in node.inputs])
+            spec_name: np.asarray(weights[name], np.float64).reshape(-1)
+            for spec_name, name in _array_names(node, types).items()
         }
         if isinstance(node.layer, BatchNorm):
             p = node.layer.params

@@ -7,7 +7,7 @@ which is always a topological order. networkx is used (lazily) for whole-graph a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -56,6 +56,21 @@ class TensorType:
 
     def __str__(self) -> str:
         return "[" + ", ".join(str(d) for d in self.dims) + "]"
+
+
+@dataclass(frozen=True)
+class ArraySetting:
+    """Caffe's ``param { name lr_mult }`` for one stored array: a name shares the array with
+    every layer that names it, and ``lr_mult: 0`` freezes it."""
+
+    name: str | None = None
+    lr_mult: float = 1.0
+
+
+def array_settings(settings: Sequence[ArraySetting]) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
+    """A node's ``array_names`` and ``frozen_arrays`` from its arrays' settings, in order."""
+    names = tuple(setting.name for setting in settings)
+    return names, tuple(index for index, setting in enumerate(settings) if setting.lr_mult == 0)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Caps on what a spec may ask for, so that no input can exhaust time or memory, and the rules
 for which files an ``include`` may read. Both can be relaxed on the command line
-(``--limit NAME=VALUE``, ``--include-path DIR``, ``--allow-any-include``; docs/language.md)."""
+(``--limit NAME=VALUE``, ``--include-path DIR``, ``--allow-any-include``; docs/language.md),
+except the few fixed caps below Limits."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+# Fixed caps, not Limits: raising them could crash the interpreter, and no real spec comes near.
+# How deep brackets, blocks and operator chains may nest (netspec.parse.check_nesting). The parse
+# tree is turned into the AST and evaluated recursively, so this bound is what keeps Python's
+# stack safe; real specs nest about a dozen levels.
+MAX_NESTING = 100
+# The largest spec file read (netspec.elaborate.read_source): real ones are well under a megabyte
+# (a 670-layer Caffe ResNet-152 is 60 KiB); this stops a device file or a mistaken multi-gigabyte
+# file at the door.
+MAX_SOURCE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)

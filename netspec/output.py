@@ -95,13 +95,16 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     name, offsets aligned to 4 KiB) and both files are replaced together. In that case ``model``
     itself is changed: its large initializers become references to the data file."""
     target = Path(path)
+    sizes: list[int] = []
+
+    def write_graph(handle: BinaryIO) -> None:
+        sizes.append(write_model_pieces(model, handle))
+
     if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
-        sizes: list[int] = []
-        write_atomic_with(target, lambda handle: sizes.append(write_model_pieces(model, handle)))
+        write_atomic_with(target, write_graph)
         return WrittenModel(target, sizes[0])
     data_path = external_data_path(target)
     placed = _external_layout(model)
-    sizes: list[int] = []
 
     def write_arrays(handle: BinaryIO) -> None:
         # One array's bytes at a time, each dropped from the model once written: memory stays
@@ -111,11 +114,6 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
             handle.write(tensor.raw_data)
             _point_to_external(tensor, data_path.name, offset, length)
         sizes.append(handle.tell())
-
-    def write_graph(handle: BinaryIO) -> None:
-        serialized = model.SerializeToString()
-        handle.write(serialized)
-        sizes.append(len(serialized))
 
     write_atomic_group([(data_path, write_arrays), (target, write_graph)])
     return WrittenModel(target, sizes[1], data_path, sizes[0])
@@ -168,10 +166,10 @@ def _copy_fields(source: Any, target: Any, skip: str) -> None:
     for descriptor, value in source.ListFields():
         if descriptor.name == skip:
             continue
-        if descriptor.message_type is not None and not hasattr(value, "extend"):
-            getattr(target, descriptor.name).CopyFrom(value)
-        elif hasattr(value, "extend"):  # a repeated field (its descriptor's API varies by version)
+        if hasattr(value, "extend"):  # a repeated field (its descriptor's API varies by version)
             getattr(target, descriptor.name).extend(value)
+        elif descriptor.message_type is not None:
+            getattr(target, descriptor.name).CopyFrom(value)
         else:
             setattr(target, descriptor.name, value)
 

@@ -23,6 +23,7 @@ from lark.exceptions import (
 from netspec import ast
 from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, error
 from netspec.expr import INTEGER_LIMIT
+from netspec.limits import MAX_NESTING
 
 _INTERPOLATION = re.compile(r"\{([^{}]*)\}")
 
@@ -59,12 +60,6 @@ _STATEMENT_START = frozenset(
 )
 
 
-# How deep brackets, blocks and operator chains may nest. The parse tree is turned into the AST
-# and evaluated recursively, so this bound is what keeps Python's stack safe; real specs nest
-# about a dozen levels (it is not a configurable Limit: raising it could crash the interpreter).
-MAX_NESTING = 100
-
-
 @functools.cache
 def _parser() -> Lark:
     grammar = resources.files("netspec").joinpath("grammar.lark").read_text(encoding="utf-8")
@@ -90,18 +85,18 @@ def reject_nul_bytes(source: SourceFile) -> None:
         )
 
 
-def check_nesting(tree: Tree[Token], source: SourceFile, limit: int = MAX_NESTING) -> None:
-    """Raise a diagnostic at the first construct nested more than ``limit`` levels deep.
+def check_nesting(tree: Tree[Token], source: SourceFile) -> None:
+    """Raise a diagnostic at the first construct nested more than MAX_NESTING levels deep.
 
     Walks the tree with an explicit stack: it runs before anything recursive touches the tree."""
     stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
+        if depth > MAX_NESTING:
             meta = node.meta
             line, column = (1, 1) if getattr(meta, "empty", True) else (meta.line, meta.column)
             raise error(
-                f"the file nests brackets, blocks or operators more than {limit} levels deep",
+                f"the file nests brackets, blocks or operators more than {MAX_NESTING} levels deep",
                 SourceSpan(source, line, column, line, column + 1),
                 hint="split the expression or the block, e.g. with 'let' constants or templates",
             )

@@ -183,7 +183,6 @@ def _place_labels(
         distance = radii[index] + gap
         dx, dy = _direction(angle)
         horizontal, vertical = _alignment(angle)
-        leader = gap > LABEL_GAPS[0]
         axes.annotate(
             labels[index],
             points[index],
@@ -194,7 +193,7 @@ def _place_labels(
             fontsize=LABEL_FONT_SIZE,
             zorder=4,
             arrowprops=dict(arrowstyle="-", color="0.3", linewidth=0.7, shrinkA=0, shrinkB=radii[index])
-            if leader
+            if leader is not None
             else None,
         )
 

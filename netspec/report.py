@@ -4,8 +4,6 @@ Markdown renderings, with layers grouped by their dotted scopes (``layer1.0.conv
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import textwrap
 from collections.abc import Sequence
@@ -15,6 +13,7 @@ from typing import Any
 from netspec.compiler import Analysis
 from netspec.graph import Node
 from netspec.receptive import ReceptiveField, receptive_fields
+from netspec.tables import render_csv_table, render_markdown_table, render_text_table
 
 FORMATS = ("text", "json", "csv", "md")
 
@@ -155,6 +154,30 @@ def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
         columns = zip(*(own[n.name] for n in nodes), strict=True)
         return dict(zip(SUMMED_KEYS, map(sum, columns), strict=True))
 
+    def row(
+        name: str,
+        type_: str,
+        level: int,
+        nodes: Sequence[Node],
+        inputs: list[str],
+        outputs: list[str],
+        where: str | None,
+        scope: bool,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": type_,
+            "scope": scope,
+            "level": level,
+            "layer_count": len(nodes),
+            "inputs": inputs,
+            "outputs": outputs,
+            "output_shapes": [list(types[t].dims) for t in outputs],
+            **figures(nodes),
+            "receptive_field": _field(fields, outputs[0]),
+            "source": where,
+        }
+
     def source(node: Node) -> str | None:
         return f"{node.span.source.path}:{node.span.line}" if node.span else None
 
@@ -170,34 +193,12 @@ def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
             if t in graph.outputs or any(c.name not in inside for c in consumers.get(t, ()))
         ] or list(group.nodes[-1].outputs)
         frame = next((f for f in group.nodes[0].trace if f.scope == group.name), None)
-        return {
-            "name": group.name,
-            "type": group.type,
-            "scope": True,
-            "level": group.level,
-            "layer_count": len(group.nodes),
-            "inputs": inputs,
-            "outputs": outputs,
-            "output_shapes": [list(types[t].dims) for t in outputs],
-            **figures(group.nodes),
-            "receptive_field": _field(fields, outputs[0]),
-            "source": f"{frame.span.source.path}:{frame.span.line}" if frame else source(group.nodes[0]),
-        }
+        where = f"{frame.span.source.path}:{frame.span.line}" if frame else source(group.nodes[0])
+        return row(group.name, group.type, group.level, group.nodes, inputs, outputs, where, scope=True)
 
     def layer_row(node: Node, level: int) -> dict[str, Any]:
-        return {
-            "name": node.name,
-            "type": node.type,
-            "scope": False,
-            "level": level,
-            "layer_count": 1,
-            "inputs": list(node.inputs),
-            "outputs": list(node.outputs),
-            "output_shapes": [list(types[t].dims) for t in node.outputs],
-            **figures([node]),
-            "receptive_field": _field(fields, node.outputs[0]),
-            "source": source(node),
-        }
+        inputs, outputs = list(node.inputs), list(node.outputs)
+        return row(node.name, node.type, level, [node], inputs, outputs, source(node), scope=False)
 
     layers: list[dict[str, Any]] = []
     headers: list[dict[str, Any]] = []
@@ -270,8 +271,6 @@ def field_text(field: dict[str, Any] | None) -> str:
     return f"{pair(field['size'])}/{pair(field['stride'])}"
 
 
-_field_text = field_text  # the name netspec.compare imports
-
 HEADER = ["layer", "type", "output", "params", "MACs", "FLOPs", "memory", "RF/stride"]
 RIGHT_ALIGNED = {3, 4, 5, 6}
 
@@ -321,14 +320,6 @@ def _title(data: dict[str, Any]) -> str:
 
 
 def render_text(data: dict[str, Any]) -> str:
-    rows = _table(data, "  ")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
-
-    def line(cells: list[str]) -> str:
-        aligned = zip(cells, widths, strict=True)
-        padded = (c.rjust(w) if i in RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(aligned))
-        return "  ".join(padded).rstrip()
-
     out = [
         _title(data),
         *(
@@ -337,10 +328,7 @@ def render_text(data: dict[str, Any]) -> str:
             for wrapped in textwrap.wrap(sentence, 100, initial_indent="# ", subsequent_indent="#   ")
         ),
         "",
-        line(HEADER),
-        line(["-" * w for w in widths]),
-        *(line(r) for r in rows),
-        "",
+        render_text_table(HEADER, _table(data, "  "), RIGHT_ALIGNED),
         *_totals_lines(data["totals"]),
     ]
     return "\n".join(out) + "\n"
@@ -368,37 +356,29 @@ def render_csv(data: dict[str, Any]) -> str:
     def pair(field: dict[str, Any] | None, key: str) -> str:
         return "x".join(map(str, field[key])) if field else ""
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in data["layers"]:
-        field = row["receptive_field"]
-        writer.writerow(
-            [
-                row["name"],
-                row["type"],
-                int(row["scope"]),
-                row["level"],
-                row["layer_count"],
-                shape_text(row["output_shapes"]),
-                *(row[k] for k in SUMMED_KEYS),
-                pair(field, "size"),
-                pair(field, "stride"),
-                pair(field, "offset"),
-                row["source"] or "",
-            ]
-        )
+    rows: list[list[object]] = [
+        [
+            row["name"],
+            row["type"],
+            int(row["scope"]),
+            row["level"],
+            row["layer_count"],
+            shape_text(row["output_shapes"]),
+            *(row[k] for k in SUMMED_KEYS),
+            pair(row["receptive_field"], "size"),
+            pair(row["receptive_field"], "stride"),
+            pair(row["receptive_field"], "offset"),
+            row["source"],
+        ]
+        for row in data["layers"]
+    ]
     totals = data["totals"]
     sums = {**totals, "output_bytes": totals["activation_bytes"]}
-    writer.writerow(
-        ["total", "", "", "", totals["layers"], "", *(sums[k] for k in SUMMED_KEYS), "", "", "", ""]
-    )
-    return buffer.getvalue()
+    rows.append(["total", "", "", "", totals["layers"], "", *(sums[k] for k in SUMMED_KEYS), "", "", "", ""])
+    return render_csv_table(CSV_COLUMNS, rows)
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    rows = _table(data, "&nbsp;&nbsp;", "`")
-    alignment = ["---:" if i in RIGHT_ALIGNED else "---" for i in range(len(HEADER))]
     out = [
         f"## {data['name']}",
         "",
@@ -406,10 +386,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         *(f"- {sentence}" for sentence in data["conventions"]),
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(alignment) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
+        render_markdown_table(HEADER, _table(data, "&nbsp;&nbsp;", "`"), RIGHT_ALIGNED),
         *(f"{line}  " for line in _totals_lines(data["totals"])),
     ]
     return "\n".join(out) + "\n"

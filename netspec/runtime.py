@@ -49,7 +49,9 @@ class Session:
         """``feeds`` with float arrays converted to the element type each input declares."""
         dtypes = self.input_dtypes
         return {
-            name: value.astype(dtypes[name]) if name in dtypes and value.dtype.kind == "f" else value
+            name: value.astype(dtypes[name], copy=False)
+            if name in dtypes and value.dtype.kind == "f"
+            else value
             for name, value in feeds.items()
         }
 
@@ -128,6 +130,6 @@ def random_feeds(session: Session, batch: int = 1, seed: int = 0) -> dict[str, n
     for info in session.session.get_inputs():
         shape = [d if isinstance(d, int) else batch for d in info.shape]
         feeds[info.name] = rng.standard_normal(shape, dtype=np.float32).astype(
-            _ORT_FLOAT_TYPES.get(info.type, np.float32)
+            _ORT_FLOAT_TYPES.get(info.type, np.float32), copy=False
         )
     return feeds

@@ -43,6 +43,10 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _params_line(count: int) -> str:
+    return f"\n{human_count(count)} params" if count else ""
+
+
 def edge_label(dims: tuple[int | str, ...]) -> str:
     """A tensor's shape without the batch axis: ``[1, 64, 56, 56]`` -> ``64×56×56``."""
     shown = dims[1:] if len(dims) > 1 else dims
@@ -82,10 +86,6 @@ def graph_dot(analysis: Analysis, depth: int = 0) -> str:
             open_levels.pop()
             lines.append("  " * (len(open_levels) + 1) + "}")
 
-    def layer_label(node: Node) -> str:
-        weights = params[node.name]
-        return f"{node.name}\n{node.type}" + (f"\n{human_count(weights)} params" if weights else "")
-
     for kind, item, level in scope_layout([n for n in graph.nodes if n.inputs], depth):
         close_to(level)
         indent = "  " * (len(open_levels) + 1)
@@ -105,16 +105,15 @@ def graph_dot(analysis: Analysis, depth: int = 0) -> str:
             for member in item.nodes:
                 vertex_of[member.name] = item.name
             weights = sum(params[m.name] for m in item.nodes)
-            label = f"{item.name}\n{item.type}, {len(item.nodes)} layers" + (
-                f"\n{human_count(weights)} params" if weights else ""
-            )
+            label = f"{item.name}\n{item.type}, {len(item.nodes)} layers{_params_line(weights)}"
             attributes = f"peripheries=2, fillcolor={_quote(_SCOPE_COLOUR)}, label={_quote(label)}"
             lines.append(f"{indent}{_quote(item.name)} [{attributes}];")
         else:
             assert isinstance(item, Node)
             vertex_of[item.name] = item.name
             colour = _COLOURS.get(item.type, "white")
-            attributes = f"fillcolor={_quote(colour)}, label={_quote(layer_label(item))}"
+            label = f"{item.name}\n{item.type}{_params_line(params[item.name])}"
+            attributes = f"fillcolor={_quote(colour)}, label={_quote(label)}"
             lines.append(f"{indent}{_quote(item.name)} [{attributes}];")
     close_to(0)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from netspec.diagnostics import did_you_mean, error
 from netspec.graph import Graph, TensorType
-from netspec.weights import StoredArray, graph_arrays
+from netspec.weights import expected_arrays, graph_arrays
 
 READ_FORMATS = (".safetensors", ".npz", ".caffemodel")
 WRITE_FORMATS = (".safetensors", ".npz")
@@ -161,15 +161,6 @@ def _caffemodel_arrays(path: str, graph: Graph, types: Mapping[str, TensorType])
         for array, blob in zip(arrays, blobs, strict=True):
             found.setdefault(array.name, blob)
     return found
-
-
-def expected_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, StoredArray]:
-    """Every distinct stored array of ``graph`` by full name (a shared array once), in order."""
-    expected: dict[str, StoredArray] = {}
-    for arrays in graph_arrays(graph, types).values():
-        for array in arrays:
-            expected.setdefault(array.name, array)
-    return expected
 
 
 def _match_arrays(

@@ -48,8 +48,8 @@ def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tu
             if first.spec.shape != array.spec.shape:
                 raise error(
                     f"layer '{node.name}' shares the array '{array.name}' with layer '{owner.name}', "
-                    f"but its {array.spec.name} is {_shape_text(array.spec.shape)} where "
-                    f"'{owner.name}' has {_shape_text(first.spec.shape)}",
+                    f"but its {array.spec.name} is {list(array.spec.shape)} where "
+                    f"'{owner.name}' has {list(first.spec.shape)}",
                     node.span,
                     hint="layers that share an array (param { name }) need the same shape of it",
                     trace=node.trace,
@@ -59,8 +59,13 @@ def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tu
     return result
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, shape)) + "]"
+def expected_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, StoredArray]:
+    """Every distinct stored array of ``graph`` by full name (a shared array once), in order."""
+    expected: dict[str, StoredArray] = {}
+    for arrays in graph_arrays(graph, types).values():
+        for array in arrays:
+            expected.setdefault(array.name, array)
+    return expected
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -154,10 +159,7 @@ class InitialWeights(Mapping[str, np.ndarray]):
     (a generator per seed and name)."""
 
     def __init__(self, graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> None:
-        self._specs: dict[str, ParamSpec] = {}
-        for arrays in graph_arrays(graph, types).values():
-            for array in arrays:
-                self._specs.setdefault(array.name, array.spec)
+        self._specs = {name: array.spec for name, array in expected_arrays(graph, types).items()}
         self._seed = seed
 
     def __getitem__(self, name: str) -> np.ndarray:

@@ -52,6 +52,14 @@ def test_help_imports_no_heavy_modules() -> None:
 
 
 @pytest.mark.unit
+def test_option_choices_match_the_modules_they_name() -> None:
+    from netspec import cli, report, runtime
+
+    assert cli.FORMATS == report.FORMATS
+    assert cli.DEVICES == runtime.DEVICES
+
+
+@pytest.mark.unit
 def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])

@@ -586,6 +586,17 @@ def test_includes_are_relative_to_the_including_file(tmp_path: Path) -> None:
     assert span.line == 2
 
 
+def test_included_files_are_read_like_the_main_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.net").write_bytes("ReLU r {}\n# caf\xe9\n".encode("latin-1"))
+    (tmp_path / "main.net").write_text('input data: [N, 3, 8, 8]\ninclude "bad.net"\n')
+    with pytest.raises(NetspecError) as caught:
+        load_spec(tmp_path / "main.net")
+    (problem,) = caught.value.diagnostics
+    assert problem.message == "the file is not valid UTF-8"
+    assert problem.span is not None and (problem.span.line, problem.span.column) == (2, 6)
+    assert problem.notes == (f"included at {tmp_path / 'main.net'}:2:1",)
+
+
 def test_include_with_layers_and_constants_read_by_the_library(tmp_path: Path) -> None:
     (tmp_path / "stem.net").write_text("Convolution stem { num_output: width  kernel_size: 1 }\n")
     (tmp_path / "main.net").write_text(

@@ -19,6 +19,8 @@ from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
+from netspec.layers import LAYER_TYPES
+from netspec.layers.base import RawParam, build_layer
 from netspec.layers.pool import pool_output_size
 from netspec.reference import run_reference
 from netspec.verify import sample_inputs
@@ -534,6 +536,15 @@ def run_case(case: Case, *, dynamic: bool, opset: int) -> None:
     weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
     outputs = check_against_reference(graph, weights, dynamic=dynamic, opset=opset)
     assert outputs["layer"].shape == case.output
+
+
+def reference_of(
+    type_name: str, inputs: list[np.ndarray], weights: Mapping[str, np.ndarray] | None = None, **params: Any
+) -> np.ndarray:
+    """The float64 reference output of a layer built with ``params``."""
+    # Spec lists are tuples; Python lists here read as them.
+    raw = {key: RawParam(tuple(value) if isinstance(value, list) else value) for key, value in params.items()}
+    return build_layer(LAYER_TYPES[type_name], raw, None).reference(inputs, weights or {})[0]
 
 
 @pytest.mark.ort

@@ -19,14 +19,10 @@ from test_layers import (  # the shared harness and its Case
     assert_shape_and_counts,
     build_graph,
     case_params,
-    check_against_reference,
     compile_error,
-    random_weights,
+    reference_of,
+    run_case,
 )
-
-from netspec.infer import infer_shapes
-from netspec.layers import LAYER_TYPES
-from netspec.layers.base import RawParam, build_layer
 
 X = ("N", 8, 5, 5)  # 400 elements at N = 2
 
@@ -73,10 +69,7 @@ def test_shape_and_counts(case: Case) -> None:
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_onnx_matches_reference(case: Case, dynamic: bool) -> None:
-    graph = build_graph(case)
-    weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
-    outputs = check_against_reference(graph, weights, dynamic=dynamic)
-    assert outputs["layer"].shape == case.output
+    run_case(case, dynamic=dynamic, opset=21)
 
 
 @pytest.mark.ort
@@ -98,12 +91,6 @@ def test_onnx_lowerings() -> None:
 # ---------------------------------------------------------------- the references, independently
 
 
-def reference_of(type_name: str, x: np.ndarray, **params: float) -> np.ndarray:
-    """The float64 reference output of a one-input layer built with ``params``."""
-    raw = {key: RawParam(value) for key, value in params.items()}
-    return build_layer(LAYER_TYPES[type_name], raw, None).reference([x], {})[0]
-
-
 GRID = np.array([-4.0, -3.0, -1.5, 0.0, 0.75, 2.9, 3.0, 7.0])
 
 
@@ -111,23 +98,23 @@ GRID = np.array([-4.0, -3.0, -1.5, 0.0, 0.75, 2.9, 3.0, 7.0])
 def test_hard_sigmoid_follows_torch_and_onnx_conventions() -> None:
     # torch: relu6(x + 3) / 6, written out point by point.
     expected_torch = [0.0, 0.0, 0.25, 0.5, 0.625, 2.95 / 3, 1.0, 1.0]
-    np.testing.assert_allclose(reference_of("HardSigmoid", GRID), expected_torch, rtol=1e-15)
+    np.testing.assert_allclose(reference_of("HardSigmoid", [GRID]), expected_torch, rtol=1e-15)
     # ONNX's defaults α = 0.2, β = 0.5: clip(0.2·x + 0.5, 0, 1).
     expected_onnx = [0.0, 0.0, 0.2, 0.5, 0.65, 1.0, 1.0, 1.0]
     np.testing.assert_allclose(
-        reference_of("HardSigmoid", GRID, alpha=0.2, beta=0.5), expected_onnx, rtol=1e-15, atol=1e-16
+        reference_of("HardSigmoid", [GRID], alpha=0.2, beta=0.5), expected_onnx, rtol=1e-15, atol=1e-16
     )
 
 
 @pytest.mark.unit
 def test_hard_swish_and_silu_formulas() -> None:
     relu6 = np.minimum(np.maximum(GRID + 3.0, 0.0), 6.0)
-    np.testing.assert_allclose(reference_of("HardSwish", GRID), GRID * relu6 / 6.0, rtol=1e-15)
+    np.testing.assert_allclose(reference_of("HardSwish", [GRID]), GRID * relu6 / 6.0, rtol=1e-15)
     sigmoid = 0.5 * (1.0 + np.tanh(GRID / 2.0))  # σ(x) = (1 + tanh(x/2)) / 2
-    np.testing.assert_allclose(reference_of("SiLU", GRID), GRID * sigmoid, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(reference_of("SiLU", [GRID]), GRID * sigmoid, rtol=1e-14, atol=1e-15)
     sigmoid_2x = 0.5 * (1.0 + np.tanh(GRID))
     np.testing.assert_allclose(
-        reference_of("Swish", GRID, beta=2.0), GRID * sigmoid_2x, rtol=1e-14, atol=1e-15
+        reference_of("Swish", [GRID], beta=2.0), GRID * sigmoid_2x, rtol=1e-14, atol=1e-15
     )
 
 
@@ -135,9 +122,9 @@ def test_hard_swish_and_silu_formulas() -> None:
 def test_channel_shuffle_permutation() -> None:
     # ShuffleNet: 6 channels in 2 groups [0 1 2 | 3 4 5] interleave to 0 3 1 4 2 5.
     x = np.arange(2 * 6 * 2).reshape(2, 6, 2).astype(np.float64)
-    np.testing.assert_array_equal(reference_of("ChannelShuffle", x, group=2), x[:, [0, 3, 1, 4, 2, 5]])
+    np.testing.assert_array_equal(reference_of("ChannelShuffle", [x], group=2), x[:, [0, 3, 1, 4, 2, 5]])
     # 3 groups [0 1 | 2 3 | 4 5] interleave to 0 2 4 1 3 5.
-    np.testing.assert_array_equal(reference_of("ChannelShuffle", x, group=3), x[:, [0, 2, 4, 1, 3, 5]])
+    np.testing.assert_array_equal(reference_of("ChannelShuffle", [x], group=3), x[:, [0, 2, 4, 1, 3, 5]])
 
 
 @pytest.mark.unit

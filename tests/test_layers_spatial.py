@@ -14,27 +14,23 @@ harness is tests/test_layers.py's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 from test_layers import (  # the shared harness and its Case
-    BATCH,
     Case,
     assert_shape_and_counts,
     build_graph,
     case_params,
-    check_against_reference,
     compile_error,
-    random_weights,
+    reference_of,
+    run_case,
 )
 
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
 from netspec.infer import infer_shapes
-from netspec.layers import LAYER_TYPES
-from netspec.layers.base import RawParam, build_layer
 from netspec.verify import relative_errors, sample_inputs
 
 THETA = ("N", 2, 3)
@@ -202,22 +198,10 @@ def test_shape_and_counts(case: Case) -> None:
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_onnx_matches_reference(case: Case, dynamic: bool) -> None:
-    graph = build_graph(case)
-    weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
-    outputs = check_against_reference(graph, weights, dynamic=dynamic)
-    assert outputs["layer"].shape == case.output
+    run_case(case, dynamic=dynamic, opset=21)
 
 
 # ---------------------------------------------------------------- the references, independently
-
-
-def reference_of(
-    type_name: str, inputs: list[np.ndarray], weights: Mapping[str, np.ndarray] | None = None, **params: Any
-) -> np.ndarray:
-    """The float64 reference output of a layer built with ``params``."""
-    # Spec lists are tuples; Python lists here read as them.
-    raw = {key: RawParam(tuple(value) if isinstance(value, list) else value) for key, value in params.items()}
-    return build_layer(LAYER_TYPES[type_name], raw, None).reference(inputs, weights or {})[0]
 
 
 IDENTITY = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -444,7 +428,7 @@ def test_opset_limits_are_diagnostics() -> None:
     graph = elaborate(SourceFile("resize.net", "input a: [N, 3, 6, 5]\nResize layer { size: [7, 9] }\n"))
     with pytest.raises(NetspecError) as caught:
         compile_graph(graph, batch=1, opset=17)
-    assert "resize.net:2:1: error: Resize 'layer' with a size needs opset 18 or later" in str(caught.value)
+    assert "resize.net:2:1: error: Resize 'layer': a size needs opset 18 or later" in str(caught.value)
 
 
 CAFFE_FAST_RCNN = """name: "tiny"

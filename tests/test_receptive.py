@@ -106,40 +106,27 @@ def test_single_path_nets_match_the_published_table(
 
 
 @pytest.mark.parametrize(
-    "prototxt, layer, published",
+    "spec, layer, published",
     [
         # resnet_v1_50/block4: 483, 32, 239. Kaiming He's Caffe ResNet-50 strides the first 1x1
         # convolution of res3a/res4a/res5a; TF-Slim strides the 3x3 of each block's last unit.
         # Both add the same 3x3 steps, so the final maps agree (the intermediate blocks do not).
-        ("resnet50.prototxt", "res5c_relu", (483, 32, 239)),
+        (CAFFE / "resnet50.prototxt", "res5c_relu", (483, 32, 239)),
         # inception_v3/Mixed_7c: 1311, 32, 618 (the README table's inception_v3 row).
-        ("inception_v3.prototxt", "inception_c2_concat", (1311, 32, 618)),
-    ],
-)
-def test_multi_path_caffe_nets_match_the_published_table(
-    prototxt: str, layer: str, published: tuple[int, int, int]
-) -> None:
-    graph = load_graph(CAFFE / prototxt)
-    field = field_at(fields_of(graph), graph, layer)
-    size, stride, padding = published
-    assert (field.size, field.stride, field.padding) == ((size,) * 2, (stride,) * 2, (padding,) * 2)
-
-
-@pytest.mark.parametrize(
-    "spec, layer, published",
-    [
+        (CAFFE / "inception_v3.prototxt", "inception_c2_concat", (1311, 32, 618)),
         # inception_v3/Mixed_7c: 1311, 32, 618; torchvision's Inception3 is TF-Slim's network.
-        ("zoo/inception_v3.net", "Mixed_7c.concat", (1311, 32, 618)),
+        (ROOT / "zoo/inception_v3.net", "Mixed_7c.concat", (1311, 32, 618)),
         # mobilenet_v1/Conv2d_13_pointwise: 315, 32, 126. TF's SAME padding puts a stride-2 3x3's
         # one padding pixel right and bottom; this spec pads 1 on every side (NOTE in its header),
         # which moves the field left by 1 + 2 + 4 + 8 + 16 pixels over the five stride-2 layers.
-        ("zoo/mobilenet_v1.net", "conv_pw_13_relu", (315, 32, 126 + 1 + 2 + 4 + 8 + 16)),
+        (ROOT / "zoo/mobilenet_v1.net", "conv_pw_13_relu", (315, 32, 126 + 1 + 2 + 4 + 8 + 16)),
     ],
+    ids=["caffe_resnet50", "caffe_inception_v3", "zoo_inception_v3", "zoo_mobilenet_v1"],
 )
-def test_zoo_multi_path_and_separable_nets_match_the_published_table(
-    spec: str, layer: str, published: tuple[int, int, int]
+def test_multi_path_and_separable_nets_match_the_published_table(
+    spec: Path, layer: str, published: tuple[int, int, int]
 ) -> None:
-    graph = load_graph(ROOT / spec)
+    graph = load_graph(spec)
     field = field_at(fields_of(graph), graph, layer)
     size, stride, padding = published
     assert (field.size, field.stride, field.padding) == ((size,) * 2, (stride,) * 2, (padding,) * 2)

@@ -70,13 +70,11 @@ FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     """Rewrite ``model`` (float32, from the builder) in place as described in the module
     docstring, and return it."""
-    from netspec.export.onnx import without_weights
+    from netspec.export.onnx import infer_bare
 
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    bare = without_weights(model)
-    del bare.graph.value_info[:]
-    inferred = onnx.shape_inference.infer_shapes(bare, strict_mode=True)
+    inferred = infer_bare(model)
     element_types = {
         info.name: info.type.tensor_type.elem_type
         for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
@@ -91,11 +89,12 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
     # Pass 1: the element type each node computes in, the tensors that stay float32, and what
     # each float initializer's readers want.
     exact: set[str] = set()  # float32 tensors holding indices
-    compute: list[int | None] = []  # per node: HALF, FLOAT, or None (Cast: untouched)
+    # Per node: HALF, FLOAT, or None (Cast: untouched), and which inputs take that type.
+    compute: list[tuple[int | None, list[bool]]] = []
     wanted: dict[str, set[int]] = {}
     for node in graph.node:
         if node.op_type == "Cast":
-            compute.append(None)
+            compute.append((None, []))
             if is_float(node.output[0]):
                 exact.add(node.output[0])
             continue
@@ -106,8 +105,8 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
             exact.update(t for t in node.output if is_float(t))
         else:
             kind = HALF
-        compute.append(kind)
         generic = _generic_inputs(node, opset)
+        compute.append((kind, generic))
         for index, tensor in enumerate(node.input):
             if tensor in initializers and is_float(tensor):
                 wanted.setdefault(tensor, set()).add(kind if generic[index] else FLOAT)
@@ -135,11 +134,10 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
             )
         return casts[key]
 
-    for node, kind in zip(list(graph.node), compute, strict=True):
+    for node, (kind, generic) in zip(list(graph.node), compute, strict=True):
         if kind is None:
             nodes.append(node)
             continue
-        generic = _generic_inputs(node, opset)
         for index, tensor in enumerate(node.input):
             current = element_types.get(tensor)
             if current in (FLOAT, HALF) and current != kind and generic[index]:

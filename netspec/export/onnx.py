@@ -16,6 +16,8 @@ from onnx import TensorProto, helper
 
 from netspec import __version__
 from netspec.graph import Graph, Node, TensorType
+from netspec.infer import located
+from netspec.layers.base import LayerError
 
 if TYPE_CHECKING:
     from netspec.weights import StoredArray
@@ -164,7 +166,10 @@ def build_model(
         emitter = NodeEmitter(
             builder, node, arrays.get(node, ()), [types[t] for t in node.inputs], output_types
         )
-        node.layer.emit(emitter)
+        try:
+            node.layer.emit(emitter)
+        except LayerError as exc:  # a lowering the target opset cannot express
+            raise located(node, exc) from None
 
     graph_outputs = set(graph.outputs)
     graph_inputs = {n.outputs[0] for n in graph.input_nodes}
@@ -232,13 +237,22 @@ def without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return bare
 
 
-def inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
-    """Shapes by tensor name from ONNX's own strict shape inference (for differential tests)."""
-    # Inference starts from netspec's emitted graph without netspec's own value_info, so that
-    # every intermediate shape below is ONNX's, not an echo of ours.
+def infer_bare(
+    model: onnx.ModelProto, *, check_type: bool = False, data_prop: bool = False
+) -> onnx.ModelProto:
+    """ONNX's own strict shape inference on ``model`` without its weights (:func:`without_weights`)
+    and without netspec's value_info, so that every intermediate type is ONNX's, not an echo of
+    ours."""
     bare = without_weights(model)
     del bare.graph.value_info[:]
-    inferred = onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=True, data_prop=True)
+    return onnx.shape_inference.infer_shapes(
+        bare, check_type=check_type, strict_mode=True, data_prop=data_prop
+    )
+
+
+def inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
+    """Shapes by tensor name from ONNX's own strict shape inference (for differential tests)."""
+    inferred = infer_bare(model, check_type=True, data_prop=True)
     lifted = {t.name for t in model.graph.initializer}
     shapes: dict[str, tuple[int | str, ...]] = {}
     for info in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:

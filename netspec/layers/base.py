@@ -269,7 +269,6 @@ class NoParams:
 
 # ---------------------------------------------------------------- initialisers (fillers)
 
-FILLER_TYPES = ("constant", "gaussian", "positive_unitball", "uniform", "xavier", "msra", "bilinear")
 VARIANCE_NORMS = ("FAN_IN", "FAN_OUT", "AVERAGE")
 
 
@@ -314,7 +313,7 @@ HE_UNIFORM = Filler("he_uniform")
 ZEROS = Filler("constant", 0.0)
 ONES = Filler("constant", 1.0)
 
-# The fields each filler type reads; Caffe ignores the others (files often carry a stray
+# The filler types and the fields each reads; Caffe ignores the others (files often carry a stray
 # 'std' on a xavier filler), and so does netspec, so that equal fillers compare equal.
 _FILLER_USES = {
     "constant": ("value",),
@@ -328,7 +327,7 @@ _FILLER_USES = {
 
 # The fields of a filler block and how each is checked.
 _FILLER_FIELDS: dict[str, Kind] = {
-    "type": Enum(FILLER_TYPES),
+    "type": Enum(tuple(_FILLER_USES)),
     "value": Float(),
     "min": Float(),
     "max": Float(),

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -310,11 +310,8 @@ class Deconvolution(Convolution):
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
     ) -> tuple[Window, Window]:
-        p = self.params
-        return (
-            Window(p.dilation[0] * (p.kernel_size[0] - 1) + 1, p.stride[0], p.pad[0], transposed=True),
-            Window(p.dilation[1] * (p.kernel_size[1] - 1) + 1, p.stride[1], p.pad[1], transposed=True),
-        )
+        height, width = super().spatial_windows(inputs, outputs)
+        return (replace(height, transposed=True), replace(width, transposed=True))
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params

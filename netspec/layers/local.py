@@ -114,12 +114,8 @@ class LocallyConnected(Layer):
         """[C·kh·kw, 1, kh, kw] one-hot kernels: output channel c·kh·kw + u·kw + v of a depthwise
         Conv (group C) copies input channel c at kernel tap (u, v)."""
         kh, kw = self.params.kernel_size
-        kernel = np.zeros((channels * kh * kw, 1, kh, kw), np.float32)
-        for c in range(channels):
-            for u in range(kh):
-                for v in range(kw):
-                    kernel[(c * kh + u) * kw + v, 0, u, v] = 1.0
-        return kernel
+        taps = np.eye(kh * kw, dtype=np.float32).reshape(kh * kw, 1, kh, kw)  # tap u·kw + v: one-hot (u, v)
+        return np.tile(taps, (channels, 1, 1, 1))
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params

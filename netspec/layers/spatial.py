@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.diagnostics import NetspecError, error
 from netspec.graph import TensorType
 from netspec.layers.base import (
     Arity,
@@ -38,13 +37,6 @@ AFFINE_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 # NOTE: onnxruntime has CPU kernels for MaxRoiPool and RoiAlign only up to opset 21 (DESIGN.md §6).
 ROI_MAX_OPSET = 21
-
-
-def opset_error(node: NodeEmitter, message: str, hint: str) -> NetspecError:
-    """A diagnostic at the layer's spec line for a lowering the target opset cannot express."""
-    return error(
-        f"{node.node.type} '{node.name}' {message}", node.node.span, hint=hint, trace=node.node.trace
-    )
 
 
 def normalized_coordinates(size: int, align_corners: bool) -> np.ndarray:
@@ -262,6 +254,14 @@ class RegionPooling(Resampling):
 
     arity = Arity(2, 2)
 
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        pooled_h: int = param(Int(min=1), doc="output height")
+        pooled_w: int = param(Int(min=1), doc="output width")
+        spatial_scale: float = param(
+            Float(min=0, exclusive_min=True), 1.0, "feature map / image size, e.g. 1/16"
+        )
+
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         features, rois = inputs
         expect_rank(features, 4, "feature map")
@@ -292,11 +292,10 @@ class RegionPooling(Resampling):
 
     def check_opset(self, node: NodeEmitter) -> None:
         if node.opset > ROI_MAX_OPSET:
-            raise opset_error(
-                node,
+            raise LayerError(
                 f"needs opset {ROI_MAX_OPSET} or lower: onnxruntime has no kernel for it at "
                 f"opset {node.opset}",
-                f"compile with --opset {ROI_MAX_OPSET}",
+                hint=f"compile with --opset {ROI_MAX_OPSET}",
             )
 
 
@@ -314,14 +313,6 @@ class ROIPooling(RegionPooling):
     """
 
     type_name = "ROIPooling"
-
-    @dataclass(frozen=True, kw_only=True)
-    class Params:
-        pooled_h: int = param(Int(min=1), doc="output height")
-        pooled_w: int = param(Int(min=1), doc="output width")
-        spatial_scale: float = param(
-            Float(min=0, exclusive_min=True), 1.0, "feature map / image size, e.g. 1/16"
-        )
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         p = self.params
@@ -388,12 +379,7 @@ class ROIAlign(RegionPooling):
     type_name = "ROIAlign"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
-        pooled_h: int = param(Int(min=1), doc="output height")
-        pooled_w: int = param(Int(min=1), doc="output width")
-        spatial_scale: float = param(
-            Float(min=0, exclusive_min=True), 1.0, "feature map / image size, e.g. 1/16"
-        )
+    class Params(RegionPooling.Params):
         sampling_ratio: int = param(Int(min=0), 0, "samples per bin and axis (0: adaptive)")
         aligned: bool = param(Bool(), True, "half-pixel offset (torchvision aligned=True)")
 
@@ -539,10 +525,9 @@ class Resize(Interpolation):
             node.add("Resize", [node.inputs[0], "", scales], node.outputs, **attributes)
             return
         if node.opset < 18:
-            raise opset_error(
-                node,
-                f"with a size needs opset 18 or later (ONNX Resize with axes), not {node.opset}",
-                "compile with --opset 18 or later, or give an integer scale",
+            raise LayerError(
+                f"a size needs opset 18 or later (ONNX Resize with axes), not {node.opset}",
+                hint="compile with --opset 18 or later, or give an integer scale",
             )
         sizes = node.constant("sizes", np.array(p.size, np.int64))
         node.add("Resize", [node.inputs[0], "", "", sizes], node.outputs, axes=[2, 3], **attributes)

@@ -81,9 +81,6 @@ class NetVLAD(Layer):
         normalised = 3 * numel(x) if self.params.normalize_input else 0
         return 2 * self.macs(inputs, outputs) + 4 * positions * k + 2 * vlad + normalised + 6 * vlad
 
-    def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
-        return None
-
     def emit(self, node: NodeEmitter) -> None:
         x = node.input_types[0]
         batch, d = x.dims[0], static_dim(x, 1)
