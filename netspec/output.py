@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from netspec.diagnostics import UsageError
+from netspec.progress import QUIET, Advance, Progress
+
 if TYPE_CHECKING:
     import onnx
 
@@ -89,7 +92,29 @@ def external_data_path(path: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + ".data")
 
 
-def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> WrittenModel:
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output whose folder does not exist (a usage error)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
+
+
+def write_model_to_stream(model: onnx.ModelProto, stream: BinaryIO) -> int:
+    """Write ``model`` to an open stream (``-o -``) and return the bytes written; a model past
+    protobuf's 2 GiB limit needs a data file beside it, so it needs a file name."""
+    if _initializer_bytes(model) + _HEADROOM >= PROTOBUF_LIMIT:
+        raise UsageError(
+            "the model's weights pass protobuf's 2 GiB limit and go to a data file beside the model: "
+            "name an output file with -o instead of -"
+        )
+    written = write_model_pieces(model, stream)
+    stream.flush()
+    return written
+
+
+def write_model(
+    model: onnx.ModelProto, path: str | os.PathLike[str], progress: Progress = QUIET
+) -> WrittenModel:
     """Write ``model`` to ``path`` atomically. When it would pass protobuf's 2 GiB limit, every
     initializer of 1 KiB or more moves to ``PATH.data`` (ONNX external data, referenced by file
     name, offsets aligned to 4 KiB) and both files are replaced together. In that case ``model``
@@ -98,7 +123,8 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     sizes: list[int] = []
 
     def write_graph(handle: BinaryIO) -> None:
-        sizes.append(write_model_pieces(model, handle))
+        with progress.steps(f"writing {target.name}", model.ByteSize(), unit="B") as advance:
+            sizes.append(write_model_pieces(model, _Counted(handle, advance)))
 
     if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
         write_atomic_with(target, write_graph)
@@ -119,6 +145,19 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     return WrittenModel(target, sizes[1], data_path, sizes[0])
 
 
+class _Counted:
+    """A binary stream that reports each write's size to a progress bar."""
+
+    def __init__(self, handle: BinaryIO, advance: Advance) -> None:
+        self.handle = handle
+        self.advance = advance
+
+    def write(self, data: bytes) -> int:
+        written = self.handle.write(data)
+        self.advance(written)
+        return written
+
+
 # Protobuf field numbers (onnx.proto): ModelProto.graph, GraphProto.initializer,
 # TensorProto.raw_data.
 _MODEL_GRAPH_FIELD = 7
@@ -126,7 +165,7 @@ _GRAPH_INITIALIZER_FIELD = 5
 _TENSOR_RAW_DATA_FIELD = 9
 
 
-def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO) -> int:
+def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO | _Counted) -> int:
     """Write ``model``'s protobuf encoding to ``handle`` and return the bytes written: the same
     bytes as ``model.SerializeToString()`` (the layout ``onnx.save`` writes, one top-level
     ``graph`` field), but streamed. ``SerializeToString`` would first build the whole file in
