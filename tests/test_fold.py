@@ -1,5 +1,6 @@
-"""BatchNorm folding (compile's default; ``--keep-bn`` keeps the nodes): the folded model computes what the unfolded one computes,
-with random non-identity statistics, and has no BatchNormalization node where it folded."""
+"""BatchNorm folding (compile's default; ``--keep-bn`` keeps the nodes): the folded model
+computes what the unfolded one computes, with random non-identity statistics, and has no
+BatchNormalization node where it folded."""
 
 from __future__ import annotations
 
