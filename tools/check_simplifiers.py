@@ -32,7 +32,9 @@ def main() -> int:
     from netspec.compiler import compile_graph, load_graph
     from netspec.zoo import zoo_names
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="*", help="zoo model names (default: the whole zoo)")
     args = parser.parse_args()
     names = args.models or zoo_names()
@@ -46,9 +48,7 @@ def main() -> int:
         slim = node_counts(onnxslim.slim(model))
         simplified, ok = onnxsim.simplify(model)
         sim = node_counts(simplified) if ok else Counter({"(onnxsim failed)": 0})
-        differences = sorted(
-            {op for op in before | slim | sim if not before[op] == slim[op] == sim[op]}
-        )
+        differences = sorted({op for op in before | slim | sim if not before[op] == slim[op] == sim[op]})
         note = ", ".join(f"{op} {before[op]}→{slim[op]}/{sim[op]}" for op in differences) or "none"
         changed += bool(differences)
         total = sum(before.values())
