@@ -310,10 +310,13 @@ class _Elaborator:
                 "(--allow-any-include lifts this rule)",
             )
         bases = (Path(statement.span.source.path).parent, *self.search_path)
-        candidates = [base / written for base in bases]
+        candidates = [written] if written.is_absolute() else [base / written for base in bases]
         found = next((c for c in candidates if _is_file(c)), None)
         if found is None:
-            looked = ", ".join(str(c) for c in candidates)
+            places = [str(c) for c in candidates]
+            if not written.is_absolute():  # the last place is the zoo's folder, wherever installed
+                places[-1] = "in netspec's zoo"
+            looked = ", ".join(places[:-1]) + (", and " if len(places) > 1 else "") + places[-1]
             raise error(f"cannot find included file '{statement.path}' (looked for {looked})", statement.span)
         real = found.resolve()
         if not allow_any and not any(real.is_relative_to(root) for root in self.include_roots):
