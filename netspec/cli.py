@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
     report.add_argument("spec")
-    report.add_argument("--format", choices=FORMATS, default="text")
+    report.add_argument("--format", choices=(*FORMATS, "html"), default="text")
+    report.add_argument(
+        "-o", "--output", help="write the report to this file (default: stdout); html is one offline file"
+    )
     report.add_argument(
         "--depth",
         type=_depth,
@@ -482,7 +485,19 @@ def command_report(args: argparse.Namespace) -> int:
     from netspec.report import render, report_data
 
     analysis = _analysis(args, _load(args.spec, args), args.dtype)
-    sys.stdout.write(render(report_data(analysis, depth=args.depth), args.format))
+    if args.format == "html":
+        from netspec.web import render_html
+
+        text = render_html(report_data(analysis, depth=0), depth=args.depth, source=args.spec)
+    else:
+        text = render(report_data(analysis, depth=args.depth), args.format)
+    if args.output:
+        from netspec.output import write_atomic
+
+        write_atomic(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
