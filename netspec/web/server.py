@@ -204,6 +204,7 @@ def diagnostic_data(diagnostic: Diagnostic, spec: Spec) -> dict[str, Any]:
     paths.update(frame.span.source.path for frame in diagnostic.trace)
     for path in sorted(paths, key=len, reverse=True):
         text = text.replace(path, _shown_path(path, spec))
+    text = text.replace(str(zoo_folder()), "zoo")  # in messages too: the server's folders are its own
     located = place is not None
     return {
         "severity": diagnostic.severity,
