@@ -126,6 +126,11 @@ class Workbench:
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
         warnings = [diagnostic_data(w, spec) for w in graph.warnings]
+        for rows in (data["layers"], data["scopes"]):
+            for row in rows:
+                if row["source"]:
+                    path, _, line = row["source"].rpartition(":")
+                    row["source"] = f"{_shown_path(path, spec)}:{line}"
         return {"ok": True, "report": data, "diagnostics": warnings}
 
     def compare(self, body: dict[str, Any]) -> dict[str, Any]:
