@@ -66,7 +66,13 @@
       item.className = "ns-diagnostic " + d.severity;
       item.dataset.line = String(d.line);
       item.dataset.column = String(d.column);
-      item.textContent = d.text;
+      const [first, ...rest] = d.text.split("\n");
+      const headline = document.createElement("div");
+      headline.className = "ns-headline";
+      headline.textContent = first;
+      const excerpt = document.createElement("pre");
+      excerpt.textContent = rest.join("\n");
+      item.append(headline, excerpt);
       item.addEventListener("click", () => {
         const line = view.state.doc.line(Math.min(d.line, view.state.doc.lines));
         view.dispatch({ selection: { anchor: Math.min(line.from + d.column - 1, line.to) }, scrollIntoView: true });
