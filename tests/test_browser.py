@@ -194,16 +194,14 @@ def test_report_of_a_caffe_file(browser: Any, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(web_server, "zoo_folder", lambda: ZOO)
-        server = web_server.make_server("127.0.0.1", 0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/"
-        finally:
-            server.shutdown()
-            server.server_close()
+    server = web_server.make_server("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def open_editor(driver: Any, url: str) -> None:

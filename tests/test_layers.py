@@ -512,7 +512,9 @@ def check_against_reference(
     from netspec.export.onnx import check_model, inferred_shapes
 
     types = infer_shapes(graph, {} if dynamic else {"N": BATCH})
-    model = compile_graph(graph, batch=None if dynamic else BATCH, weights=weights, opset=opset)
+    model = compile_graph(
+        graph, batch=None if dynamic else BATCH, weights=weights, opset=opset, fold_bn=False
+    )
     check_model(model)
     onnx_shapes = inferred_shapes(model)
     assert {t: onnx_shapes[t] for t in types} == {t: v.dims for t, v in types.items()}

@@ -392,7 +392,9 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
         analysis(spec) if shapes is None else analyze(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
     )
     weights = initialize_weights(result.graph, result.types, seed=0)
-    model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes)
+    # The graph as written (BatchNorm kept), so that every tensor netspec typed is in the model;
+    # the default folded form is checked against it in tests/test_fold.py.
+    model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes, fold_bn=False)
     # Serialised once for both the checker and onnxruntime: VGG's weights are 0.5 GB.
     serialized = model.SerializeToString()
     onnx.checker.check_model(serialized, full_check=True)

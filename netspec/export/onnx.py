@@ -18,14 +18,22 @@ from netspec import __version__
 from netspec.graph import Graph, Node, TensorType
 from netspec.infer import located
 from netspec.layers.base import LayerError
+from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     from netspec.weights import StoredArray
 
 DEFAULT_OPSET = 21
-DEFAULT_IR_VERSION = 10
 MIN_OPSET = 13  # Softmax over an axis, Split/Squeeze with input tensors
 MODEL_DTYPES = ("float32", "float16")
+
+
+def ir_version_for(opset: int) -> int:
+    """The IR version of the first onnx release that has ``opset`` (onnx's own version table):
+    opset 13 → IR 7, 21 → IR 10. A newer IR than the opset needs makes onnxruntime releases
+    that do support the opset refuse the file."""
+    return min(ir for _, ir, ai_onnx, *_ in helper.VERSION_TABLE if ai_onnx >= opset)
+
 
 ELEMENT_TYPES = {
     "float32": TensorProto.FLOAT,
@@ -138,9 +146,9 @@ def build_model(
     weights: Mapping[str, np.ndarray],
     *,
     opset: int = DEFAULT_OPSET,
-    ir_version: int = DEFAULT_IR_VERSION,
     spec_text: str | None = None,
     dtype: str = "float32",
+    progress: Progress = QUIET,
 ) -> onnx.ModelProto:
     """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
     ``weights`` every stored array by its full name (``layer1.0.conv1.weight``). ``dtype`` is
@@ -152,10 +160,12 @@ def build_model(
 
     builder = _ModelBuilder(weights, opset)
     arrays = graph_arrays(graph, types)
-    for node_arrays in arrays.values():
-        for array in node_arrays:
-            if array.name not in builder.initializer_names:  # shared arrays are stored once
-                builder.add_weight(array.name)
+    with progress.steps(f"weights of {graph.name}", len(arrays)) as advance:
+        for node_arrays in arrays.values():
+            for array in node_arrays:
+                if array.name not in builder.initializer_names:  # shared arrays are stored once
+                    builder.add_weight(array.name)
+            advance(1)
 
     inputs = []
     for node in graph.nodes:
@@ -187,7 +197,7 @@ def build_model(
     model.producer_name = "netspec"
     model.producer_version = __version__
     model.opset_import.append(helper.make_opsetid("", opset))
-    model.ir_version = ir_version
+    model.ir_version = ir_version_for(opset)
     model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {graph.source_path}"
     metadata = {"netspec_version": __version__, "source": graph.source_path}
     if spec_text is not None:

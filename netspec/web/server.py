@@ -27,6 +27,7 @@ from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
 from netspec.graph import Graph
 from netspec.limits import DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.web import asset, fill, inline_script
+from netspec.zoo import zoo_folder, zoo_names, zoo_spec
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The most a request body may hold: the largest spec the CLI reads, and room for the JSON around it.
@@ -36,16 +37,11 @@ MAX_BATCH = 4096
 SPEC_SUFFIXES = (".net", ".prototxt", ".pbtxt")
 
 
-def zoo_folder() -> Path:
-    """The folder of the zoo's specs. NOTE: the one place the server learns where the zoo is, so
-    that it follows the zoo when the zoo moves into the package."""
-    return Path(__file__).resolve().parents[2] / "zoo"
-
-
 def zoo_models() -> dict[str, Path]:
-    """The zoo's models by name (``resnet50``), each a spec file in :func:`zoo_folder`."""
-    folder = zoo_folder()
-    return {path.stem: path for path in sorted(folder.glob("*.net"))} if folder.is_dir() else {}
+    """The zoo's models by name (``resnet50``): what the page may load, and all the server reads
+    from disk besides the files those specs include."""
+    models = {name: zoo_spec(name) for name in zoo_names()}
+    return {name: path for name, path in models.items() if path is not None}
 
 
 class RequestError(Exception):
