@@ -66,7 +66,7 @@ class Spec:
         if not isinstance(text, str) or not isinstance(filename, str):
             raise RequestError(HTTPStatus.BAD_REQUEST, "expected a spec's 'text' and 'filename' as strings")
         name = PurePath(filename.replace("\\", "/")).name
-        if not name.endswith(SPEC_SUFFIXES):
+        if not name.lower().endswith(SPEC_SUFFIXES):
             raise RequestError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 f"'{name}' is not a spec: the editor reads .net specs and Caffe .prototxt files",

@@ -172,7 +172,7 @@
         el("h1", {}, data.name),
         el("p", { class: "ns-io" }, "input " + io(data.inputs) + " → output " + io(data.outputs) + " · batch " + data.batch + " · " + data.dtype),
         totals,
-        el("details", {}, el("summary", {}, "counting conventions"), conventions));
+        el("details", { open: "" }, el("summary", {}, "counting conventions"), conventions));
     }
 
     visibleItems() {
