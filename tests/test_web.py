@@ -117,8 +117,9 @@ def served() -> Iterator[str]:
 
 def request(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    headers = {"Content-Type": "application/json"} if data is not None else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data)) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers)) as response:
             payload, status, kind = response.read(), response.status, response.headers["Content-Type"]
     except urllib.error.HTTPError as failure:
         payload, status, kind = failure.read(), failure.code, failure.headers["Content-Type"]
@@ -205,11 +206,23 @@ def test_server_refuses_bad_requests_and_keeps_serving(served: str, monkeypatch:
     assert request(served + "/api/report", {"text": TINY, "filename": "a.net", "batch": 0})[0] == 400
     assert request(served + "/api/nothing", {})[0] == 404
     too_big = urllib.request.Request(
-        served + "/api/report", data=b"{}", headers={"Content-Length": str(web_server.MAX_REQUEST_BYTES + 1)}
+        served + "/api/report",
+        data=b"{}",
+        headers={"Content-Length": str(web_server.MAX_REQUEST_BYTES + 1), "Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as failure:
         urllib.request.urlopen(too_big)
     assert failure.value.code == 413
+
+    # What another web page could send: a form post, a request for a rebound host name.
+    form = urllib.request.Request(served + "/api/report", data=b"text=x")
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(form)
+    assert failure.value.code == 415
+    rebound = urllib.request.Request(served + "/api/zoo", headers={"Host": "attacker.example:8765"})
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(rebound)
+    assert failure.value.code == 403
 
     def broken(self: Any, body: Any) -> Any:
         raise RuntimeError("boom")
@@ -279,3 +292,17 @@ def test_serve_warns_off_loopback_and_refuses_includes() -> None:
         [sys.executable, "-m", "netspec", "serve", "--include-path", "/"], capture_output=True, text=True
     )
     assert result.returncode == 2 and "reads only the zoo" in result.stderr
+
+
+@pytest.mark.unit
+def test_serve_on_a_busy_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port must be from 0 to 65535" in capsys.readouterr().err

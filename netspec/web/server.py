@@ -260,13 +260,30 @@ class Handler(BaseHTTPRequestHandler):
     workbench: Workbench
     server_version = "netspec"
 
+    loopback_only: bool = True
+
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        self._answer(lambda: self._get(path))
+        self._answer(lambda: self._checked(lambda: self._get(path)))
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
-        self._answer(lambda: self._post(path))
+        self._answer(lambda: self._checked(lambda: self._post(path)))
+
+    def _checked(self, work: Callable[[], Reply]) -> Reply:
+        """Refuse what a web page elsewhere could send: a request naming another host (DNS
+        rebinding) to a loopback server, and a POST that is not JSON (a cross-site form)."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        if self.loopback_only and host not in LOOPBACK_HOSTS:
+            raise RequestError(
+                HTTPStatus.FORBIDDEN, f"this server answers requests for 127.0.0.1, not '{host}'"
+            )
+        if (
+            self.command == "POST"
+            and self.headers.get("Content-Type", "").split(";")[0] != "application/json"
+        ):
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a request's body must be application/json")
+        return work()
 
     def _get(self, path: str) -> Reply:
         if path in ("/", "/index.html"):
@@ -353,7 +370,8 @@ def make_server(
     host: str = "127.0.0.1", port: int = 0, limits: Limits = DEFAULT_LIMITS
 ) -> ThreadingHTTPServer:
     """A server bound to ``host:port`` (port 0: any free port), not yet serving."""
-    handler = type("NetspecHandler", (Handler,), {"workbench": Workbench(limits)})
+    attributes = {"workbench": Workbench(limits), "loopback_only": host in LOOPBACK_HOSTS}
+    handler = type("NetspecHandler", (Handler,), attributes)
     server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
     server = server_class((host, port), handler)
     server.daemon_threads = True
