@@ -15,5 +15,8 @@ esbuild=node_modules/.bin/esbuild
   --log-level=warning --metafile="$meta/layout.json" --outfile="$out/layout.min.js"
 "$esbuild" editor.entry.js --bundle --minify --format=iife --global-name=NetspecEditor \
   --legal-comments=none --log-level=warning --metafile="$meta/editor.json" --outfile="$out/editor.min.js"
+# The same layout engine as a Web Worker script, for `netspec serve` (its page lays out graphs
+# off the main thread, so typing never waits on a layout).
+cp node_modules/elkjs/lib/elk-worker.min.js "$out/elk-worker.min.js"
 node licenses.mjs "$meta/layout.json" "$meta/editor.json" > "$out/THIRD_PARTY_LICENSES.txt"
 ls -l "$out"

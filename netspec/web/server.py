@@ -254,7 +254,8 @@ def _json(value: Any, status: HTTPStatus = HTTPStatus.OK) -> Reply:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes: ``GET /`` the page; ``GET /api/zoo``, ``GET /api/zoo/NAME``; ``POST /api/report``,
+    """Routes: ``GET /`` the page (and its layout worker, ``/vendor/elk-worker.min.js``);
+    ``GET /api/zoo``, ``GET /api/zoo/NAME``; ``POST /api/report``,
     ``/api/compare``, ``/api/onnx`` with a JSON body."""
 
     workbench: Workbench
@@ -289,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
         if path in ("/", "/index.html"):
             policy = (
                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                "connect-src 'self'; img-src data:"
+                "connect-src 'self'; worker-src 'self'; img-src data:"
             )
             page = editor_page().encode("utf-8")
             headers = (("Content-Security-Policy", policy),)
@@ -298,6 +299,9 @@ class Handler(BaseHTTPRequestHandler):
             return _json(self.workbench.zoo())
         if path.startswith("/api/zoo/"):
             return _json(self.workbench.zoo_model(unquote(path.removeprefix("/api/zoo/"))))
+        if path == "/vendor/elk-worker.min.js":
+            script = asset("vendor/elk-worker.min.js").encode("utf-8")
+            return Reply(HTTPStatus.OK, "text/javascript; charset=utf-8", script)
         if path == "/licenses":
             licences = asset("vendor/THIRD_PARTY_LICENSES.txt").encode("utf-8")
             return Reply(HTTPStatus.OK, "text/plain; charset=utf-8", licences)

@@ -90,7 +90,7 @@
     const previous = state.view && state.view.data;
     const depthSelect = document.querySelector(".ns-depth");
     const depth = previous && depthSelect ? Number(depthSelect.value) : 0;
-    state.view = NetspecReport.render($("report"), data, { depth });
+    state.view = NetspecReport.render($("report"), data, { depth, layoutWorkerUrl: "/vendor/elk-worker.min.js" });
   }
 
   // The lint source: the server compiles the text; errors become the editor's diagnostics, a

@@ -89,6 +89,20 @@
     return row[key];
   }
 
+  // One ELK per worker script: in a Web Worker when the page can load one (netspec serve), else
+  // in the page itself (the self-contained report file).
+  const engines = new Map();
+  function layoutEngine(workerUrl) {
+    const key = workerUrl || "";
+    if (!engines.has(key)) {
+      const Engine = ELK.default || ELK;
+      // NOTE: a workerFactory alone: with workerUrl too, the bundled build warns that it lacks the
+      // Node.js web-worker package (which it does not need in a browser).
+      engines.set(key, workerUrl ? new Engine({ workerFactory: () => new Worker(workerUrl) }) : new Engine());
+    }
+    return engines.get(key);
+  }
+
   class Report {
     constructor(root, data, options) {
       this.root = root;
@@ -341,8 +355,7 @@
           root.edges.push({ id: "e" + root.edges.length, sources: [from.id], targets: [to], labels: [{ text, width: 6 * text.length + 4, height: 11 }] });
         }
       }
-      if (!this.elk) this.elk = new (ELK.default || ELK)();
-      this.elk.layout(root).then((laid) => {
+      layoutEngine(this.options.layoutWorkerUrl).layout(root).then((laid) => {
         if (generation === this.graphGeneration) this.paintGraph(laid);
       }, (problem) => {
         this.graphBox.replaceChildren(el("p", { class: "ns-graph-error" }, "graph layout failed: " + problem));
