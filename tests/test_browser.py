@@ -157,6 +157,7 @@ def test_report_folding_matches_the_text_report_depth(
 
 def test_report_sort_filter_and_selection(browser: Any, resnet50_report: tuple[Path, dict[str, Any]]) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     path, data = resnet50_report
     open_report(browser, path)
@@ -168,8 +169,14 @@ def test_report_sort_filter_and_selection(browser: Any, resnet50_report: tuple[P
     box.send_keys("downsample")
     shown = texts(browser, "tr.ns-layer")
     assert shown == [r["name"] for r in data["layers"] if "downsample" in r["name"]]
+    # The filter looks into folded scopes too.
+    Select(browser.find_element(By.CSS_SELECTOR, ".ns-depth")).select_by_value("2")
+    assert texts(browser, "tr.ns-layer") == shown
+    assert texts(browser, "tr.ns-folded") == []
     box.clear()
     box.send_keys(" ")  # an input event with an empty filter
+    assert "layer1.0" in texts(browser, "tr.ns-folded")
+    Select(browser.find_element(By.CSS_SELECTOR, ".ns-depth")).select_by_value("0")
     # Clicking a graph node selects its row, clicking a row selects its node.
     node = browser.find_element(By.CSS_SELECTOR, '.ns-graph .node-layer[data-id="l40"]')
     browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", node)

@@ -192,8 +192,11 @@
     visibleItems() {
       const q = this.filter;
       const matches = (item) => !q || item.row.name.toLowerCase().includes(q) || item.row.type.toLowerCase().includes(q);
-      // Units: layers shown on their own, and collapsed scopes standing for their layers.
-      const units = this.items.filter((item) => !this.foldedUnder(item) && (item.kind === "layer" || this.collapsed.has(item.id)));
+      // Units: layers shown on their own, and collapsed scopes standing for their layers; a
+      // filter looks through every layer, folded or not.
+      const units = q
+        ? this.items.filter((item) => item.kind === "layer")
+        : this.items.filter((item) => !this.foldedUnder(item) && (item.kind === "layer" || this.collapsed.has(item.id)));
       const shown = units.filter(matches);
       if (this.sort) {
         const { key, descending } = this.sort;
@@ -236,7 +239,7 @@
     drawRow(item, flat) {
       const row = item.row;
       const isScope = item.kind === "scope";
-      const folded = isScope && this.collapsed.has(item.id);
+      const folded = isScope && this.collapsed.has(item.id) && !this.filter;
       const level = flat ? 0 : item.ancestors.length;
       const toggle = isScope
         ? el("button", { class: "ns-fold", title: folded ? "unfold" : "fold", onclick: (e) => { e.stopPropagation(); this.toggle(item.id); } }, folded ? "▸" : "▾")
