@@ -266,10 +266,24 @@
     chart.append(make("text", { x: (W + left) / 2, y: H - 6, "text-anchor": "middle", class: "ns-axis" }, "MACs (log)"));
     chart.append(make("text", { x: 14, y: H / 2, transform: "rotate(-90 14 " + H / 2 + ")", "text-anchor": "middle", class: "ns-axis" }, "params (log)"));
     const peak = Math.max(...usable.map((r) => r.peak_activation_bytes));
-    for (const row of usable) {
-      const r = Math.max(4, 26 * Math.sqrt(row.peak_activation_bytes / peak));
-      chart.append(make("circle", { cx: x(row.macs), cy: y(row.params), r, class: "ns-bubble" }));
-      chart.append(make("text", { x: x(row.macs) + r + 3, y: y(row.params) + 4, class: "ns-bubble-label" }, row.name));
+    const bubbles = usable.map((row) => ({ row, cx: x(row.macs), cy: y(row.params), r: Math.max(4, 26 * Math.sqrt(row.peak_activation_bytes / peak)) }));
+    for (const b of bubbles) chart.append(make("circle", { cx: b.cx, cy: b.cy, r: b.r, class: "ns-bubble" }));
+    // Each label goes where it covers no placed label and no other bubble: right, left, above,
+    // below its bubble, a little further out each round.
+    const placed = bubbles.map((b) => ({ x0: b.cx - b.r, y0: b.cy - b.r, x1: b.cx + b.r, y1: b.cy + b.r, own: b }));
+    const overlaps = (box, own) => placed.some((p) => p.own !== own && box.x0 < p.x1 && p.x0 < box.x1 && box.y0 < p.y1 && p.y0 < box.y1);
+    for (const b of bubbles) {
+      const w = 6.3 * b.row.name.length, h = 12;
+      let best = null;
+      for (let gap = 3; gap <= 40 && !best; gap += 9) {
+        for (const [lx, ly] of [[b.cx + b.r + gap, b.cy - h / 2], [b.cx - b.r - gap - w, b.cy - h / 2], [b.cx - w / 2, b.cy - b.r - gap - h], [b.cx - w / 2, b.cy + b.r + gap]]) {
+          const box = { x0: lx, y0: ly, x1: lx + w, y1: ly + h, own: b };
+          if (lx >= 0 && lx + w <= W && !overlaps(box, b)) { best = box; break; }
+        }
+      }
+      best = best || { x0: b.cx + b.r + 3, y0: b.cy - h / 2, x1: b.cx + b.r + 3 + w, y1: b.cy + h / 2, own: b };
+      placed.push(best);
+      chart.append(make("text", { x: best.x0, y: best.y1 - 2, class: "ns-bubble-label" }, b.row.name));
     }
     chart.append(make("text", { x: left + 4, y: top + 10, class: "ns-axis" }, "bubble area: peak activation memory"));
     return chart;
