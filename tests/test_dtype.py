@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_layers import assert_shapes_agree
 
 from netspec.compiler import compile_graph, load_graph
 from netspec.diagnostics import SourceFile
@@ -50,8 +51,7 @@ def test_zoo_model_in_float16_matches_float32(spec: str) -> None:
     # BatchNorm kept, so that every tensor netspec typed is in the model.
     half = compile_graph(graph, input_shapes=shapes, dtype="float16", fold_bn=False)
     check_model(half)
-    onnx_shapes = inferred_shapes(half)
-    assert {t: onnx_shapes[t] for t in types} == {t: v.dims for t, v in types.items()}
+    assert_shapes_agree(graph, types, inferred_shapes(half))
 
     FLOAT16 = element_type("FLOAT16")
     assert {i.type.tensor_type.elem_type for i in half.graph.input} == {FLOAT16}

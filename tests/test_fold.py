@@ -36,7 +36,7 @@ def random_statistics(graph: Graph, types: Mapping[str, TensorType], seed: int) 
             fresh = rng.uniform(0.5, 2.0, value.shape)
         elif suffix == "running_mean" or (suffix == "bias"):
             fresh = rng.normal(0.0, 0.5, value.shape)
-        elif suffix == "weight" and value.ndim == 1:  # BatchNorm γ, Scale factor
+        elif (suffix == "weight" and value.ndim == 1) or suffix == "slope":  # γ, Scale/BN factors
             fresh = rng.uniform(0.5, 1.5, value.shape)
         else:
             continue
@@ -145,6 +145,20 @@ FOLDABLE = {
         input a: [2, 3, 4, 4]
         InnerProduct fc { num_output: 5 bias_term: false }
         BatchNorm bn {}
+    """,
+    # SegNet's BN fork layer (slope and bias, statistics already folded in).
+    "conv-segnet-bn": """
+        input a: [1, 3, 9, 9]
+        Convolution conv { num_output: 4 kernel_size: 3 pad: 1 }
+        BN bn {}
+    """,
+    # Any chain of per-channel affine layers, a Scale alone included.
+    "conv-scale-batchnorm-bn": """
+        input a: [1, 3, 9, 9]
+        Convolution conv { num_output: 4 kernel_size: 3 bias_term: false }
+        Scale scale { bias_term: true }
+        BatchNorm bn {}
+        BN bn2 {}
     """,
 }
 

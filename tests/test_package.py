@@ -261,3 +261,20 @@ def test_compile_folds_batchnorm_by_default_as_exporters_do(tmp_path: Path) -> N
     ops = [node.op_type for node in onnx.load(tmp_path / "r.onnx").graph.node]
     assert "BatchNormalization" not in ops and ops.count("Conv") == 20 and ops.count("Add") == 8
     assert "Sum" not in ops
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize("spec", ["squeezenet1_1", "alexnet_caffe"])
+def test_identities_are_elided_so_simplifiers_find_nothing(spec: str) -> None:
+    # Dropout (and other identities at inference) vanish instead of becoming Identity nodes, as
+    # onnxslim and onnxsim would remove them (tools/check_simplifiers.py checks the whole zoo).
+    from netspec.compiler import compile_graph, load_graph
+    from netspec.runtime import create_session
+
+    graph = load_graph(spec)
+    model = compile_graph(graph, input_shapes={"data": (1, 3, 227, 227)})
+    assert "Identity" not in {node.op_type for node in model.graph.node}
+    assert [o.name for o in model.graph.output] == list(graph.outputs)
+    session = create_session(model.SerializeToString(), "cpu")
+    outputs = session.run({"data": np.ones((1, 3, 227, 227), np.float32)})
+    assert list(outputs) == list(graph.outputs)

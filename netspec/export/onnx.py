@@ -183,11 +183,12 @@ def build_model(
 
     graph_outputs = set(graph.outputs)
     graph_inputs = {n.outputs[0] for n in graph.input_nodes}
+    elided = elide_identities(builder.nodes, graph_inputs, graph_outputs)
     value_info = [
         tensor_value_info(t, types[t])
         for node in graph.nodes
         for t in node.outputs
-        if t not in graph_outputs and t not in graph_inputs
+        if t not in graph_outputs and t not in graph_inputs and t not in elided
     ]
     model = builder.model
     model.graph.name = graph.name
@@ -209,6 +210,37 @@ def build_model(
 
         convert_to_float16(model)
     return model
+
+
+def elide_identities(nodes: Any, graph_inputs: set[str], graph_outputs: set[str]) -> set[str]:
+    """Remove the Identity nodes of layers that are identities at inference (Dropout, a Split's
+    copies, a crop or pooling that keeps the size) and return the tensors that no longer exist.
+
+    The Identity's output becomes another name for its input: readers of ``y = Identity(x)``
+    read ``x``. When ``y`` is a graph output, ``x`` is renamed ``y`` instead (at its producer and
+    every reader), unless ``x`` is a graph input or output itself: then the Identity stays.
+    Simplifiers (onnxslim, onnxsim) would do the same; doing it here leaves them nothing."""
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in nodes:
+        if node.op_type != "Identity":
+            kept.append(node)
+            continue
+        (source,), (target,) = node.input, node.output
+        source = renamed.get(source, source)
+        if target not in graph_outputs:
+            renamed[target] = source
+        elif source not in graph_inputs and source not in graph_outputs:
+            renamed.update({old: target for old, new in renamed.items() if new == source})
+            renamed[source] = target
+        else:
+            kept.append(node)
+    for node in kept:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    del nodes[:]
+    nodes.extend(kept)
+    return set(renamed)
 
 
 def check_model(model: onnx.ModelProto) -> None:
