@@ -189,8 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
     report.add_argument("spec", help=SPEC_HELP)
-    report.add_argument("--format", choices=FORMATS, default="text")
-    report.add_argument("-o", "--output", help="write the report to this file (default: stdout, also -)")
+    report.add_argument("--format", choices=(*FORMATS, "html"), default="text")
+    report.add_argument(
+        "-o",
+        "--output",
+        help="write the report to this file (default: stdout, also -); html is one offline file",
+    )
     report.add_argument(
         "--depth",
         type=_depth,
@@ -274,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     viz.set_defaults(handler=command_viz)
     _add_bench_parsers(commands)
     _add_weights_parser(commands)
+    _add_serve_parser(commands)
     _add_zoo_parser(commands)
     for subcommand in commands.choices.values():
         _add_common_options(subcommand)
@@ -599,7 +604,13 @@ def command_report(args: argparse.Namespace) -> int:
     if args.output and args.output != STDIN:
         check_output_path(args.output)
     analysis = _analysis(args, _load(args.spec, args), args.dtype)
-    _write_text_output(args, render(report_data(analysis, depth=args.depth), args.format))
+    if args.format == "html":
+        from netspec.web import render_html
+
+        text = render_html(report_data(analysis, depth=0), depth=args.depth, source=args.spec)
+    else:
+        text = render(report_data(analysis, depth=args.depth), args.format)
+    _write_text_output(args, text)
     return 0
 
 
@@ -861,6 +872,51 @@ def command_zoo(args: argparse.Namespace) -> int:
     from netspec.catalog import render_catalog, zoo_rows
 
     sys.stdout.write(render_catalog(zoo_rows(progress=_progress(args)), args.format))
+    return 0
+
+
+def _add_serve_parser(commands: Any) -> None:
+    """``netspec serve`` (logic in netspec/web/server.py)."""
+    serve = commands.add_parser(
+        "serve", help="a local web page: edit a spec, see its diagnostics and report live"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8765, help="the port to listen on (default 8765; 0: any free one)"
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the interface to listen on (default 127.0.0.1: this machine only; anything else warns)",
+    )
+    serve.set_defaults(handler=command_serve)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from netspec.web.server import LOOPBACK_HOSTS, make_server
+
+    if args.include_path or args.allow_any_include:
+        raise UsageError("serve reads only the zoo and what the page sends; includes reach only the zoo")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    if args.host not in LOOPBACK_HOSTS:
+        print(
+            f"netspec serve: warning: listening on {args.host}, not 127.0.0.1: other machines can "
+            "reach this page and have this machine compile what they send",
+            file=sys.stderr,
+        )
+    try:
+        server = make_server(args.host, args.port, _limits(args))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"netspec serve: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
