@@ -56,7 +56,9 @@ with open(sys.argv[2], "wb") as f:
 
 def timed(command: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one process."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
