@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
-from bench_vs_torch import TORCH_OPSETS, import_torchvision
+from bench_vs_torch import TORCH_OPSETS, import_torch
 
 from netspec.compiler import compile_graph, load_graph
 
@@ -256,13 +256,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="add per-op-type kernel times")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     args = parser.parse_args()
-    try:
-        import torch
-
-        torchvision = import_torchvision()
-    except ImportError:
-        print("torch and torchvision are needed: see this file's docstring", file=sys.stderr)
+    modules = import_torch()
+    if modules is None:
         return 2
+    torch, torchvision = modules
     names = list(TORCHVISION_MODELS) if args.all else args.models or ["resnet50"]
     unknown = [n for n in names if n not in TORCHVISION_MODELS]
     if unknown:
