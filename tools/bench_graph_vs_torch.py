@@ -3,11 +3,12 @@
 (DESIGN.md §9: never slower). For each model: netspec compiles the zoo spec with torchvision's
 weights (deployment form, BatchNorm folded); torch exports the same module with the TorchScript
 exporter (opset 17) and, with --dynamo, the dynamo exporter (opset 18). All sessions get the same
-options (CPU, ORT_ENABLE_ALL, --threads). Then, per torch export, ``--pairs`` paired runs on one
-input, the order alternating within each pair, give the ratio of minima and the median of paired
-ratios (netspec / torch: below 1.00 netspec is faster), with node counts before and after
-onnxruntime's optimiser, the session-creation times, the output agreement, and the op types on
-which the optimised graphs differ (--profile adds onnxruntime's per-op-type kernel time).
+options (CPU, ORT_ENABLE_ALL, --threads, no spinning threads unless --spinning). Then, per torch
+export, ``--pairs`` paired runs on one input, the order alternating within each pair, give the
+ratio of minima and the median of paired ratios (netspec / torch: below 1.00 netspec is faster),
+with node counts before and after onnxruntime's optimiser, the session-creation times, the output
+agreement, and the op types on which the optimised graphs differ (--profile adds onnxruntime's
+per-op-type kernel time).
 
 torch is not a netspec dependency: run it from an environment that has torch and torchvision,
 with this checkout on the path (the session is loaded: keep --pairs modest, ~2 minutes a run):
@@ -82,12 +83,19 @@ def torch_export(module: Any, example: Any, dynamo: bool) -> bytes:
     return buffer.getvalue()
 
 
+# NOTE: onnxruntime's intra-op threads spin after each run by default; with two sessions taking
+# turns on a small shared machine, one session's spinning threads steal the cores the other runs
+# on. Both sessions get the same setting; --spinning restores onnxruntime's default.
+SPINNING = {"spinning": "0"}
+
+
 def session(model: bytes, threads: int, optimised: str | None = None, profile: str | None = None) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING["spinning"])
     options.log_severity_level = 3
     if optimised:
         options.optimized_model_filepath = optimised
@@ -255,7 +263,11 @@ def main() -> int:
     parser.add_argument("--dynamo", action="store_true", help="also compare the dynamo exporter (slow)")
     parser.add_argument("--profile", action="store_true", help="add per-op-type kernel times")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    parser.add_argument(
+        "--spinning", action="store_true", help="let onnxruntime's threads spin (its default)"
+    )
     args = parser.parse_args()
+    SPINNING["spinning"] = "1" if args.spinning else "0"
     modules = import_torch()
     if modules is None:
         return 2
