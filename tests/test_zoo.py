@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_zoo_survey import damp_residual_branches
 
 from netspec.compiler import Analysis, analyze, compile_graph, load_graph
 from netspec.verify import sample_inputs
@@ -34,6 +35,7 @@ TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS co
 # Buffers and exact MACs of the issue-7 models: tallied without netspec in tests/test_zoo_modern.py.
 MODERN_TALLY = "buffers and MACs from tests/test_zoo_modern.py's independent layer table"
 TORCHVISION_TALLIED = f"{TORCHVISION}; {MODERN_TALLY}"
+SURVEY = "published params in tests/test_zoo_survey.py; buffers and MACs from its independent tally"
 
 REFERENCES = [
     Reference(
@@ -183,6 +185,15 @@ REFERENCES = [
         "Ren et al. 2015 VGG-16 head, 600x800, 300 RoIs; derived in tests/test_zoo_dense.py",
         more_outputs=((300, 21),),
     ),
+    # The systems of the CNN surveys (issue 16): CIFAR ResNets, stochastic depth, GANs, the
+    # Inception line, FCN-16s/32s, Faster R-CNN end to end.
+    Reference("resnet20_cifar.net", 269_722, 1_376, 40_551_040, (1, 10), SURVEY),
+    Reference("resnet32_cifar.net", 464_154, 2_272, 68_862_592, (1, 10), SURVEY),
+    Reference("resnet44_cifar.net", 658_586, 3_168, 97_174_144, (1, 10), SURVEY),
+    Reference("resnet56_cifar.net", 853_018, 4_064, 125_485_696, (1, 10), SURVEY),
+    Reference("resnet110_cifar.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
+    Reference("resnet1202_cifar.net", 19_421_274, 89_632, 2_829_238_912, (1, 10), SURVEY),
+    Reference("resnet110_stochastic_depth.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
 ]
 
 SPECS = [r.spec for r in REFERENCES]
@@ -391,7 +402,7 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
     result = (
         analysis(spec) if shapes is None else analyze(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
     )
-    weights = initialize_weights(result.graph, result.types, seed=0)
+    weights = damp_residual_branches(spec, initialize_weights(result.graph, result.types, seed=0))
     model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes)
     # Serialised once for both the checker and onnxruntime: VGG's weights are 0.5 GB.
     serialized = model.SerializeToString()

@@ -1,0 +1,154 @@
+"""The systems of the CNN surveys that issue 16 added to the zoo, against figures derived
+without netspec: each architecture is walked here the way its reference implementation builds
+it, tallying parameters, BatchNorm buffers, MACs (convolution, transposed convolution and fully
+connected layers) and the stored arrays' names in registration order (tests/test_zoo_modern.py's
+Tally). The specs must agree with the tally exactly and the tally with the published parameter
+counts; each model, run in onnxruntime at a small input, matches netspec's float64 reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_zoo_modern import Tally
+
+from netspec.compiler import Analysis, analyze, load_graph
+from netspec.infer import infer_shapes
+from netspec.verify import relative_errors
+from netspec.weights import graph_arrays, initialize_weights
+
+ZOO = Path(__file__).resolve().parent.parent / "zoo"
+
+
+# ---------------------------------------------------------------- the architectures
+
+
+def resnet_cifar(depth: int, survival_last: float = 1.0) -> Callable[[Tally], None]:
+    """akamaster/pytorch_resnet_cifar10's resnet{depth}: option-A shortcuts hold nothing."""
+
+    def build(t: Tally) -> None:
+        n = (depth - 2) // 6
+        x = t.bn("bn1", t.conv("conv1", (3, 32, 32), 16, 3, pad=1))
+        for stage, planes in enumerate([16, 32, 64]):
+            for i in range(n):
+                prefix = f"layer{stage + 1}.{i}"
+                stride = 2 if i == 0 and stage > 0 else 1
+                x = t.bn(f"{prefix}.bn1", t.conv(f"{prefix}.conv1", x, planes, 3, stride, 1))
+                x = t.bn(f"{prefix}.bn2", t.conv(f"{prefix}.conv2", x, planes, 3, 1, 1))
+        t.linear("linear", x[0], 10)
+
+    return build
+
+
+def damp_residual_branches(spec: str, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``weights`` with the last BatchNorm γ of every CIFAR ResNet branch scaled by 0.1.
+
+    NOTE: at random weights each residual block about doubles the activations' variance, and
+    2^600 overflows float32 in ResNet-1202; trained deep ResNets keep that γ small (Goyal et al.
+    2017 start it at zero).
+    """
+    if not spec.startswith("resnet") or ("_cifar" not in spec and "stochastic" not in spec):
+        return weights
+    return {name: value * 0.1 if name.endswith("bn2.weight") else value for name, value in weights.items()}
+
+
+@dataclass(frozen=True)
+class Published:
+    """A model's published parameter count, its tally and the input of the numeric check."""
+
+    spec: str
+    build: Callable[[Tally], None]
+    params: int
+    small_input: dict[str, tuple[int, ...]]
+    source: str
+
+
+CIFAR = {"data": (1, 3, 32, 32)}
+AKAMASTER = "akamaster/pytorch_resnet_cifar10 README table (He et al. 2016 Table 6)"
+
+MODELS = [
+    Published("resnet20_cifar.net", resnet_cifar(20), 269_722, CIFAR, AKAMASTER),
+    Published("resnet32_cifar.net", resnet_cifar(32), 464_154, CIFAR, AKAMASTER),
+    Published("resnet44_cifar.net", resnet_cifar(44), 658_586, CIFAR, AKAMASTER),
+    Published("resnet56_cifar.net", resnet_cifar(56), 853_018, CIFAR, AKAMASTER),
+    Published("resnet110_cifar.net", resnet_cifar(110), 1_727_962, CIFAR, AKAMASTER),
+    # 8×8 keeps the float64 reference of 1,202 layers cheap; the counts are at 32×32.
+    Published("resnet1202_cifar.net", resnet_cifar(1202), 19_421_274, {"data": (1, 3, 8, 8)}, AKAMASTER),
+    Published(
+        "resnet110_stochastic_depth.net",
+        resnet_cifar(110, 0.5),
+        1_727_962,
+        CIFAR,
+        "Huang et al. 2016: ResNet-110's parameters (the test-time scaling holds none)",
+    ),
+]
+IDS = [m.spec for m in MODELS]
+
+
+@functools.cache
+def tally(spec: str) -> Tally:
+    model = next(m for m in MODELS if m.spec == spec)
+    result = Tally()
+    model.build(result)
+    return result
+
+
+@functools.cache
+def analysis(spec: str) -> Analysis:
+    return analyze(load_graph(ZOO / spec), batch=1)
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_tally_reproduces_published_figures(model: Published) -> None:
+    assert tally(model.spec).params == model.params, model.source
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_spec_counts_and_names_equal_the_tally(model: Published) -> None:
+    result = analysis(model.spec)
+    totals, counted = result.counts.totals, tally(model.spec)
+    assert (totals.params, totals.buffers, totals.macs) == (counted.params, counted.buffers, counted.macs)
+    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    assert names == counted.keys
+
+
+@pytest.mark.zoo
+@pytest.mark.ort
+@pytest.mark.parametrize("model", MODELS, ids=IDS)
+def test_onnx_matches_reference_at_a_small_input(model: Published) -> None:
+    graph = load_graph(ZOO / model.spec)
+    types = infer_shapes(graph, {"N": 1}, model.small_input)
+    weights = damp_residual_branches(model.spec, initialize_weights(graph, types, seed=3))
+    errors = relative_errors(graph, input_shapes=model.small_input, seed=3, weights=weights)
+    assert max(errors.values()) <= 1e-4, errors
+
+
+@pytest.mark.zoo
+def test_stochastic_depth_scales_each_branch_by_its_survival_probability() -> None:
+    # Huang et al. Eq. 4: p_l = 1 − l/L · (1 − 0.5) over L = 54 blocks, l counted from 1.
+    graph = analysis("resnet110_stochastic_depth.net").graph
+    adds = [node for node in graph.nodes if node.type == "Eltwise"]
+    assert len(adds) == 54
+    for block, node in enumerate(adds, start=1):
+        assert node.layer.params.coeff == pytest.approx((1 - block / 54 * 0.5, 1.0))
+    assert all(
+        node.layer.params.coeff is None
+        for node in analysis("resnet110_cifar.net").graph.nodes
+        if node.type == "Eltwise"
+    )
+
+
+@pytest.mark.zoo
+def test_option_a_shortcuts_subsample_and_zero_pad() -> None:
+    # Where a stage starts, the shortcut is x[:, :, ::2, ::2] padded by planes/4 on each side.
+    result = analysis("resnet20_cifar.net")
+    assert result.types["layer2.0.shortcut.subsample"].dims == (1, 16, 16, 16)
+    assert result.types["layer2.0.shortcut"].dims == (1, 32, 16, 16)
+    assert result.types["layer3.0.shortcut"].dims == (1, 64, 8, 8)
