@@ -194,6 +194,8 @@ REFERENCES = [
     Reference("resnet110_cifar.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
     Reference("resnet1202_cifar.net", 19_421_274, 89_632, 2_829_238_912, (1, 10), SURVEY),
     Reference("resnet110_stochastic_depth.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
+    Reference("dcgan_generator.net", 3_576_704, 1_920, 104_628_224, (1, 3, 64, 64), SURVEY),
+    Reference("dcgan_discriminator.net", 2_765_568, 1_792, 103_817_216, (1, 1, 1, 1), SURVEY),
 ]
 
 SPECS = [r.spec for r in REFERENCES]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_zoo_modern import Tally
+from test_zoo_modern import Grid, Tally
 
 from netspec.compiler import Analysis, analyze, load_graph
 from netspec.infer import infer_shapes
@@ -57,6 +57,34 @@ def damp_residual_branches(spec: str, weights: dict[str, np.ndarray]) -> dict[st
     return {name: value * 0.1 if name.endswith("bn2.weight") else value for name, value in weights.items()}
 
 
+def deconv(t: Tally, name: str, x: Grid, out: int, kernel: int, stride: int, pad: int) -> Grid:
+    """torch's ConvTranspose2d without bias: weight [Cin, Cout, k, k], one kernel per input pixel."""
+    channels, height, width = x
+    weights = channels * out * kernel * kernel
+    t.keys.append(f"{name}.weight")
+    t.params += weights
+    t.macs += weights * height * width
+    return (out, (height - 1) * stride - 2 * pad + kernel, (width - 1) * stride - 2 * pad + kernel)
+
+
+def dcgan_generator(t: Tally) -> None:
+    """The PyTorch DCGAN tutorial's Generator (nz 100, ngf 64)."""
+    x: Grid = (100, 1, 1)
+    for i, out in enumerate([512, 256, 128, 64]):
+        x = t.bn(
+            f"main.{3 * i + 1}", deconv(t, f"main.{3 * i}", x, out, 4, 1 if i == 0 else 2, 0 if i == 0 else 1)
+        )
+    assert deconv(t, "main.12", x, 3, 4, 2, 1) == (3, 64, 64)
+
+
+def dcgan_discriminator(t: Tally) -> None:
+    """The PyTorch DCGAN tutorial's Discriminator (ndf 64)."""
+    x = t.conv("main.0", (3, 64, 64), 64, 4, 2, 1)
+    for i, out in enumerate([128, 256, 512]):
+        x = t.bn(f"main.{3 * i + 3}", t.conv(f"main.{3 * i + 2}", x, out, 4, 2, 1))
+    assert t.conv("main.11", x, 1, 4) == (1, 1, 1)
+
+
 @dataclass(frozen=True)
 class Published:
     """A model's published parameter count, its tally and the input of the numeric check."""
@@ -69,6 +97,7 @@ class Published:
 
 
 CIFAR = {"data": (1, 3, 32, 32)}
+DCGAN = "PyTorch's DCGAN tutorial (Radford et al. 2015): Generator and Discriminator"
 AKAMASTER = "akamaster/pytorch_resnet_cifar10 README table (He et al. 2016 Table 6)"
 
 MODELS = [
@@ -79,6 +108,8 @@ MODELS = [
     Published("resnet110_cifar.net", resnet_cifar(110), 1_727_962, CIFAR, AKAMASTER),
     # 8×8 keeps the float64 reference of 1,202 layers cheap; the counts are at 32×32.
     Published("resnet1202_cifar.net", resnet_cifar(1202), 19_421_274, {"data": (1, 3, 8, 8)}, AKAMASTER),
+    Published("dcgan_generator.net", dcgan_generator, 3_576_704, {"data": (2, 100, 1, 1)}, DCGAN),
+    Published("dcgan_discriminator.net", dcgan_discriminator, 2_765_568, {"data": (2, 3, 64, 64)}, DCGAN),
     Published(
         "resnet110_stochastic_depth.net",
         resnet_cifar(110, 0.5),
@@ -152,3 +183,20 @@ def test_option_a_shortcuts_subsample_and_zero_pad() -> None:
     assert result.types["layer2.0.shortcut.subsample"].dims == (1, 16, 16, 16)
     assert result.types["layer2.0.shortcut"].dims == (1, 32, 16, 16)
     assert result.types["layer3.0.shortcut"].dims == (1, 64, 8, 8)
+
+
+@pytest.mark.zoo
+@pytest.mark.ort
+def test_dcgan_generator_draws_images_in_tanh_range() -> None:
+    import onnxruntime as ort
+
+    from netspec.compiler import compile_graph
+
+    graph = load_graph(ZOO / "dcgan_generator.net")
+    types = infer_shapes(graph, {"N": 4})
+    model = compile_graph(graph, batch=4, weights=initialize_weights(graph, types, seed=0))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    codes = np.random.default_rng(0).standard_normal((4, 100, 1, 1)).astype(np.float32)
+    (images,) = session.run(None, {"data": codes})
+    assert images.shape == (4, 3, 64, 64)
+    assert np.abs(images).max() <= 1.0 and images.std() > 0.1
