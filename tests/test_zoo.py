@@ -196,6 +196,8 @@ REFERENCES = [
     Reference("resnet110_stochastic_depth.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
     Reference("dcgan_generator.net", 3_576_704, 1_920, 104_628_224, (1, 3, 64, 64), SURVEY),
     Reference("dcgan_discriminator.net", 2_765_568, 1_792, 103_817_216, (1, 1, 1, 1), SURVEY),
+    Reference("fcn16s.net", 134_815_994, 0, 181_448_086_272, (1, 21, 500, 500), SURVEY),
+    Reference("fcn32s.net", 136_152_917, 0, 181_365_854_976, (1, 21, 500, 500), SURVEY),
 ]
 
 SPECS = [r.spec for r in REFERENCES]
@@ -386,6 +388,8 @@ def test_parameter_shapes_follow_the_reference_layout() -> None:
 # 100-180 GMACs at full size; their counts above are checked at full size).
 REDUCED_INPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "fcn8s.net": {"data": (1, 3, 32, 32)},  # conv1_1 pads by 100: still 230×230
+    "fcn16s.net": {"data": (1, 3, 32, 32)},
+    "fcn32s.net": {"data": (1, 3, 32, 32)},
     "unet.net": {"data": (1, 1, 252, 252)},
     "faster_rcnn_vgg16_head.net": {"data": (1, 3, 224, 288), "rois": (32, 5)},
 }

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_zoo_modern import Grid, Tally
+from test_zoo_modern import Grid, Tally, max_pool
 
 from netspec.compiler import Analysis, analyze, load_graph
 from netspec.infer import infer_shapes
@@ -85,6 +86,65 @@ def dcgan_discriminator(t: Tally) -> None:
     assert t.conv("main.11", x, 1, 4) == (1, 1, 1)
 
 
+def fcn(stride: int) -> Callable[[Tally], None]:
+    """voc-fcn{stride}s from shelhamer/fcn.berkeleyvision.org's net.py, at 500×500."""
+
+    def build(t: Tally) -> None:
+        x: Grid = (3, 500, 500)
+        for stage, (width, convs) in enumerate(zip([64, 128, 256, 512, 512], [2, 2, 3, 3, 3], strict=True)):
+            for i in range(convs):
+                name = f"conv{stage + 1}_{i + 1}"
+                x = t.conv(name, x, width, 3, pad=100 if name == "conv1_1" else 1, bias=True)
+            x = max_pool(x, 2, 2, ceil=True)
+            if stage == 3:
+                pool4 = x
+        x = t.conv("fc7", t.conv("fc6", x, 4096, 7, bias=True), 4096, bias=True)
+        x = t.conv("score_fr", x, 21, bias=True)
+        if stride == 32:
+            deconv(t, "upscore", x, 21, 64, 32, 0)
+            return
+        up = deconv(t, "upscore2", x, 21, 4, 2, 0)
+        t.conv("score_pool4", pool4, 21, bias=True)
+        deconv(t, "upscore16", up, 21, 32, 16, 0)
+
+    return build
+
+
+def caffe_crop_offsets(stride: int) -> list[int]:
+    """The Crop offsets of voc-fcn{stride}s as Caffe's coord_map.py derives them: every layer maps
+    input coordinates to output ones by y = a·x + b (convolution and pooling: a = 1/s,
+    b = (p − (k − 1)/2)/s; deconvolution: a = s, b = (k − 1)/2 − p), composed from the data."""
+
+    def compose(
+        maps: list[tuple[int, int, int]], transposed: tuple[bool, ...] = ()
+    ) -> tuple[Fraction, Fraction]:
+        a, b = Fraction(1), Fraction(0)
+        for index, (kernel, s, pad) in enumerate(maps):
+            if index < len(transposed) and transposed[index]:
+                a, b = a * s, b * s + Fraction(kernel - 1, 2) - pad
+            else:
+                a, b = a / s, (b + pad - Fraction(kernel - 1, 2)) / s
+        return a, b
+
+    pool4 = [(3, 1, 100), (3, 1, 1)]  # conv1_1, conv1_2 (kernel, stride, pad)
+    for convs in [2, 3, 3]:
+        pool4 += [(2, 2, 0), *[(3, 1, 1)] * convs]
+    pool4.append((2, 2, 0))
+    # conv5_1 … conv5_3, pool5, fc6, fc7, score_fr
+    scores = [*pool4, *[(3, 1, 1)] * 3, (2, 2, 0), (7, 1, 0), (1, 1, 0), (1, 1, 0)]
+    flags = (False,) * len(scores)
+    if stride == 32:
+        a, b = compose([*scores, (64, 32, 0)], (*flags, True))
+        assert a == 1
+        return [int(b)]
+    a2, b2 = compose([*scores, (4, 2, 0)], (*flags, True))
+    a4, b4 = compose(pool4)
+    assert a2 == a4
+    a, b = compose([*scores, (4, 2, 0), (32, 16, 0)], (*flags, True, True))
+    assert a == 1
+    return [int(b4 - b2), int(b)]
+
+
 @dataclass(frozen=True)
 class Published:
     """A model's published parameter count, its tally and the input of the numeric check."""
@@ -98,6 +158,7 @@ class Published:
 
 CIFAR = {"data": (1, 3, 32, 32)}
 DCGAN = "PyTorch's DCGAN tutorial (Radford et al. 2015): Generator and Discriminator"
+FCN = "computed from shelhamer/fcn.berkeleyvision.org voc-fcn16s/32s net.py (as for FCN-8s)"
 AKAMASTER = "akamaster/pytorch_resnet_cifar10 README table (He et al. 2016 Table 6)"
 
 MODELS = [
@@ -110,6 +171,9 @@ MODELS = [
     Published("resnet1202_cifar.net", resnet_cifar(1202), 19_421_274, {"data": (1, 3, 8, 8)}, AKAMASTER),
     Published("dcgan_generator.net", dcgan_generator, 3_576_704, {"data": (2, 100, 1, 1)}, DCGAN),
     Published("dcgan_discriminator.net", dcgan_discriminator, 2_765_568, {"data": (2, 3, 64, 64)}, DCGAN),
+    # FCN's padding of 100 keeps it large whatever the input (tests/test_zoo_dense.py).
+    Published("fcn32s.net", fcn(32), 136_152_917, {"data": (1, 3, 4, 4)}, FCN),
+    Published("fcn16s.net", fcn(16), 134_815_994, {"data": (1, 3, 4, 4)}, FCN),
     Published(
         "resnet110_stochastic_depth.net",
         resnet_cifar(110, 0.5),
@@ -200,3 +264,16 @@ def test_dcgan_generator_draws_images_in_tanh_range() -> None:
     (images,) = session.run(None, {"data": codes})
     assert images.shape == (4, 3, 64, 64)
     assert np.abs(images).max() <= 1.0 and images.std() > 0.1
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize(
+    ("spec", "stride", "crops"),
+    [("fcn32s.net", 32, ["score"]), ("fcn16s.net", 16, ["score_pool4c", "score"])],
+)
+def test_fcn_crops_are_caffes_coord_map_offsets(spec: str, stride: int, crops: list[str]) -> None:
+    graph = analysis(spec).graph
+    assert [graph.node(name).layer.params.offset[0] for name in crops] == caffe_crop_offsets(stride)
+    assert analysis(spec).types["score"].dims == (1, 21, 500, 500)
+    frozen = 21 * 21 * (64 * 64 if stride == 32 else 4 * 4 + 32 * 32)
+    assert analysis(spec).counts.totals.frozen == frozen
