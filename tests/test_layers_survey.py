@@ -28,6 +28,21 @@ CASES = [
     # -- Pad counts nothing: option A's channel padding, spatial padding, a non-zero value
     Case("pad-channels", "Pad layer { pad: [2, 3] }", (("N", 3, 4, 4),), (2, 8, 4, 4)),
     Case("pad-spatial", "Pad layer { axis: 2  pad: [1, 0, 2, 1] }", (("N", 3, 4, 4),), (2, 3, 5, 7)),
+    # -- AVE pooling that divides by the input cells only: 2·3·4·4 windows of 9 adds
+    Case(
+        "avepool-exclude-pad",
+        "Pooling layer { pool: AVE  kernel_size: 3  stride: 1  pad: 1  count_include_pad: false }",
+        (("N", 3, 4, 4),),
+        (2, 3, 4, 4),
+        flops=864,
+    ),
+    Case(
+        "avepool-exclude-pad-ceil",
+        "Pooling layer { pool: AVE  kernel_size: 3  stride: 2  pad: 1  count_include_pad: false }",
+        (("N", 3, 6, 6),),
+        (2, 3, 4, 4),
+        flops=864,
+    ),
     Case("pad-last-value", "Pad layer { axis: -1  pad: [0, 2]  value: -1.5 }", (("N", 3, 5),), (2, 3, 7)),
 ]
 
@@ -82,3 +97,12 @@ def test_pad_receptive_field() -> None:
 )
 def test_error_message(text: str, message: str) -> None:
     assert message in compile_error(text)
+
+
+@pytest.mark.unit
+def test_average_pooling_without_padding_in_the_divisor() -> None:
+    # A corner window of 3×3 at pad 1 covers 4 input cells: their mean, not their sum / 9.
+    text = "input a: [1, 1, 2, 2]\nPooling p { pool: AVE kernel_size: 3 pad: 1 count_include_pad: false }"
+    graph = elaborate(SourceFile("pool.net", text))
+    (out,) = run_reference(graph, {}, {"a": np.arange(4.0).reshape(1, 1, 2, 2)}).values()
+    assert out.ravel().tolist() == [1.5] * 4
