@@ -61,8 +61,9 @@ class Pooling(Layer):
     Average pooling divides by the window clipped to the padded input (padding counted, the
     ceil overhang not), or with ``count_include_pad: false`` clipped to the input. MAX pooling
     may name a second output, ``top: [pool, mask]``: Caffe's argmax mask, the index h·W + w of
-    each maximum within its input plane (as floats), which SegNet's Upsample reads. No params; FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons; the
-    mask costs nothing more) and N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
+    each maximum within its input plane (as floats), which SegNet's Upsample reads. No params;
+    FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons; the mask costs nothing more) and
+    N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
     """
 
     type_name = "Pooling"
