@@ -145,6 +145,146 @@ def caffe_crop_offsets(stride: int) -> list[int]:
     return [int(b4 - b2), int(b)]
 
 
+def cat(*grids: Grid) -> Grid:
+    return (sum(g[0] for g in grids), grids[0][1], grids[0][2])
+
+
+def basic(
+    t: Tally,
+    name: str,
+    x: Grid,
+    out: int,
+    kernel: int | tuple[int, int] = 1,
+    stride: int = 1,
+    pad: int | tuple[int, int] = 0,
+) -> Grid:
+    """Cadene's (and torchvision's) BasicConv2d: conv without bias, BatchNorm, ReLU."""
+    return t.bn(f"{name}.bn", t.conv(f"{name}.conv", x, out, kernel, stride, pad))
+
+
+Layer = tuple[int, int | tuple[int, int], int, int | tuple[int, int]]  # out, kernel, stride, pad
+ROW7, COL7, ROW3, COL3 = ((1, 7), (0, 3)), ((7, 1), (3, 0)), ((1, 3), (0, 1)), ((3, 1), (1, 0))
+
+
+def seq(t: Tally, name: str, x: Grid, layers: list[Layer]) -> Grid:
+    """An nn.Sequential of BasicConv2d modules ``name.0``, ``name.1`` …"""
+    for index, (out, kernel, stride, pad) in enumerate(layers):
+        x = basic(t, f"{name}.{index}", x, out, kernel, stride, pad)
+    return x
+
+
+def factorised(out: int, shape: tuple[tuple[int, int], tuple[int, int]]) -> Layer:
+    return (out, shape[0], 1, shape[1])
+
+
+def inception_v4(t: Tally) -> None:
+    """Cadene's pretrainedmodels InceptionV4, 1000 classes: its modules in registration order."""
+    x = seq(t, "features", (3, 299, 299), [(32, 3, 2, 0), (32, 3, 1, 0), (64, 3, 1, 1)])
+    x = cat(max_pool(x, 3, 2), basic(t, "features.3.conv", x, 96, 3, 2))
+    b0 = seq(t, "features.4.branch0", x, [(64, 1, 1, 0), (96, 3, 1, 0)])
+    b1 = seq(
+        t, "features.4.branch1", x, [(64, 1, 1, 0), factorised(64, ROW7), factorised(64, COL7), (96, 3, 1, 0)]
+    )
+    x = cat(b0, b1)
+    x = cat(basic(t, "features.5.conv", x, 192, 3, 2), max_pool(x, 3, 2))
+    for i in range(6, 10):  # Inception-A
+        n = f"features.{i}"
+        b0 = basic(t, f"{n}.branch0", x, 96)
+        b1 = seq(t, f"{n}.branch1", x, [(64, 1, 1, 0), (96, 3, 1, 1)])
+        b2 = seq(t, f"{n}.branch2", x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)])
+        x = cat(b0, b1, b2, basic(t, f"{n}.branch3.1", x, 96))
+    x = reduction_a(t, "features.10", x, 192, 224, 256, 384)
+    for i in range(11, 18):  # Inception-B
+        n = f"features.{i}"
+        b0 = basic(t, f"{n}.branch0", x, 384)
+        b1 = seq(t, f"{n}.branch1", x, [(192, 1, 1, 0), factorised(224, ROW7), factorised(256, COL7)])
+        b2 = seq(
+            t,
+            f"{n}.branch2",
+            x,
+            [
+                (192, 1, 1, 0),
+                factorised(192, COL7),
+                factorised(224, ROW7),
+                factorised(224, COL7),
+                factorised(256, ROW7),
+            ],
+        )
+        x = cat(b0, b1, b2, basic(t, f"{n}.branch3.1", x, 128))
+    b0 = seq(t, "features.18.branch0", x, [(192, 1, 1, 0), (192, 3, 2, 0)])
+    b1 = seq(
+        t,
+        "features.18.branch1",
+        x,
+        [(256, 1, 1, 0), factorised(256, ROW7), factorised(320, COL7), (320, 3, 2, 0)],
+    )
+    x = cat(b0, b1, max_pool(x, 3, 2))
+    for i in range(19, 22):  # Inception-C
+        n = f"features.{i}"
+        b0 = basic(t, f"{n}.branch0", x, 256)
+        b1 = basic(t, f"{n}.branch1_0", x, 384)
+        b1 = cat(
+            basic(t, f"{n}.branch1_1a", b1, *factorised(256, ROW3)),
+            basic(t, f"{n}.branch1_1b", b1, *factorised(256, COL3)),
+        )
+        b2 = basic(t, f"{n}.branch2_1", basic(t, f"{n}.branch2_0", x, 384), *factorised(448, COL3))
+        b2 = basic(t, f"{n}.branch2_2", b2, *factorised(512, ROW3))
+        b2 = cat(
+            basic(t, f"{n}.branch2_3a", b2, *factorised(256, ROW3)),
+            basic(t, f"{n}.branch2_3b", b2, *factorised(256, COL3)),
+        )
+        x = cat(b0, b1, b2, basic(t, f"{n}.branch3.1", x, 256))
+    assert x == (1536, 8, 8)
+    t.linear("last_linear", 1536, 1000)
+
+
+def reduction_a(t: Tally, n: str, x: Grid, k: int, l_: int, m: int, width: int) -> Grid:
+    b0 = basic(t, f"{n}.branch0", x, width, 3, 2)
+    b1 = seq(t, f"{n}.branch1", x, [(k, 1, 1, 0), (l_, 3, 1, 1), (m, 3, 2, 0)])
+    return cat(b0, b1, max_pool(x, 3, 2))
+
+
+def inception_resnet_v2(t: Tally) -> None:
+    """Cadene's pretrainedmodels InceptionResNetV2, 1000 classes: its modules in registration order."""
+    x = basic(t, "conv2d_1a", (3, 299, 299), 32, 3, 2)
+    x = max_pool(basic(t, "conv2d_2b", basic(t, "conv2d_2a", x, 32, 3), 64, 3, pad=1), 3, 2)
+    x = max_pool(basic(t, "conv2d_4a", basic(t, "conv2d_3b", x, 80), 192, 3), 3, 2)
+    b0 = basic(t, "mixed_5b.branch0", x, 96)
+    b1 = seq(t, "mixed_5b.branch1", x, [(48, 1, 1, 0), (64, 5, 1, 2)])
+    b2 = seq(t, "mixed_5b.branch2", x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)])
+    x = cat(b0, b1, b2, basic(t, "mixed_5b.branch3.1", x, 64))
+
+    def residual(n: str, x: Grid, branches: list[list[Layer]]) -> Grid:
+        # branch0 is one BasicConv2d, the others Sequentials; then the 1×1 conv2d with bias.
+        grids = [basic(t, f"{n}.branch0", x, *branches[0][0])]
+        grids += [seq(t, f"{n}.branch{b}", x, layers) for b, layers in enumerate(branches[1:], start=1)]
+        t.conv(f"{n}.conv2d", cat(*grids), x[0], bias=True)
+        return x
+
+    for i in range(10):  # Block35
+        x = residual(
+            f"repeat.{i}",
+            x,
+            [[(32, 1, 1, 0)], [(32, 1, 1, 0), (32, 3, 1, 1)], [(32, 1, 1, 0), (48, 3, 1, 1), (64, 3, 1, 1)]],
+        )
+    x = reduction_a(t, "mixed_6a", x, 256, 256, 384, 384)
+    for i in range(20):  # Block17
+        x = residual(
+            f"repeat_1.{i}",
+            x,
+            [[(192, 1, 1, 0)], [(128, 1, 1, 0), factorised(160, ROW7), factorised(192, COL7)]],
+        )
+    b0 = seq(t, "mixed_7a.branch0", x, [(256, 1, 1, 0), (384, 3, 2, 0)])
+    b1 = seq(t, "mixed_7a.branch1", x, [(256, 1, 1, 0), (288, 3, 2, 0)])
+    b2 = seq(t, "mixed_7a.branch2", x, [(256, 1, 1, 0), (288, 3, 1, 1), (320, 3, 2, 0)])
+    x = cat(b0, b1, b2, max_pool(x, 3, 2))
+    for n in [*(f"repeat_2.{i}" for i in range(9)), "block8"]:  # Block8
+        x = residual(n, x, [[(192, 1, 1, 0)], [(192, 1, 1, 0), factorised(224, ROW3), factorised(256, COL3)]])
+    x = basic(t, "conv2d_7b", x, 1536)
+    assert x == (1536, 8, 8)
+    t.linear("last_linear", 1536, 1000)
+
+
 @dataclass(frozen=True)
 class Published:
     """A model's published parameter count, its tally and the input of the numeric check."""
@@ -159,6 +299,7 @@ class Published:
 CIFAR = {"data": (1, 3, 32, 32)}
 DCGAN = "PyTorch's DCGAN tutorial (Radford et al. 2015): Generator and Discriminator"
 FCN = "computed from shelhamer/fcn.berkeleyvision.org voc-fcn16s/32s net.py (as for FCN-8s)"
+CADENE = "Cadene/pretrained-models.pytorch (TF-Slim ports), 1000 classes"
 AKAMASTER = "akamaster/pytorch_resnet_cifar10 README table (He et al. 2016 Table 6)"
 
 MODELS = [
@@ -174,6 +315,8 @@ MODELS = [
     # FCN's padding of 100 keeps it large whatever the input (tests/test_zoo_dense.py).
     Published("fcn32s.net", fcn(32), 136_152_917, {"data": (1, 3, 4, 4)}, FCN),
     Published("fcn16s.net", fcn(16), 134_815_994, {"data": (1, 3, 4, 4)}, FCN),
+    Published("inception_v4.net", inception_v4, 42_679_816, {"data": (1, 3, 75, 75)}, CADENE),
+    Published("inception_resnet_v2.net", inception_resnet_v2, 55_843_464, {"data": (1, 3, 75, 75)}, CADENE),
     Published(
         "resnet110_stochastic_depth.net",
         resnet_cifar(110, 0.5),
