@@ -198,6 +198,8 @@ REFERENCES = [
     Reference("dcgan_discriminator.net", 2_765_568, 1_792, 103_817_216, (1, 1, 1, 1), SURVEY),
     Reference("fcn16s.net", 134_815_994, 0, 181_448_086_272, (1, 21, 500, 500), SURVEY),
     Reference("fcn32s.net", 136_152_917, 0, 181_365_854_976, (1, 21, 500, 500), SURVEY),
+    Reference("bn_inception.net", 11_295_240, 20_032, 2_032_600_064, (1, 1000), SURVEY),
+    Reference("xception.net", 22_855_952, 54_528, 8_357_403_496, (1, 1000), SURVEY),
     Reference("inception_v4.net", 42_679_816, 63_168, 12_253_974_624, (1, 1000), SURVEY),
     Reference("inception_resnet_v2.net", 55_843_464, 60_544, 13_155_794_016, (1, 1000), SURVEY),
 ]
@@ -394,6 +396,7 @@ REDUCED_INPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "fcn32s.net": {"data": (1, 3, 32, 32)},
     "inception_v4.net": {"data": (1, 3, 139, 139)},  # 12-13 GMACs each at 299×299
     "inception_resnet_v2.net": {"data": (1, 3, 139, 139)},
+    "xception.net": {"data": (1, 3, 139, 139)},
     "unet.net": {"data": (1, 1, 252, 252)},
     "faster_rcnn_vgg16_head.net": {"data": (1, 3, 224, 288), "rois": (32, 5)},
 }

@@ -285,6 +285,71 @@ def inception_resnet_v2(t: Tally) -> None:
     t.linear("last_linear", 1536, 1000)
 
 
+BN_INCEPTION = [  # Ioffe & Szegedy 2015, Figure 5: #1×1, #3×3 reduce, #3×3, double reduce, double, pool proj
+    ("3a", 64, 64, 64, 64, 96, 32),
+    ("3b", 64, 64, 96, 64, 96, 64),
+    ("3c", 0, 128, 160, 64, 96, 0),
+    ("4a", 224, 64, 96, 96, 128, 128),
+    ("4b", 192, 96, 128, 96, 128, 128),
+    ("4c", 160, 128, 160, 128, 160, 128),
+    ("4d", 96, 128, 192, 160, 192, 128),
+    ("4e", 0, 128, 192, 192, 256, 0),
+    ("5a", 352, 192, 320, 160, 224, 128),
+    ("5b", 352, 192, 320, 192, 224, 128),
+]
+
+
+def bn_inception(t: Tally) -> None:
+    """Cadene's pretrainedmodels BNInception: Caffe names, biased convolutions, BatchNorm."""
+
+    def unit(name: str, x: Grid, out: int, kernel: int = 1, stride: int = 1) -> Grid:
+        return t.bn(f"{name}_bn", t.conv(name, x, out, kernel, stride, kernel // 2, bias=True))
+
+    x = max_pool(unit("conv1_7x7_s2", (3, 224, 224), 64, 7, 2), 3, 2, ceil=True)
+    x = unit("conv2_3x3", unit("conv2_3x3_reduce", x, 64), 192, 3)
+    x = max_pool(x, 3, 2, ceil=True)
+    for module, c1, c3r, c3, d3r, d3, proj in BN_INCEPTION:
+        n, stride = f"inception_{module}", 2 if proj == 0 else 1
+        branches = [unit(f"{n}_1x1", x, c1)] if c1 else []
+        branches.append(unit(f"{n}_3x3", unit(f"{n}_3x3_reduce", x, c3r), c3, 3, stride))
+        d = unit(f"{n}_double_3x3_1", unit(f"{n}_double_3x3_reduce", x, d3r), d3, 3)
+        branches.append(unit(f"{n}_double_3x3_2", d, d3, 3, stride))
+        branches.append(unit(f"{n}_pool_proj", x, proj) if proj else max_pool(x, 3, 2, ceil=True))
+        x = cat(*branches)
+    assert x == (1024, 7, 7)
+    t.linear("last_linear", 1024, 1000)
+
+
+def xception(t: Tally) -> None:
+    """Cadene's pretrainedmodels Xception: each Block's skip first, then its rep Sequential."""
+
+    def separable(name: str, x: Grid, out: int) -> Grid:
+        return t.conv(f"{name}.pointwise", t.conv(f"{name}.conv1", x, x[0], 3, pad=1, groups=x[0]), out)
+
+    def block(
+        name: str, x: Grid, out: int, reps: int, stride: int, relu_first: bool = True, grow: bool = True
+    ) -> Grid:
+        if stride != 1 or out != x[0]:
+            t.bn(f"{name}.skipbn", t.conv(f"{name}.skip", x, out, 1, stride))
+        index, y = (0 if relu_first else -1), x
+        widths = [out] * reps if grow else [x[0]] * (reps - 1) + [out]
+        for width in widths:  # ReLU, SeparableConv2d, BatchNorm
+            y = t.bn(f"{name}.rep.{index + 2}", separable(f"{name}.rep.{index + 1}", y, width))
+            index += 3
+        return max_pool(y, 3, stride, 1) if stride != 1 else y
+
+    x = t.bn("bn1", t.conv("conv1", (3, 299, 299), 32, 3, 2))
+    x = t.bn("bn2", t.conv("conv2", x, 64, 3))
+    x = block("block1", x, 128, 2, 2, relu_first=False)
+    x = block("block3", block("block2", x, 256, 2, 2), 728, 2, 2)
+    for i in range(4, 12):
+        x = block(f"block{i}", x, 728, 3, 1)
+    x = block("block12", x, 1024, 2, 2, grow=False)
+    x = t.bn("bn4", separable("conv4", t.bn("bn3", separable("conv3", x, 1536)), 2048))
+    assert x == (2048, 10, 10)
+    t.linear("last_linear", 2048, 1000)
+
+
 @dataclass(frozen=True)
 class Published:
     """A model's published parameter count, its tally and the input of the numeric check."""
@@ -315,6 +380,8 @@ MODELS = [
     # FCN's padding of 100 keeps it large whatever the input (tests/test_zoo_dense.py).
     Published("fcn32s.net", fcn(32), 136_152_917, {"data": (1, 3, 4, 4)}, FCN),
     Published("fcn16s.net", fcn(16), 134_815_994, {"data": (1, 3, 4, 4)}, FCN),
+    Published("bn_inception.net", bn_inception, 11_295_240, {"data": (1, 3, 64, 64)}, CADENE),
+    Published("xception.net", xception, 22_855_952, {"data": (1, 3, 75, 75)}, CADENE),
     Published("inception_v4.net", inception_v4, 42_679_816, {"data": (1, 3, 75, 75)}, CADENE),
     Published("inception_resnet_v2.net", inception_resnet_v2, 55_843_464, {"data": (1, 3, 75, 75)}, CADENE),
     Published(
