@@ -487,3 +487,23 @@ def test_fcn_crops_are_caffes_coord_map_offsets(spec: str, stride: int, crops: l
     assert analysis(spec).types["score"].dims == (1, 21, 500, 500)
     frozen = 21 * 21 * (64 * 64 if stride == 32 else 4 * 4 + 32 * 32)
     assert analysis(spec).counts.totals.frozen == frozen
+
+
+INCEPTION_LINE = [
+    "googlenet.net",
+    "bn_inception.net",
+    "inception_v3.net",
+    "inception_v4.net",
+    "inception_resnet_v2.net",
+    "xception.net",
+]
+
+
+@pytest.mark.zoo
+def test_readme_shows_the_inception_line_as_compare_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec.cli import main
+
+    assert main(["compare", *(str(ZOO / spec) for spec in INCEPTION_LINE)]) == 0
+    table = capsys.readouterr().out.splitlines()[-(len(INCEPTION_LINE) + 2) :]
+    readme = (ZOO.parent / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(table) in readme
