@@ -202,6 +202,15 @@ REFERENCES = [
     Reference("xception.net", 22_855_952, 54_528, 8_357_403_496, (1, 1000), SURVEY),
     Reference("inception_v4.net", 42_679_816, 63_168, 12_253_974_624, (1, 1000), SURVEY),
     Reference("inception_resnet_v2.net", 55_843_464, 60_544, 13_155_794_016, (1, 1000), SURVEY),
+    Reference(
+        "faster_rcnn_vgg16.net",
+        137_078_239,
+        0,
+        187_513_344_000,
+        (100, 4),
+        SURVEY + "; 600x800, 300 proposals",
+        more_outputs=((100,), (100,)),
+    ),
 ]
 
 SPECS = [r.spec for r in REFERENCES]
@@ -399,6 +408,7 @@ REDUCED_INPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "xception.net": {"data": (1, 3, 139, 139)},
     "unet.net": {"data": (1, 1, 252, 252)},
     "faster_rcnn_vgg16_head.net": {"data": (1, 3, 224, 288), "rois": (32, 5)},
+    "faster_rcnn_vgg16.net": {"data": (1, 3, 224, 288)},
 }
 
 

@@ -19,6 +19,9 @@ import pytest
 from test_zoo_modern import Grid, Tally, max_pool
 
 from netspec.compiler import Analysis, analyze, load_graph
+from netspec.diagnostics import SourceFile
+from netspec.elaborate import elaborate
+from netspec.graph import Graph
 from netspec.infer import infer_shapes
 from netspec.verify import relative_errors
 from netspec.weights import graph_arrays, initialize_weights
@@ -507,3 +510,62 @@ def test_readme_shows_the_inception_line_as_compare_prints_it(capsys: pytest.Cap
     table = capsys.readouterr().out.splitlines()[-(len(INCEPTION_LINE) + 2) :]
     readme = (ZOO.parent / "README.md").read_text(encoding="utf-8")
     assert "\n".join(table) in readme
+
+
+# ---------------------------------------------------------------- Faster R-CNN end to end
+
+
+def faster_rcnn_vgg16(t: Tally) -> None:
+    """py-faster-rcnn's VGG16 faster_rcnn_end2end test net at 600×800 with 300 proposals."""
+    x: Grid = (3, 600, 800)
+    for stage, (width, convs) in enumerate(zip([64, 128, 256, 512, 512], [2, 2, 3, 3, 3], strict=True)):
+        for i in range(convs):
+            x = t.conv(f"conv{stage + 1}_{i + 1}", x, width, 3, pad=1, bias=True)
+        if stage < 4:
+            x = max_pool(x, 2, 2, ceil=True)
+    assert x == (512, 38, 50)
+    x = t.conv("rpn_conv_3x3", x, 512, 3, pad=1, bias=True)
+    t.conv("rpn_cls_score", x, 18, bias=True)
+    t.conv("rpn_bbox_pred", x, 36, bias=True)
+    rois = 300
+    for name, features, out in (
+        ("fc6", 512 * 7 * 7, 4096),
+        ("fc7", 4096, 4096),
+        ("cls_score", 4096, 21),
+        ("bbox_pred", 4096, 84),
+    ):
+        t.linear(name, features, out)
+        t.macs += (rois - 1) * features * out  # one row per proposal
+
+
+@pytest.mark.zoo
+def test_faster_rcnn_counts_equal_the_layer_table() -> None:
+    counted = Tally()
+    faster_rcnn_vgg16(counted)
+    assert counted.params == 137_078_239
+    result = analysis("faster_rcnn_vgg16.net")
+    totals = result.counts.totals
+    assert (totals.params, totals.buffers, totals.macs) == (counted.params, 0, counted.macs)
+    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    assert names == counted.keys
+    assert [result.types[t].dims for t in result.graph.outputs] == [(100, 4), (100,), (100,)]
+    assert result.types["proposal"].dims == (300, 5)
+
+
+def faster_rcnn_with(proposals: int) -> Graph:
+    """The end-to-end spec keeping ``proposals`` regions instead of 300 (the head's fully
+    connected layers run once per region: 300 make the float64 reference slow)."""
+    path = ZOO / "faster_rcnn_vgg16.net"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("post_nms_top_n: 300") == 1
+    return elaborate(
+        SourceFile(str(path), text.replace("post_nms_top_n: 300", f"post_nms_top_n: {proposals}"))
+    )
+
+
+@pytest.mark.zoo
+@pytest.mark.ort
+def test_faster_rcnn_matches_reference_end_to_end() -> None:
+    # A 64×96 image: a 4×6 feature map, 216 anchors, all ranked; 24 proposals.
+    errors = relative_errors(faster_rcnn_with(24), input_shapes={"data": (1, 3, 64, 96)}, seed=1)
+    assert max(errors.values()) <= 1e-4, errors
