@@ -4,6 +4,8 @@ it, tallying parameters, BatchNorm buffers, MACs (convolution, transposed convol
 connected layers) and the stored arrays' names in registration order (tests/test_zoo_modern.py's
 Tally). The specs must agree with the tally exactly and the tally with the published parameter
 counts; each model, run in onnxruntime at a small input, matches netspec's float64 reference.
+Faster R-CNN end to end is checked the same way against its layer table, and its box stages on
+hand-built boxes in tests/test_layers_survey.py.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_zoo_modern import Grid, Tally, max_pool
+from test_zoo_modern import Grid, Tally, analysis, max_pool
 
-from netspec.compiler import Analysis, analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
@@ -56,7 +58,7 @@ def damp_residual_branches(spec: str, weights: dict[str, np.ndarray]) -> dict[st
     2^600 overflows float32 in ResNet-1202; trained deep ResNets keep that γ small (Goyal et al.
     2017 start it at zero).
     """
-    if not spec.startswith("resnet") or ("_cifar" not in spec and "stochastic" not in spec):
+    if "_cifar" not in spec and "stochastic_depth" not in spec:
         return weights
     return {name: value * 0.1 if name.endswith("bn2.weight") else value for name, value in weights.items()}
 
@@ -404,11 +406,6 @@ def tally(spec: str) -> Tally:
     result = Tally()
     model.build(result)
     return result
-
-
-@functools.cache
-def analysis(spec: str) -> Analysis:
-    return analyze(load_graph(ZOO / spec), batch=1)
 
 
 @pytest.mark.zoo
