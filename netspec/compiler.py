@@ -50,10 +50,14 @@ def load_graph(
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
-    """A spec file as a Graph: a .net spec, or a Caffe .prototxt (recognised by its extension)
-    read for ``phase``; ``input_shapes`` supplies the shapes a Caffe data layer leaves out;
-    ``includes`` says which files a spec's includes may read."""
+    """A spec file as a Graph: a .net spec, a Caffe .prototxt read for ``phase`` or an ONNX
+    model (both recognised by their extension); ``input_shapes`` supplies the shapes a Caffe
+    data layer leaves out; ``includes`` says which files a spec's includes may read."""
     from netspec.caffe import is_caffe_path, read_caffe
+    from netspec.onnx_import import is_onnx_path, read_onnx
+
+    if is_onnx_path(path):
+        return read_onnx(path)
 
     if is_caffe_path(path):
         return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]

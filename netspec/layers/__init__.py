@@ -11,6 +11,7 @@ from netspec.layers import (  # noqa: F401  (registration)
     local,
     merge,
     norm,
+    onnxop,
     pool,
     reduce,
     shape,
