@@ -224,6 +224,21 @@ def scope_name(node_name: str) -> str:
     return qualified
 
 
+_TORCH_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def _dynamo_scope(value: str) -> str:
+    """torch's dynamo exporter's ``['', 'layer1', 'layer1.0', 'conv1', 'conv2d']`` (module
+    names, then the traced call) as ``layer1.0.conv1``."""
+    import ast
+
+    try:
+        parts = [str(p) for p in ast.literal_eval(value) if p]
+    except (ValueError, SyntaxError):
+        return ""
+    return scope_name("/" + "/".join(parts)) if parts else ""
+
+
 def _clean(text: str) -> str:
     from netspec.convert import valid_name
 
@@ -257,6 +272,7 @@ class _Reader:
     types: dict[str, TensorType] = field(default_factory=dict)
     alias: dict[str, str] = field(default_factory=dict)
     fixed_batch: dict[str, int] = field(default_factory=dict)
+    initializer_alias: dict[str, str] = field(default_factory=dict)
 
     def read(self) -> OnnxImport:
         import onnx
@@ -290,12 +306,22 @@ class _Reader:
             netspec_nodes.append(Node(provisional, layer, (), (provisional,)))
             scopes.append((_clean(name), ""))
         for node in nodes:
+            if node.op_type == "Identity" and node.input[0] in self.initializers:
+                # TorchScript shares equal arrays through Identity nodes: the same initializer.
+                self.initializers[node.output[0]] = self.initializers[node.input[0]]
+                self.initializer_alias[node.output[0]] = self.initializer_alias.get(node.input[0], node.input[0])
+                if node.input[0] in self.constants:
+                    self.constants[node.output[0]] = self.constants[node.input[0]]
+                continue
             if self._fold(node):
                 continue
             if node.op_type in ("Identity", "Dropout") and node.input[0] in self.alias:
                 self.alias[node.output[0]] = self.alias[node.input[0]]
                 continue
-            if node.name.startswith("/"):
+            scopes_meta = next((p.value for p in node.metadata_props if p.key == _TORCH_SCOPES), None)
+            if scopes_meta is not None:
+                scope = _dynamo_scope(scopes_meta)
+            elif node.name.startswith("/"):
                 scope = scope_name(node.name)
             else:  # netspec's own files: the layer, then '/' and the ONNX op of a multi-op lowering
                 scope = node.name.split("/")[0]
@@ -316,7 +342,8 @@ class _Reader:
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
                 scopes.append((_clean(scope) if scope else "", node.op_type.lower()))
                 for key, source in plan.weights.items():
-                    weights[f"{provisional}.{key}"] = source
+                    real = self.initializer_alias.get(source.initializer, source.initializer)
+                    weights[f"{provisional}.{key}"] = WeightSource(real, source.transform)
                 if number == len(plans) - 1:
                     self.alias.update(zip(node.output, outputs, strict=False))
                 else:
@@ -393,17 +420,16 @@ class _Reader:
 
         # The batch of every input becomes the symbolic N (as for Caffe files); a fixed batch
         # the exporter baked into Reshape targets is recognised by its value (see _reshape).
-        model = self.model
         for value in graph.input:
             if value.name in self.initializers:
                 continue
             dims = self._dims(value)
-            if dims is None:
+            if dims is None or not dims:
                 raise error(f"{self.path}: the input '{value.name}' has no shape", hint="export with a fixed input shape")
-            if dims and isinstance(dims[0], int):
+            if isinstance(dims[0], int):
                 self.fixed_batch[value.name] = dims[0]
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(self._shape_model(), strict_mode=True, data_prop=True)
         except Exception as exc:
             raise error(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
         batch_names = set()
@@ -418,10 +444,39 @@ class _Reader:
             if dims is None:
                 continue
             elem = value.type.tensor_type.elem_type
-            if value.name in self.fixed_batch or (value.name in {i.name for i in graph.input}):
-                dims = ("N", *dims[1:]) if dims else dims
             dims = tuple("N" if d in batch_names else d for d in dims)
+            if dims and isinstance(dims[0], str):
+                # NOTE: a symbolic leading dim that inference named afresh (unk__0 after a
+                # Resize) is the batch it was computed from.
+                dims = ("N", *dims[1:])
             self.types[value.name] = TensorType(dims, _ONNX_DTYPES.get(elem, "float32"))
+
+    def _shape_model(self) -> onnx.ModelProto:
+        """The model as shape inference needs it: the large initializers as typed inputs (no
+        weight bytes copied), every input's batch the symbolic N."""
+        import onnx
+
+        source = self.model
+        model = onnx.ModelProto()
+        model.ir_version = source.ir_version
+        model.opset_import.extend(source.opset_import)
+        model.functions.extend(source.functions)
+        graph = model.graph
+        graph.node.extend(source.graph.node)
+        graph.output.extend(source.graph.output)
+        for value in source.graph.input:
+            if value.name in self.initializers:
+                continue
+            copy = graph.input.add()
+            copy.CopyFrom(value)
+            copy.type.tensor_type.shape.dim[0].dim_param = "N"
+        for init in source.graph.initializer:
+            if init.name in self.constants:
+                graph.initializer.append(init)
+            else:
+                shape, elem = self.initializers[init.name]
+                graph.input.append(onnx.helper.make_tensor_value_info(init.name, elem, shape))
+        return model
 
     @staticmethod
     def _dims(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
@@ -1085,9 +1140,9 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
     y = reader.type_of(node, node.output[0])
     if node.op_type == "Reshape":
         target = reader.const(node.input[1])
-        if target is None or attrs.get("allowzero", 0):
+        shape = [int(v) for v in target.ravel()] if target is not None else []
+        if target is None or (attrs.get("allowzero", 0) and 0 in shape):
             raise _Unsupported
-        shape = [int(v) for v in target.ravel()]
         if shape and x.dims[0] == "N" and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values()):
             shape[0] = 0
     else:
