@@ -36,6 +36,8 @@ SMALL_CONSTANT = 4096
 # A symbolic batch stands for this value while shape chains are evaluated; a folded shape that
 # holds it at axis 0 copies the batch (Reshape's 0), anywhere else it is an error.
 _BATCH_SENTINEL = 1_000_003
+# The graph names torch's exporters give every model: the file's name says more.
+_EXPORTER_GRAPH_NAMES = frozenset({"", "main_graph", "torch_jit", "torch-jit-export"})
 _CONTROL_FLOW = frozenset({"Loop", "If", "Scan", "SequenceMap"})
 _ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64"}
 
@@ -70,8 +72,12 @@ def read_onnx(path: str | os.PathLike[str]) -> Graph:
 
 def import_onnx(path: str | os.PathLike[str]) -> OnnxImport:
     """Read ``path`` into a Graph and the weight sources of its layers; bad input is an error."""
-    model = _load_model(str(path))
-    return _Reader(model, str(path)).read()
+    return import_model(_load_model(str(path)), str(path))
+
+
+def import_model(model: onnx.ModelProto, path: str = "<model>") -> OnnxImport:
+    """A ModelProto already in memory into a Graph (``path`` names it in diagnostics)."""
+    return _Reader(model, path).read()
 
 
 def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
@@ -212,15 +218,16 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
 
 def scope_name(node_name: str) -> str:
     """torch's ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the module path without
-    the operator at the end; a level either repeats its parent's name (``layer1.0``) or adds
-    an attribute name to it (``conv1``)."""
-    parts = [p for p in node_name.split("/") if p]
-    qualified = ""
-    for part in parts[:-1]:
-        if qualified and not part.startswith(qualified + "."):
-            qualified = f"{qualified}.{part}"
+    the operator at the end. A level that starts with the level before it and a dot names a
+    child of it (``layer1.0``, ``downsample.0``); any other adds an attribute (``conv1``)."""
+    parts = [p for p in node_name.split("/") if p][:-1]
+    qualified, previous = "", ""
+    for part in parts:
+        if previous and part.startswith(previous + "."):
+            qualified += part[len(previous) :]
         else:
-            qualified = part
+            qualified = f"{qualified}.{part}" if qualified else part
+        previous = part
     return qualified
 
 
@@ -368,7 +375,9 @@ class _Reader:
                     severity="warning",
                 ),
             )
-        name = self.model.graph.name or Path(self.path).stem
+        name = self.model.graph.name
+        if name in _EXPORTER_GRAPH_NAMES:
+            name = Path(self.path).stem
         result = Graph(
             name=name,
             nodes=tuple(netspec_nodes),
@@ -1204,3 +1213,40 @@ def _roi_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> l
     pooled = attrs["pooled_shape"]
     params = {"pooled_h": pooled[0], "pooled_w": pooled[1], "spatial_scale": attrs.get("spatial_scale", 1.0)}
     return [_Planned("ROIPooling", params, (node.input[0], node.input[1]))]
+
+
+# ---------------------------------------------------------------- convert
+
+
+@dataclass(frozen=True)
+class OnnxConversion:
+    """An ONNX model written as a .net spec and its weights by the spec's names."""
+
+    conversion: Any  # netspec.convert.Conversion
+    weights: Mapping[str, np.ndarray]
+
+
+def convert_onnx(path: str | os.PathLike[str], *, templates: bool = True) -> OnnxConversion:
+    """Read the ONNX model at ``path`` and write it as a .net spec (netspec.convert's writer:
+    implicit chaining, templates for repeated blocks, loops), with its initializers as the
+    spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
+    from netspec.convert import convert_graph
+    from netspec.infer import infer_shapes
+
+    imported = import_onnx(path)
+    if imported.unknown:
+        listed = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in sorted(imported.unknown.items()))
+        raise error(
+            f"{path}: cannot convert: operators netspec has no layer for ({listed})",
+            hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
+        )
+    graph = imported.graph
+    types = infer_shapes(graph, {"N": 1})
+    arrays = read_weights(imported, types)
+    conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
+    names = conversion.node_names
+    weights = {}
+    for key, array in arrays.items():
+        node, _, suffix = key.rpartition(".")
+        weights[f"{names.get(node, node)}.{suffix}"] = array
+    return OnnxConversion(conversion, weights)
