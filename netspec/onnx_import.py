@@ -101,7 +101,12 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
             if tensor.data_location == onnx.TensorProto.EXTERNAL:
                 from onnx.external_data_helper import load_external_data_for_tensor
 
-                load_external_data_for_tensor(tensor, base)
+                try:
+                    load_external_data_for_tensor(tensor, base)
+                except Exception as exc:  # OSError, or onnx's ValidationError for a missing file
+                    raise error(
+                        f"{imported.path}: cannot read the external data of '{tensor.name}': {_first_line(exc)}"
+                    ) from None
             array = numpy_helper.to_array(tensor).astype(np.float32)
             if source.transform == "transpose":
                 array = array.T
@@ -247,6 +252,8 @@ def _dynamo_scope(value: str) -> str:
 
 
 def _clean(text: str) -> str:
+    if not text:
+        return ""
     from netspec.convert import valid_name
 
     return valid_name(re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_."))
@@ -347,7 +354,7 @@ class _Reader:
                     raise error(f"{self.path}: node {_node_label(node)}: {exc.diagnostic.message}") from None
                 inputs = tuple(self._tensor(node, t) for t in plan.inputs)
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
-                scopes.append((_clean(scope) if scope else "", node.op_type.lower()))
+                scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
                 for key, source in plan.weights.items():
                     real = self.initializer_alias.get(source.initializer, source.initializer)
                     weights[f"{provisional}.{key}"] = WeightSource(real, source.transform)
@@ -626,6 +633,17 @@ class _Reader:
             "output_types": output_types,
         }
         return _Planned("OnnxOp", params, tuple(dynamic), weights, outputs=len(output_types))
+
+
+def _weight_scope(plan: _Planned) -> str:
+    """The module a layer's weight comes from, where the initializer has a state_dict name
+    (``layer1.0.conv1.weight``): torch's dynamo exporter names a convolution with BatchNorm
+    folded in after the BatchNorm, its weight still after the convolution."""
+    source = plan.weights.get("weight")
+    if source is None or not source.initializer.endswith(".weight"):
+        return ""
+    scope = source.initializer[: -len(".weight")]
+    return scope if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", scope) else ""
 
 
 def _final_names(
