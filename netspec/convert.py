@@ -726,7 +726,8 @@ class _Writer:
                 listed = [*listed[:2], "...", listed[-1]]
             lines.append("")
             lines.append(
-                f"# {len(names)} instances: {', '.join(listed)}; the {self.source_kind} names noted are {names[0].name}'s"
+                f"# {len(names)} instances: {', '.join(listed)}; "
+                f"the {self.source_kind} names noted are {names[0].name}'s"
             )
             lines.append(f"template {template.name}({', '.join(template.params)}) {{")
             lines.extend(template.lines)
@@ -754,7 +755,8 @@ class _Writer:
             node = self.graph.nodes[first.template.units[first.index].start]
             example = self.node_names[node.name]
             lines.append(
-                f"# A layer in a template instance is named INSTANCE.LAYER: {example} is {self.source_kind}'s {node.name}."
+                "# A layer in a template instance is named INSTANCE.LAYER: "
+                f"{example} is {self.source_kind}'s {node.name}."
             )
         return lines
 

@@ -105,7 +105,8 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
                     load_external_data_for_tensor(tensor, base)
                 except Exception as exc:  # OSError, or onnx's ValidationError for a missing file
                     raise error(
-                        f"{imported.path}: cannot read the external data of '{tensor.name}': {_first_line(exc)}"
+                        f"{imported.path}: cannot read the external data of '{tensor.name}': "
+                        + _first_line(exc)
                     ) from None
             array = numpy_helper.to_array(tensor).astype(np.float32)
             if source.transform == "transpose":
@@ -293,7 +294,9 @@ class _Reader:
 
         graph = self.model.graph
         for node in graph.node:
-            if node.op_type in _CONTROL_FLOW or any(a.type == onnx.AttributeProto.GRAPH for a in node.attribute):
+            if node.op_type in _CONTROL_FLOW or any(
+                a.type == onnx.AttributeProto.GRAPH for a in node.attribute
+            ):
                 raise error(
                     f"{self.path}: node {_node_label(node)} is control flow; netspec reads "
                     "feed-forward graphs only",
@@ -323,7 +326,9 @@ class _Reader:
             if node.op_type == "Identity" and node.input[0] in self.initializers:
                 # TorchScript shares equal arrays through Identity nodes: the same initializer.
                 self.initializers[node.output[0]] = self.initializers[node.input[0]]
-                self.initializer_alias[node.output[0]] = self.initializer_alias.get(node.input[0], node.input[0])
+                self.initializer_alias[node.output[0]] = self.initializer_alias.get(
+                    node.input[0], node.input[0]
+                )
                 if node.input[0] in self.constants:
                     self.constants[node.output[0]] = self.constants[node.input[0]]
                 continue
@@ -409,13 +414,17 @@ class _Reader:
     def _tensor(self, node: onnx.NodeProto, tensor: str) -> str:
         found = self.alias.get(tensor)
         if found is None:
-            raise error(f"{self.path}: node {_node_label(node)} reads '{tensor}', a constant netspec cannot place")
+            raise error(
+                f"{self.path}: node {_node_label(node)} reads '{tensor}', a constant netspec cannot place"
+            )
         return found
 
     def _graph_output(self, tensor: str) -> str:
         found = self.alias.get(tensor)
         if found is None:
-            raise error(f"{self.path}: the output '{tensor}' is a constant; netspec needs it computed from an input")
+            raise error(
+                f"{self.path}: the output '{tensor}' is a constant; netspec needs it computed from an input"
+            )
         return found
 
     # -- types -------------------------------------------------------------------------------
@@ -441,11 +450,16 @@ class _Reader:
                 continue
             dims = self._dims(value)
             if dims is None or not dims:
-                raise error(f"{self.path}: the input '{value.name}' has no shape", hint="export with a fixed input shape")
+                raise error(
+                    f"{self.path}: the input '{value.name}' has no shape",
+                    hint="export with a fixed input shape",
+                )
             if isinstance(dims[0], int):
                 self.fixed_batch[value.name] = dims[0]
         try:
-            inferred = onnx.shape_inference.infer_shapes(self._shape_model(), strict_mode=True, data_prop=True)
+            inferred = onnx.shape_inference.infer_shapes(
+                self._shape_model(), strict_mode=True, data_prop=True
+            )
         except Exception as exc:
             raise error(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
         batch_names = set()
@@ -568,7 +582,10 @@ class _Reader:
             feeds = {t: self.constants[t] for t in inputs}
             results = evaluator.run(None, feeds)
         except Exception as exc:
-            raise error(f"{self.path}: node {_node_label(node)}: cannot evaluate it on its constant inputs: {_first_line(exc)}") from None
+            raise error(
+                f"{self.path}: node {_node_label(node)}: cannot evaluate it on its constant inputs: "
+                + _first_line(exc)
+            ) from None
         for output, value in zip(node.output, results, strict=False):
             self.constants[output] = np.asarray(value)
         return True
@@ -591,7 +608,10 @@ class _Reader:
         mapper = _MAPPERS.get(node.op_type)
         if mapper is None:
             raise _Unsupported
-        if any(t and not self.is_dynamic(t) and t not in self.initializers and t not in self.constants for t in node.input):
+        if any(
+            t and not self.is_dynamic(t) and t not in self.initializers and t not in self.constants
+            for t in node.input
+        ):
             raise _Unsupported
         return mapper(self, node, _attributes(node))
 
@@ -607,10 +627,14 @@ class _Reader:
             elif self.is_dynamic(tensor):
                 roles.append("x")
                 dynamic.append(tensor)
-            elif tensor in self.initializers and (tensor not in self.constants or self.initializers[tensor][0]):
+            elif tensor in self.initializers and (
+                tensor not in self.constants or self.initializers[tensor][0]
+            ):
                 if tensor in self.constants and self.constants[tensor].size <= 16:
                     value = self.constants[tensor]
-                    constants.append((index, str(value.dtype), tuple(value.shape), tuple(value.ravel().tolist())))
+                    constants.append(
+                        (index, str(value.dtype), tuple(value.shape), tuple(value.ravel().tolist()))
+                    )
                     roles.append("c")
                 else:
                     roles.append(f"p{len(shapes)}")
@@ -657,7 +681,7 @@ def _final_names(
     containers = {prefix for scope in bases for prefix in _prefixes(scope)}
     with_weights = {key.split(".")[0] for key in weights}
     wanted: list[str] = []
-    for (scope, op), node in zip(scopes, nodes, strict=True):
+    for scope, op in scopes:
         if not scope:
             wanted.append(op or "node")
         elif scope in containers and op:
@@ -733,7 +757,11 @@ def _merge_gates(
                 fused = "SiLU"
             elif gate_node.type == "HardSigmoid" and all(
                 math.isclose(a, b, rel_tol=1e-6)
-                for a, b in zip((gate_node.layer.params.alpha, gate_node.layer.params.beta), TORCH_HARD_SIGMOID, strict=True)
+                for a, b in zip(
+                    (gate_node.layer.params.alpha, gate_node.layer.params.beta),
+                    TORCH_HARD_SIGMOID,
+                    strict=True,
+                )
             ):
                 fused = "HardSwish"
             else:
@@ -830,8 +858,13 @@ def _single(type_name: str, node: onnx.NodeProto, **params: Any) -> list[_Planne
     return [_Planned(type_name, params, (node.input[0],))]
 
 
-def _spatial_pads(reader: _Reader, node: onnx.NodeProto, attrs: Mapping[str, Any], kernel: Sequence[int],
-                  dilation: Sequence[int] = (1, 1)) -> tuple[int, int, int, int]:
+def _spatial_pads(
+    reader: _Reader,
+    node: onnx.NodeProto,
+    attrs: Mapping[str, Any],
+    kernel: Sequence[int],
+    dilation: Sequence[int] = (1, 1),
+) -> tuple[int, int, int, int]:
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad in ("NOTSET", "VALID"):
         pads = list(attrs.get("pads", [0, 0, 0, 0])) if auto_pad == "NOTSET" else [0, 0, 0, 0]
@@ -886,7 +919,12 @@ def _conv(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
 @_maps("Gemm")
 def _gemm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     x = reader.type_of(node, node.input[0])
-    if x.rank != 2 or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+    if (
+        x.rank != 2
+        or attrs.get("transA", 0)
+        or attrs.get("alpha", 1.0) != 1.0
+        or attrs.get("beta", 1.0) != 1.0
+    ):
         raise _Unsupported
     b = reader.weight(node.input[1])
     trans_b = attrs.get("transB", 0)
@@ -908,7 +946,11 @@ def _matmul(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
     if len(b) != 2 or x.rank < 2:
         raise _Unsupported
     params = {"num_output": b[1], "bias_term": False, "axis": x.rank - 1}
-    return [_Planned("InnerProduct", params, (node.input[0],), {"weight": WeightSource(node.input[1], "transpose")})]
+    return [
+        _Planned(
+            "InnerProduct", params, (node.input[0],), {"weight": WeightSource(node.input[1], "transpose")}
+        )
+    ]
 
 
 @_maps("BatchNormalization")
@@ -978,13 +1020,23 @@ def _reduce(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
 @_maps("LRN")
 def _lrn(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     return _single(
-        "LRN", node, local_size=attrs["size"], alpha=attrs.get("alpha", 1e-4), beta=attrs.get("beta", 0.75),
+        "LRN",
+        node,
+        local_size=attrs["size"],
+        alpha=attrs.get("alpha", 1e-4),
+        beta=attrs.get("beta", 0.75),
         k=attrs.get("bias", 1.0),
     )
 
 
-_ACTIVATIONS = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "HardSwish": "HardSwish", "Tanh": "TanH",
-                "Abs": "AbsVal", "Softplus": "BNLL"}
+_ACTIVATIONS = {
+    "Relu": "ReLU",
+    "Sigmoid": "Sigmoid",
+    "HardSwish": "HardSwish",
+    "Tanh": "TanH",
+    "Abs": "AbsVal",
+    "Softplus": "BNLL",
+}
 
 
 @_maps(*_ACTIVATIONS)
@@ -1019,7 +1071,9 @@ def _prelu(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list
     size = math.prod(slope)
     if size != 1 and (x.rank < 2 or size != x.dims[1] or [d for d in slope if d != 1] != [size]):
         raise _Unsupported
-    plan = _Planned("PReLU", {"channel_shared": size == 1}, (node.input[0],), {"weight": WeightSource(node.input[1])})
+    plan = _Planned(
+        "PReLU", {"channel_shared": size == 1}, (node.input[0],), {"weight": WeightSource(node.input[1])}
+    )
     return [plan]
 
 
@@ -1090,7 +1144,11 @@ def _elementwise(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -
     other = inputs[1] if inputs[0] == x_name else inputs[0]
     reversed_order = inputs[0] != x_name
     x = reader.type_of(node, x_name)
-    shape = reader.initializers[other][0] if other in reader.initializers else tuple(reader.constants[other].shape)
+    shape = (
+        reader.initializers[other][0]
+        if other in reader.initializers
+        else tuple(reader.constants[other].shape)
+    )
     value = reader.const(other)
     if math.prod(shape) == 1:
         if value is None:
@@ -1101,8 +1159,10 @@ def _elementwise(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -
         if op == "Mul":
             return _single_input("Power", x_name, scale=c)
         if op == "Sub":
-            return _single_input("Power", x_name, scale=-1.0, shift=c) if reversed_order else _single_input(
-                "Power", x_name, shift=-c
+            return (
+                _single_input("Power", x_name, scale=-1.0, shift=c)
+                if reversed_order
+                else _single_input("Power", x_name, shift=-c)
             )
         if op == "Div" and not reversed_order and c != 0:
             return _single_input("Power", x_name, scale=1.0 / c)
@@ -1170,7 +1230,11 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
         shape = [int(v) for v in target.ravel()] if target is not None else []
         if target is None or (attrs.get("allowzero", 0) and 0 in shape):
             raise _Unsupported
-        if shape and x.dims[0] == "N" and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values()):
+        if (
+            shape
+            and x.dims[0] == "N"
+            and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values())
+        ):
             shape[0] = 0
     else:
         if any(isinstance(d, str) for d in y.dims[1:]):
@@ -1194,11 +1258,15 @@ def _resize(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
     if x.rank != 4 or not all(isinstance(d, int) for d in (*x.dims[2:], *y.dims[2:])):
         raise _Unsupported
     mode = attrs.get("mode", "nearest")
-    transform = attrs.get("coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric")
+    transform = attrs.get(
+        "coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"
+    )
     if node.op_type == "Upsample":
         transform = "asymmetric"
     if mode == "nearest":
-        if transform != "asymmetric" or attrs.get("nearest_mode", "round_prefer_floor") != "floor" and node.op_type == "Resize":
+        if transform != "asymmetric" or (
+            attrs.get("nearest_mode", "round_prefer_floor") != "floor" and node.op_type == "Resize"
+        ):
             raise _Unsupported
         params: dict[str, Any] = {"mode": "NEAREST"}
     elif mode in ("linear", "bilinear"):
@@ -1218,7 +1286,9 @@ def _resize(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
 
 @_maps("GridSample")
 def _grid_sample(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
-    mode = {"bilinear": "BILINEAR", "linear": "BILINEAR", "nearest": "NEAREST"}.get(attrs.get("mode", "bilinear"))
+    mode = {"bilinear": "BILINEAR", "linear": "BILINEAR", "nearest": "NEAREST"}.get(
+        attrs.get("mode", "bilinear")
+    )
     padding = {"zeros": "ZEROS", "border": "BORDER"}.get(attrs.get("padding_mode", "zeros"))
     if mode is None or padding is None:
         raise _Unsupported

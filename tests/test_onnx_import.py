@@ -66,7 +66,10 @@ def init(name: str, array: np.ndarray) -> onnx.TensorProto:
         ("/features/features.1/block/block.0/block.0.0/Conv", "features.1.block.0.0"),
         ("/fc/Gemm", "fc"),
         ("/Flatten", ""),
-        ("/features/features.denseblock1/features.denseblock1.denselayer1/Concat", "features.denseblock1.denselayer1"),
+        (
+            "/features/features.denseblock1/features.denseblock1.denselayer1/Concat",
+            "features.denseblock1.denselayer1",
+        ),
     ],
 )
 def test_torch_node_names_become_scopes(node_name: str, scope: str) -> None:
@@ -84,7 +87,11 @@ def test_torch_export_converts_and_round_trips(name: str, tmp_path: Path) -> Non
     converted = convert_onnx(path)
     graph = elaborate(SourceFile("converted.net", converted.conversion.text))
     model = compile_graph(graph, batch=1, weights=converted.weights)
-    x = np.random.default_rng(0).standard_normal(graph.nodes[0].layer.params.shape[1:]).astype(np.float32)[None]
+    x = (
+        np.random.default_rng(0)
+        .standard_normal(graph.nodes[0].layer.params.shape[1:])
+        .astype(np.float32)[None]
+    )
     expected = run_ort(str(path), x)
     assert relative_error(expected, run_ort(model.SerializeToString(), x)) <= 1e-5
     # Same counts as reading the ONNX file for analysis.
@@ -116,7 +123,10 @@ def test_dynamic_batch_export_folds_its_shape_chains(name: str) -> None:
 
 @pytest.mark.unit
 def test_report_depth_folds_an_onnx_model_by_module(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", str(DATA / "resnet_basic_torchscript17.onnx"), "--depth", "1", "--format", "json"]) == 0
+    assert (
+        main(["report", str(DATA / "resnet_basic_torchscript17.onnx"), "--depth", "1", "--format", "json"])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     names = [layer["name"] for layer in data["layers"]]
     assert names == ["conv1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
@@ -158,7 +168,9 @@ def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     got = _comparable(report_data(analyze(imported)))
     assert got["totals"] == expected["totals"]
     assert got["outputs"] == expected["outputs"]
-    identity = {n for n, row in expected["layers"].items() if n not in got["layers"] and row[0] == "AdaptiveAvgPool"}
+    identity = {
+        n for n, row in expected["layers"].items() if n not in got["layers"] and row[0] == "AdaptiveAvgPool"
+    }
     assert {n: r for n, r in expected["layers"].items() if n not in identity} == got["layers"]
 
 
@@ -215,13 +227,17 @@ def test_hand_built_model_maps_onto_layers_and_converts(tmp_path: Path) -> None:
     assert main(["convert", str(path), "-o", str(out)]) == 0
     assert (tmp_path / "hand.safetensors").exists()
     compiled = tmp_path / "again.onnx"
-    assert main(["compile", str(out), "--weights", str(tmp_path / "hand.safetensors"), "-o", str(compiled)]) == 0
+    assert (
+        main(["compile", str(out), "--weights", str(tmp_path / "hand.safetensors"), "-o", str(compiled)]) == 0
+    )
     x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
     assert relative_error(run_ort(str(path), x), run_ort(str(compiled), x)) <= 1e-5
 
 
 @pytest.mark.ort
-def test_unknown_operator_counts_zero_and_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_operator_counts_zero_and_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv"),
         helper.make_node("Erf", ["c"], ["e"], name="/gelu/Erf"),
@@ -250,10 +266,16 @@ def _loop_model() -> onnx.ModelProto:
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"])],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, [])],
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        ],
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])],
     )
-    nodes = [helper.make_node("Loop", ["", ""], [], name="the_loop", body=body), helper.make_node("Relu", ["x"], ["y"])]
+    nodes = [
+        helper.make_node("Loop", ["", ""], [], name="the_loop", body=body),
+        helper.make_node("Relu", ["x"], ["y"]),
+    ]
     return make_model(nodes, [tensor("x", [1, 3])], [tensor("y", [1, 3])])
 
 
@@ -289,7 +311,9 @@ BAD = {
 @pytest.mark.unit
 @pytest.mark.parametrize("command", ["report", "check", "convert"])
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_a_clear_error(case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_a_clear_error(
+    case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write, expected = BAD[case]
     path = tmp_path / f"{case}.onnx"
     write(path)
@@ -304,8 +328,14 @@ def test_bad_input_is_a_clear_error(case: str, command: str, tmp_path: Path, cap
 def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
     """A model with its weights in an external file reports without them (even if they are gone)."""
     path = tmp_path / "external.onnx"
-    onnx.save(_conv_bn_model(), path, save_as_external_data=True, all_tensors_to_one_file=True,
-              location="external.bin", size_threshold=64)
+    onnx.save(
+        _conv_bn_model(),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="external.bin",
+        size_threshold=64,
+    )
     (tmp_path / "external.bin").unlink()
     assert analyze(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
     with pytest.raises(NetspecError):

@@ -26,8 +26,8 @@ import torch
 import torchvision
 from torch import nn
 from torch.nn import functional
-from torchvision.models.googlenet import BasicConv2d, Inception
 from torchvision.models import resnet as tv_resnet
+from torchvision.models.googlenet import BasicConv2d, Inception
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "onnx"
 
@@ -113,7 +113,12 @@ def _narrow_models() -> dict[str, Callable[[], nn.Module]]:
 MOBILENET_V2_SHORT = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]]
 
 # (exporter, opset, dynamic batch) for each narrow model.
-EXPORTS = [("torchscript", 11, False), ("torchscript", 13, True), ("torchscript", 17, False), ("dynamo", 18, False)]
+EXPORTS = [
+    ("torchscript", 11, False),
+    ("torchscript", 13, True),
+    ("torchscript", 17, False),
+    ("dynamo", 18, False),
+]
 EXTRA = {"resnet_basic": [("dynamo", 21, False)], "segmenter": [("torchscript", 17, True)]}
 # The larger files: two exports each.
 ONLY = {"mobilenet_v3_small": [("torchscript", 17, False), ("dynamo", 18, False)]}
@@ -166,7 +171,16 @@ def export_narrow(out: Path, only: list[str]) -> None:
             print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB", file=sys.stderr)
 
 
-FULL = ["resnet18", "resnet50", "mobilenet_v2", "densenet121", "googlenet", "vgg16", "alexnet", "squeezenet1_0"]
+FULL = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "densenet121",
+    "googlenet",
+    "vgg16",
+    "alexnet",
+    "squeezenet1_0",
+]
 
 
 def export_full(out: Path) -> None:

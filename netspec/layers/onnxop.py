@@ -32,9 +32,9 @@ class OnnxOp(Layer):
     """An ONNX node kept as it is (``op_type`` with its attributes), made only by the ONNX
     front end for operators netspec has no layer for; it cannot be written in a .net spec.
 
-    Its output types are ONNX shape inference's. params = its float initializer inputs (learned
-    arrays such as LayerNormalization's scale), other initializers are buffers; MACs = FLOPs = 0
-    (not counted: the report's header says the totals exclude these nodes).
+    Its output types are ONNX shape inference's. params = the sizes of its initializer inputs
+    (LayerNormalization's scale and bias, say); MACs = FLOPs = 0 (not counted: the report's
+    header says the totals exclude these nodes).
     """
 
     type_name = "OnnxOp"
@@ -47,13 +47,22 @@ class OnnxOp(Layer):
         domain: str = param(_AsRead(), "", "the operator's domain ('' for ai.onnx)")
         attributes: tuple[tuple[str, Any], ...] = param(_AsRead(), (), "the node's attributes")
         roles: tuple[str, ...] = param(
-            _AsRead(), (), "each ONNX input: 'x' a tensor input, 'pK' stored array K, 'c' a constant, '' absent"
+            _AsRead(),
+            (),
+            "each ONNX input: 'x' a tensor input, 'pK' stored array K, 'c' a constant, '' absent",
         )
         constants: tuple[tuple[int, str, tuple[int, ...], tuple[float, ...]], ...] = param(
             _AsRead(), (), "small constant inputs: (index, dtype, shape, values)"
         )
         array_shapes: tuple[tuple[int, ...], ...] = param(_AsRead(), (), "shapes of the stored arrays")
         output_types: tuple[TensorType, ...] = param(_AsRead(), (), "the outputs' types from ONNX inference")
+
+    def check(self) -> None:
+        if not self.params.output_types:
+            raise LayerError(
+                "OnnxOp stands for an ONNX node the ONNX reader could not map; a spec cannot use it",
+                hint="write the netspec layer that computes the same thing",
+            )
 
     def output_arity(self) -> Arity:
         count = max(len(self.params.output_types), 1)
@@ -62,11 +71,14 @@ class OnnxOp(Layer):
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         batch = inputs[0].dims[0] if inputs and inputs[0].rank else "N"
         return tuple(
-            TensorType(tuple(batch if d == "N" else d for d in t.dims), t.dtype) for t in self.params.output_types
+            TensorType(tuple(batch if d == "N" else d for d in t.dims), t.dtype)
+            for t in self.params.output_types
         )
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
-        return tuple(ParamSpec(f"input{self._index(k)}", shape) for k, shape in enumerate(self.params.array_shapes))
+        return tuple(
+            ParamSpec(f"input{self._index(k)}", shape) for k, shape in enumerate(self.params.array_shapes)
+        )
 
     def _index(self, array: int) -> int:
         return self.params.roles.index(f"p{array}")
