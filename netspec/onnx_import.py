@@ -38,6 +38,8 @@ SMALL_CONSTANT = 4096
 _BATCH_SENTINEL = 1_000_003
 # The graph names torch's exporters give every model: the file's name says more.
 _EXPORTER_GRAPH_NAMES = frozenset({"", "main_graph", "torch_jit", "torch-jit-export"})
+# Operators whose output size is their input's value: not evaluated on a symbolic batch.
+_GROWING = frozenset({"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad"})
 _CONTROL_FLOW = frozenset({"Loop", "If", "Scan", "SequenceMap"})
 _ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64"}
 
@@ -287,6 +289,8 @@ class _Reader:
     types: dict[str, TensorType] = field(default_factory=dict)
     alias: dict[str, str] = field(default_factory=dict)
     fixed_batch: dict[str, int] = field(default_factory=dict)
+    # Inputs whose leading dim is a fixed count other than a batch of 1 (Faster R-CNN's RoIs).
+    fixed_inputs: set[str] = field(default_factory=set)
     initializer_alias: dict[str, str] = field(default_factory=dict)
 
     def read(self) -> OnnxImport:
@@ -454,8 +458,10 @@ class _Reader:
                     f"{self.path}: the input '{value.name}' has no shape",
                     hint="export with a fixed input shape",
                 )
-            if isinstance(dims[0], int):
-                self.fixed_batch[value.name] = dims[0]
+            if dims[0] == 1 and len(dims) >= 2:
+                self.fixed_batch[value.name] = 1
+            elif isinstance(dims[0], int):
+                self.fixed_inputs.add(value.name)
         try:
             inferred = onnx.shape_inference.infer_shapes(
                 self._shape_model(), strict_mode=True, data_prop=True
@@ -499,7 +505,8 @@ class _Reader:
                 continue
             copy = graph.input.add()
             copy.CopyFrom(value)
-            copy.type.tensor_type.shape.dim[0].dim_param = "N"
+            if value.name not in self.fixed_inputs:
+                copy.type.tensor_type.shape.dim[0].dim_param = "N"
         for init in source.graph.initializer:
             if init.name in self.constants:
                 graph.initializer.append(init)
@@ -575,6 +582,8 @@ class _Reader:
         inputs = [t for t in node.input if t]
         if not inputs or not all(t in self.constants for t in inputs):
             return False
+        if op in _GROWING and any(np.any(self.constants[t] >= _BATCH_SENTINEL) for t in inputs):
+            return False  # a batch-sized tensor: it stays a node (evaluating it would fill memory)
         from onnx.reference import ReferenceEvaluator
 
         try:

@@ -136,6 +136,7 @@ def test_report_depth_folds_an_onnx_model_by_module(capsys: pytest.CaptureFixtur
 
 
 def _comparable(data: dict) -> dict:
+    """The figures the ONNX round trip keeps, layer by layer."""
     layers = {
         layer["name"]: (
             layer["type"],
@@ -147,17 +148,42 @@ def _comparable(data: dict) -> dict:
             layer["receptive_field"],
         )
         for layer in data["layers"]
-        # NOTE: netspec's emission drops Dropout and the identity AdaptiveAvgPool (VGG at 224):
-        # no ONNX node is left to read back.
+        # NOTE: netspec's emission drops Dropout (an Identity onnxruntime removes): no node is
+        # left to read back.
         if layer["type"] != "Dropout"
     }
     totals = {k: data["totals"][k] for k in ("params", "buffers", "macs", "flops")}
     return {"totals": totals, "outputs": [o["shape"] for o in data["outputs"]], "layers": layers}
 
 
+# netspec lowers these layers to several ONNX nodes that the reader does not recognise back
+# (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
+# ONNX node that stands for two netspec layers.
+COMPOSITE_LOWERINGS = {
+    "deepface": "LocallyConnected: a one-hot unfolding Conv and a batched MatMul",
+    "netvlad_vgg16": "NetVLAD: Conv, Softmax, MatMul, ReduceSum and norms",
+    "segnet": "Upsample by the pooling mask: ScatterElements",
+    "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
+    "fcn8s": "Crop: a Slice with constant bounds",
+    "unet": "Crop: a Slice with constant bounds",
+    # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
+    # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
+    # and gives the 1x1 output another jump (netspec/layers/pool.py).
+    "nin": "global average Pooling reads back as AdaptiveAvgPool",
+}
+
+
 @pytest.mark.zoo
 @pytest.mark.ort
-@pytest.mark.parametrize("spec", ZOO)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=COMPOSITE_LOWERINGS[s]))
+        if s in COMPOSITE_LOWERINGS
+        else s
+        for s in ZOO
+    ],
+)
 def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
     shapes and receptive fields, layer by layer."""
@@ -168,8 +194,11 @@ def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     got = _comparable(report_data(analyze(imported)))
     assert got["totals"] == expected["totals"]
     assert got["outputs"] == expected["outputs"]
+    # VGG's AdaptiveAvgPool at 224 is the identity: netspec emits no node for it.
     identity = {
-        n for n, row in expected["layers"].items() if n not in got["layers"] and row[0] == "AdaptiveAvgPool"
+        name
+        for name, row in expected["layers"].items()
+        if name not in got["layers"] and row[0] == "AdaptiveAvgPool"
     }
     assert {n: r for n, r in expected["layers"].items() if n not in identity} == got["layers"]
 
@@ -340,3 +369,152 @@ def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
     assert analyze(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
     with pytest.raises(NetspecError):
         convert_onnx(path)
+
+
+# ------------------------------------------------------------------------------ one operator each
+
+RNG = np.random.default_rng(7)
+X = [1, 4, 6, 6]
+
+
+def _f32(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+# (case, nodes reading "x" [1, 4, 6, 6] and writing "y", initializers, the layer types read)
+OPERATORS = [
+    ("leaky_relu", [helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.2)], [], ["ReLU"]),
+    ("prelu", [helper.make_node("PRelu", ["x", "s"], ["y"])], [init("s", _f32(4, 1, 1))], ["PReLU"]),
+    ("elu", [helper.make_node("Elu", ["x"], ["y"], alpha=0.7)], [], ["ELU"]),
+    ("hard_sigmoid", [helper.make_node("HardSigmoid", ["x"], ["y"])], [], ["HardSigmoid"]),
+    ("hard_swish", [helper.make_node("HardSwish", ["x"], ["y"])], [], ["HardSwish"]),
+    ("tanh", [helper.make_node("Tanh", ["x"], ["y"])], [], ["TanH"]),
+    ("softplus", [helper.make_node("Softplus", ["x"], ["y"])], [], ["BNLL"]),
+    ("softmax", [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [], ["Softmax"]),
+    (
+        "silu",
+        [helper.make_node("Sigmoid", ["x"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])],
+        [],
+        ["SiLU"],
+    ),
+    (
+        "per_channel_affine",
+        [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Sub", ["m", "b"], ["y"])],
+        [init("a", _f32(4, 1, 1)), init("b", _f32(1, 4, 1, 1))],
+        ["Scale", "Bias"],
+    ),
+    (
+        "scalars",
+        [helper.make_node("Div", ["x", "d"], ["q"]), helper.make_node("Add", ["q", "c"], ["y"])],
+        [init("d", np.array(4.0, np.float32)), init("c", np.array([0.5], np.float32))],
+        ["Power", "Power"],
+    ),
+    (
+        "squeeze_excitation",
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+            helper.make_node("Sigmoid", ["p"], ["g"]),
+            helper.make_node("Mul", ["x", "g"], ["y"]),
+        ],
+        [],
+        ["AdaptiveAvgPool", "Sigmoid", "Scale"],
+    ),
+    (
+        "split_concat_max",
+        [
+            helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+            helper.make_node("Max", ["a", "b"], ["m"]),
+            helper.make_node("Concat", ["m", "a", "b"], ["y"], axis=1),
+        ],
+        [init("sizes", np.array([2, 2], np.int64))],
+        ["Slice", "Eltwise", "Concat"],
+    ),
+    (
+        "deconvolution",
+        [
+            helper.make_node(
+                "ConvTranspose",
+                ["x", "w", "b"],
+                ["y"],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                output_padding=[1, 1],
+            )
+        ],
+        [init("w", _f32(4, 3, 3, 3)), init("b", _f32(3))],
+        ["Deconvolution"],
+    ),
+    (
+        "pooling",
+        [
+            helper.make_node(
+                "AveragePool",
+                ["x"],
+                ["a"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+            ),
+            helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2], strides=[1, 1], ceil_mode=1),
+        ],
+        [],
+        ["Pooling", "Pooling"],
+    ),
+    ("lrn", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=1e-3, beta=0.75, bias=2.0)], [], ["LRN"]),
+    (
+        "resize",
+        [
+            helper.make_node(
+                "Resize", ["x", "", "sc"], ["r"], mode="linear", coordinate_transformation_mode="half_pixel"
+            ),
+            helper.make_node(
+                "Resize",
+                ["r", "", "sc"],
+                ["y"],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            ),
+        ],
+        [init("sc", np.array([1, 1, 2, 2], np.float32))],
+        ["Resize", "Resize"],
+    ),
+    (
+        "reduce_mean_and_matmul",
+        [
+            helper.make_node("ReduceMean", ["x"], ["p"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["p", "w"], ["y"]),
+        ],
+        [init("w", _f32(4, 3))],
+        ["AdaptiveAvgPool", "InnerProduct"],  # the Flatten folds into the InnerProduct
+    ),
+    (
+        "unsqueeze_squeeze",
+        [
+            helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
+            helper.make_node("Squeeze", ["u", "ax"], ["y"]),
+        ],
+        [init("ax", np.array([2], np.int64))],
+        ["Reshape", "Reshape"],
+    ),
+]
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize(("case", "nodes", "initializers", "types"), OPERATORS, ids=[c[0] for c in OPERATORS])
+def test_operator_reads_as_layers_and_round_trips(
+    case: str, nodes: list, initializers: list, types: list[str], tmp_path: Path
+) -> None:
+    model = make_model(
+        nodes, [tensor("x", X)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
+    )
+    path = tmp_path / f"{case}.onnx"
+    onnx.save(model, path)
+    graph = read_onnx(path)
+    assert [n.type for n in graph.nodes[1:]] == types
+    converted = convert_onnx(path)
+    spec = elaborate(SourceFile("converted.net", converted.conversion.text))
+    compiled = compile_graph(spec, batch=1, weights=converted.weights)
+    x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
+    assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
