@@ -57,7 +57,7 @@ def load_graph(
     from netspec.onnx_import import is_onnx_path, read_onnx
 
     if is_onnx_path(path):
-        return read_onnx(path)
+        return read_onnx(path, input_shapes)
 
     if is_caffe_path(path):
         return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError, error
 from netspec.graph import Dim, Graph, Node, TensorType
-from netspec.layers.base import LAYER_TYPES, RawParam, build_layer
+from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
 
 if TYPE_CHECKING:
     import onnx
@@ -67,19 +67,26 @@ def is_onnx_path(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(".onnx")
 
 
-def read_onnx(path: str | os.PathLike[str]) -> Graph:
-    """The ONNX model at ``path`` as a Graph (see the module docstring)."""
-    return import_onnx(path).graph
+def read_onnx(
+    path: str | os.PathLike[str], input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> Graph:
+    """The ONNX model at ``path`` as a Graph (see the module docstring); ``input_shapes`` fixes
+    the shapes of inputs by name (an export with symbolic image sizes)."""
+    return import_onnx(path, input_shapes).graph
 
 
-def import_onnx(path: str | os.PathLike[str]) -> OnnxImport:
+def import_onnx(
+    path: str | os.PathLike[str], input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> OnnxImport:
     """Read ``path`` into a Graph and the weight sources of its layers; bad input is an error."""
-    return import_model(_load_model(str(path)), str(path))
+    return import_model(_load_model(str(path)), str(path), input_shapes)
 
 
-def import_model(model: onnx.ModelProto, path: str = "<model>") -> OnnxImport:
+def import_model(
+    model: onnx.ModelProto, path: str = "<model>", input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> OnnxImport:
     """A ModelProto already in memory into a Graph (``path`` names it in diagnostics)."""
-    return _Reader(model, path).read()
+    return _Reader(model, path, dict(input_shapes or {})).read()
 
 
 def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
@@ -284,6 +291,7 @@ class _Unsupported(Exception):
 class _Reader:
     model: onnx.ModelProto
     path: str
+    input_shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     initializers: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)
     types: dict[str, TensorType] = field(default_factory=dict)
@@ -315,6 +323,9 @@ class _Reader:
         weights: dict[str, WeightSource] = {}
         unknown: Counter[str] = Counter()
         # Each layer gets a provisional name (its tensor's too) until all scopes are known.
+        # ``own_types`` are netspec's types of them: where ONNX inference leaves a dim unknown
+        # (a Reshape by a computed shape), the next node sees netspec's.
+        own_types: dict[str, TensorType] = {}
         scopes: list[tuple[str, str]] = []
         input_names = [i.name for i in graph.input if i.name not in self.initializers]
         if not input_names:
@@ -323,8 +334,15 @@ class _Reader:
             provisional = f"#{len(netspec_nodes)}"
             self.alias[name] = provisional
             dims = self.types[name].dims
+            if any(isinstance(d, str) and d != "N" for d in dims):
+                raise error(
+                    f"{self.path}: the input '{name}' has symbolic dims {self.types[name]}; netspec "
+                    "counts fixed sizes",
+                    hint=f"give its shape, e.g. --input {name}:1x3x224x224",
+                )
             layer = build_layer(LAYER_TYPES["Input"], {"shape": RawParam(_spec_dims(dims))}, None)
             netspec_nodes.append(Node(provisional, layer, (), (provisional,)))
+            own_types[provisional] = self.types[name]
             scopes.append((_clean(name), ""))
         for node in nodes:
             if node.op_type == "Identity" and node.input[0] in self.initializers:
@@ -363,6 +381,17 @@ class _Reader:
                     raise error(f"{self.path}: node {_node_label(node)}: {exc.diagnostic.message}") from None
                 inputs = tuple(self._tensor(node, t) for t in plan.inputs)
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
+                try:
+                    own_types.update(zip(outputs, layer.infer([own_types[t] for t in inputs]), strict=True))
+                except LayerError as exc:
+                    raise error(
+                        f"{self.path}: node {_node_label(node)}: {plan.type_name} {exc.message}"
+                    ) from None
+                onnx_names = node.output if number == len(plans) - 1 else [f"{node.output[0]}#{number}"]
+                for onnx_name, tensor in zip(onnx_names, outputs, strict=False):
+                    known = self.types.get(onnx_name)
+                    if known is None or any(isinstance(d, str) and d != "N" for d in known.dims):
+                        self.types[onnx_name] = own_types[tensor]
                 scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
                 for key, source in plan.weights.items():
                     real = self.initializer_alias.get(source.initializer, source.initializer)
@@ -505,7 +534,17 @@ class _Reader:
                 continue
             copy = graph.input.add()
             copy.CopyFrom(value)
-            if value.name not in self.fixed_inputs:
+            given = self.input_shapes.get(value.name)
+            if given is not None:
+                shape = copy.type.tensor_type.shape
+                shape.ClearField("dim")
+                for size in given:
+                    dim = shape.dim.add()
+                    if isinstance(size, int):
+                        dim.dim_value = size
+                    else:
+                        dim.dim_param = "N"
+            elif value.name not in self.fixed_inputs:
                 copy.type.tensor_type.shape.dim[0].dim_param = "N"
         for init in source.graph.initializer:
             if init.name in self.constants:
@@ -537,10 +576,11 @@ class _Reader:
             found = TensorType(shape, _ONNX_DTYPES.get(elem, "float32"))
         elif found is None and tensor in self.constants:
             found = TensorType(tuple(self.constants[tensor].shape))
-        if found is None or "?" in found.dims:
+        if found is None or any(isinstance(d, str) and d != "N" for d in found.dims):
+            known = f" (ONNX inference gives {found})" if found is not None else ""
             raise error(
-                f"{self.path}: node {_node_label(node)}: the shape of '{tensor}' cannot be inferred",
-                hint="export with fixed input shapes, or run onnx's symbolic shape inference first",
+                f"{self.path}: node {_node_label(node)}: the shape of '{tensor}' cannot be inferred{known}",
+                hint="export with fixed input shapes, or give them with --input NAME:SHAPE",
             )
         return found
 
@@ -1233,7 +1273,6 @@ def _flatten(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
 @_maps("Reshape", "Squeeze", "Unsqueeze")
 def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     x = reader.type_of(node, node.input[0])
-    y = reader.type_of(node, node.output[0])
     if node.op_type == "Reshape":
         target = reader.const(node.input[1])
         shape = [int(v) for v in target.ravel()] if target is not None else []
@@ -1246,6 +1285,7 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
         ):
             shape[0] = 0
     else:
+        y = reader.type_of(node, node.output[0])
         if any(isinstance(d, str) for d in y.dims[1:]):
             raise _Unsupported
         shape = [0 if i == 0 and y.dims[0] == x.dims[0] else int(d) for i, d in enumerate(y.dims)]  # type: ignore[arg-type]
@@ -1255,7 +1295,8 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             "netspec cannot fold",
             hint="export the model with a fixed batch size",
         )
-    if x.rank > 2 and len(shape) == 2 and shape[0] == 0 and (shape[1] == -1 or y.dims[1:] == (shape[1],)):
+    rest = math.prod(d for d in x.dims[1:] if isinstance(d, int)) if x.is_static or x.dims[0] == "N" else None
+    if x.rank > 2 and len(shape) == 2 and shape[0] == 0 and shape[1] in (-1, rest):
         return _single("Flatten", node)
     return _single("Reshape", node, shape=tuple(shape))
 
