@@ -518,3 +518,17 @@ def test_operator_reads_as_layers_and_round_trips(
     compiled = compile_graph(spec, batch=1, weights=converted.weights)
     x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
     assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
+
+
+@pytest.mark.unit
+def test_symbolic_image_size_needs_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv", pads=[1, 1, 1, 1])]
+    w = init("w", np.ones((2, 3, 3, 3), np.float32))
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(make_model(nodes, [tensor("x", ["n", 3, "h", "w"])], [tensor("y", ["n", 2, "h", "w"])], [w]), path)
+    assert main(["report", str(path)]) == 1
+    assert "--input x:" in capsys.readouterr().err
+    assert main(["report", str(path), "--input", "x:1x3x10x12", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outputs"][0]["shape"] == [1, 2, 10, 12]
+    assert data["totals"]["macs"] == 2 * 10 * 12 * 27
