@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -629,3 +630,13 @@ def read_caffe(
 
 def is_caffe_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
+
+
+# A top-level field only Caffe's NetParameter has: ``layer {``/``layers {`` blocks or the
+# legacy ``input_dim``/``input_shape`` fields (a .net spec writes layers as ``Type name {``).
+_CAFFE_FIELD = re.compile(r"^\s*(?:layers?\s*:?\s*\{|input_dim\s*:|input_shape\s*:?\s*\{)", re.MULTILINE)
+
+
+def looks_like_caffe(text: str) -> bool:
+    """Whether text with no file name (stdin) is a Caffe prototxt rather than a .net spec."""
+    return _CAFFE_FIELD.search(text) is not None

@@ -90,7 +90,7 @@ def test_run_reference_prints_shapes_and_device() -> None:
 
 @pytest.mark.ort
 def test_run_check_reference_prints_errors(tmp_path: Path) -> None:
-    result = netspec("run", "zoo/lenet5.net", "--check-reference", "--batch", "2", "--fold-bn")
+    result = netspec("run", "zoo/lenet5.net", "--check-reference", "--batch", "2", "--keep-bn")
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if "relative error" in line)
     error = float(line.split("reference ")[1].split()[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_layers import assert_shapes_agree
 
 from netspec.compiler import Analysis, analyze, compile_graph, load_graph
 from netspec.verify import sample_inputs
@@ -392,20 +393,16 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
         analysis(spec) if shapes is None else analyze(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
     )
     weights = initialize_weights(result.graph, result.types, seed=0)
-    model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes)
+    # The graph as written (BatchNorm kept), so that every tensor netspec typed is in the model
+    # (but elided identities); the default folded form is checked against it in tests/test_fold.py.
+    model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes, fold_bn=False)
     # Serialised once for both the checker and onnxruntime: VGG's weights are 0.5 GB.
     serialized = model.SerializeToString()
     onnx.checker.check_model(serialized, full_check=True)
 
-    # Every tensor netspec typed is in the ONNX graph under its spec name, with the same shape
-    # under ONNX's strict shape inference.
-    onnx_shapes = inferred_shapes(model)
-    mismatched = {
-        name: (t.dims, onnx_shapes.get(name))
-        for name, t in result.types.items()
-        if onnx_shapes.get(name) != t.dims
-    }
-    assert not mismatched, f"netspec vs ONNX shapes: {mismatched}"
+    # Every tensor netspec typed is in the ONNX graph under its spec name (or is an elided
+    # identity's output), with the same shape under ONNX's strict shape inference.
+    assert_shapes_agree(result.graph, result.types, inferred_shapes(model))
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
     feeds = sample_inputs(result.graph, result.types, seed=0)  # valid boxes for RoI layers

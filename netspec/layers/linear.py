@@ -89,6 +89,12 @@ class InnerProduct(Layer):
         bias = numel(outputs[0]) if self.params.bias_term else 0
         return 2 * self.macs(inputs, outputs) + bias
 
+    def absorbs_channel_affine(self, output: TensorType) -> bool:
+        return output.rank == 2  # channels are axis 1 only for a 2-D output [N, out]
+
+    def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return weight * scale[:, None]  # the weight is [out, in]
+
     def emit(self, node: NodeEmitter) -> None:
         x = node.input_types[0]
         axis = self.feature_axis(x)
