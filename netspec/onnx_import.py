@@ -300,6 +300,9 @@ class _Reader:
     # Inputs whose leading dim is a fixed count other than a batch of 1 (Faster R-CNN's RoIs).
     fixed_inputs: set[str] = field(default_factory=set)
     initializer_alias: dict[str, str] = field(default_factory=dict)
+    # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
+    # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
+    absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     def read(self) -> OnnxImport:
         import onnx
@@ -344,6 +347,11 @@ class _Reader:
             netspec_nodes.append(Node(provisional, layer, (), (provisional,)))
             own_types[provisional] = self.types[name]
             scopes.append((_clean(name), ""))
+        readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in nodes:
+            for tensor in node.input:
+                readers.setdefault(tensor, []).append(node)
+        returned = {o.name for o in graph.output}
         for node in nodes:
             if node.op_type == "Identity" and node.input[0] in self.initializers:
                 # TorchScript shares equal arrays through Identity nodes: the same initializer.
@@ -358,6 +366,8 @@ class _Reader:
                 continue
             if node.op_type in ("Identity", "Dropout") and node.input[0] in self.alias:
                 self.alias[node.output[0]] = self.alias[node.input[0]]
+                continue
+            if node.op_type == "Pad" and self._absorb_pad(node, readers, returned):
                 continue
             scopes_meta = next((p.value for p in node.metadata_props if p.key == _TORCH_SCOPES), None)
             if scopes_meta is not None:
@@ -432,6 +442,32 @@ class _Reader:
             warnings=warnings,
         )
         return OnnxImport(result, weights, dict(unknown), self.path)
+
+    def _absorb_pad(
+        self, node: onnx.NodeProto, readers: Mapping[str, list[onnx.NodeProto]], returned: set[str]
+    ) -> bool:
+        """A constant zero Pad of H and W read only by convolutions: they pad instead."""
+        attrs = _attributes(node)
+        if attrs.get("mode", "constant") != "constant" or node.input[0] not in self.alias:
+            return False
+        if "pads" in attrs:
+            pads, value = list(attrs["pads"]), attrs.get("value", 0.0)
+        else:
+            known = self.const(node.input[1]) if len(node.input) > 1 else None
+            fill = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+            if known is None or fill is None or (len(node.input) > 3 and node.input[3]):
+                return False
+            pads, value = known.ravel().tolist(), float(fill.ravel()[0])
+        if value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            return False
+        consumers = readers.get(node.output[0], [])
+        if node.output[0] in returned or not consumers or any(c.op_type != "Conv" for c in consumers):
+            return False
+        before = self.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
+        own = (pads[2], pads[3], pads[6], pads[7])
+        self.absorbed_pads[node.output[0]] = tuple(a + b for a, b in zip(before, own, strict=True))  # type: ignore[assignment]
+        self.alias[node.output[0]] = self.alias[node.input[0]]
+        return True
 
     # -- names and tensors -----------------------------------------------------------------
 
@@ -955,7 +991,7 @@ def _conv(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
         "num_output": w[1] * group if transposed else w[0],
         "kernel_size": kernel,
         "stride": tuple(attrs.get("strides", [1, 1])),
-        "pad": _spatial_pads(reader, node, attrs, kernel, dilation),
+        "pad": _with_absorbed(reader, node, _spatial_pads(reader, node, attrs, kernel, dilation)),
         "dilation": dilation,
         "group": group,
         "bias_term": bias,
@@ -963,6 +999,13 @@ def _conv(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
     if transposed:
         params["output_padding"] = tuple(attrs.get("output_padding", [0, 0]))
     return [_Planned("Deconvolution" if transposed else "Convolution", params, (node.input[0],), weights)]
+
+
+def _with_absorbed(
+    reader: _Reader, node: onnx.NodeProto, pads: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    extra = reader.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
+    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]
 
 
 @_maps("Gemm")

@@ -22,11 +22,12 @@ from netspec.diagnostics import NetspecError, SourceFile  # noqa: E402
 from netspec.elaborate import elaborate, load_spec  # noqa: E402
 from netspec.onnx_import import convert_onnx, import_model, read_onnx, scope_name  # noqa: E402
 from netspec.report import report_data  # noqa: E402
+from netspec.zoo import zoo_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "onnx"
 TORCH_EXPORTS = sorted(p.name for p in DATA.glob("*.onnx"))
-ZOO = sorted(p.stem for p in (ROOT / "zoo").glob("*.net"))
+ZOO = sorted(p.stem for p in zoo_folder().glob("*.net"))
 OPSET = 17
 
 
@@ -187,7 +188,7 @@ COMPOSITE_LOWERINGS = {
 def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
     shapes and receptive fields, layer by layer."""
-    graph = load_spec(ROOT / "zoo" / f"{spec}.net")
+    graph = load_spec(zoo_folder() / f"{spec}.net")
     model = compile_graph(graph, batch=1, fold_bn=False)
     imported = import_model(model, f"{spec}.onnx").graph
     expected = _comparable(report_data(analyze(graph)))
@@ -461,6 +462,15 @@ OPERATORS = [
         [],
         ["Pooling", "Pooling"],
     ),
+    (
+        "zero_pad_into_convolution",
+        [
+            helper.make_node("Pad", ["x", "pads"], ["p"]),
+            helper.make_node("Conv", ["p", "w"], ["y"], strides=[2, 2]),
+        ],
+        [init("pads", np.array([0, 0, 0, 1, 0, 0, 1, 2], np.int64)), init("w", _f32(3, 4, 3, 3))],
+        ["Convolution"],
+    ),
     ("lrn", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=1e-3, beta=0.75, bias=2.0)], [], ["LRN"]),
     (
         "resize",
@@ -525,7 +535,8 @@ def test_symbolic_image_size_needs_input_shape(tmp_path: Path, capsys: pytest.Ca
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv", pads=[1, 1, 1, 1])]
     w = init("w", np.ones((2, 3, 3, 3), np.float32))
     path = tmp_path / "dynamic.onnx"
-    onnx.save(make_model(nodes, [tensor("x", ["n", 3, "h", "w"])], [tensor("y", ["n", 2, "h", "w"])], [w]), path)
+    model = make_model(nodes, [tensor("x", ["n", 3, "h", "w"])], [tensor("y", ["n", 2, "h", "w"])], [w])
+    onnx.save(model, path)
     assert main(["report", str(path)]) == 1
     assert "--input x:" in capsys.readouterr().err
     assert main(["report", str(path), "--input", "x:1x3x10x12", "--format", "json"]) == 0
