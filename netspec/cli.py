@@ -834,9 +834,9 @@ def _convert_onnx(args: argparse.Namespace) -> int:
     from netspec.output import write_atomic
     from netspec.weightfile import write_weights
 
-    if args.input_shapes:
-        raise UsageError("--input applies to Caffe files; an ONNX model's inputs have their shapes")
-    converted = convert_onnx(args.model, templates=not args.no_templates)
+    converted = convert_onnx(
+        args.model, templates=not args.no_templates, input_shapes=dict(args.input_shapes)
+    )
     conversion = converted.conversion
     output = args.output or Path(args.model).with_suffix(".net").name
     weights_path = str(Path(output).with_suffix(".safetensors"))

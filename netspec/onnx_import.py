@@ -574,9 +574,9 @@ class _Reader:
             if given is not None:
                 shape = copy.type.tensor_type.shape
                 shape.ClearField("dim")
-                for size in given:
+                for axis, size in enumerate(given):
                     dim = shape.dim.add()
-                    if isinstance(size, int):
+                    if isinstance(size, int) and not (axis == 0 and size == 1 and len(given) >= 2):
                         dim.dim_value = size
                     else:
                         dim.dim_param = "N"
@@ -1407,14 +1407,19 @@ class OnnxConversion:
     weights: Mapping[str, np.ndarray]
 
 
-def convert_onnx(path: str | os.PathLike[str], *, templates: bool = True) -> OnnxConversion:
+def convert_onnx(
+    path: str | os.PathLike[str],
+    *,
+    templates: bool = True,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+) -> OnnxConversion:
     """Read the ONNX model at ``path`` and write it as a .net spec (netspec.convert's writer:
     implicit chaining, templates for repeated blocks, loops), with its initializers as the
     spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
     from netspec.convert import convert_graph
     from netspec.infer import infer_shapes
 
-    imported = import_onnx(path)
+    imported = import_onnx(path, input_shapes)
     if imported.unknown:
         listed = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in sorted(imported.unknown.items()))
         raise error(

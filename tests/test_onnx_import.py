@@ -543,3 +543,6 @@ def test_symbolic_image_size_needs_input_shape(tmp_path: Path, capsys: pytest.Ca
     data = json.loads(capsys.readouterr().out)
     assert data["outputs"][0]["shape"] == [1, 2, 10, 12]
     assert data["totals"]["macs"] == 2 * 10 * 12 * 27
+    out = tmp_path / "fixed.net"
+    assert main(["convert", str(path), "--input", "x:1x3x10x12", "-o", str(out)]) == 0
+    assert "input x: [N, 3, 10, 12]" in out.read_text()
