@@ -50,7 +50,10 @@ def test_the_distribution_has_a_name_of_its_own_and_the_metadata_packagers_expec
 
 @pytest.mark.unit
 def test_every_zoo_spec_is_catalogued() -> None:
-    assert zoo_folder() == ROOT / "zoo"  # a source tree: the top-level zoo/
+    import netspec
+
+    # A source tree's top-level zoo/, or the installed package's copy of it.
+    assert zoo_folder() in (ROOT / "zoo", Path(netspec.__file__).resolve().parent / "zoo_specs")
     assert zoo_names() == sorted(p.stem for p in (ROOT / "zoo").glob("*.net"))
     assert list(catalog()) == zoo_names()
     assert all(entry.family and entry.counts_source for entry in catalog().values())
@@ -61,8 +64,8 @@ def test_a_zoo_name_finds_the_zoo_spec_and_an_existing_path_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert resolve_spec("resnet50") == str(ROOT / "zoo" / "resnet50.net")
-    assert resolve_spec("resnet50.net") == str(ROOT / "zoo" / "resnet50.net")
+    assert resolve_spec("resnet50") == str(zoo_folder() / "resnet50.net")
+    assert resolve_spec("resnet50.net") == str(zoo_folder() / "resnet50.net")
     Path("resnet50").write_text('name: "mine"\ninput data: [N, 4]\nInnerProduct fc { num_output: 2 }\n')
     assert resolve_spec("resnet50") == "resnet50"
     assert resolve_spec("nosuchmodel") == "nosuchmodel"

@@ -130,12 +130,16 @@ class Pooling(Layer):
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
-        if p.global_pooling and self.output_count == 1:
+        x, y = node.input_types[0], node.output_types[0]
+        kernel = self.window(x)
+        # NOTE: a window over the whole unpadded input is global pooling however it was written
+        # (Caffe's ResNet and GoogLeNet write pool5 as a 7x7 kernel); onnxruntime's global
+        # kernels are faster than a 7x7 AveragePool, and torch's exporters emit them too.
+        whole = kernel == (static_dim(x, 2), static_dim(x, 3)) and not any(p.pad)
+        if (p.global_pooling or whole) and self.output_count == 1:
             op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
             node.add(op, node.inputs, node.outputs)
             return
-        x, y = node.input_types[0], node.output_types[0]
-        kernel = self.window(x)
         top, left, bottom, right = p.pad
         extra_h = overhang(static_dim(x, 2), kernel[0], p.stride[0], top, bottom, static_dim(y, 2))
         extra_w = overhang(static_dim(x, 3), kernel[1], p.stride[1], left, right, static_dim(y, 3))
@@ -375,9 +379,10 @@ def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:
 class AdaptiveAvgPool(Layer):
     """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
 
-    Lowered to Identity, an exact AveragePool when the sizes divide, or otherwise two MatMuls
-    with constant averaging matrices (the windows are separable). FLOPs = one add per input
-    element per window it falls in, plus one divide per output: counted as N·C·(H·W + Ho·Wo).
+    Lowered to Identity, GlobalAveragePool (output 1x1), an exact AveragePool when the sizes
+    divide, or otherwise two MatMuls with constant averaging matrices (the windows are
+    separable). FLOPs = one add per input element per window it falls in, plus one divide per
+    output: counted as N·C·(H·W + Ho·Wo).
     """
 
     type_name = "AdaptiveAvgPool"
@@ -413,6 +418,8 @@ class AdaptiveAvgPool(Layer):
         out_h, out_w = self.params.output_size
         if (height, width) == (out_h, out_w):
             node.add("Identity", node.inputs, node.outputs)
+        elif (out_h, out_w) == (1, 1):
+            node.add("GlobalAveragePool", node.inputs, node.outputs)
         elif height % out_h == 0 and width % out_w == 0:
             kernel = [height // out_h, width // out_w]
             node.add("AveragePool", node.inputs, node.outputs, kernel_shape=kernel, strides=kernel)
