@@ -1065,8 +1065,9 @@ def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
         raise _Unsupported
     pads = _spatial_pads(reader, node, attrs, kernel)
     average = node.op_type == "AveragePool"
-    if average and any(pads) and not attrs.get("count_include_pad", 0):
-        raise _Unsupported
+    # Padding out of the average (TF's SAME pooling, count_include_pad 0) is Pooling's
+    # count_include_pad: false; the default counts it, as Caffe and torch do.
+    padding_counted = bool(attrs.get("count_include_pad", 0)) or not any(pads)
     x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.output[0])
     if average and not any(pads) and kernel == tuple(x.dims[2:]) and y.dims[2:] == (1, 1):
         return _single("AdaptiveAvgPool", node, output_size=(1, 1))  # netspec's own AdaptiveAvgPool(1)
@@ -1077,6 +1078,8 @@ def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
         "pad": pads,
         "round_mode": "CEIL" if attrs.get("ceil_mode", 0) else "FLOOR",
     }
+    if average and not padding_counted:
+        params["count_include_pad"] = False
     return [_Planned("Pooling", params, (node.input[0],))]
 
 
@@ -1285,6 +1288,30 @@ def _elementwise(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -
 
 def _single_input(type_name: str, tensor: str, **params: Any) -> list[_Planned]:
     return [_Planned(type_name, params, (tensor,))]
+
+
+@_maps("Pad")
+def _pad(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """A constant Pad (one the convolutions after it do not absorb) as a Pad layer over its
+    first to its last padded axis."""
+    if attrs.get("mode", "constant") != "constant" or (len(node.input) > 3 and node.input[3]):
+        raise _Unsupported
+    if "pads" in attrs:
+        pads, value = [int(v) for v in attrs["pads"]], float(attrs.get("value", 0.0))
+    else:
+        known = reader.const(node.input[1]) if len(node.input) > 1 else None
+        fill = reader.const(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+        if known is None or fill is None:
+            raise _Unsupported
+        pads, value = [int(v) for v in known.ravel()], float(fill.ravel()[0])
+    rank = len(pads) // 2
+    pairs = list(zip(pads[:rank], pads[rank:], strict=True))
+    padded = [axis for axis, pair in enumerate(pairs) if pair != (0, 0)]
+    if not padded or min(pads) < 0:
+        raise _Unsupported
+    first, last = padded[0], padded[-1]
+    flat = [width for pair in pairs[first : last + 1] for width in pair]
+    return [_Planned("Pad", {"axis": first, "pad": tuple(flat), "value": value}, (node.input[0],))]
 
 
 @_maps("Concat")
