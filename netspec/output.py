@@ -142,7 +142,7 @@ def write_model(
         # near the model's own size.
         for tensor, offset, length in placed:
             handle.seek(offset)
-            handle.write(_tensor_data(lowered, tensor))
+            _write_tensor_data(lowered, tensor, handle)
             _point_to_external(tensor, data_path.name, offset, length)
         sizes.append(handle.tell())
 
@@ -163,11 +163,17 @@ def _is_pending(lowered: LoweredModel, tensor: onnx.TensorProto) -> bool:
     return tensor.name in lowered.pending and not tensor.HasField("raw_data") and not external
 
 
-def _tensor_data(lowered: LoweredModel, tensor: onnx.TensorProto) -> bytes | memoryview:
-    """A tensor's raw bytes: its own, or a pending array's numpy buffer (no copy)."""
-    if _is_pending(lowered, tensor):
-        return memoryview(lowered.pending_array(tensor.name)).cast("B")
-    return tensor.raw_data
+def _write_tensor_data(lowered: LoweredModel, tensor: onnx.TensorProto, handle: BinaryIO | _Counted) -> int:
+    """Write a tensor's raw bytes: its own, or a pending array's, chunk by chunk from numpy (no
+    copy); return their number, checked against the tensor's shape."""
+    if not _is_pending(lowered, tensor):
+        return handle.write(tensor.raw_data)
+    written = 0
+    for chunk in lowered.pending_chunks(tensor.name):
+        written += handle.write(memoryview(chunk).cast("B"))
+    if written != _pending_bytes(lowered, tensor):
+        raise ValueError(f"the values of {tensor.name} are {written} bytes, its shape {list(tensor.dims)}")
+    return written
 
 
 def _pending_bytes(lowered: LoweredModel, tensor: onnx.TensorProto) -> int:
@@ -247,11 +253,14 @@ def write_model_pieces(model: onnx.ModelProto | LoweredModel, handle: BinaryIO |
         written += handle.write(_length_delimited(_GRAPH_INITIALIZER_FIELD, length))
         tensor_head, tensor_tail = _fields_around(tensor, _TENSOR_RAW_DATA_FIELD)
         written += handle.write(tensor_head)
-        if tensor.HasField("raw_data") or extra:
-            data = _tensor_data(lowered, tensor)
-            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, len(data)))
-            written += handle.write(data)
-            del data
+        if extra:
+            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, extra))
+            written += _write_tensor_data(lowered, tensor, handle)
+        elif tensor.HasField("raw_data"):
+            raw = tensor.raw_data
+            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, len(raw)))
+            written += handle.write(raw)
+            del raw
         written += handle.write(tensor_tail)
     written += handle.write(graph_tail)
     written += handle.write(model_tail)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import ChainMap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -104,23 +105,15 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
     if filler.type == "bilinear":
         return bilinear_kernel(shape)
     rng = _rng(seed, full_name)
+    bounds = _uniform_bounds(spec)
+    if bounds is not None:
+        return _uniform(rng, shape, *bounds)
     fan_in, fan_out = spec.fans or caffe_fans(shape)
-    if filler.type == "he_uniform":
-        # He et al. 2015 in its uniform form (variance 2 / fan_in, as torch's kaiming_uniform_
-        # for ReLU). NOTE: uniform, not Gaussian: numpy draws uniforms four times faster, and
-        # random weights for a 138M-parameter VGG are generated on every compile.
-        bound = np.sqrt(6.0 / fan_in)
-        return _uniform(rng, shape, -bound, bound)
-    if filler.type == "uniform":
-        return _uniform(rng, shape, filler.min, filler.max)
     if filler.type == "positive_unitball":
         values = rng.random(shape, dtype=np.float32)
         values /= values.reshape(shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
         return values
     n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}[filler.variance_norm]
-    if filler.type == "xavier":
-        bound = np.sqrt(3.0 / n)
-        return _uniform(rng, shape, -bound, bound)
     if filler.type == "msra":
         return _gaussian(rng, shape, 0.0, np.sqrt(2.0 / n))
     if filler.type == "gaussian":
@@ -129,6 +122,61 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
             values *= rng.random(shape, dtype=np.float32) < filler.sparse / shape[0]
         return values
     raise ValueError(f"unknown filler type {filler.type!r} for {full_name}")
+
+
+def _uniform_bounds(spec: ParamSpec) -> tuple[float, float] | None:
+    """(low, high) of a filler that draws uniforms (he_uniform, uniform, xavier), else None."""
+    filler = spec.init
+    fan_in, fan_out = spec.fans or caffe_fans(spec.shape)
+    if filler.type == "he_uniform":
+        # He et al. 2015 in its uniform form (variance 2 / fan_in, as torch's kaiming_uniform_
+        # for ReLU). NOTE: uniform, not Gaussian: numpy draws uniforms four times faster, and
+        # random weights for a 138M-parameter VGG are generated on every compile.
+        bound = float(np.sqrt(6.0 / fan_in))
+        return -bound, bound
+    if filler.type == "uniform":
+        return filler.min, filler.max
+    if filler.type == "xavier":
+        n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}[filler.variance_norm]
+        bound = float(np.sqrt(3.0 / n))
+        return -bound, bound
+    return None
+
+
+# Values drawn, scaled and written per chunk while they are in cache (4 MiB of float32).
+CHUNK_VALUES = 1 << 20
+
+
+def initial_value_chunks(spec: ParamSpec, full_name: str, seed: int) -> Iterator[np.ndarray]:
+    """:func:`initial_value`'s values in C order, flat, a chunk at a time: the same numbers
+    (the generator draws its uniforms in sequence, whatever the chunks), without the whole
+    array in memory, for fillers that draw uniforms; the whole array for the others. Each
+    chunk is overwritten by the next: use it before asking for another."""
+    bounds = _uniform_bounds(spec)
+    if bounds is None:
+        yield initial_value(spec, full_name, seed).reshape(-1)
+        return
+    low, high = bounds
+    rng, total = _rng(seed, full_name), math.prod(spec.shape)
+    buffer = np.empty(min(total, CHUNK_VALUES), np.float32)
+    for start in range(0, total, CHUNK_VALUES):
+        part = buffer[: min(CHUNK_VALUES, total - start)]
+        rng.random(part.shape, dtype=np.float32, out=part)
+        part *= np.float32(high - low)
+        part += np.float32(low)
+        yield part
+
+
+def array_chunks(weights: Mapping[str, np.ndarray], name: str) -> Iterator[np.ndarray]:
+    """The float32 values of ``weights[name]`` in C order, flat, in chunks: lazily drawn initial
+    weights (InitialWeights, under folded arrays in a ChainMap) chunk by chunk, others whole."""
+    if isinstance(weights, ChainMap):
+        owner = next(m for m in weights.maps if name in m)
+        yield from array_chunks(owner, name)
+    elif isinstance(weights, InitialWeights):
+        yield from weights.chunks(name)
+    else:
+        yield np.ascontiguousarray(weights[name], dtype=np.float32).reshape(-1)
 
 
 def _uniform(rng: np.random.Generator, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
@@ -164,6 +212,10 @@ class InitialWeights(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         return initial_value(self._specs[name], name, self._seed)
+
+    def chunks(self, name: str) -> Iterator[np.ndarray]:
+        """The values of ``name`` in chunks (:func:`initial_value_chunks`)."""
+        return initial_value_chunks(self._specs[name], name, self._seed)
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs  # without drawing (Mapping's default would draw)

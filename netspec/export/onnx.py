@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -169,13 +169,12 @@ class LoweredModel:
     arrays: Mapping[str, np.ndarray]
     pending: frozenset[str]
 
-    def pending_array(self, name: str) -> np.ndarray:
-        """The value of pending initializer ``name``: C-contiguous float32 of its shape."""
-        array = np.ascontiguousarray(self.arrays[name], dtype=np.float32)
-        tensor_shape = next(tuple(t.dims) for t in self.model.graph.initializer if t.name == name)
-        if array.shape != tensor_shape:
-            raise ValueError(f"array {name} has shape {array.shape}, its initializer {tensor_shape}")
-        return array
+    def pending_chunks(self, name: str) -> Iterator[np.ndarray]:
+        """The float32 values of pending initializer ``name`` in C order, flat, in chunks
+        (:func:`netspec.weights.array_chunks`): drawn while written, never whole in memory."""
+        from netspec.weights import array_chunks
+
+        return array_chunks(self.arrays, name)
 
     def complete(self) -> onnx.ModelProto:
         """The model with every pending initializer's bytes filled in (in place)."""
