@@ -109,8 +109,9 @@ class _ModelBuilder:
         self.initializer_names: set[str] = set()
 
     def add_initializer(self, name: str, value: np.ndarray) -> None:
+        # NOTE: np.ascontiguousarray makes a 0-d array 1-d; a scalar (a Gather index) keeps its shape.
         array = np.ascontiguousarray(value)
-        self._store(name, array.dtype, array.shape, array.tobytes())
+        self._store(name, array.dtype, np.shape(value), array.tobytes())
 
     def add_weight(self, name: str) -> None:
         """The stored array ``name`` as an initializer. The array is dropped as soon as its bytes
