@@ -103,6 +103,15 @@ CASES = [
     Case("stochastic-depth", "StochasticDepth layer { p: 0.1 }", (X,), (2, 8, 5, 5)),
     Case("layer-scale-channels", "LayerScale layer", (X,), (2, 8, 5, 5), params=8, flops=400),
     Case("layer-scale-last", "LayerScale layer { axis: -1 }", (T,), (2, 5, 8), params=8, flops=80),
+    # with the residual: a multiply and an add per element
+    Case(
+        "layer-scale-residual",
+        "LayerScale layer { bottom: [a, b] }",
+        (X, X),
+        (2, 8, 5, 5),
+        params=8,
+        flops=800,
+    ),
 ]
 
 
@@ -281,6 +290,10 @@ def test_bare_arrays_sit_beside_the_layer() -> None:
         ("input a: [N, 5, 8]\nTake t { axis: 1  index: 5 }", "index 5 is out of range for axis 1"),
         ("input a: [N, 5, 8]\nTake t { axis: 0 }", "cannot index the batch axis"),
         ("input a: [N, 5, 8]\nGELU g { approximate: erf }", "expected one of none, tanh, got 'erf'"),
+        (
+            "input a: [N, 8, 5, 5]\ninput b: [N, 8, 5, 4]\nLayerScale l { bottom: [a, b] }",
+            "needs a residual of the input's shape [2, 8, 5, 5], got [2, 8, 5, 4]",
+        ),
         ("input a: [N, 5, 8]\nLayerNorm l { axis: 3 }", "axis 3 is out of range for the 3-D input"),
         ("input a: [N, 5, 8]\nLayerNorm l { epsilon: 1e-6 }", "LayerNorm has no parameter 'epsilon'"),
     ],

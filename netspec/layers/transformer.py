@@ -20,6 +20,7 @@ import numpy as np
 from netspec.graph import Dim, TensorType
 from netspec.layers.activation import Elementwise
 from netspec.layers.base import (
+    IDENTITY_WINDOW,
     ONES,
     ZEROS,
     Arity,
@@ -34,6 +35,7 @@ from netspec.layers.base import (
     ListOf,
     ParamSpec,
     Str,
+    Window,
     aligned_shape,
     batch_size,
     check_filler,
@@ -201,7 +203,8 @@ class GELU(Elementwise):
 @register
 class Permute(Layer):
     """The input's axes reordered: output axis i is input axis ``order[i]`` (torch ``permute``,
-    ONNX Transpose). Counts nothing."""
+    ONNX Transpose). Counts nothing. Receptive fields pass through NCHW ↔ NHWC permutations
+    ([0, 2, 3, 1] and [0, 3, 1, 2]): a channels-last tensor keeps each pixel's field."""
 
     type_name = "Permute"
 
@@ -222,7 +225,12 @@ class Permute(Layer):
             )
         return (TensorType(tuple(x.dims[a] for a in order), x.dtype),)
 
-    def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        # NCHW to NHWC and back keep every pixel's field (ConvNeXt's blocks run channels-last).
+        if self.params.order in ((0, 2, 3, 1), (0, 3, 1, 2)):
+            return (IDENTITY_WINDOW, IDENTITY_WINDOW)
         return None
 
     def emit(self, node: NodeEmitter) -> None:
@@ -628,16 +636,21 @@ class StochasticDepth(Elementwise):
 
 
 @register
-class LayerScale(Elementwise):
+class LayerScale(Layer):
     """The input multiplied by a learned per-feature factor along ``axis`` (Touvron et al.'s
     layer scale; ConvNeXt's ``layer_scale`` [C, 1, 1] at axis 1 of NCHW, CaiT's [D] at the last
-    axis). The array, named ``array`` in the layer's scope, has the dims of ``axis`` followed by ones to the
-    last axis, and starts at ``init`` (torchvision: 1e-6).
+    axis); with a second input, the residual it is added to (ConvNeXt's
+    ``layer_scale * block(x) + x``: one step, as torchvision's CNBlock does it). The array,
+    named ``array`` in the layer's scope, has the dims of ``axis`` followed by ones to the last
+    axis, and starts at ``init`` (torchvision: 1e-6).
 
-    params = the size of the scaled axis; FLOPs = 1 per element.
+    params = the size of the scaled axis; FLOPs = 1 per element (+ 1 with the residual).
+    Receptive fields follow both inputs (the residual path is the narrower one).
     """
 
     type_name = "LayerScale"
+    arity = Arity(1, 2)
+    output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
     class Params:
@@ -651,14 +664,26 @@ class LayerScale(Elementwise):
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         self.shape(inputs[0])
+        if len(inputs) == 2 and inputs[1].dims != inputs[0].dims:
+            raise LayerError(f"needs a residual of the input's shape {inputs[0]}, got {inputs[1]}")
         return (inputs[0],)
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         init = Filler("constant", self.params.init)
         return (ParamSpec(self.params.array, self.shape(inputs[0]), init=init, beside=True),)
 
+    def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
+        return len(inputs) * numel(outputs[0])
+
     def emit(self, node: NodeEmitter) -> None:
-        node.add("Mul", [node.inputs[0], node.param(self.params.array)], node.outputs)
+        factor = node.param(self.params.array)
+        if len(node.inputs) == 1:
+            node.add("Mul", [node.inputs[0], factor], node.outputs)
+            return
+        scaled = node.temp("scaled")
+        node.add("Mul", [node.inputs[0], factor], [scaled])
+        node.add("Add", [scaled, node.inputs[1]], node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return [np.asarray(inputs[0], np.float64) * np.asarray(weights[self.params.array], np.float64)]
+        y = np.asarray(inputs[0], np.float64) * np.asarray(weights[self.params.array], np.float64)
+        return [y + np.asarray(inputs[1], np.float64) if len(inputs) == 2 else y]
