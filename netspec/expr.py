@@ -154,6 +154,8 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "ceil": _numeric("ceil", math.ceil),
     "round": _numeric("round", round),
     "sqrt": _numeric("sqrt", math.sqrt),
+    "log": _numeric("log", math.log),
+    "log2": _numeric("log2", math.log2),
     "range": _range,
     "len": _single("len", _len),
     "str": _single("str", lambda value, span: _checked_string(str(value), span)),
