@@ -110,6 +110,8 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
     """The initial float32 values of one array, by its filler (see Filler's docstring), drawn
     from a generator seeded by ``seed`` and the array's name."""
     filler, shape = spec.init, spec.shape
+    if spec.fixed is not None:
+        return np.array(spec.fixed, np.float32).reshape(shape)
     if filler.type == "constant":
         return np.full(shape, filler.value, np.float32)
     if filler.type == "bilinear":

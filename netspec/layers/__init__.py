@@ -15,6 +15,7 @@ from netspec.layers import (  # noqa: F401  (registration)
     reduce,
     shape,
     spatial,
+    swin,
     transformer,
     vlad,
 )
