@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The transformer-era zoo models against torchvision (issue 15): for ConvNeXt-T, ViT-B/16 (and
-any other model named with --models), build torchvision's model with random weights — every
+"""The transformer-era zoo models against torchvision (issue 15): for ConvNeXt-T, ViT-B/16 and
+Swin-T (or the models named with --models), build torchvision's model with random weights — every
 LayerNorm, BatchNorm, layer-scale, class-token and position-embedding value randomised too, so
 that no block reduces to the identity — save its state_dict as .safetensors under /tmp, compile
 netspec's zoo spec with that file (loaded by name), and compare the onnxruntime output with
@@ -13,7 +13,7 @@ reported are the medians, the minima, the ratio of minima and the median of per-
 
 torch and torchvision are not netspec dependencies; use a separate environment:
 
-    /work/torchvenv/bin/python tools/torch_transformers.py [--models convnext_tiny vit_b_16]
+    /work/torchvenv/bin/python tools/torch_transformers.py [--models convnext_tiny vit_b_16 swin_t]
         [--bench] [--rounds 20] [--threads 2]
 """
 
@@ -129,7 +129,7 @@ def paired_latency(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["convnext_tiny", "vit_b_16"])
+    parser.add_argument("--models", nargs="+", default=["convnext_tiny", "vit_b_16", "swin_t"])
     parser.add_argument("--bench", action="store_true", help="also the paired latency benchmark")
     parser.add_argument("--rounds", type=int, default=20, help="paired rounds of the benchmark")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
