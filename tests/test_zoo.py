@@ -34,6 +34,10 @@ TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS co
 # Buffers and exact MACs of the issue-7 models: tallied without netspec in tests/test_zoo_modern.py.
 MODERN_TALLY = "buffers and MACs from tests/test_zoo_modern.py's independent layer table"
 TORCHVISION_TALLIED = f"{TORCHVISION}; {MODERN_TALLY}"
+TORCHVISION_TRANSFORMERS = (
+    "torchvision Weights meta num_params and GFLOPS (attention's QKᵀ and AV included); buffers and "
+    "exact MACs from tests/test_zoo_transformer.py's independent tally"
+)
 
 REFERENCES = [
     Reference(
@@ -117,6 +121,10 @@ REFERENCES = [
         (1, 1000),
         "Hu et al. 2018 SE-ResNet-50, reduction 16, stride on the first 1x1 (28,088,024); " + MODERN_TALLY,
     ),
+    # The transformer-era networks (issue 15): MACs include attention's activation products.
+    Reference("convnext_tiny.net", 28_589_128, 0, 4_455_531_264, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference("vit_b_16.net", 86_567_656, 0, 17_563_828_224, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference("swin_t.net", 28_288_354, 28_812, 4_490_566_656, (1, 1000), TORCHVISION_TRANSFORMERS),
     # Dense prediction, spatial transformers, local convolution, NetVLAD, RoI heads.
     Reference(
         "fcn8s.net",

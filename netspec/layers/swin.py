@@ -80,8 +80,9 @@ class ShiftedWindowAttention(Layer):
     params = 4·C² + 4·C + (2w − 1)²·heads; buffers = w⁴; with P = Hp·Wp padded positions,
     MACs = N·P·(4·C² + 2·w²·C) (projections, then QKᵀ and AV within each window);
     FLOPs = 2·MACs + N·P·(4·C + C + w²·heads·(1 + 3)) (biases, scale, the bias table add and
-    softmax; the mask add not counted). The receptive field of a window is the window (shifted
-    windows straddle neighbours); netspec reports none after this layer.
+    softmax; the mask add not counted). Receptive field: each pixel reads the w×w window it falls
+    in, shifted or not within w − 1 pixels of it on each side; fields grow by that bound, a
+    window of 2w − 1 (an upper bound: windows are not translation invariant).
     """
 
     type_name = "ShiftedWindowAttention"
@@ -153,7 +154,10 @@ class ShiftedWindowAttention(Layer):
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
     ) -> tuple[Window, Window] | None:
-        return None
+        # NOTE: windows are not translation invariant: a pixel reads its own window, which
+        # (shifted or not) lies within w − 1 of it on either side. The symmetric bound 2w − 1.
+        window = self.params.window_size
+        return (Window(2 * window - 1, 1, window - 1), Window(2 * window - 1, 1, window - 1))
 
     # -- ONNX ------------------------------------------------------------------------------
     def emit(self, node: NodeEmitter) -> None:
