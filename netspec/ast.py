@@ -167,6 +167,16 @@ class TemplateDef:
 
 
 @dataclass(frozen=True)
+class FunctionDef:
+    """``def name(params) = expr``: a pure function of its parameters and the top-level constants."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: Expr
+    span: SourceSpan
+
+
+@dataclass(frozen=True)
 class IfStmt:
     branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]
     otherwise: tuple[Stmt, ...]
@@ -190,7 +200,16 @@ class ForStmt:
 
 
 Stmt = (
-    HeaderField | InputDecl | IncludeDecl | LetDecl | TemplateDef | LayerStmt | IfStmt | RepeatStmt | ForStmt
+    HeaderField
+    | InputDecl
+    | IncludeDecl
+    | LetDecl
+    | TemplateDef
+    | FunctionDef
+    | LayerStmt
+    | IfStmt
+    | RepeatStmt
+    | ForStmt
 )
 
 
