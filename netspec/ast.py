@@ -167,6 +167,16 @@ class TemplateDef:
 
 
 @dataclass(frozen=True)
+class SetStmt:
+    """``set NAME = expr``: a new value for the top-level constant NAME, seen by everything after
+    it (later loop iterations included)."""
+
+    name: str
+    value: Expr
+    span: SourceSpan
+
+
+@dataclass(frozen=True)
 class FunctionDef:
     """``def name(params) = expr``: a pure function of its parameters and the top-level constants."""
 
@@ -204,6 +214,7 @@ Stmt = (
     | InputDecl
     | IncludeDecl
     | LetDecl
+    | SetStmt
     | TemplateDef
     | FunctionDef
     | LayerStmt

@@ -196,6 +196,8 @@ class _Elaborator:
             self.define_template(statement)
         elif isinstance(statement, ast.FunctionDef):
             self.define_function(statement, context)
+        elif isinstance(statement, ast.SetStmt):
+            self.set_constant(statement, context)
         elif isinstance(statement, ast.IfStmt):
             for condition, body in statement.branches:
                 if truthy(self.value(condition, context), condition.span):
@@ -224,6 +226,25 @@ class _Elaborator:
             self.loop("for", statement.variable, items, statement.body, context, statement.iterable.span)
         else:
             raise AssertionError(f"unknown statement {statement!r}")
+
+    def set_constant(self, statement: ast.SetStmt, context: _Context) -> None:
+        """``set NAME = expr``: the value carried to later statements and loop iterations."""
+        name = statement.name
+        if name in context.local_values:
+            raise error(
+                f"'{name}' is a local name here; set changes top-level constants only",
+                statement.span,
+                hint="rename the local binding, or keep the running value in a top-level 'let'",
+                trace=context.trace,
+            )
+        if name not in self.constants:
+            raise error(
+                f"set needs a top-level constant '{name}' to change; define it first with 'let {name} = ...'",
+                statement.span,
+                hint=did_you_mean(name, self.constants),
+                trace=context.trace,
+            )
+        self.constants[name] = self.value(statement.value, context)
 
     def define_function(self, statement: ast.FunctionDef, context: _Context) -> None:
         """``def f(params) = expr``: a top-level value that calls compute (netspec.functions)."""

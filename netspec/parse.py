@@ -57,7 +57,7 @@ _EXPRESSION_START = frozenset(
     {"INT", "FLOAT", "STRING", "NAME", "QUOTED_NAME", "LSQB", "LPAR", "ADD_OP", "TRUE", "FALSE", "NOT"}
 )
 _STATEMENT_START = frozenset(
-    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "DEF", "COMMA", "SEMICOLON"}
+    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "DEF", "SET", "COMMA", "SEMICOLON"}
 )
 
 
@@ -345,6 +345,11 @@ class _ToAst(Transformer[Token, Any]):
     def template_def(self, meta: Any, children: list[Any]) -> ast.TemplateDef:
         name, *params, body = children
         return ast.TemplateDef(str(name), tuple(p for p in params if p is not None), body, self._span(meta))
+
+    @v_args(meta=True)
+    def set_stmt(self, meta: Any, children: list[Any]) -> ast.SetStmt:
+        name, value = children
+        return ast.SetStmt(str(name), value, self._span(meta))
 
     @v_args(meta=True)
     def function_def(self, meta: Any, children: list[Any]) -> ast.FunctionDef:

@@ -1,6 +1,7 @@
 """Language features of issue 15: quoted names (any character a reference implementation uses,
 '-' in torchvision's RegNet), indexing inside name interpolations, functions defined in a spec,
-and a template's own scope name as a value; each with its diagnostics."""
+values carried across loop iterations (``set``), and a template's own scope name as a value;
+each with its diagnostics."""
 
 from __future__ import annotations
 
@@ -81,6 +82,29 @@ def test_a_template_knows_its_scope_name() -> None:
     assert names(text) == ["b.0.s", "b.1.last", "b.1.s", "u.given"]
 
 
+def test_set_carries_values_across_iterations_and_instances() -> None:
+    text = (
+        "let channels = 4\nlet block = 0\n"
+        "template B(c) { Convolution conv { num_output: c  kernel_size: 1 }  set block = block + 1 }\n"
+        "for s in range(3) {\n"
+        "  repeat 2 as i { B `blocks.{block}`(channels) }\n"
+        "  set channels = channels * 2\n"
+        "}\n"
+        "Convolution last { num_output: channels + block  kernel_size: 1 }\n"
+    )
+    graph = elaborate(SourceFile("t.net", HEAD + text))
+    widths = {node.name: node.layer.params.num_output for node in graph.nodes[1:]}
+    assert widths == {
+        "blocks.0.conv": 4,
+        "blocks.1.conv": 4,
+        "blocks.2.conv": 8,
+        "blocks.3.conv": 8,
+        "blocks.4.conv": 16,
+        "blocks.5.conv": 16,
+        "last": 32 + 6,
+    }
+
+
 @pytest.mark.parametrize(
     ("text", "message", "line", "column"),
     [
@@ -104,6 +128,13 @@ def test_a_template_knows_its_scope_name() -> None:
             "operator '+' needs a number, got name 'y'",
             2,
             16,
+        ),
+        ("set width = 3\n", "set needs a top-level constant 'width' to change", 2, 1),
+        (
+            "repeat 2 as i { set i = 1 }\n",
+            "'i' is a local name here; set changes top-level constants only",
+            2,
+            17,
         ),
     ],
 )
