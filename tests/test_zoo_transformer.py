@@ -46,12 +46,31 @@ class Tally:
         self.keys.append(name)
         self.buffers += size
 
-    def conv(self, name: str, channels: int, out: int, kernel: int, positions: int, groups: int = 1) -> None:
+    def conv(
+        self,
+        name: str,
+        channels: int,
+        out: int,
+        kernel: int,
+        positions: int,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
         weights = out * channels // groups * kernel * kernel
         self.array(f"{name}.weight", weights)
-        self.array(f"{name}.bias", out)
+        if bias:
+            self.array(f"{name}.bias", out)
         self.macs += weights * positions
         self.working += 1
+
+    def conv_bn(
+        self, prefix: str, channels: int, out: int, kernel: int, positions: int, groups: int = 1
+    ) -> None:
+        """torchvision's Conv2dNormActivation: ``prefix.0`` the conv, ``prefix.1`` the BatchNorm."""
+        self.conv(f"{prefix}.0", channels, out, kernel, positions, groups, bias=False)
+        self.norm(f"{prefix}.1", out)
+        self.buffer(f"{prefix}.1.running_mean", out)
+        self.buffer(f"{prefix}.1.running_var", out)
 
     def linear(self, name: str, features: int, out: int, rows: int = 1, bias: bool = True) -> None:
         self.array(f"{name}.weight", features * out)
@@ -137,6 +156,43 @@ def swin_t(t: Tally) -> None:
     t.linear("head", dim, 1000)
 
 
+def regnet_stages(depth: int, w_0: int, w_a: float, w_m: float, quant: int = 8) -> list[tuple[int, int]]:
+    """(width, depth) per stage, as torchvision's BlockParams.from_init_params derives them
+    (bottleneck multiplier 1 and widths already multiples of the group width 8, so
+    _adjust_widths_groups_compatibilty keeps them)."""
+    capacity = np.round(np.log((np.arange(depth) * w_a + w_0) / w_0) / np.log(w_m))
+    widths = (np.round(w_0 * np.power(w_m, capacity) / quant) * quant).astype(int).tolist()
+    stages: list[tuple[int, int]] = []
+    for width in widths:
+        if stages and stages[-1][0] == width:
+            stages[-1] = (width, stages[-1][1] + 1)
+        else:
+            stages.append((width, 1))
+    return stages
+
+
+def regnet_y_400mf(t: Tally) -> None:
+    side, width = 112, 32
+    t.conv_bn("stem", 3, 32, 3, side * side)
+    stages = regnet_stages(16, 48, 27.89, 2.09)
+    assert stages == [(48, 1), (104, 3), (208, 6), (440, 6)]  # the paper's RegNetY-400MF
+    for s, (out, depth) in enumerate(stages, start=1):
+        for i in range(depth):
+            prefix, stride = f"trunk_output.block{s}.block{s}-{i}", 2 if i == 0 else 1
+            if stride == 2:
+                side //= 2
+            if width != out or stride != 1:
+                t.conv_bn(f"{prefix}.proj", width, out, 1, side * side)
+            t.conv_bn(f"{prefix}.f.a", width, out, 1, (side * stride) ** 2)
+            t.conv_bn(f"{prefix}.f.b", out, out, 3, side * side, groups=out // 8)
+            squeeze = round(0.25 * width)
+            t.conv(f"{prefix}.f.se.fc1", out, squeeze, 1, 1)
+            t.conv(f"{prefix}.f.se.fc2", squeeze, out, 1, 1)
+            t.conv_bn(f"{prefix}.f.c", out, out, 1, side * side)
+            width = out
+    t.linear("fc", width, 1000)
+
+
 @dataclass(frozen=True)
 class Published:
     """torchvision's weights metadata: exact parameters and GFLOPS (3 decimals, from the issue)."""
@@ -156,6 +212,7 @@ MODELS = [
     # 28,812 buffers: twelve relative_position_index of 7⁴; PatchMerging registers its reduction
     # before its norm, which it applies first
     Published("swin_t.net", swin_t, 28_288_354, 4.491, 96, buffers=12 * 7**4, module_order=False),
+    Published("regnet_y_400mf.net", regnet_y_400mf, 4_344_144, 0.402, 64, buffers=27_152),
 ]
 IDS = [m.spec for m in MODELS]
 
