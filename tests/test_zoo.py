@@ -126,6 +126,9 @@ REFERENCES = [
     Reference("vit_b_16.net", 86_567_656, 0, 17_563_828_224, (1, 1000), TORCHVISION_TRANSFORMERS),
     Reference("swin_t.net", 28_288_354, 28_812, 4_490_566_656, (1, 1000), TORCHVISION_TRANSFORMERS),
     Reference("regnet_y_400mf.net", 4_344_144, 27_152, 401_842_848, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference(
+        "efficientnet_v2_s.net", 21_458_488, 153_872, 8_365_617_152, (1, 1000), TORCHVISION_TRANSFORMERS
+    ),
     # Dense prediction, spatial transformers, local convolution, NetVLAD, RoI heads.
     Reference(
         "fcn8s.net",

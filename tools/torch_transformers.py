@@ -36,7 +36,6 @@ from netspec.runtime import create_session
 from netspec.weightfile import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-INPUT_SHAPE = (1, 3, 224, 224)
 
 
 def randomise(model: object, seed: int) -> None:
@@ -81,19 +80,22 @@ def prepare(name: str, seed: int = 0) -> tuple[object, Path]:
     return model, path
 
 
-def netspec_model(name: str, weights: Path) -> bytes:
+def netspec_model(name: str, weights: Path) -> tuple[bytes, tuple[int, ...]]:
+    """The compiled zoo spec with the weights file, and its input shape at batch 1."""
     from netspec.infer import infer_shapes
 
     graph = load_graph(ROOT / "zoo" / f"{name}.net")
-    loaded = load_weights(str(weights), graph, infer_shapes(graph, {"N": 1}))
-    return compile_graph(graph, batch=1, weights=loaded).SerializeToString()
+    types = infer_shapes(graph, {"N": 1})
+    loaded = load_weights(str(weights), graph, types)
+    shape = types[graph.input_nodes[0].outputs[0]].dims
+    return compile_graph(graph, batch=1, weights=loaded).SerializeToString(), shape  # type: ignore[return-value]
 
 
-def torch_model(model: object, dynamo: bool) -> bytes:
+def torch_model(model: object, shape: tuple[int, ...], dynamo: bool) -> bytes:
     import torch
 
     buffer = io.BytesIO()
-    example = torch.zeros(*INPUT_SHAPE)
+    example = torch.zeros(*shape)
     torch.onnx.export(model, (example,), buffer, opset_version=18 if dynamo else 17, dynamo=dynamo)
     return buffer.getvalue()
 
@@ -140,32 +142,33 @@ def main() -> int:
     import torch
 
     torchvision = import_torchvision()
-    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, batch 1, 224×224")
-    x = np.random.default_rng(1).standard_normal(INPUT_SHAPE, dtype=np.float32)
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, batch 1, each spec's input")
     worst = 0.0
     for name in args.models:
         model, path = prepare(name)
-        ours = netspec_model(name, path)
+        ours, shape = netspec_model(name, path)
+        x = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy().astype(np.float64)
         got = run(ours, x, args.threads)
         error = float(np.abs(got - expected).max() / np.abs(expected).max())
         worst = max(worst, error)
         print(
-            f"{name:16s} weights {path}  max |ort − torch| / max |torch| = {error:.2e}"
+            f"{name:18s} {'x'.join(map(str, shape[2:]))}  weights {path}\n{'':18s} "
+            f"max |ort − torch| / max |torch| = {error:.2e}"
             f"  (output std {expected.std():.3g})"
         )
         if not args.bench:
             continue
-        exported = torch_model(model, args.dynamo)
+        exported = torch_model(model, shape, args.dynamo)
         theirs = run(exported, x, args.threads)
         error = float(np.abs(theirs - expected).max() / np.abs(expected).max())
-        print(f"{'':16s} torch.onnx.export output vs torch: {error:.2e}")
+        print(f"{'':18s} torch.onnx.export output vs torch: {error:.2e}")
         samples = paired_latency({"netspec": ours, "torch.onnx": exported}, x, args.threads, args.rounds)
         a, b = samples["netspec"], samples["torch.onnx"]
         ratios = [p / q for p, q in zip(a, b, strict=True)]
         print(
-            f"{'':16s} latency ms: netspec median {statistics.median(a) * 1e3:.1f} min {min(a) * 1e3:.1f}; "
+            f"{'':18s} latency ms: netspec median {statistics.median(a) * 1e3:.1f} min {min(a) * 1e3:.1f}; "
             f"torch.onnx median {statistics.median(b) * 1e3:.1f} min {min(b) * 1e3:.1f}; "
             f"ratio of minima {min(a) / min(b):.3f}, median of paired ratios {statistics.median(ratios):.3f}"
         )
