@@ -42,17 +42,17 @@ CASES = [
         macs=65536,
         flops=152576,
     ),
-    # 6×5 padded to 8×8: params 4·16 + 16 + 49 = 129; MACs 2·64·(64 + 2·16·4) = 24576;
-    # FLOPs 49152 + 2·64·(16 + 4 + 4·16) = 59904
+    # 6×5 padded to 8×8, 2 heads: params 4·16 + 16 + 49·2 = 178; MACs 2·64·(64 + 2·16·4) = 24576;
+    # FLOPs 49152 + 2·64·(16 + 4 + 4·16·2) = 68096
     Case(
         "shifted-padded",
-        "ShiftedWindowAttention layer { num_heads: 1  window_size: 4  shift_size: 2 }",
+        "ShiftedWindowAttention layer { num_heads: 2  window_size: 4  shift_size: 2 }",
         (("N", 6, 5, 4),),
         (2, 6, 5, 4),
-        params=129,
+        params=178,
         buffers=256,
         macs=24576,
-        flops=59904,
+        flops=68096,
     ),
     # 3×3 padded to one 7×7 window: no shift (torchvision's rule); params 80 + 169 = 249;
     # MACs 2·49·(64 + 2·49·4) = 44688; FLOPs 89376 + 2·49·(20 + 4·49) = 110544

@@ -99,7 +99,9 @@ class Eltwise(Layer):
             scaled = node.temp(f"scaled_{index}")
             node.add("Mul", [tensor, node.constant(f"coeff_{index}", np.array(factor, np.float32))], [scaled])
             terms.append(scaled)
-        node.add("Sum", terms, node.outputs)
+        # NOTE: two terms are an Add (DESIGN.md §6): onnxruntime fuses Add + LayerNormalization
+        # into SkipLayerNormalization (transformer blocks), and its quantiser makes QLinearAdd of it.
+        node.add("Add" if len(terms) == 2 else "Sum", terms, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         arrays = [np.asarray(x, np.float64) for x in inputs]

@@ -375,8 +375,8 @@ def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:
 class AdaptiveAvgPool(Layer):
     """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
 
-    Lowered to Identity, an exact AveragePool when the sizes divide, or otherwise two MatMuls
-    with constant averaging matrices (the windows are separable). FLOPs = one add per input
+    Lowered to Identity, GlobalAveragePool for 1×1, an exact AveragePool when the sizes divide,
+    or otherwise two MatMuls with constant averaging matrices (the windows are separable). FLOPs = one add per input
     element per window it falls in, plus one divide per output: counted as N·C·(H·W + Ho·Wo).
     """
 
@@ -413,6 +413,10 @@ class AdaptiveAvgPool(Layer):
         out_h, out_w = self.params.output_size
         if (height, width) == (out_h, out_w):
             node.add("Identity", node.inputs, node.outputs)
+        elif (out_h, out_w) == (1, 1):
+            # NOTE: GlobalAveragePool, not an AveragePool of the whole map: onnxruntime keeps the
+            # latter in its blocked NCHWc layout and pays a reorder around it (ConvNeXt's head).
+            node.add("GlobalAveragePool", node.inputs, node.outputs)
         elif height % out_h == 0 and width % out_w == 0:
             kernel = [height // out_h, width // out_w]
             node.add("AveragePool", node.inputs, node.outputs, kernel_shape=kernel, strides=kernel)
