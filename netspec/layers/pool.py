@@ -376,8 +376,9 @@ class AdaptiveAvgPool(Layer):
     """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
 
     Lowered to Identity, GlobalAveragePool for 1×1, an exact AveragePool when the sizes divide,
-    or otherwise two MatMuls with constant averaging matrices (the windows are separable). FLOPs = one add per input
-    element per window it falls in, plus one divide per output: counted as N·C·(H·W + Ho·Wo).
+    or otherwise two MatMuls with constant averaging matrices (the windows are separable).
+    FLOPs = one add per input element per window it falls in, plus one divide per output:
+    counted as N·C·(H·W + Ho·Wo).
     """
 
     type_name = "AdaptiveAvgPool"
