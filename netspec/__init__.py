@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+# The name to install: "netspec" on PyPI is an unrelated project.
+DISTRIBUTION = "netspec-compiler"
 
 # The public API, imported on first use so that ``import netspec`` (and ``netspec --help``)
 # loads neither numpy-heavy stages nor onnx / onnxruntime.
@@ -13,7 +15,7 @@ _LAZY = {
     "relative_errors": "netspec.verify",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["DISTRIBUTION", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,16 +12,16 @@ FLOP rate onnxruntime reaches on a square MatMul on the same device and thread c
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.diagnostics import UsageError, error
+from netspec.progress import QUIET, Progress
 from netspec.runtime import RuntimeFailure, Session, create_session, random_feeds
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
 
@@ -41,9 +41,6 @@ GEMM_WARMUP = 2
 # The peak is the fastest run: enough runs, over long enough, that one of them has the cores to
 # itself on a busy machine (with 5 runs in 0.3 s a loaded 2-core machine measured half its peak).
 GEMM_MIN_RUNS, GEMM_MAX_RUNS, GEMM_MIN_SECONDS = 10, 100, 1.0
-
-# A measurement expected to take longer than this shows a progress bar on a terminal.
-PROGRESS_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -138,33 +135,6 @@ class BenchResult:
         }
 
 
-class ProgressBar:
-    """A one-line ``\\r`` progress bar on a terminal stream (nothing on pipes and files), shown
-    only for measurements expected to last over :data:`PROGRESS_AFTER_SECONDS`."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.visible = False
-
-    def update(self, label: str, done: int, total: int, expected_seconds: float) -> None:
-        if not self.enabled or (not self.visible and expected_seconds <= PROGRESS_AFTER_SECONDS):
-            return
-        filled = self.WIDTH * done // total
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        self.stream.write(f"\r{label} [{bar}] {done}/{total}")
-        self.stream.flush()
-        self.visible = True
-
-    def clear(self) -> None:
-        if self.visible:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.visible = False
-
-
 def unique_names(names: Sequence[str], sources: Sequence[str]) -> list[str]:
     """Display names: a model's own name, with its file's stem added where two models share it."""
     repeated = {n for n in names if names.count(n) > 1}
@@ -175,7 +145,7 @@ def _gemm_model(size: int) -> onnx.ModelProto:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from netspec.export.onnx import DEFAULT_IR_VERSION, DEFAULT_OPSET
+    from netspec.export.onnx import DEFAULT_OPSET, ir_version_for
 
     weight = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     graph = helper.make_graph(
@@ -186,7 +156,7 @@ def _gemm_model(size: int) -> onnx.ModelProto:
         initializer=[numpy_helper.from_array(weight, "b")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)])
-    model.ir_version = DEFAULT_IR_VERSION
+    model.ir_version = ir_version_for(DEFAULT_OPSET)
     onnx.checker.check_model(model)
     return model
 
@@ -221,27 +191,21 @@ def io_bound_runner(
 
 
 def time_runs(
-    run: Callable[[], object], warmup: int, iterations: int, label: str, progress: ProgressBar | None
+    run: Callable[[], object], warmup: int, iterations: int, label: str, progress: Progress = QUIET
 ) -> list[float]:
     """Seconds of each of ``iterations`` runs after ``warmup`` untimed ones."""
-    total = warmup + iterations
     samples = []
-    first = 0.0
     try:
-        for index in range(total):
-            started = time.perf_counter()
-            run()
-            elapsed = time.perf_counter() - started
-            first = first or elapsed
-            if index >= warmup:
-                samples.append(elapsed)
-            if progress is not None:
-                progress.update(label, index + 1, total, first * total)
+        with progress.steps(label, warmup + iterations) as advance:
+            for index in range(warmup + iterations):
+                started = time.perf_counter()
+                run()
+                elapsed = time.perf_counter() - started
+                if index >= warmup:
+                    samples.append(elapsed)
+                advance(1)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise RuntimeFailure(f"onnxruntime failed to run {label}: {exc}") from None
-    finally:
-        if progress is not None:
-            progress.clear()
     return samples
 
 
@@ -256,10 +220,10 @@ def measure_gemm_peak(device: str, threads: int | None) -> GemmPeak:
     )
     feeds = {"a": np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)}
     run = session_runner(session, feeds)
-    time_runs(run, GEMM_WARMUP, 0, "GEMM peak", None)
+    time_runs(run, GEMM_WARMUP, 0, "GEMM peak")
     samples: list[float] = []
     while len(samples) < GEMM_MAX_RUNS and (len(samples) < GEMM_MIN_RUNS or sum(samples) < GEMM_MIN_SECONDS):
-        samples += time_runs(run, 0, 1, "GEMM peak", None)
+        samples += time_runs(run, 0, 1, "GEMM peak")
     return GemmPeak(session.device, threads, size, len(samples), min(samples))
 
 
@@ -280,6 +244,7 @@ class ModelSource:
     name: str
     graph: Graph | None
     fixed_batches: tuple[tuple[str, int], ...] = ()  # (input, batch) of an .onnx file
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input NAME:SHAPE of a spec
 
     @classmethod
     def onnx_file(cls, path: str) -> ModelSource:
@@ -302,16 +267,22 @@ class ModelSource:
         return cls(path, Path(path).stem, None, tuple(fixed))
 
     @classmethod
-    def spec(cls, path: str, graph: Graph) -> ModelSource:
-        return cls(path, graph.name or Path(path).stem, graph)
+    def spec(
+        cls, path: str, graph: Graph, input_shapes: Mapping[str, tuple[int, ...]] | None = None
+    ) -> ModelSource:
+        return cls(
+            path, graph.name or Path(path).stem, graph, input_shapes=tuple((input_shapes or {}).items())
+        )
 
     def at_batch(self, batch: int) -> _Benchable:
         if self.graph is None:
             return _Benchable(self.path, None)
         from netspec.compiler import analyze, compile_graph
 
-        flops = analyze(self.graph, batch=batch).counts.totals.flops
-        return _Benchable(compile_graph(self.graph, batch=batch).SerializeToString(), flops)
+        shapes = dict(self.input_shapes)
+        flops = analyze(self.graph, batch=batch, input_shapes=shapes).counts.totals.flops
+        model = compile_graph(self.graph, batch=batch, input_shapes=shapes)
+        return _Benchable(model.SerializeToString(), flops)
 
     def check_batch(self, batch: int) -> None:
         """An .onnx file with a fixed batch runs only at that batch."""
@@ -331,7 +302,7 @@ def run_benchmarks(
     warmup: int = 3,
     iterations: int = 20,
     threads: int | None = None,
-    progress: ProgressBar | None = None,
+    progress: Progress = QUIET,
 ) -> list[BenchResult]:
     """Benchmark every model at every batch, in argument order. The GEMM peak is measured
     first; it also settles which device ``auto`` means, so every session runs on the same one."""
@@ -430,8 +401,3 @@ def render_results(results: Sequence[BenchResult], fmt: str) -> str:
     if fmt == "md":
         return f"_{peak_line}_\n\n" + render_markdown_table(header, rows, numeric)
     return peak_line + "\n\n" + render_text_table(header, rows, numeric)
-
-
-def progress_bar() -> ProgressBar:
-    """A progress bar on stderr (active only when stderr is a terminal)."""
-    return ProgressBar(sys.stderr)

@@ -5,17 +5,17 @@ later stage shares with .net specs (DESIGN.md §4)."""
 
 from __future__ import annotations
 
-import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
+from netspec import parse_tables
 from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
 from netspec.graph import ArraySetting, Graph, Node, array_settings
@@ -64,10 +64,8 @@ class TextMessage:
         return default if found is None else found.value
 
 
-@functools.cache
 def _parser() -> Lark:
-    grammar = resources.files("netspec").joinpath("caffe.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", start="message", propagate_positions=True)
+    return parse_tables.parser("caffe.lark")
 
 
 class _ToMessage(Transformer[Token, Any]):
@@ -629,3 +627,13 @@ def read_caffe(
 
 def is_caffe_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
+
+
+# A top-level field only Caffe's NetParameter has: ``layer {``/``layers {`` blocks or the
+# legacy ``input_dim``/``input_shape`` fields (a .net spec writes layers as ``Type name {``).
+_CAFFE_FIELD = re.compile(r"^\s*(?:layers?\s*:?\s*\{|input_dim\s*:|input_shape\s*:?\s*\{)", re.MULTILINE)
+
+
+def looks_like_caffe(text: str) -> bool:
+    """Whether text with no file name (stdin) is a Caffe prototxt rather than a .net spec."""
+    return _CAFFE_FIELD.search(text) is not None

@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from netspec import __version__
+from netspec import DISTRIBUTION, __version__
 from netspec.diagnostics import NetspecError, UsageError, error
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+
+STDIN = "-"
+SPEC_HELP = "a .net spec, a Caffe .prototxt, a zoo model's name (netspec zoo lists them) or - for stdin"
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
@@ -76,6 +79,20 @@ def _input_file(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _input_shape_or_file(text: str) -> tuple[str, str, Any]:
+    """``data:1x3x224x224`` (a shape) or ``data=FILE.npy`` (an array), whichever separator
+    comes first."""
+    colon, equals = text.find(":"), text.find("=")
+    if equals != -1 and (colon == -1 or equals < colon):
+        return ("file", *_input_file(text))
+    try:
+        return ("shape", *_input_shape(text))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME:1x3x224x224 (a shape) or NAME=FILE.npy (an array), got '{text}'"
+        ) from None
+
+
 def _add_input_shape_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
@@ -88,19 +105,71 @@ def _add_input_shape_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the results: no notes, no progress"
+    )
+    _add_input_rules_options(parser)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from netspec.progress import Progress
+
+    return Progress(quiet=args.quiet)
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A line for the person at the terminal (stderr), unless ``--quiet``."""
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: netspec's distribution and version, and those of onnx and onnxruntime
+    with the execution providers that really load (imported only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from netspec.runtime import RuntimeFailure, loadable_providers, onnxruntime_distributions
+
+        lines = [f"netspec {__version__} (distribution {DISTRIBUTION})"]
+        try:
+            import onnx
+
+            lines.append(f"onnx {onnx.__version__}")
+        except ImportError as exc:
+            lines.append(f"onnx: not importable ({exc})")
+        installed = onnxruntime_distributions()
+        runtime = ", ".join(f"{name} {version}" for name, version in installed.items()) or "not installed"
+        lines.append(f"onnxruntime: {runtime}")
+        try:
+            lines.append(f"execution providers: {', '.join(loadable_providers()) or 'none'}")
+        except RuntimeFailure as exc:
+            lines.append(f"execution providers: none ({exc})")
+        print("\n".join(lines))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netspec",
         description="A declarative graph compiler for convolutional networks: .net specs to "
         "shapes, counts and ONNX.",
     )
-    parser.add_argument("--version", action="version", version=f"netspec {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show the versions of netspec, onnx, onnxruntime and exit"
+    )
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     compile_ = commands.add_parser("compile", help="compile a spec to an ONNX model")
-    compile_.add_argument("spec", help="a .net spec or a Caffe .prototxt")
-    compile_.add_argument("-o", "--output", help="the .onnx file to write (default: SPEC's name with .onnx)")
+    compile_.add_argument("spec", help=SPEC_HELP)
+    compile_.add_argument(
+        "-o", "--output", help="the .onnx file to write, - for stdout (default: SPEC's name with .onnx)"
+    )
     batch = compile_.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=_positive_int, default=None, help="fix the batch size N (default 1)")
     batch.add_argument(
@@ -119,8 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=command_compile)
 
     report = commands.add_parser("report", help="per-layer shapes, params, MACs, FLOPs, memory")
-    report.add_argument("spec")
-    report.add_argument("--format", choices=FORMATS, default="text")
+    report.add_argument("spec", help=SPEC_HELP)
+    report.add_argument("--format", choices=(*FORMATS, "html"), default="text")
+    report.add_argument(
+        "-o",
+        "--output",
+        help="write the report to this file (default: stdout, also -); html is one offline file",
+    )
     report.add_argument(
         "--depth",
         type=_depth,
@@ -136,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=command_report)
 
     check = commands.add_parser("check", help="parse, elaborate and infer shapes; report errors")
-    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
     _add_phase_option(check)
     check.set_defaults(handler=command_check)
 
@@ -145,12 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=DEVICES, default="auto")
     run.add_argument(
         "--input",
-        dest="feeds",
-        metavar="NAME=FILE.npy",
-        type=_input_file,
+        dest="inputs",
+        metavar="NAME=FILE.npy|NAME:SHAPE",
+        type=_input_shape_or_file,
         action="append",
         default=[],
-        help="an input array (default: random normal)",
+        help="an input array (default: random normal; its batch is the model's when the spec's "
+        "batch is symbolic), or an input's shape",
     )
     run.add_argument(
         "--batch", type=_positive_int, default=None, help="batch size for random inputs (default 1)"
@@ -179,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_phase_option(run)
     run.set_defaults(handler=command_run)
 
-    convert = commands.add_parser("convert", help="write a Caffe prototxt as an idiomatic .net spec")
-    convert.add_argument("model", metavar="MODEL.prototxt")
+    convert = commands.add_parser(
+        "convert", help="write a Caffe prototxt or an ONNX model (and its weights) as an idiomatic .net spec"
+    )
+    convert.add_argument("model", metavar="MODEL.prototxt|MODEL.onnx")
     convert.add_argument("-o", "--output", help="the .net file to write (default: MODEL's name with .net)")
     convert.add_argument(
         "--no-templates",
@@ -192,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=command_convert)
 
     viz = commands.add_parser("viz", help="draw the layer graph (DOT; SVG or PNG through Graphviz)")
-    viz.add_argument("spec")
+    viz.add_argument("spec", help=SPEC_HELP)
     viz.add_argument("-o", "--output", help="OUT.dot, OUT.svg or OUT.png (default: SPEC's name with .svg)")
     viz.add_argument(
         "--depth", type=_depth, default=0, help="collapse template scopes deeper than K into one node each"
@@ -203,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     viz.set_defaults(handler=command_viz)
     _add_bench_parsers(commands)
     _add_weights_parser(commands)
+    _add_serve_parser(commands)
+    _add_zoo_parser(commands)
     for subcommand in commands.choices.values():
-        _add_input_rules_options(subcommand)
+        _add_common_options(subcommand)
     return parser
 
 
@@ -276,7 +355,7 @@ def _batch_list(text: str) -> list[int]:
 def _add_bench_parsers(commands: Any) -> None:
     """``netspec bench`` and ``netspec compare`` (logic in netspec/bench.py, compare.py, plot.py)."""
     bench = commands.add_parser("bench", help="onnxruntime latency and throughput of models")
-    bench.add_argument("specs", nargs="+", metavar="SPEC", help="a .net spec, a Caffe .prototxt or an .onnx")
+    bench.add_argument("specs", nargs="+", metavar="SPEC", help=f"{SPEC_HELP}; or an .onnx model")
     bench.add_argument(
         "--batch", type=_batch_list, default=[1], help="batch sizes, comma-separated (default 1)"
     )
@@ -285,11 +364,20 @@ def _add_bench_parsers(commands: Any) -> None:
     bench.add_argument("--iterations", type=_positive_int, default=20, help="timed runs (default 20)")
     bench.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime intra-op threads")
     bench.add_argument("--format", choices=FORMATS, default="text")
+    _add_input_shape_option(bench)
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="per-layer time table from onnxruntime's profiler (slowest first, with %% and GFLOP/s)",
+    )
+    bench.add_argument(
+        "--depth", type=_depth, default=0, help="with --profile: fold layers into scopes K deep"
+    )
     _add_phase_option(bench)
     bench.set_defaults(handler=command_bench)
 
     compare = commands.add_parser("compare", help="models side by side; the efficiency plot")
-    compare.add_argument("specs", nargs="+", metavar="SPEC", help=".net specs or Caffe .prototxt files")
+    compare.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
     compare.add_argument(
         "--sort", default=None, help="order by a column: name (ascending) or a number (descending)"
     )
@@ -302,6 +390,7 @@ def _add_bench_parsers(commands: Any) -> None:
     compare.add_argument(
         "--plot", metavar="OUT.png", help="draw the efficiency chart, .png/.svg/.pdf (needs netspec[plot])"
     )
+    _add_input_shape_option(compare)
     _add_phase_option(compare)
     compare.set_defaults(handler=command_compare)
 
@@ -311,12 +400,44 @@ def _model_source(path: str, args: argparse.Namespace) -> Any:
 
     if path.endswith(".onnx"):
         return ModelSource.onnx_file(path)
-    return ModelSource.spec(path, _load(path, args))
+    return ModelSource.spec(path, _load(path, args), dict(args.input_shapes))
+
+
+def command_bench_profile(args: argparse.Namespace) -> int:
+    from netspec.bench import unique_names
+    from netspec.profile import profile_model, render_profiles
+
+    for path in args.specs:
+        if path.endswith(".onnx"):
+            raise UsageError(f"{path}: --profile needs a spec (.net or .prototxt) to name the layers")
+    graphs = [_load(path, args) for path in args.specs]
+    names = unique_names(
+        [g.name or Path(p).stem for g, p in zip(graphs, args.specs, strict=True)], args.specs
+    )
+    profiles = [
+        profile_model(
+            graph,
+            name,
+            batch=batch,
+            device=args.device,
+            threads=args.threads,
+            warmup=args.warmup,
+            runs=args.iterations,
+            depth=args.depth,
+            input_shapes=dict(args.input_shapes),
+        )
+        for graph, name in zip(graphs, names, strict=True)
+        for batch in args.batch
+    ]
+    sys.stdout.write(render_profiles(profiles, args.format))
+    return 0
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from netspec.bench import progress_bar, render_results, run_benchmarks
+    from netspec.bench import render_results, run_benchmarks
 
+    if args.profile:
+        return command_bench_profile(args)
     sources = [_model_source(path, args) for path in args.specs]
     results = run_benchmarks(
         sources,
@@ -325,14 +446,13 @@ def command_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         iterations=args.iterations,
         threads=args.threads,
-        progress=progress_bar(),
+        progress=_progress(args),
     )
     sys.stdout.write(render_results(results, args.format))
     return 0
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from netspec.bench import progress_bar
     from netspec.compare import check_sort_key, compare_graphs, render_rows, sort_rows
 
     if args.plot:
@@ -341,9 +461,6 @@ def command_compare(args: argparse.Namespace) -> int:
         check_plot_output(args.plot)
     if args.sort:
         check_sort_key(args.sort, args.bench)
-    onnx_files = [path for path in args.specs if path.endswith(".onnx")]
-    if onnx_files:
-        raise UsageError(f"compare reads specs (.net, .prototxt), not ONNX models: {onnx_files[0]}")
     graphs = [_load(path, args) for path in args.specs]
     rows = compare_graphs(
         args.specs,
@@ -351,8 +468,9 @@ def command_compare(args: argparse.Namespace) -> int:
         batch=args.batch or 1,
         bench=args.bench,
         device=args.device,
-        progress=progress_bar(),
+        progress=_progress(args),
         limits=_limits(args),
+        input_shapes=dict(args.input_shapes),
     )
     if args.sort:
         rows = sort_rows(rows, args.sort)
@@ -360,7 +478,7 @@ def command_compare(args: argparse.Namespace) -> int:
         from netspec.plot import plot_efficiency
 
         plot_efficiency(rows, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        _note(args, f"wrote {args.plot}")
     sys.stdout.write(render_rows(rows, args.format))
     return 0
 
@@ -373,9 +491,10 @@ def _add_dtype_option(parser: argparse.ArgumentParser, meaning: str) -> None:
 
 def _add_numerics_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--fold-bn",
+        "--keep-bn",
         action="store_true",
-        help="fold BatchNorm (and Scale) into the convolution or fully connected layer before it",
+        help="keep BatchNormalization nodes (default: BatchNorm, and a Caffe Scale after it, is folded "
+        "into the convolution or fully connected layer before it wherever that is exact)",
     )
     _add_dtype_option(parser, "element type of the model's weights, inputs and outputs")
 
@@ -408,17 +527,23 @@ def _add_phase_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(path: str, args: argparse.Namespace) -> Any:
-    """Read a spec or Caffe file; print its warnings to stderr."""
-    from netspec.compiler import load_graph
+def _load(spec: str, args: argparse.Namespace) -> Any:
+    """Read the SPEC argument (a file, a zoo model's name, or - for stdin); print its warnings
+    to stderr."""
+    from netspec.compiler import load_graph, load_source
+    from netspec.elaborate import read_stdin
 
-    graph = load_graph(
-        path,
-        _limits(args),
-        phase=args.phase,
-        input_shapes=dict(getattr(args, "input_shapes", [])),
-        includes=_include_rules(args),
-    )
+    options = {
+        "phase": args.phase,
+        "input_shapes": dict(getattr(args, "input_shapes", [])),
+        "includes": _include_rules(args),
+    }
+    if spec == STDIN:
+        # Kept for _spec_text: standard input can be read once.
+        args.stdin_source = read_stdin()
+        graph = load_source(args.stdin_source, _limits(args), **options)
+    else:
+        graph = load_graph(spec, _limits(args), **options)
     for warning in graph.warnings:
         print(warning.render(), file=sys.stderr)
     return graph
@@ -433,19 +558,34 @@ def _analysis(args: argparse.Namespace, graph: Any, dtype: str = "float32") -> A
     )
 
 
-def _spec_text(path: str) -> str | None:
+def _spec_text(spec: str, args: argparse.Namespace) -> str | None:
+    """The text of the SPEC argument (hashed into the model's metadata), after :func:`_load`."""
+    if spec == STDIN:
+        return str(args.stdin_source.text)
+    from netspec.zoo import resolve_spec
+
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(resolve_spec(spec)).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _output_name(spec: str, suffix: str) -> str:
+    """The default output file: the spec file's (or zoo model's) name with ``suffix``, in the
+    current folder; ``model`` for a spec read from stdin."""
+    stem = "model" if spec == STDIN else Path(spec).stem
+    return stem + suffix
 
 
 def command_compile(args: argparse.Namespace) -> int:
     from netspec.compiler import compile_graph
     from netspec.export.onnx import check_model
-    from netspec.output import write_model
+    from netspec.output import check_output_path, write_model, write_model_to_stream
 
     started = time.perf_counter()
+    output = args.output or _output_name(args.spec, ".onnx")
+    if output != STDIN:
+        check_output_path(output)
     graph = _load(args.spec, args)
     batch = None if args.dynamic_batch else (args.batch or 1)
     model = compile_graph(
@@ -455,45 +595,72 @@ def command_compile(args: argparse.Namespace) -> int:
         weights=_trained_weights(args, graph),
         seed=args.seed,
         opset=args.opset,
-        spec_text=_spec_text(args.spec),
-        fold_bn=args.fold_bn,
+        spec_text=_spec_text(args.spec, args),
+        fold_bn=not args.keep_bn,
         dtype=args.dtype,
         limits=_limits(args),
+        progress=_progress(args),
     )
     check_model(model)
-    output = args.output or Path(args.spec).with_suffix(".onnx").name
-    written = write_model(model, output)
+    if output == STDIN:
+        size = write_model_to_stream(model, sys.stdout.buffer)
+        _note(
+            args,
+            f"wrote the model to stdout ({size / 2**20:.1f} MiB) in {time.perf_counter() - started:.2f} s",
+        )
+        return 0
+    written = write_model(model, output, progress=_progress(args))
     elapsed = time.perf_counter() - started
     if written.data_path is not None:
-        print(
+        _note(
+            args,
             f"note: the weights pass protobuf's 2 GiB limit; they are in {written.data_path} "
             f"({written.data_size / 2**30:.2f} GiB), which must stay beside {output}",
-            file=sys.stderr,
         )
-    print(
+    _note(
+        args,
         f"wrote {output} ({written.size / 2**20:.1f} MiB, opset {model.opset_import[0].version}) "
         f"in {elapsed:.2f} s",
-        file=sys.stderr,
     )
     return 0
 
 
+def _write_text_output(args: argparse.Namespace, text: str) -> None:
+    """``text`` to ``-o FILE`` (atomically), or to stdout without ``-o`` or with ``-o -``."""
+    if not args.output or args.output == STDIN:
+        sys.stdout.write(text)
+        return
+    from netspec.output import write_atomic
+
+    write_atomic(args.output, text)
+    _note(args, f"wrote {args.output}")
+
+
 def command_report(args: argparse.Namespace) -> int:
+    from netspec.output import check_output_path
     from netspec.report import render, report_data
 
+    if args.output and args.output != STDIN:
+        check_output_path(args.output)
     analysis = _analysis(args, _load(args.spec, args), args.dtype)
-    sys.stdout.write(render(report_data(analysis, depth=args.depth), args.format))
+    if args.format == "html":
+        from netspec.web import render_html
+
+        text = render_html(report_data(analysis, depth=0), depth=args.depth, source=args.spec)
+    else:
+        text = render(report_data(analysis, depth=args.depth), args.format)
+    _write_text_output(args, text)
     return 0
 
 
 def command_viz(args: argparse.Namespace) -> int:
     from netspec.viz import check_picture_output, graph_dot, write_picture
 
-    output = args.output or Path(args.spec).with_suffix(".svg").name
+    output = args.output or _output_name(args.spec, ".svg")
     check_picture_output(output)
     analysis = _analysis(args, _load(args.spec, args))
     write_picture(graph_dot(analysis, depth=args.depth), output)
-    print(f"wrote {output}", file=sys.stderr)
+    _note(args, f"wrote {output}")
     return 0
 
 
@@ -501,15 +668,17 @@ def command_check(args: argparse.Namespace) -> int:
     from netspec.compiler import analyze
 
     failures = 0
-    for path in args.specs:
-        try:
-            analysis = analyze(_load(path, args), limits=_limits(args))
-        except NetspecError as exc:
-            failures += 1
-            print(exc.render(), file=sys.stderr)
-            continue
-        totals = analysis.counts.totals
-        print(f"{path}: ok ({totals.layers} layers, {totals.params:,} params, {totals.macs:,} MACs)")
+    with _progress(args).steps("check", len(args.specs)) as advance:
+        for path in args.specs:
+            advance(1)
+            try:
+                analysis = analyze(_load(path, args), limits=_limits(args))
+            except NetspecError as exc:
+                failures += 1
+                print(exc.render(), file=sys.stderr)
+                continue
+            totals = analysis.counts.totals
+            print(f"{path}: ok ({totals.layers} layers, {totals.params:,} params, {totals.macs:,} MACs)")
     return EXIT_SPEC_ERROR if failures else 0
 
 
@@ -529,23 +698,30 @@ def _read_feeds(pairs: Sequence[tuple[str, str]], expected: Sequence[str]) -> di
     return feeds
 
 
+def _split_run_inputs(args: argparse.Namespace) -> None:
+    """``run --input`` takes arrays (NAME=FILE.npy) and shapes (NAME:SHAPE) in one option."""
+    args.feeds = [(name, value) for kind, name, value in args.inputs if kind == "file"]
+    args.input_shapes = [(name, value) for kind, name, value in args.inputs if kind == "shape"]
+
+
 def command_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from netspec.output import write_atomic_with
 
+    _split_run_inputs(args)
     check = None
     if args.model.endswith(".onnx"):
         outputs, device, elapsed = _run_onnx_file(args)
     else:
         outputs, device, elapsed, check = _run_spec(args)
-    print(f"device: {device}", file=sys.stderr)
+    _note(args, f"device: {device}")
     for name, value in outputs.items():
         print(
             f"{name}: {list(value.shape)} {value.dtype}  mean {float(value.mean(dtype=np.float64)):.6g}  "
             f"std {float(value.std(dtype=np.float64)):.6g}"
         )
-    print(f"ran in {elapsed * 1000:.1f} ms on {device}", file=sys.stderr)
+    _note(args, f"ran in {elapsed * 1000:.1f} ms on {device}")
     if args.output:
         write_atomic_with(args.output, lambda handle: np.savez(handle, **outputs))
     if args.check_reference and check is not None:
@@ -560,10 +736,11 @@ def _run_onnx_file(args: argparse.Namespace) -> tuple[dict[str, Any], str, float
         raise error(f"no such file: {args.model}")
     spec_only = {
         "--weights": args.weights,
-        "--fold-bn": args.fold_bn,
+        "--keep-bn": args.keep_bn,
         "--dtype": args.dtype != "float32",
         "--reference": args.reference,
         "--check-reference": args.check_reference,
+        "--input NAME:SHAPE": args.input_shapes,
     }
     for option, given in spec_only.items():
         if given:
@@ -576,6 +753,21 @@ def _run_onnx_file(args: argparse.Namespace) -> tuple[dict[str, Any], str, float
     return outputs, session.device, time.perf_counter() - started
 
 
+def _feed_batch(graph: Any, feeds: dict[str, Any]) -> int | None:
+    """The batch of the given arrays, for inputs whose declared first dimension is symbolic;
+    None when no such array is given."""
+    batches = {}
+    for node in graph.input_nodes:
+        tensor = node.outputs[0]
+        declared = node.layer.params.shape
+        if tensor in feeds and declared and isinstance(declared[0], str) and feeds[tensor].ndim:
+            batches[tensor] = feeds[tensor].shape[0]
+    if len(set(batches.values())) > 1:
+        sizes = ", ".join(f"'{name}' {batch}" for name, batch in batches.items())
+        raise error(f"the --input arrays have different batch sizes ({sizes})")
+    return next(iter(batches.values()), None)
+
+
 def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tuple[Any, Any, Any] | None]:
     """Run a spec in onnxruntime, or with --reference in the float64 reference executor. The
     graph, weights and inputs onnxruntime ran are returned for --check-reference."""
@@ -584,14 +776,22 @@ def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tup
     from netspec.weights import initialize_weights
 
     graph = _load(args.model, args)
-    batch = args.batch or 1
+    given = _read_feeds(args.feeds, [node.outputs[0] for node in graph.input_nodes])
+    batch = args.batch or _feed_batch(graph, given) or 1
+    shapes = dict(args.input_shapes)
     limits = _limits(args)
-    types = analyze(graph, batch, limits=limits).types  # sizes checked before weights are made
+    types = analyze(graph, batch, shapes, limits=limits).types  # sizes checked before weights are made
+    for name, array in given.items():
+        if array.shape != types[name].dims:
+            raise error(
+                f"the --input array for '{name}' has shape {list(array.shape)}; the model's input "
+                f"'{name}' is {list(types[name].dims)} at batch {batch}",
+                hint="give an array of that shape, or --input NAME:SHAPE to change the input's shape",
+            )
     weights = _trained_weights(args, graph)
     if weights is None:
         weights = initialize_weights(graph, types, args.seed)
-    feeds = sample_inputs(graph, types, args.seed)
-    feeds.update(_read_feeds(args.feeds, list(feeds)))
+    feeds = {**sample_inputs(graph, types, args.seed), **given}
     if args.reference:
         from netspec.reference import run_reference
 
@@ -603,7 +803,13 @@ def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tup
     from netspec.runtime import create_session
 
     model = compile_graph(
-        graph, batch=batch, weights=weights, fold_bn=args.fold_bn, dtype=args.dtype, limits=limits
+        graph,
+        batch=batch,
+        input_shapes=shapes,
+        weights=weights,
+        fold_bn=not args.keep_bn,
+        dtype=args.dtype,
+        limits=limits,
     )
     session = create_session(model.SerializeToString(), args.device)
     feeds = session.as_inputs(feeds)
@@ -637,8 +843,11 @@ def _check_reference(
 
 def command_convert(args: argparse.Namespace) -> int:
     from netspec.convert import convert_caffe
+    from netspec.onnx_import import is_onnx_path
     from netspec.output import write_atomic
 
+    if is_onnx_path(args.model):
+        return _convert_onnx(args)
     conversion = convert_caffe(
         args.model,
         phase=args.phase,
@@ -659,12 +868,37 @@ def command_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_onnx(args: argparse.Namespace) -> int:
+    """``netspec convert MODEL.onnx``: the spec, and MODEL.safetensors beside it."""
+    from netspec.onnx_import import convert_onnx
+    from netspec.output import write_atomic
+    from netspec.weightfile import write_weights
+
+    converted = convert_onnx(
+        args.model, templates=not args.no_templates, input_shapes=dict(args.input_shapes)
+    )
+    conversion = converted.conversion
+    output = args.output or Path(args.model).with_suffix(".net").name
+    weights_path = str(Path(output).with_suffix(".safetensors"))
+    write_weights(weights_path, converted.weights)
+    write_atomic(output, conversion.text)
+    layers = sum(1 for node in conversion.source.nodes if node.inputs)
+    templates = len(conversion.templates)
+    print(
+        f"wrote {output} ({conversion.text.count(chr(10))} lines for {layers} layers, "
+        f"{templates} template{'s' if templates != 1 else ''}) and {weights_path} "
+        f"({len(converted.weights)} arrays)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _add_weights_parser(commands: Any) -> None:
     """``netspec weights`` (logic in netspec/weightfile.py and netspec/weights.py)."""
     weights = commands.add_parser(
         "weights", help="list the arrays a weights file for a spec holds, or write initial values"
     )
-    weights.add_argument("spec", help="a .net spec or a Caffe .prototxt")
+    weights.add_argument("spec", help=SPEC_HELP)
     weights.add_argument("--format", choices=("text", "json"), default="text")
     weights.add_argument("--batch", type=_positive_int, default=None, help="batch size N (default 1)")
     _add_input_shape_option(weights)
@@ -691,6 +925,65 @@ def command_weights(args: argparse.Namespace) -> int:
     arrays = initialize_weights(graph, analysis.types, args.seed)
     write_weights(args.output, arrays)
     print(f"wrote {args.output} ({len(arrays)} arrays, seed {args.seed})", file=sys.stderr)
+    return 0
+
+
+def _add_zoo_parser(commands: Any) -> None:
+    """``netspec zoo`` (logic in netspec/zoo.py and netspec/catalog.py)."""
+    zoo = commands.add_parser("zoo", help="list the zoo's models: name, title, params, MACs, figures' source")
+    zoo.add_argument("--format", choices=FORMATS, default="text")
+    zoo.set_defaults(handler=command_zoo)
+
+
+def command_zoo(args: argparse.Namespace) -> int:
+    from netspec.catalog import render_catalog, zoo_rows
+
+    sys.stdout.write(render_catalog(zoo_rows(progress=_progress(args)), args.format))
+    return 0
+
+
+def _add_serve_parser(commands: Any) -> None:
+    """``netspec serve`` (logic in netspec/web/server.py)."""
+    serve = commands.add_parser(
+        "serve", help="a local web page: edit a spec, see its diagnostics and report live"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8765, help="the port to listen on (default 8765; 0: any free one)"
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the interface to listen on (default 127.0.0.1: this machine only; anything else warns)",
+    )
+    serve.set_defaults(handler=command_serve)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from netspec.web.server import LOOPBACK_HOSTS, make_server
+
+    if args.include_path or args.allow_any_include:
+        raise UsageError("serve reads only the zoo and what the page sends; includes reach only the zoo")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    if args.host not in LOOPBACK_HOSTS:
+        print(
+            f"netspec serve: warning: listening on {args.host}, not 127.0.0.1: other machines can "
+            "reach this page and have this machine compile what they send",
+            file=sys.stderr,
+        )
+    try:
+        server = make_server(args.host, args.port, _limits(args))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"netspec serve: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netspec.bench import BenchResult, ModelSource, ProgressBar, run_benchmarks, unique_names
+from netspec.bench import BenchResult, ModelSource, run_benchmarks, unique_names
 from netspec.compiler import Analysis, analyze
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
 from netspec.limits import DEFAULT_LIMITS, Limits
+from netspec.progress import QUIET, Progress
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
@@ -164,15 +165,18 @@ def compare_graphs(
     batch: int = 1,
     bench: bool = False,
     device: str = "auto",
-    progress: ProgressBar | None = None,
+    progress: Progress = QUIET,
     limits: Limits = DEFAULT_LIMITS,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The comparison rows of ``graphs`` (read from ``sources``) at ``batch``, in argument order,
-    tensor sizes within ``limits``; with ``bench``, each model's latency and throughput measured
-    by :mod:`netspec.bench` with its default warm-up and iterations."""
-    rows = compare_rows([analyze(graph, batch=batch, limits=limits) for graph in graphs], sources)
+    """The comparison rows of ``graphs`` (read from ``sources``) at ``batch`` with
+    ``input_shapes``, in argument order, tensor sizes within ``limits``; with ``bench``, each
+    model's latency and throughput measured by :mod:`netspec.bench` with its default warm-up
+    and iterations."""
+    analyses = [analyze(graph, batch=batch, input_shapes=input_shapes, limits=limits) for graph in graphs]
+    rows = compare_rows(analyses, sources)
     if bench:
-        models = [ModelSource.spec(s, g) for s, g in zip(sources, graphs, strict=True)]
+        models = [ModelSource.spec(s, g, input_shapes) for s, g in zip(sources, graphs, strict=True)]
         add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))
     return rows
 

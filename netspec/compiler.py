@@ -9,16 +9,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.collector import cycle_collector_paused
 from netspec.count import Counts, count_graph
-from netspec.elaborate import load_spec, read_source
+from netspec.diagnostics import SourceFile
+from netspec.elaborate import elaborate, read_source
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
 from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits, check_tensor_sizes
+from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     import onnx
@@ -50,14 +53,36 @@ def load_graph(
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
-    """A spec file as a Graph: a .net spec, or a Caffe .prototxt (recognised by its extension)
-    read for ``phase``; ``input_shapes`` supplies the shapes a Caffe data layer leaves out;
-    ``includes`` says which files a spec's includes may read."""
-    from netspec.caffe import is_caffe_path, read_caffe
+    """A spec file as a Graph: a .net spec, a Caffe .prototxt read for ``phase`` or an ONNX
+    model (both recognised by their extension); a zoo model's name (``resnet50``) where no such
+    file exists. ``input_shapes`` supplies the shapes a Caffe data layer leaves out (and fixes an
+    ONNX model's symbolic ones); ``includes`` says which files a spec's includes may read."""
+    from netspec.onnx_import import is_onnx_path, read_onnx
+    from netspec.zoo import resolve_spec
 
-    if is_caffe_path(path):
-        return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]
-    return load_spec(path, limits, includes)
+    if is_onnx_path(path):
+        return read_onnx(path, input_shapes)
+
+    source = read_source(resolve_spec(os.fspath(path)))
+    return load_source(source, limits, phase=phase, input_shapes=input_shapes, includes=includes)
+
+
+def load_source(
+    source: SourceFile,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    phase: str = "TEST",
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    includes: IncludeRules = DEFAULT_INCLUDE_RULES,
+) -> Graph:
+    """A spec's text as a Graph: Caffe prototxt when its name says so (``.prototxt``) or, for
+    text without a file name (stdin, a string), when it reads like one; else a .net spec."""
+    from netspec.caffe import is_caffe_path, looks_like_caffe, read_caffe
+
+    named = Path(source.path).suffix != ""
+    if is_caffe_path(source.path) or (not named and looks_like_caffe(source.text)):
+        return read_caffe(source, phase, input_shapes)  # type: ignore[arg-type]
+    return elaborate(source, limits, includes)
 
 
 def analyze(
@@ -84,14 +109,18 @@ def compile_graph(
     seed: int = 0,
     opset: int | None = None,
     spec_text: str | None = None,
-    fold_bn: bool = False,
+    fold_bn: bool = True,
     dtype: str = "float32",
     limits: Limits = DEFAULT_LIMITS,
+    progress: Progress = QUIET,
 ) -> onnx.ModelProto:
     """Lower a graph to ONNX. ``batch=None`` keeps the batch dimension symbolic (``N``).
 
-    ``fold_bn`` folds BatchNorm (and Scale) into the layer before it (:mod:`netspec.fold`);
-    ``dtype="float16"`` emits float16 weights, inputs and outputs (:mod:`netspec.export.float16`).
+    ``fold_bn`` (the default, as torch's exporters do) folds BatchNorm (and Scale) into the
+    layer before it wherever that is exact (:mod:`netspec.fold`); ``False`` keeps the
+    BatchNormalization nodes of the training structure;
+    ``dtype="float16"`` emits float16 weights, inputs and outputs (:mod:`netspec.export.float16`);
+    ``progress`` shows the weights being made on a terminal.
     """
     from netspec.export.onnx import DEFAULT_OPSET, build_model
 
@@ -107,4 +136,7 @@ def compile_graph(
 
         folded = fold_batchnorm(graph, types, weights)
         graph, types, weights = folded.graph, folded.types, folded.weights
-    return build_model(graph, types, weights, opset=opset or DEFAULT_OPSET, spec_text=spec_text, dtype=dtype)
+    opset = opset or DEFAULT_OPSET
+    return build_model(
+        graph, types, weights, opset=opset, spec_text=spec_text, dtype=dtype, progress=progress
+    )

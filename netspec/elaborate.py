@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Message, RawParam, build_layer
 from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.parse import parse_source
+from netspec.zoo import zoo_folder
 
 HEADER_KEYS = ("name", "output")
 
@@ -69,7 +71,10 @@ class _Elaborator:
         self.limits = limits
         self.includes = includes
         # Folders an include may read from (unless includes.allow_any).
-        self.include_roots = (root_folder.resolve(), *(p.resolve() for p in includes.search_path))
+        # The zoo's folder is always last on the search path, so that any spec can include the
+        # zoo's libraries (include "lib/resnet.net") and a copied zoo spec still finds them.
+        self.search_path = (*includes.search_path, zoo_folder())
+        self.include_roots = (root_folder.resolve(), *(p.resolve() for p in self.search_path))
         self.nodes: list[Node] = []
         self.tensors: dict[str, Node] = {}
         self.node_names: dict[str, Node] = {}
@@ -349,11 +354,14 @@ class _Elaborator:
                 hint="include files relative to the including file or an --include-path folder "
                 "(--allow-any-include lifts this rule)",
             )
-        bases = (Path(statement.span.source.path).parent, *self.includes.search_path)
-        candidates = [base / written for base in bases]
+        bases = (Path(statement.span.source.path).parent, *self.search_path)
+        candidates = [written] if written.is_absolute() else [base / written for base in bases]
         found = next((c for c in candidates if _is_file(c)), None)
         if found is None:
-            looked = ", ".join(str(c) for c in candidates)
+            places = [str(c) for c in candidates]
+            if not written.is_absolute():  # the last place is the zoo's folder, wherever installed
+                places[-1] = "in netspec's zoo"
+            looked = ", ".join(places[:-1]) + (", and " if len(places) > 1 else "") + places[-1]
             raise error(f"cannot find included file '{statement.path}' (looked for {looked})", statement.span)
         real = found.resolve()
         if not allow_any and not any(real.is_relative_to(root) for root in self.include_roots):
@@ -803,9 +811,24 @@ def read_source(path: str | os.PathLike[str]) -> SourceFile:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
-        raise error(f"no such file: {path}") from None
+        raise error(f"no such file: {path}", hint=_zoo_hint(str(path))) from None
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror}") from None
+    return decode_source(data, str(path))
+
+
+STDIN_NAME = "<stdin>"
+
+
+def read_stdin() -> SourceFile:
+    """A spec given on standard input (SPEC ``-``), with the same size cap and UTF-8 rule."""
+    data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
+    return decode_source(data, STDIN_NAME)
+
+
+def decode_source(data: bytes, path: str) -> SourceFile:
+    """Checked bytes of a spec as its text: at most MAX_SOURCE_BYTES, UTF-8 (an error points at
+    the first bad byte)."""
     if len(data) > MAX_SOURCE_BYTES:
         raise error(f"{path} is larger than {MAX_SOURCE_BYTES // 2**20} MiB, too large for a spec")
     try:
@@ -813,7 +836,17 @@ def read_source(path: str | os.PathLike[str]) -> SourceFile:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        source = SourceFile(str(path), data.decode("utf-8", errors="replace"))
+        source = SourceFile(path, data.decode("utf-8", errors="replace"))
         span = SourceSpan(source, line, column, line, column + 1)
         raise error("the file is not valid UTF-8", span) from None
-    return SourceFile(str(path), text)
+    return SourceFile(path, text)
+
+
+def _zoo_hint(path: str) -> str | None:
+    """For a missing SPEC that looks like a model name: the zoo models it may mean."""
+    if "/" in path or "\\" in path or "." in Path(path).name:
+        return None
+    from netspec.zoo import zoo_names
+
+    close = did_you_mean(path, zoo_names())
+    return f"{close[:-1]} (a zoo model)" if close else "netspec zoo lists the zoo's models"

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from netspec.diagnostics import UsageError
+from netspec.progress import QUIET, Advance, Progress
+
 if TYPE_CHECKING:
     import onnx
 
@@ -89,7 +92,29 @@ def external_data_path(path: str | os.PathLike[str]) -> Path:
     return target.with_name(target.name + ".data")
 
 
-def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> WrittenModel:
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output whose folder does not exist (a usage error)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
+
+
+def write_model_to_stream(model: onnx.ModelProto, stream: BinaryIO) -> int:
+    """Write ``model`` to an open stream (``-o -``) and return the bytes written; a model past
+    protobuf's 2 GiB limit needs a data file beside it, so it needs a file name."""
+    if _initializer_bytes(model) + _HEADROOM >= PROTOBUF_LIMIT:
+        raise UsageError(
+            "the model's weights pass protobuf's 2 GiB limit and go to a data file beside the model: "
+            "name an output file with -o instead of -"
+        )
+    written = write_model_pieces(model, stream)
+    stream.flush()
+    return written
+
+
+def write_model(
+    model: onnx.ModelProto, path: str | os.PathLike[str], progress: Progress = QUIET
+) -> WrittenModel:
     """Write ``model`` to ``path`` atomically. When it would pass protobuf's 2 GiB limit, every
     initializer of 1 KiB or more moves to ``PATH.data`` (ONNX external data, referenced by file
     name, offsets aligned to 4 KiB) and both files are replaced together. In that case ``model``
@@ -98,7 +123,8 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     sizes: list[int] = []
 
     def write_graph(handle: BinaryIO) -> None:
-        sizes.append(write_model_pieces(model, handle))
+        with progress.steps(f"writing {target.name}", model.ByteSize(), unit="B") as advance:
+            sizes.append(write_model_pieces(model, _Counted(handle, advance)))
 
     if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
         write_atomic_with(target, write_graph)
@@ -119,6 +145,19 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Written
     return WrittenModel(target, sizes[1], data_path, sizes[0])
 
 
+class _Counted:
+    """A binary stream that reports each write's size to a progress bar."""
+
+    def __init__(self, handle: BinaryIO, advance: Advance) -> None:
+        self.handle = handle
+        self.advance = advance
+
+    def write(self, data: bytes) -> int:
+        written = self.handle.write(data)
+        self.advance(written)
+        return written
+
+
 # Protobuf field numbers (onnx.proto): ModelProto.graph, GraphProto.initializer,
 # TensorProto.raw_data.
 _MODEL_GRAPH_FIELD = 7
@@ -126,52 +165,53 @@ _GRAPH_INITIALIZER_FIELD = 5
 _TENSOR_RAW_DATA_FIELD = 9
 
 
-def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO) -> int:
-    """Write ``model``'s protobuf encoding to ``handle`` one initializer at a time and return
-    the bytes written. ``SerializeToString`` would first build the whole file in memory — a
-    second copy of every weight, and for a moment a third — while this holds at most one
-    initializer's encoding besides the model.
+def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO | _Counted) -> int:
+    """Write ``model``'s protobuf encoding to ``handle`` and return the bytes written: the same
+    bytes as ``model.SerializeToString()`` (the layout ``onnx.save`` writes, one top-level
+    ``graph`` field), but streamed. ``SerializeToString`` would first build the whole file in
+    memory — a second copy of every weight, and for a moment a third — while this holds at most
+    one initializer's bytes besides the model.
 
-    The file is the model without initializers, then each initializer wrapped in a ModelProto
-    ``graph`` field of its own: protobuf parsers merge repeated occurrences of an embedded
-    message field (concatenating its repeated fields, in order), so every reader — onnx.load,
-    onnxruntime — sees exactly ``model``. The output is deterministic, like the model."""
-    import onnx
-
-    skeleton = onnx.ModelProto()
-    _copy_fields(model, skeleton, skip="graph")
-    _copy_fields(model.graph, skeleton.graph, skip="initializer")
-    written = handle.write(skeleton.SerializeToString())
+    Protobuf writes a message's fields in field-number order, an embedded message as its key,
+    its length (``ByteSize()``, known without encoding anything) and its fields. So the file is
+    the model's fields before ``graph``, the graph's key and length, the graph's fields before
+    ``initializer``, each initializer (its small fields encoded by protobuf around ``raw_data``,
+    whose bytes are written as they are), the graph's later fields, the model's later fields."""
+    model_head, model_tail = _fields_around(model, _MODEL_GRAPH_FIELD)
+    graph_head, graph_tail = _fields_around(model.graph, _GRAPH_INITIALIZER_FIELD)
+    written = handle.write(model_head)
+    written += handle.write(_length_delimited(_MODEL_GRAPH_FIELD, model.graph.ByteSize()))
+    written += handle.write(graph_head)
     for tensor in model.graph.initializer:
-        # The tensor's small fields encoded by protobuf, its raw bytes appended as field 9
-        # (parsers accept fields in any order): one copy of the bytes, where SerializeToString
-        # would make two.
-        header = onnx.TensorProto()
-        _copy_fields(tensor, header, skip="raw_data")
-        pieces = [header.SerializeToString()]
+        written += handle.write(_length_delimited(_GRAPH_INITIALIZER_FIELD, tensor.ByteSize()))
+        tensor_head, tensor_tail = _fields_around(tensor, _TENSOR_RAW_DATA_FIELD)
+        written += handle.write(tensor_head)
         if tensor.HasField("raw_data"):
             raw = tensor.raw_data
-            pieces += [_length_delimited(_TENSOR_RAW_DATA_FIELD, len(raw)), raw]
-        length = sum(len(piece) for piece in pieces)
-        initializer = _length_delimited(_GRAPH_INITIALIZER_FIELD, length)
-        written += handle.write(_length_delimited(_MODEL_GRAPH_FIELD, len(initializer) + length))
-        written += handle.write(initializer)
-        for piece in pieces:
-            written += handle.write(piece)
+            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, len(raw)))
+            written += handle.write(raw)
+            del raw
+        written += handle.write(tensor_tail)
+    written += handle.write(graph_tail)
+    written += handle.write(model_tail)
     return written
 
 
-def _copy_fields(source: Any, target: Any, skip: str) -> None:
-    """Copy every set field of protobuf message ``source`` but ``skip`` into ``target``."""
-    for descriptor, value in source.ListFields():
-        if descriptor.name == skip:
+def _fields_around(message: Any, field_number: int) -> tuple[bytes, bytes]:
+    """The encodings of ``message``'s set fields numbered below and above ``field_number``; that
+    field itself is the caller's to write."""
+    before, after = type(message)(), type(message)()
+    for descriptor, value in message.ListFields():
+        if descriptor.number == field_number:
             continue
+        target = before if descriptor.number < field_number else after
         if hasattr(value, "extend"):  # a repeated field (its descriptor's API varies by version)
             getattr(target, descriptor.name).extend(value)
         elif descriptor.message_type is not None:
             getattr(target, descriptor.name).CopyFrom(value)
         else:
             setattr(target, descriptor.name, value)
+    return before.SerializeToString(), after.SerializeToString()
 
 
 def _length_delimited(field: int, length: int) -> bytes:

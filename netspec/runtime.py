@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,8 +66,55 @@ class Session:
         return dict(zip(names, values, strict=True))
 
 
+# The distributions that install the ``onnxruntime`` module; two of them in one environment
+# overwrite each other's files, which leaves a module that imports but cannot load providers.
+ONNXRUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino")
+
+
+def onnxruntime_distributions() -> dict[str, str]:
+    """The installed distributions that provide ``onnxruntime``, with their versions."""
+    from importlib import metadata
+
+    found = {}
+    for name in ONNXRUNTIME_DISTRIBUTIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def import_onnxruntime() -> ModuleType:
+    """The ``onnxruntime`` module, or a :class:`RuntimeFailure` that names the problem with the
+    environment and its fix (exit code 3): none installed, two distributions fighting over the
+    module's files, or a module that fails to import."""
+    installed = onnxruntime_distributions()
+    if len(installed) > 1:
+        names = " and ".join(installed)
+        keep = "onnxruntime-gpu" if "onnxruntime-gpu" in installed else next(iter(installed))
+        raise RuntimeFailure(
+            f"{names} are both installed and overwrite each other's files; keep one: "
+            f"pip uninstall -y {' '.join(installed)} && pip install {keep}"
+        )
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        fix = (
+            f"pip install --force-reinstall {next(iter(installed))}"
+            if installed
+            else "pip install onnxruntime"
+        )
+        raise RuntimeFailure(f"onnxruntime cannot be imported ({exc}); reinstall it: {fix}") from None
+    if not hasattr(onnxruntime, "InferenceSession"):
+        raise RuntimeFailure(
+            f"the onnxruntime module at {getattr(onnxruntime, '__file__', '?')} is broken (no "
+            "InferenceSession); reinstall it: pip install --force-reinstall onnxruntime-gpu"
+        )
+    return onnxruntime
+
+
 def _quiet_session(model: bytes | str, providers: list[str], options: object) -> onnxruntime.InferenceSession:
-    import onnxruntime
+    onnxruntime = import_onnxruntime()
 
     # onnxruntime logs a loud error when a CUDA provider cannot load; while probing we only
     # want to know whether it worked, and say so in one line.
@@ -78,7 +126,7 @@ def _quiet_session(model: bytes | str, providers: list[str], options: object) ->
 
 
 def _cuda_session(model: bytes | str, options: object) -> onnxruntime.InferenceSession | None:
-    import onnxruntime
+    onnxruntime = import_onnxruntime()
 
     if _PROVIDERS["cuda"] not in onnxruntime.get_available_providers():
         return None
@@ -97,9 +145,12 @@ def _cuda_session(model: bytes | str, options: object) -> onnxruntime.InferenceS
     return session if session.get_providers()[0] == _PROVIDERS["cuda"] else None
 
 
-def create_session(model: bytes | str, device: str = "auto", threads: int | None = None) -> Session:
-    """A session for ``model`` (serialized bytes or a path) on ``device`` (auto, cpu, cuda)."""
-    import onnxruntime
+def create_session(
+    model: bytes | str, device: str = "auto", threads: int | None = None, profile_prefix: str | None = None
+) -> Session:
+    """A session for ``model`` (serialized bytes or a path) on ``device`` (auto, cpu, cuda);
+    with ``profile_prefix``, onnxruntime's profiler writes its JSON trace there."""
+    onnxruntime = import_onnxruntime()
 
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}")
@@ -107,6 +158,9 @@ def create_session(model: bytes | str, device: str = "auto", threads: int | None
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     if device in ("auto", "cuda"):
         session = _cuda_session(model, options)
         if session is not None:
@@ -133,3 +187,34 @@ def random_feeds(session: Session, batch: int = 1, seed: int = 0) -> dict[str, n
             _ORT_FLOAT_TYPES.get(info.type, np.float32), copy=False
         )
     return feeds
+
+
+def loadable_providers() -> list[str]:
+    """The execution providers a session really gets here: each available provider is tried on
+    a one-node model (CUDA's libraries may be missing although onnxruntime lists it)."""
+    from onnx import TensorProto, helper
+
+    from netspec.export.onnx import DEFAULT_OPSET, ir_version_for
+
+    onnxruntime = import_onnxruntime()
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)])
+    model.ir_version = ir_version_for(DEFAULT_OPSET)
+    probe = model.SerializeToString()
+    loaded = []
+    for provider in onnxruntime.get_available_providers():
+        try:
+            # NOTE: onnxruntime prints its fallback from a provider that fails to load (TensorRT
+            # without its libraries) to stdout; the probe only wants to know.
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                session = _quiet_session(probe, [provider], onnxruntime.SessionOptions())
+        except Exception:
+            continue
+        if session.get_providers()[0] == provider:
+            loaded.append(provider)
+    return loaded

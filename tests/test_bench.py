@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.bench import GEMM_SIZES, GemmPeak, Latency, ProgressBar, _gemm_model
+from netspec.bench import GEMM_SIZES, GemmPeak, Latency, _gemm_model
 from netspec.cli import main
 from netspec.compiler import analyze, load_graph
+from netspec.progress import Progress
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 LENET = str(ZOO / "lenet5.net")
@@ -166,19 +167,30 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.unit
-def test_progress_bar_only_on_a_terminal_for_long_runs() -> None:
-    terminal = _Terminal()
-    bar = ProgressBar(terminal)
-    bar.update("quick", 1, 10, expected_seconds=1.0)
-    assert terminal.getvalue() == ""
-    bar.update("slow", 5, 10, expected_seconds=5.0)
-    assert terminal.getvalue() == "\rslow [" + "#" * 15 + "." * 15 + "] 5/10"
-    bar.clear()
-    assert terminal.getvalue().endswith("\r\x1b[K")
+def test_progress_is_drawn_by_tqdm_on_a_terminal_only_and_not_when_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import netspec.progress
 
-    pipe = io.StringIO()
-    ProgressBar(pipe).update("slow", 5, 10, expected_seconds=5.0)
-    assert pipe.getvalue() == ""
+    monkeypatch.setattr(netspec.progress, "SHOW_AFTER_SECONDS", 0.0)
+    terminal = _Terminal()
+    with Progress(terminal).steps("resnet50 batch 1", 10) as advance:
+        advance(5)
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\rresnet50 batch 1:") and "/10 [" in drawn
+    assert drawn.endswith("\r") and drawn.rsplit("\r", 2)[1].strip() == ""  # wiped at the end
+    for stream, quiet in ((io.StringIO(), False), (_Terminal(), True)):
+        with Progress(stream, quiet=quiet).steps("slow", 10) as advance:
+            advance(5)
+        assert stream.getvalue() == ""
+
+
+@pytest.mark.unit
+def test_progress_waits_before_drawing() -> None:
+    terminal = _Terminal()
+    with Progress(terminal).steps("quick", 10) as advance:
+        advance(10)
+    assert terminal.getvalue() == ""
 
 
 @pytest.mark.ort

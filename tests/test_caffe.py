@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_layers import assert_shapes_agree
 
 from netspec.caffe import read_caffe
 from netspec.compiler import analyze, load_graph
@@ -78,10 +79,9 @@ def test_shared_file_runs_and_matches_the_reference(name: str) -> None:
             weights[key] = (0.5 + rng.random(value.shape)).astype(np.float32)
         elif key.endswith("running_mean"):
             weights[key] = (0.1 * rng.standard_normal(value.shape)).astype(np.float32)
-    model = compile_graph(graph, batch=1, input_shapes=shapes, weights=weights)
+    model = compile_graph(graph, batch=1, input_shapes=shapes, weights=weights, fold_bn=False)
     onnx.checker.check_model(model, full_check=True)
-    inferred = inferred_shapes(model)
-    assert {t: inferred[t] for t in types} == {t: types[t].dims for t in types}
+    assert_shapes_agree(graph, types, inferred_shapes(model))
     feeds = {
         node.outputs[0]: rng.standard_normal(types[node.outputs[0]].dims).astype(np.float32)
         for node in graph.input_nodes
@@ -268,8 +268,8 @@ HEAD = 'input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
         (HEAD + 'layer { name: "x" type: "Convolutoin" bottom: "data" top: "x" }',
          "layer 'x' has type 'Convolutoin', which netspec does not support; "
          "did you mean 'Convolution'?", 2, 25),
-        (HEAD + 'layer { name: "x" type: "Proposal" bottom: "data" top: "x" }',
-         "layer 'x' has type 'Proposal', which netspec does not support", 2, 25),
+        (HEAD + 'layer { name: "x" type: "PSROIPooling" bottom: "data" top: "x" }',
+         "layer 'x' has type 'PSROIPooling', which netspec does not support", 2, 25),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "dta" top: "x" }',
          "layer 'x' reads blob 'dta', which no earlier layer writes; did you mean 'data'?", 2, 40),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "data" top: "y" }\n'

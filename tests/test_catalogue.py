@@ -240,7 +240,7 @@ CATALOGUE = {
     ),
     "missing-include": net(
         HEAD + 'include "lib/none.net"\n',
-        "cannot find included file 'lib/none.net' (looked for lib/none.net)",
+        "cannot find included file 'lib/none.net' (looked for lib/none.net, and in netspec's zoo)",
         2,
         "include",
     ),

@@ -171,7 +171,7 @@ def test_compile_writes_a_checked_model(tiny: Path, tmp_path: Path) -> None:
     model = onnx.load(str(output))
     onnx.checker.check_model(model, full_check=True)
     assert model.opset_import[0].version == 17
-    assert model.ir_version == 10
+    assert model.ir_version == 8  # the IR of opset 17's onnx release (1.12)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     assert {i.name for i in model.graph.initializer} == {"conv.weight", "conv.bias"}
     assert not list(tmp_path.glob(".*.tmp"))
@@ -255,3 +255,12 @@ def test_input_shape_override(tiny: Path, capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(tiny), "--input", "data:1xAx3"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize(("opset", "ir_version"), [(13, 7), (15, 8), (17, 8), (18, 8), (19, 9), (21, 10)])
+def test_the_ir_version_is_the_one_the_opset_needs(opset: int, ir_version: int) -> None:
+    """onnx's version table: an IR newer than the opset needs makes older onnxruntime refuse it."""
+    from netspec.export.onnx import ir_version_for
+
+    assert ir_version_for(opset) == ir_version

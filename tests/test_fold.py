@@ -1,5 +1,6 @@
-"""BatchNorm folding (``--fold-bn``): the folded model computes what the unfolded one computes,
-with random non-identity statistics, and has no BatchNormalization node where it folded."""
+"""BatchNorm folding (compile's default; ``--keep-bn`` keeps the nodes): the folded model
+computes what the unfolded one computes, with random non-identity statistics, and has no
+BatchNormalization node where it folded."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def random_statistics(graph: Graph, types: Mapping[str, TensorType], seed: int) 
             fresh = rng.uniform(0.5, 2.0, value.shape)
         elif suffix == "running_mean" or (suffix == "bias"):
             fresh = rng.normal(0.0, 0.5, value.shape)
-        elif suffix == "weight" and value.ndim == 1:  # BatchNorm γ, Scale factor
+        elif (suffix == "weight" and value.ndim == 1) or suffix == "slope":  # γ, Scale/BN factors
             fresh = rng.uniform(0.5, 1.5, value.shape)
         else:
             continue
@@ -63,8 +64,8 @@ def folded_and_unfolded(
     types = infer_shapes(graph, {"N": 1}, input_shapes)
     weights = random_statistics(graph, types, seed)
     feeds = sample_inputs(graph, types, seed)
-    unfolded = compile_graph(graph, input_shapes=input_shapes, weights=weights)
-    folded = compile_graph(graph, input_shapes=input_shapes, weights=weights, fold_bn=True)
+    unfolded = compile_graph(graph, input_shapes=input_shapes, weights=weights, fold_bn=False)
+    folded = compile_graph(graph, input_shapes=input_shapes, weights=weights)
     check_model(folded)
     expected, got = run_onnx(unfolded, feeds), run_onnx(folded, feeds)
     errors = {name: max_relative_error(got[name], expected[name]) for name in graph.outputs}
@@ -144,6 +145,20 @@ FOLDABLE = {
         input a: [2, 3, 4, 4]
         InnerProduct fc { num_output: 5 bias_term: false }
         BatchNorm bn {}
+    """,
+    # SegNet's BN fork layer (slope and bias, statistics already folded in).
+    "conv-segnet-bn": """
+        input a: [1, 3, 9, 9]
+        Convolution conv { num_output: 4 kernel_size: 3 pad: 1 }
+        BN bn {}
+    """,
+    # Any chain of per-channel affine layers, a Scale alone included.
+    "conv-scale-batchnorm-bn": """
+        input a: [1, 3, 9, 9]
+        Convolution conv { num_output: 4 kernel_size: 3 bias_term: false }
+        Scale scale { bias_term: true }
+        BatchNorm bn {}
+        BN bn2 {}
     """,
 }
 
@@ -255,8 +270,10 @@ def test_compile_command_folds_and_converts(tmp_path: Path) -> None:
 
     output = tmp_path / "resnet18.onnx"
     spec_path = str(ROOT / "zoo" / "resnet18.net")
-    args = ["compile", spec_path, "-o", str(output), "--input", "data:1x3x64x64", "--fold-bn"]
+    args = ["compile", spec_path, "-o", str(output), "--input", "data:1x3x64x64"]
     assert main([*args, "--dtype", "float16"]) == 0
     model = onnx.load(output)
-    assert "BatchNormalization" not in op_types(model)
+    assert "BatchNormalization" not in op_types(model)  # folded by default, as exporters do
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert main([*args, "--keep-bn"]) == 0
+    assert op_types(onnx.load(output)).count("BatchNormalization") == 20

@@ -161,7 +161,7 @@ def test_a_failed_compile_leaves_an_existing_model_untouched(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "net.net"]
 
 
-def test_models_are_written_one_initializer_at_a_time_and_read_back_exactly(tmp_path: Path) -> None:
+def test_models_are_streamed_as_onnx_save_lays_them_out(tmp_path: Path) -> None:
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
@@ -179,5 +179,39 @@ def test_models_are_written_one_initializer_at_a_time_and_read_back_exactly(tmp_
     documented.doc_string = "after raw_data"
     model.graph.initializer.append(documented)
     written = write_model(model, tmp_path / "m.onnx")
-    assert written.size == (tmp_path / "m.onnx").stat().st_size
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert written.size == len(data)
+    # Streamed, yet the bytes onnx.save writes: one top-level graph field (Netron reads only the
+    # last of repeated ones), fields in number order.
+    assert data == model.SerializeToString()
+    numbers = [number for number, _ in _top_level_fields(data)]
+    assert numbers.count(7) == 1 and numbers == sorted(numbers)
+    assert set(numbers) == {1, 2, 3, 6, 7, 8, 14}  # ir_version … doc_string, graph, opset, metadata
     assert onnx.load(tmp_path / "m.onnx").SerializeToString() == model.SerializeToString()
+
+
+def _top_level_fields(data: bytes) -> list[tuple[int, int]]:
+    """(field number, wire type) of each top-level field of a protobuf message, in file order."""
+
+    def varint(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[at]
+            value |= (byte & 0x7F) << shift
+            at, shift = at + 1, shift + 7
+            if not byte & 0x80:
+                return value, at
+
+    fields, at = [], 0
+    while at < len(data):
+        key, at = varint(at)
+        number, wire = key >> 3, key & 7
+        fields.append((number, wire))
+        if wire == 0:
+            _, at = varint(at)
+        elif wire == 2:
+            length, at = varint(at)
+            at += length
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+    return fields

@@ -90,7 +90,7 @@ def test_run_reference_prints_shapes_and_device() -> None:
 
 @pytest.mark.ort
 def test_run_check_reference_prints_errors(tmp_path: Path) -> None:
-    result = netspec("run", "zoo/lenet5.net", "--check-reference", "--batch", "2", "--fold-bn")
+    result = netspec("run", "zoo/lenet5.net", "--check-reference", "--batch", "2", "--keep-bn")
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if "relative error" in line)
     error = float(line.split("reference ")[1].split()[0])
@@ -148,7 +148,9 @@ def numeric_case_layer_types() -> set[str]:
 def test_every_layer_type_has_a_numeric_case() -> None:
     from netspec.layers import LAYER_TYPES
 
-    missing = sorted(set(LAYER_TYPES) - numeric_case_layer_types())
+    # OnnxOp holds ONNX nodes netspec has no layer for (tests/test_onnx_import.py); no spec has it.
+    onnx_only = {name for name, layer in LAYER_TYPES.items() if getattr(layer, "uncounted", False)}
+    missing = sorted(set(LAYER_TYPES) - numeric_case_layer_types() - onnx_only)
     assert not missing, (
         "layer types without an onnxruntime-vs-reference case in tests/test_layers*.py CASES: "
         + ", ".join(missing)

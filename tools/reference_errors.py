@@ -4,7 +4,7 @@ executor, at the smallest square input from 64 the model takes (its own input ot
 random weights and standard-normal inputs at one seed: the figures of the numerics note.
 
     python tools/reference_errors.py                    # every zoo/*.net
-    python tools/reference_errors.py zoo/resnet50.net --fold-bn --dtype float16
+    python tools/reference_errors.py zoo/resnet50.net --keep-bn --dtype float16
 
 The error of an output is max|ort − ref| / max|ref| (netspec.verify); a model with several
 outputs shows the largest. Prints a Markdown table.
@@ -30,12 +30,14 @@ def main() -> int:
     )
     parser.add_argument("specs", nargs="*", type=Path, help="specs (default: every zoo/*.net)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs (default 0)")
-    parser.add_argument("--fold-bn", action="store_true", help="compile with BatchNorm folded")
+    parser.add_argument(
+        "--keep-bn", action="store_true", help="compile with the BatchNormalization nodes kept"
+    )
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     args = parser.parse_args()
     specs = args.specs or sorted((ROOT / "zoo").glob("*.net"))
     tolerance = TOLERANCES[args.dtype]
-    print(f"onnxruntime CPU vs float64 reference, {args.dtype}, fold-bn {args.fold_bn}, seed {args.seed}\n")
+    print(f"onnxruntime CPU vs float64 reference, {args.dtype}, keep-bn {args.keep_bn}, seed {args.seed}\n")
     print("| model | input | max relative error | within " + f"{tolerance:g} | seconds |")
     print("|---|---|---:|---|---:|")
     failures = 0
@@ -45,7 +47,7 @@ def main() -> int:
             graph = load_graph(path)
             shapes = small_input_shapes(graph)
             errors = relative_errors(
-                graph, input_shapes=shapes, seed=args.seed, fold_bn=args.fold_bn, dtype=args.dtype
+                graph, input_shapes=shapes, seed=args.seed, fold_bn=not args.keep_bn, dtype=args.dtype
             )
         except NetspecError as exc:
             failures += 1

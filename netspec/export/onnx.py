@@ -18,14 +18,22 @@ from netspec import __version__
 from netspec.graph import Graph, Node, TensorType
 from netspec.infer import located
 from netspec.layers.base import LayerError
+from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     from netspec.weights import StoredArray
 
 DEFAULT_OPSET = 21
-DEFAULT_IR_VERSION = 10
 MIN_OPSET = 13  # Softmax over an axis, Split/Squeeze with input tensors
 MODEL_DTYPES = ("float32", "float16")
+
+
+def ir_version_for(opset: int) -> int:
+    """The IR version of the first onnx release that has ``opset`` (onnx's own version table):
+    opset 13 → IR 7, 21 → IR 10. A newer IR than the opset needs makes onnxruntime releases
+    that do support the opset refuse the file."""
+    return min(ir for _, ir, ai_onnx, *_ in helper.VERSION_TABLE if ai_onnx >= opset)
+
 
 ELEMENT_TYPES = {
     "float32": TensorProto.FLOAT,
@@ -139,9 +147,9 @@ def build_model(
     weights: Mapping[str, np.ndarray],
     *,
     opset: int = DEFAULT_OPSET,
-    ir_version: int = DEFAULT_IR_VERSION,
     spec_text: str | None = None,
     dtype: str = "float32",
+    progress: Progress = QUIET,
 ) -> onnx.ModelProto:
     """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
     ``weights`` every stored array by its full name (``layer1.0.conv1.weight``). ``dtype`` is
@@ -153,10 +161,12 @@ def build_model(
 
     builder = _ModelBuilder(weights, opset)
     arrays = graph_arrays(graph, types)
-    for node_arrays in arrays.values():
-        for array in node_arrays:
-            if array.name not in builder.initializer_names:  # shared arrays are stored once
-                builder.add_weight(array.name)
+    with progress.steps(f"weights of {graph.name}", len(arrays)) as advance:
+        for node_arrays in arrays.values():
+            for array in node_arrays:
+                if array.name not in builder.initializer_names:  # shared arrays are stored once
+                    builder.add_weight(array.name)
+            advance(1)
 
     inputs = []
     for node in graph.nodes:
@@ -174,11 +184,12 @@ def build_model(
 
     graph_outputs = set(graph.outputs)
     graph_inputs = {n.outputs[0] for n in graph.input_nodes}
+    elided = elide_identities(builder.nodes, graph_inputs, graph_outputs)
     value_info = [
         tensor_value_info(t, types[t])
         for node in graph.nodes
         for t in node.outputs
-        if t not in graph_outputs and t not in graph_inputs
+        if t not in graph_outputs and t not in graph_inputs and t not in elided
     ]
     model = builder.model
     model.graph.name = graph.name
@@ -188,7 +199,7 @@ def build_model(
     model.producer_name = "netspec"
     model.producer_version = __version__
     model.opset_import.append(helper.make_opsetid("", opset))
-    model.ir_version = ir_version
+    model.ir_version = ir_version_for(opset)
     model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {graph.source_path}"
     metadata = {"netspec_version": __version__, "source": graph.source_path}
     if spec_text is not None:
@@ -200,6 +211,37 @@ def build_model(
 
         convert_to_float16(model)
     return model
+
+
+def elide_identities(nodes: Any, graph_inputs: set[str], graph_outputs: set[str]) -> set[str]:
+    """Remove the Identity nodes of layers that are identities at inference (Dropout, a Split's
+    copies, a crop or pooling that keeps the size) and return the tensors that no longer exist.
+
+    The Identity's output becomes another name for its input: readers of ``y = Identity(x)``
+    read ``x``. When ``y`` is a graph output, ``x`` is renamed ``y`` instead (at its producer and
+    every reader), unless ``x`` is a graph input or output itself: then the Identity stays.
+    Simplifiers (onnxslim, onnxsim) would do the same; doing it here leaves them nothing."""
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in nodes:
+        if node.op_type != "Identity":
+            kept.append(node)
+            continue
+        (source,), (target,) = node.input, node.output
+        source = renamed.get(source, source)
+        if target not in graph_outputs:
+            renamed[target] = source
+        elif source not in graph_inputs and source not in graph_outputs:
+            renamed.update({old: target for old, new in renamed.items() if new == source})
+            renamed[source] = target
+        else:
+            kept.append(node)
+    for node in kept:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    del nodes[:]
+    nodes.extend(kept)
+    return set(renamed)
 
 
 def check_model(model: onnx.ModelProto) -> None:

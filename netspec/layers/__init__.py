@@ -6,11 +6,13 @@ Importing this package registers every layer type in :data:`LAYER_TYPES`.
 from netspec.layers import (  # noqa: F401  (registration)
     activation,
     conv,
+    detection,
     io,
     linear,
     local,
     merge,
     norm,
+    onnxop,
     pool,
     reduce,
     shape,

@@ -507,6 +507,26 @@ class Layer:
             return (IDENTITY_WINDOW, IDENTITY_WINDOW)
         return None
 
+    # -- capabilities that graph passes ask for (netspec.fold) --------------------------------------
+    def channel_affine(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The layer as y = a·x + b with one (a, b) per channel (axis 1), in float64, from its
+        stored arrays by their names (``running_mean``); None when it is not such a layer.
+        BatchNorm folding merges a chain of these into the weighted layer before them."""
+        return None
+
+    def absorbs_channel_affine(self, output: TensorType) -> bool:
+        """Whether a per-channel affine after this layer can fold into it: its output (of type
+        ``output``) is linear in its ``weight`` with channels on axis 1, and it has or can take
+        a bias (``bias_term``). Such a layer implements :meth:`scale_output_channels`."""
+        return False
+
+    def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """``weight`` (this layer's, float64) with output channel o's part multiplied by
+        ``scale[o]`` (only for a layer that :meth:`absorbs_channel_affine`)."""
+        raise NotImplementedError
+
     # -- ONNX and reference semantics ------------------------------------------------------------
     def emit(self, node: NodeEmitter) -> None:
         raise NotImplementedError

@@ -154,6 +154,13 @@ class Convolution(Layer):
             Window(p.dilation[1] * (p.kernel_size[1] - 1) + 1, p.stride[1], p.pad[1]),
         )
 
+    def absorbs_channel_affine(self, output: TensorType) -> bool:
+        return True
+
+    def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        # The weight leads with the output channel: [Cout, Cin/g, kh, kw].
+        return weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
+
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
         inputs = [node.inputs[0], node.param("weight")]
@@ -292,6 +299,14 @@ class Deconvolution(Convolution):
             deconv_output_size(width, p.kernel_size[1], p.stride[1], p.pad[1], p.pad[3], p.dilation[1])
             + extra_w,
         )
+
+    def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        # The weight is [Cin, Cout/g, kh, kw]: input channel i of group i // (Cin/g) feeds
+        # output channel (i // (Cin/g))·(Cout/g) + j.
+        group = self.params.group
+        in_channels, out_per_group = weight.shape[0], weight.shape[1]
+        rows = scale.reshape(group, out_per_group)[np.arange(in_channels) // (in_channels // group)]
+        return weight * rows.reshape(in_channels, out_per_group, *(1,) * (weight.ndim - 2))
 
     def parameters(self, inputs: Sequence[TensorType]) -> tuple[ParamSpec, ...]:
         p = self.params

@@ -101,6 +101,12 @@ class InnerProduct(Layer):
             return (IDENTITY_WINDOW, IDENTITY_WINDOW)
         return None
 
+    def absorbs_channel_affine(self, output: TensorType) -> bool:
+        return output.rank == 2  # channels are axis 1 only for a 2-D output [N, out]
+
+    def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return weight * scale[:, None]  # the weight is [out, in]
+
     def emit(self, node: NodeEmitter) -> None:
         x = node.input_types[0]
         axis = self.feature_axis(x)

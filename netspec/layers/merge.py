@@ -99,8 +99,8 @@ class Eltwise(Layer):
             scaled = node.temp(f"scaled_{index}")
             node.add("Mul", [tensor, node.constant(f"coeff_{index}", np.array(factor, np.float32))], [scaled])
             terms.append(scaled)
-        # NOTE: two terms are an Add (DESIGN.md §6): onnxruntime fuses Add + LayerNormalization
-        # into SkipLayerNormalization (transformer blocks), and its quantiser makes QLinearAdd of it.
+        # NOTE: two terms as Add, what exporters write and onnxruntime's quantiser turns into
+        # QLinearAdd (it leaves Sum in float).
         node.add("Add" if len(terms) == 2 else "Sum", terms, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:

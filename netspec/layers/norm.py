@@ -137,6 +137,18 @@ class BatchNorm(Layer):
         inputs = [node.inputs[0], scale, bias, mean, var]
         node.add("BatchNormalization", inputs, node.outputs, epsilon=self.params.eps)
 
+    def channel_affine(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        p = self.params
+        local = {name: np.asarray(value, np.float64).reshape(-1) for name, value in arrays.items()}
+        factor = caffe_statistics_factor(local["scale_factor"]) if p.caffe_scale_factor else 1.0
+        a = 1.0 / np.sqrt(local["running_var"] * factor + p.eps)
+        b = -local["running_mean"] * factor * a
+        if p.affine:
+            a, b = a * local["weight"], b * local["weight"] + local["bias"]
+        return a, b
+
     @staticmethod
     def _scaled(node: NodeEmitter, source: str, factor: str, suffix: str) -> str:
         result = node.temp(suffix)
@@ -185,6 +197,14 @@ class BN(Layer):
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return 2 * numel(outputs[0])
+
+    def channel_affine(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        return (
+            np.asarray(arrays["slope"], np.float64).reshape(-1),
+            np.asarray(arrays["bias"], np.float64).reshape(-1),
+        )
 
     def emit(self, node: NodeEmitter) -> None:
         scaled = node.temp("scaled")
@@ -308,6 +328,16 @@ class Scale(AxisOperand):
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return (2 if self.params.bias_term else 1) * numel(outputs[0])
+
+    def channel_affine(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        p = self.params
+        if len(inputs) != 1 or p.num_axes != 1 or normalize_axis(p.axis, inputs[0]) != 1:
+            return None
+        a = np.asarray(arrays["weight"], np.float64).reshape(-1)
+        b = np.asarray(arrays["bias"], np.float64).reshape(-1) if "bias" in arrays else np.zeros_like(a)
+        return a, b
 
     def emit(self, node: NodeEmitter) -> None:
         # NOTE: stored arrays keep the operand's shape (what a state_dict or caffemodel holds);

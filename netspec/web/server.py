@@ -1,0 +1,382 @@
+"""``netspec serve``: a local web page with an editor holding a spec, its diagnostics at their
+line and column, its live report and graph, a compare view and the compiled ONNX model.
+
+The server is the standard library's ``http.server``. It reads nothing from disk but the zoo
+(models and the files they include) and what the page sends; a spec's includes may only read
+from the zoo. The CLI's limits apply, and no spec stops it: every request's failure becomes a
+diagnostic or an error reply.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
+from netspec.graph import Graph
+from netspec.limits import DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
+from netspec.web import asset, fill, inline_script
+from netspec.zoo import zoo_folder, zoo_names, zoo_spec
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# The most a request body may hold: the largest spec the CLI reads, and room for the JSON around it.
+MAX_REQUEST_BYTES = MAX_SOURCE_BYTES + 2**20
+MAX_COMPARED_MODELS = 16
+MAX_BATCH = 4096
+SPEC_SUFFIXES = (".net", ".prototxt", ".pbtxt")
+
+
+def zoo_models() -> dict[str, Path]:
+    """The zoo's models by name (``resnet50``): what the page may load, and all the server reads
+    from disk besides the files those specs include."""
+    models = {name: zoo_spec(name) for name in zoo_names()}
+    return {name: path for name, path in models.items() if path is not None}
+
+
+class RequestError(Exception):
+    """A request the server cannot serve: its reply is ``status`` with this message."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A spec sent by the page: its text and the file name it goes by (``resnet50.net``, an
+    uploaded ``deploy.prototxt``)."""
+
+    text: str
+    filename: str
+
+    @classmethod
+    def from_request(cls, body: dict[str, Any]) -> Spec:
+        text, filename = body.get("text"), body.get("filename") or "untitled.net"
+        if not isinstance(text, str) or not isinstance(filename, str):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "expected a spec's 'text' and 'filename' as strings")
+        name = PurePath(filename.replace("\\", "/")).name
+        if not name.lower().endswith(SPEC_SUFFIXES):
+            raise RequestError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"'{name}' is not a spec: the editor reads .net specs and Caffe .prototxt files",
+            )
+        return cls(text, name)
+
+    @property
+    def path(self) -> str:
+        """Where the spec stands for its includes: in the zoo's folder, so that an include can
+        reach the zoo's libraries and nothing else. The file itself is never read."""
+        return str(zoo_folder() / self.filename)
+
+
+def load_spec_text(spec: Spec, limits: Limits) -> Graph:
+    """The spec's graph: a Caffe file by its suffix, else a .net spec whose includes read only
+    from the zoo."""
+    from netspec.caffe import is_caffe_path, read_caffe
+    from netspec.elaborate import elaborate
+
+    source = SourceFile(spec.path, spec.text)
+    if is_caffe_path(spec.filename):
+        return read_caffe(source, "TEST", {})
+    return elaborate(source, limits, IncludeRules())
+
+
+class Workbench:
+    """What the page asks for, as plain data: reports, comparisons, ONNX bytes. One spec is
+    worked on at a time (the analyses are CPU-bound; a queue keeps each one fast)."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.lock = threading.Lock()
+
+    def zoo(self) -> dict[str, Any]:
+        return {"models": list(zoo_models())}
+
+    def zoo_model(self, name: str) -> dict[str, Any]:
+        path = zoo_models().get(name)
+        if path is None:
+            raise RequestError(HTTPStatus.NOT_FOUND, f"the zoo has no model '{name}'")
+        return {"name": name, "filename": path.name, "text": path.read_text(encoding="utf-8")}
+
+    def report(self, body: dict[str, Any]) -> dict[str, Any]:
+        from netspec.compiler import analyze
+        from netspec.report import report_data
+
+        spec = Spec.from_request(body)
+        with self.lock:
+            try:
+                graph = load_spec_text(spec, self.limits)
+                analysis = analyze(graph, batch=_batch(body), limits=self.limits)
+                data = report_data(analysis, depth=0)
+            except NetspecError as exc:
+                return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
+        warnings = [diagnostic_data(w, spec) for w in graph.warnings]
+        for rows in (data["layers"], data["scopes"]):
+            for row in rows:
+                if row["source"]:
+                    path, _, line = row["source"].rpartition(":")
+                    row["source"] = f"{_shown_path(path, spec)}:{line}"
+        return {"ok": True, "report": data, "diagnostics": warnings}
+
+    def compare(self, body: dict[str, Any]) -> dict[str, Any]:
+        from netspec.compare import compare_graphs
+
+        models = body.get("models")
+        if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "expected 'models', a list of specs")
+        if len(models) > MAX_COMPARED_MODELS:
+            raise RequestError(
+                HTTPStatus.UNPROCESSABLE_ENTITY, f"compare at most {MAX_COMPARED_MODELS} models at once"
+            )
+        specs = [Spec.from_request(m) for m in models]
+        with self.lock:
+            graphs = []
+            for spec in specs:
+                try:
+                    graphs.append(load_spec_text(spec, self.limits))
+                except NetspecError as exc:
+                    diagnostics = [diagnostic_data(d, spec) for d in exc.diagnostics]
+                    return {"ok": False, "model": spec.filename, "diagnostics": diagnostics}
+            try:
+                names = [PurePath(s.filename).stem for s in specs]
+                rows = compare_graphs(names, graphs, batch=_batch(body), limits=self.limits)
+            except NetspecError as exc:
+                return {"ok": False, "diagnostics": [diagnostic_data(d, specs[0]) for d in exc.diagnostics]}
+        return {"ok": True, "rows": rows}
+
+    def onnx(self, body: dict[str, Any]) -> tuple[bytes, str] | dict[str, Any]:
+        """The compiled model's bytes and file name, or the diagnostics that stop it."""
+        from netspec.compiler import compile_graph
+        from netspec.export.onnx import check_model
+        from netspec.output import write_model_pieces
+
+        spec = Spec.from_request(body)
+        with self.lock:
+            try:
+                graph = load_spec_text(spec, self.limits)
+                model = compile_graph(graph, batch=_batch(body), spec_text=spec.text, limits=self.limits)
+            except NetspecError as exc:
+                return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
+            check_model(model)
+            buffer = io.BytesIO()
+            write_model_pieces(model, buffer)
+        return buffer.getvalue(), PurePath(spec.filename).stem + ".onnx"
+
+
+def _batch(body: dict[str, Any]) -> int:
+    batch = body.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"the batch must be an integer from 1 to {MAX_BATCH}")
+    return batch
+
+
+def _shown_path(path: str, spec: Spec) -> str:
+    """A file as the page names it: the edited spec by its name, a zoo file relative to the zoo."""
+    if path == spec.path:
+        return spec.filename
+    folder = zoo_folder()
+    resolved = Path(path).resolve()
+    return resolved.relative_to(folder).as_posix() if resolved.is_relative_to(folder) else Path(path).name
+
+
+def diagnostic_data(diagnostic: Diagnostic, spec: Spec) -> dict[str, Any]:
+    """A diagnostic for the editor: where to mark it in the edited spec (its own place, else the
+    innermost instantiation there that led to it, else line 1) and its message, hint and notes;
+    ``text`` is the compiler form the CLI prints, with the page's file names."""
+    place: SourceSpan | None = None
+    if diagnostic.span is not None and diagnostic.span.source.path == spec.path:
+        place = diagnostic.span
+    else:
+        frames = [f.span for f in diagnostic.trace if f.span.source.path == spec.path]
+        place = frames[-1] if frames else None
+    text = diagnostic.render()
+    paths = {diagnostic.span.source.path} if diagnostic.span else set()
+    paths.update(frame.span.source.path for frame in diagnostic.trace)
+    for path in sorted(paths, key=len, reverse=True):
+        text = text.replace(path, _shown_path(path, spec))
+    text = text.replace(str(zoo_folder()), "zoo")  # in messages too: the server's folders are its own
+    located = place is not None
+    return {
+        "severity": diagnostic.severity,
+        "message": diagnostic.message,
+        "hint": diagnostic.hint,
+        "notes": list(diagnostic.notes),
+        "line": place.line if place else 1,
+        "column": place.column if place else 1,
+        "end_line": place.end_line if place else 1,
+        "end_column": place.end_column if place else 1,
+        "located": located,
+        "text": text,
+    }
+
+
+def editor_page() -> str:
+    """The editor's page, with every script and style inside (it works without a network)."""
+    from netspec import __version__
+
+    return fill(
+        asset("assets/editor.html"),
+        {
+            "version": __version__,
+            "report_css": asset("assets/report.css").replace("</", "<\\/"),
+            "editor_css": asset("assets/editor.css").replace("</", "<\\/"),
+            "layout_js": inline_script(asset("vendor/layout.min.js")),
+            "editor_lib_js": inline_script(asset("vendor/editor.min.js")),
+            "report_js": inline_script(asset("assets/report.js")),
+            "editor_js": inline_script(asset("assets/editor.js")),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response: its status, content type, body and any further headers."""
+
+    status: HTTPStatus
+    kind: str
+    payload: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json(value: Any, status: HTTPStatus = HTTPStatus.OK) -> Reply:
+    return Reply(status, "application/json", json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes: ``GET /`` the page (and its layout worker, ``/vendor/elk-worker.min.js``);
+    ``GET /api/zoo``, ``GET /api/zoo/NAME``; ``POST /api/report``,
+    ``/api/compare``, ``/api/onnx`` with a JSON body."""
+
+    workbench: Workbench
+    server_version = "netspec"
+
+    loopback_only: bool = True
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        self._answer(lambda: self._checked(lambda: self._get(path)))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        self._answer(lambda: self._checked(lambda: self._post(path)))
+
+    def _checked(self, work: Callable[[], Reply]) -> Reply:
+        """Refuse what a web page elsewhere could send: a request naming another host (DNS
+        rebinding) to a loopback server, and a POST that is not JSON (a cross-site form)."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        if self.loopback_only and host not in LOOPBACK_HOSTS:
+            raise RequestError(
+                HTTPStatus.FORBIDDEN, f"this server answers requests for 127.0.0.1, not '{host}'"
+            )
+        if (
+            self.command == "POST"
+            and self.headers.get("Content-Type", "").split(";")[0] != "application/json"
+        ):
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a request's body must be application/json")
+        return work()
+
+    def _get(self, path: str) -> Reply:
+        if path in ("/", "/index.html"):
+            policy = (
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                "connect-src 'self'; worker-src 'self'; img-src data:"
+            )
+            page = editor_page().encode("utf-8")
+            headers = (("Content-Security-Policy", policy),)
+            return Reply(HTTPStatus.OK, "text/html; charset=utf-8", page, headers)
+        if path == "/api/zoo":
+            return _json(self.workbench.zoo())
+        if path.startswith("/api/zoo/"):
+            return _json(self.workbench.zoo_model(unquote(path.removeprefix("/api/zoo/"))))
+        if path == "/vendor/elk-worker.min.js":
+            script = asset("vendor/elk-worker.min.js").encode("utf-8")
+            return Reply(HTTPStatus.OK, "text/javascript; charset=utf-8", script)
+        if path == "/licenses":
+            licences = asset("vendor/THIRD_PARTY_LICENSES.txt").encode("utf-8")
+            return Reply(HTTPStatus.OK, "text/plain; charset=utf-8", licences)
+        raise RequestError(HTTPStatus.NOT_FOUND, f"no page {path}")
+
+    def _post(self, path: str) -> Reply:
+        routes: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "/api/report": self.workbench.report,
+            "/api/compare": self.workbench.compare,
+            "/api/onnx": self.workbench.onnx,
+        }
+        if path not in routes:
+            raise RequestError(HTTPStatus.NOT_FOUND, f"no page {path}")
+        result = routes[path](self._body())
+        if isinstance(result, tuple):
+            data, filename = result
+            disposition = (("Content-Disposition", f'attachment; filename="{filename}"'),)
+            return Reply(HTTPStatus.OK, "application/octet-stream", data, disposition)
+        return _json(result)
+
+    def _body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a request needs its Content-Length") from None
+        if length > MAX_REQUEST_BYTES:
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the request is {length:,} bytes, more than the {MAX_SOURCE_BYTES:,} a spec may be",
+            )
+        try:
+            body = json.loads(self.rfile.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
+        return body
+
+    def _answer(self, work: Callable[[], Reply]) -> None:
+        try:
+            reply = work()
+        except RequestError as exc:
+            reply = _json({"ok": False, "error": str(exc)}, exc.status)
+        except MemoryError:
+            message = "out of memory: the network's tensors or weights are too large for this machine"
+            reply = _json({"ok": False, "error": message}, HTTPStatus.INSUFFICIENT_STORAGE)
+        except Exception as exc:  # a bug in netspec must not stop the server
+            traceback.print_exc(file=sys.stderr)
+            message = f"internal error: {type(exc).__name__}: {exc} (this is a bug in netspec)"
+            reply = _json({"ok": False, "error": message}, HTTPStatus.INTERNAL_SERVER_ERROR)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.kind)
+        self.send_header("Content-Length", str(len(reply.payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a request is not news (an internal error prints its traceback)."""
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def make_server(
+    host: str = "127.0.0.1", port: int = 0, limits: Limits = DEFAULT_LIMITS
+) -> ThreadingHTTPServer:
+    """A server bound to ``host:port`` (port 0: any free port), not yet serving."""
+    attributes = {"workbench": Workbench(limits), "loopback_only": host in LOOPBACK_HOSTS}
+    handler = type("NetspecHandler", (Handler,), attributes)
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    server = server_class((host, port), handler)
+    server.daemon_threads = True
+    return server
