@@ -167,6 +167,26 @@ class TemplateDef:
 
 
 @dataclass(frozen=True)
+class SetStmt:
+    """``set NAME = expr``: a new value for the top-level constant NAME, seen by everything after
+    it (later loop iterations included)."""
+
+    name: str
+    value: Expr
+    span: SourceSpan
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    """``def name(params) = expr``: a pure function of its parameters and the top-level constants."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: Expr
+    span: SourceSpan
+
+
+@dataclass(frozen=True)
 class IfStmt:
     branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]
     otherwise: tuple[Stmt, ...]
@@ -190,7 +210,17 @@ class ForStmt:
 
 
 Stmt = (
-    HeaderField | InputDecl | IncludeDecl | LetDecl | TemplateDef | LayerStmt | IfStmt | RepeatStmt | ForStmt
+    HeaderField
+    | InputDecl
+    | IncludeDecl
+    | LetDecl
+    | SetStmt
+    | TemplateDef
+    | FunctionDef
+    | LayerStmt
+    | IfStmt
+    | RepeatStmt
+    | ForStmt
 )
 
 

@@ -41,7 +41,8 @@ SORT_KEYS = ("name", *COUNT_KEYS, *BENCH_KEYS)
 
 NOTE_WIDTH = 100
 CONVENTIONS = (
-    "MACs: multiply-accumulates of convolution and fully connected layers; FLOPs: every "
+    "MACs: multiply-accumulates of convolution and fully connected layers (and attention's "
+    "activation products); FLOPs: every "
     "floating-point operation; memory: float32 bytes; depth: weighted (convolution, fully "
     "connected) layers on the longest path, gating branches excluded; RF: receptive field "
     "size/stride of the final feature "

@@ -199,6 +199,10 @@ class _Elaborator:
             self.include(statement, context)
         elif isinstance(statement, ast.TemplateDef):
             self.define_template(statement)
+        elif isinstance(statement, ast.FunctionDef):
+            self.define_function(statement, context)
+        elif isinstance(statement, ast.SetStmt):
+            self.set_constant(statement, context)
         elif isinstance(statement, ast.IfStmt):
             for condition, body in statement.branches:
                 if truthy(self.value(condition, context), condition.span):
@@ -227,6 +231,47 @@ class _Elaborator:
             self.loop("for", statement.variable, items, statement.body, context, statement.iterable.span)
         else:
             raise AssertionError(f"unknown statement {statement!r}")
+
+    def set_constant(self, statement: ast.SetStmt, context: _Context) -> None:
+        """``set NAME = expr``: the value carried to later statements and loop iterations."""
+        name = statement.name
+        if name in context.local_values:
+            raise error(
+                f"'{name}' is a local name here; set changes top-level constants only",
+                statement.span,
+                hint="rename the local binding, or keep the running value in a top-level 'let'",
+                trace=context.trace,
+            )
+        if name not in self.constants:
+            raise error(
+                f"set needs a top-level constant '{name}' to change; define it first with 'let {name} = ...'",
+                statement.span,
+                hint=did_you_mean(name, self.constants),
+                trace=context.trace,
+            )
+        self.constants[name] = self.value(statement.value, context)
+
+    def define_function(self, statement: ast.FunctionDef, context: _Context) -> None:
+        """``def f(params) = expr``: a top-level value that calls compute (netspec.functions)."""
+        from netspec.expr import FUNCTIONS
+        from netspec.functions import UserFunction
+
+        if statement.name in FUNCTIONS:
+            raise error(f"'{statement.name}' is a built-in function and cannot be redefined", statement.span)
+        if statement.name in self.constants:
+            raise error(
+                f"'{statement.name}' is already defined",
+                statement.span,
+                hint="give the function another name",
+            )
+        names = [p.name for p in statement.params]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise error(f"function '{statement.name}' has two parameters named '{duplicate}'", statement.span)
+        defaults = tuple(
+            None if p.default is None else self.value(p.default, context) for p in statement.params
+        )
+        self.constants[statement.name] = UserFunction(statement, defaults, self.constants)  # type: ignore[assignment]
 
     def loop(
         self,
@@ -643,7 +688,7 @@ class _Elaborator:
         inner = _Context(
             scope=scope,
             scopes=(*context.scopes, scope),
-            local_values={**bindings, "in": TensorRef(inputs[0])},
+            local_values={"scope": scope[:-1], **bindings, "in": TensorRef(inputs[0])},
             trace=(*context.trace, frame),
             template_input=inputs[0],
         )

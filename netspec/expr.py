@@ -154,6 +154,8 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "ceil": _numeric("ceil", math.ceil),
     "round": _numeric("round", round),
     "sqrt": _numeric("sqrt", math.sqrt),
+    "log": _numeric("log", math.log),
+    "log2": _numeric("log2", math.log2),
     "range": _range,
     "len": _single("len", _len),
     "str": _single("str", lambda value, span: _checked_string(str(value), span)),
@@ -239,6 +241,15 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
     if isinstance(expr, ast.Call):
         function = FUNCTIONS.get(expr.function)
         if function is None:
+            from netspec.functions import UserFunction  # spec functions (def f(x) = ...)
+
+            defined = lookup(expr.function, expr.span)
+            if isinstance(defined, UserFunction):
+                arguments = [evaluate(a, lookup) for a in expr.args]
+                value = defined.call(arguments, expr.span, getattr(lookup, "call_depth", 0))
+                return _checked(value, expr.span)
+            if not isinstance(defined, Symbol):
+                raise error(f"'{expr.function}' is {describe(defined)}, not a function", expr.span)
             hint = did_you_mean(expr.function, FUNCTIONS)
             raise error(
                 f"unknown function '{expr.function}'",

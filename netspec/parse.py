@@ -27,6 +27,7 @@ _INTERPOLATION = re.compile(r"\{([^{}]*)\}")
 
 _TOKEN_DESCRIPTIONS = {
     "NAME": "a name",
+    "QUOTED_NAME": "a quoted name",
     "INT": "an integer",
     "FLOAT": "a number",
     "STRING": "a string",
@@ -51,10 +52,10 @@ _TOKEN_DESCRIPTIONS = {
 # Tokens that can start an expression or a statement; where a parser state wants any of them,
 # "an expression" or "a statement" says it better than a list of ten tokens.
 _EXPRESSION_START = frozenset(
-    {"INT", "FLOAT", "STRING", "NAME", "LSQB", "LPAR", "ADD_OP", "TRUE", "FALSE", "NOT"}
+    {"INT", "FLOAT", "STRING", "NAME", "QUOTED_NAME", "LSQB", "LPAR", "ADD_OP", "TRUE", "FALSE", "NOT"}
 )
 _STATEMENT_START = frozenset(
-    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "COMMA", "SEMICOLON"}
+    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "DEF", "SET", "COMMA", "SEMICOLON"}
 )
 
 
@@ -145,6 +146,10 @@ def syntax_error(
         span = SourceSpan(source, line, column, line, column + 1)
         if char in "\"'":
             return error("unterminated string", span, hint="close the string on the same line")
+        if char == "`":
+            empty = text[exc.pos_in_stream + 1 : exc.pos_in_stream + 2] == "`"
+            message = "empty quoted name" if empty else "unterminated quoted name"
+            return error(message, span, hint="a quoted name is `name` on one line, e.g. `block1-0`")
         hint = "fields are written 'key: value'" if char == "=" else None
         return error(f"unexpected character {char!r}", span, hint=hint)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
@@ -275,7 +280,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def _name(self, token: Token) -> ast.Name:
         span = self._token_span(token)
-        text = str(token)
+        text, start = str(token), 0
+        if token.type == "QUOTED_NAME":
+            text, start = text[1:-1], 1
         if "{" not in text:
             return ast.Name((text,), span)
         parts: list[str | ast.Expr] = []
@@ -283,7 +290,7 @@ class _ToAst(Transformer[Token, Any]):
         for match in _INTERPOLATION.finditer(text):
             if match.start() > position:
                 parts.append(text[position : match.start()])
-            inner_column = (token.column or 1) + match.start(1)
+            inner_column = (token.column or 1) + start + match.start(1)
             parts.append(self._parse_interpolation(match.group(1), token.line or 1, inner_column))
             position = match.end()
         if position < len(text):
@@ -328,6 +335,16 @@ class _ToAst(Transformer[Token, Any]):
     def template_def(self, meta: Any, children: list[Any]) -> ast.TemplateDef:
         name, *params, body = children
         return ast.TemplateDef(str(name), tuple(p for p in params if p is not None), body, self._span(meta))
+
+    @v_args(meta=True)
+    def set_stmt(self, meta: Any, children: list[Any]) -> ast.SetStmt:
+        name, value = children
+        return ast.SetStmt(str(name), value, self._span(meta))
+
+    @v_args(meta=True)
+    def function_def(self, meta: Any, children: list[Any]) -> ast.FunctionDef:
+        name, *params, body = children
+        return ast.FunctionDef(str(name), tuple(p for p in params if p is not None), body, self._span(meta))
 
     @v_args(meta=True)
     def param(self, meta: Any, children: list[Any]) -> ast.Param:

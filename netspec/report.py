@@ -25,7 +25,8 @@ def conventions(batch: int, dtype: str = "float32") -> list[str]:
     return [
         "params: learnable values, shared arrays once (frozen: lr_mult 0, still params); "
         "buffers: stored, not learned (BatchNorm mean/variance).",
-        f"MACs: multiply-accumulates of convolution and fully connected layers, bias excluded; "
+        f"MACs: multiply-accumulates of convolution, fully connected and matrix-product layers "
+        f"(attention's activation × activation products included), bias excluded; "
         f"FLOPs: all floating-point operations (2 per MAC, bias adds, elementwise work); batch {batch}.",
         f"memory: output bytes ({dtype}); peak: the most bytes alive at once in execution order (a "
         "tensor lives from its writer to its last reader; views share their input, elementwise "

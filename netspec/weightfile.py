@@ -58,7 +58,15 @@ def fit_named_arrays(
 ) -> dict[str, np.ndarray]:
     """Arrays by full name (read from ``path``) checked against ``graph``'s and made float32,
     or one error naming every array that does not fit."""
-    return _match_arrays(path, _as_float32(path, found), graph, types, by_name=True)
+    fixed = {name: a.spec for name, a in expected_arrays(graph, types).items() if a.spec.fixed is not None}
+    arrays = _match_arrays(path, _as_float32(path, found, fixed), graph, types, by_name=True)
+    for name, spec in fixed.items():
+        if not np.array_equal(arrays[name].reshape(-1), np.array(spec.fixed, np.float32)):
+            raise error(
+                f"{path}: '{name}' is fixed by the architecture and the file's values differ from it",
+                hint="a weights file for another window size or another model?",
+            )
+    return arrays
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
@@ -121,14 +129,17 @@ def _bfloat16_to_float32(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
 _RAW_DTYPES = {"BF16": _bfloat16_to_float32}
 
 
-def _as_float32(path: str, found: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _as_float32(
+    path: str, found: Mapping[str, np.ndarray], fixed: Mapping[str, object] | None = None
+) -> dict[str, np.ndarray]:
     """The file's arrays as float32, less ``num_batches_tracked``; other non-float arrays are
-    an error naming them."""
+    an error naming them, except the integer arrays the net fixes (``fixed``: Swin's
+    ``relative_position_index``)."""
     arrays, refused = {}, []
     for name, value in found.items():
         if name.rsplit(".", 1)[-1] == IGNORED_SUFFIX:
             continue
-        if value.dtype.kind != "f":
+        if value.dtype.kind != "f" and not (fixed and name in fixed and value.dtype.kind in "iu"):
             refused.append(f"{name} ({value.dtype})")
             continue
         arrays[name] = np.ascontiguousarray(value, dtype=np.float32)

@@ -32,7 +32,11 @@ def node_arrays(node: Node, input_types: Sequence[TensorType]) -> tuple[StoredAr
     arrays = []
     for index, spec in enumerate(node.layer.parameters(input_types)):
         shared = node.array_names[index] if index < len(node.array_names) else None
-        arrays.append(StoredArray(shared or f"{node.name}.{spec.name}", spec, index in node.frozen_arrays))
+        own = f"{node.name}.{spec.name}"
+        if spec.beside:  # a bare nn.Parameter of the enclosing module: ViT's class_token
+            scope = node.name.rpartition(".")[0]
+            own = f"{scope}.{spec.name}" if scope else spec.name
+        arrays.append(StoredArray(shared or own, spec, index in node.frozen_arrays))
     return tuple(arrays)
 
 
@@ -45,6 +49,13 @@ def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tu
     for node in graph.nodes:
         arrays = node_arrays(node, [types[t] for t in node.inputs])
         for array in arrays:
+            if array.spec.beside and array.name in types:
+                raise error(
+                    f"layer '{node.name}' stores its array as '{array.name}', which is also a tensor's name",
+                    node.span,
+                    hint=f"name the layer otherwise; its array keeps the name '{array.name}'",
+                    trace=node.trace,
+                )
             owner, first = owners.setdefault(array.name, (node, array))
             if first.spec.shape != array.spec.shape:
                 raise error(
@@ -100,6 +111,8 @@ def initial_value(spec: ParamSpec, full_name: str, seed: int) -> np.ndarray:
     """The initial float32 values of one array, by its filler (see Filler's docstring), drawn
     from a generator seeded by ``seed`` and the array's name."""
     filler, shape = spec.init, spec.shape
+    if spec.fixed is not None:
+        return np.array(spec.fixed, np.float32).reshape(shape)
     if filler.type == "constant":
         return np.full(shape, filler.value, np.float32)
     if filler.type == "bilinear":

@@ -133,6 +133,9 @@ def same(actual: Value, expected: Value) -> bool:
         ("round(2.5)", 2),
         ("round(3.5)", 4),
         ("sqrt(16)", 4.0),
+        ("log2(8)", 3.0),
+        ("ceil(log2(48))", 6),  # RegNet's width rule quantises by log2
+        ("log(1)", 0.0),
         ("len([1, 2, 3])", 3),
         ('len("abcd")', 4),
         ("range(3)", (0, 1, 2)),
@@ -211,6 +214,8 @@ def test_describe_and_render() -> None:
         ("min()", "min() needs at least one number", 1),
         ('max(1, "a")', 'max() takes numbers, got string "a"', 1),
         ("sqrt(-1)", "sqrt() is not defined for integer -1", 1),
+        ("log(0)", "log() is not defined for integer 0", 1),
+        ("log2(-2.5)", "log2() is not defined for number -2.5", 1),
         ("range(0, 5, 0)", "range() needs a non-zero step, got 0", 1),
         ("range(1, 2, 3, 4)", "range() takes 1 to 3 arguments, got 4", 1),
         ("range(2000000)", "range() of 2000000 values is too large", 1),
@@ -241,7 +246,7 @@ def test_unknown_function_suggests_the_closest_name() -> None:
 def test_unknown_function_without_a_close_name_lists_the_functions() -> None:
     hint = failure("zzz(1)").diagnostics[0].hint
     assert hint is not None
-    assert hint.startswith("functions: abs, ceil, float, floor, int, len, max, min")
+    assert hint.startswith("functions: abs, ceil, float, floor, int, len, log, log2, max, min")
 
 
 def test_integer_limit_is_inclusive() -> None:

@@ -36,6 +36,10 @@ TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS co
 # Buffers and exact MACs of the issue-7 models: tallied without netspec in tests/test_zoo_modern.py.
 MODERN_TALLY = "buffers and MACs from tests/test_zoo_modern.py's independent layer table"
 TORCHVISION_TALLIED = f"{TORCHVISION}; {MODERN_TALLY}"
+TORCHVISION_TRANSFORMERS = (
+    "torchvision Weights meta num_params and GFLOPS (attention's QKᵀ and AV included); buffers and "
+    "exact MACs from tests/test_zoo_transformer.py's independent tally"
+)
 SURVEY = "published params in tests/test_zoo_survey.py; buffers and MACs from its independent tally"
 
 REFERENCES = [
@@ -119,6 +123,14 @@ REFERENCES = [
         3_860_488_192,
         (1, 1000),
         "Hu et al. 2018 SE-ResNet-50, reduction 16, stride on the first 1x1 (28,088,024); " + MODERN_TALLY,
+    ),
+    # The transformer-era networks (issue 15): MACs include attention's activation products.
+    Reference("convnext_tiny.net", 28_589_128, 0, 4_455_531_264, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference("vit_b_16.net", 86_567_656, 0, 17_563_828_224, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference("swin_t.net", 28_288_354, 28_812, 4_490_566_656, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference("regnet_y_400mf.net", 4_344_144, 27_152, 401_842_848, (1, 1000), TORCHVISION_TRANSFORMERS),
+    Reference(
+        "efficientnet_v2_s.net", 21_458_488, 153_872, 8_365_617_152, (1, 1000), TORCHVISION_TRANSFORMERS
     ),
     # Dense prediction, spatial transformers, local convolution, NetVLAD, RoI heads.
     Reference(

@@ -123,8 +123,9 @@ class _ModelBuilder:
         self.pending: set[str] = set()
 
     def add_initializer(self, name: str, value: np.ndarray) -> None:
+        # NOTE: np.ascontiguousarray makes a 0-d array 1-d; a scalar (a Gather index) keeps its shape.
         array = np.ascontiguousarray(value)
-        self._store(name, array.dtype, array.shape, array.tobytes())
+        self._store(name, array.dtype, np.shape(value), array.tobytes())
 
     def add_weight(self, name: str, shape: tuple[int, ...]) -> None:
         """The stored array ``name`` (of ``shape``, float32) as an initializer. Deferred, only

@@ -17,6 +17,8 @@ from netspec.layers import (  # noqa: F401  (registration)
     reduce,
     shape,
     spatial,
+    swin,
+    transformer,
     vlad,
 )
 from netspec.layers.base import LAYER_TYPES, Layer

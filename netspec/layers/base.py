@@ -391,7 +391,11 @@ class ParamSpec:
     ``learnable`` separates params from buffers (DESIGN.md §5); ``init`` is the filler that
     gives its initial values (netspec.weights draws them). ``fans`` gives (fan_in, fan_out) for
     a layout other than Caffe's [out, in, ...], whose fans fillers otherwise derive from the
-    shape (netspec.weights.caffe_fans).
+    shape (netspec.weights.caffe_fans). ``beside`` names the array beside the layer rather than
+    under it (``features.1.0.layer_scale`` for a layer ``features.1.0.scale``): a bare
+    ``nn.Parameter`` of the enclosing module, as ViT's ``class_token``. ``fixed`` holds the
+    values of an array the architecture determines (Swin's ``relative_position_index``, an
+    integer buffer in torch): it is that, whatever a weights file says.
     """
 
     name: str
@@ -399,6 +403,8 @@ class ParamSpec:
     learnable: bool = True
     init: Filler = HE_UNIFORM
     fans: tuple[int, int] | None = None
+    beside: bool = False
+    fixed: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from netspec.graph import TensorType
 from netspec.layers.base import (
     HE_UNIFORM,
+    IDENTITY_WINDOW,
     ZEROS,
     Bool,
     Filler,
@@ -20,6 +21,7 @@ from netspec.layers.base import (
     Layer,
     LayerError,
     ParamSpec,
+    Window,
     check_filler,
     normalize_axis,
     numel,
@@ -88,6 +90,16 @@ class InnerProduct(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         bias = numel(outputs[0]) if self.params.bias_term else 0
         return 2 * self.macs(inputs, outputs) + bias
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        # NOTE: over the last axis of a 4-D tensor it is read as channels-last (NHWC, after a
+        # Permute, as in ConvNeXt's blocks): a per-pixel map that keeps the field.
+        x = inputs[0]
+        if x.rank == 4 and self.feature_axis(x) == 3:
+            return (IDENTITY_WINDOW, IDENTITY_WINDOW)
+        return None
 
     def absorbs_channel_affine(self, output: TensorType) -> bool:
         return output.rank == 2  # channels are axis 1 only for a 2-D output [N, out]

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""The transformer-era zoo models against torchvision (issue 15): for ConvNeXt-T, ViT-B/16 and
+Swin-T (or the models named with --models), build torchvision's model with random weights — every
+LayerNorm, BatchNorm, layer-scale, class-token and position-embedding value randomised too, so
+that no block reduces to the identity — save its state_dict as .safetensors under /tmp, compile
+netspec's zoo spec with that file (loaded by name), and compare the onnxruntime output with
+torch eager (max |ort − torch| / max |torch|, the bound is 1e-4).
+
+With --bench, the onnxruntime CPU latency of netspec's graph against torch.onnx.export of the
+same model with the same weights and session options, in paired runs: each round runs one
+iteration of each model in turn (the order alternating), so background load hits both alike;
+reported are the medians, the minima, the ratio of minima and the median of per-round ratios.
+
+torch and torchvision are not netspec dependencies; use a separate environment:
+
+    /work/torchvenv/bin/python tools/torch_transformers.py [--models convnext_tiny vit_b_16 swin_t]
+        [--bench] [--rounds 20] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
+from bench_vs_torch import import_torchvision
+
+from netspec.compiler import compile_graph, load_graph
+from netspec.runtime import create_session
+from netspec.weightfile import load_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def randomise(model: object, seed: int) -> None:
+    """Non-trivial values for every array: weights as torch initialises them, then every
+    1-D norm weight in [0.5, 1.5], biases N(0, 0.1²), BatchNorm statistics random, layer scale
+    in [0.1, 1] (torchvision's 1e-6 would hide the residual branches), tokens and embeddings
+    N(0, 0.5²), and arrays torch starts at zero N(0, 0.02²)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            leaf = name.rsplit(".", 1)[-1]
+            if not value.is_floating_point():
+                continue
+            if leaf == "layer_scale":
+                value.copy_(torch.rand(value.shape, generator=generator) * 0.9 + 0.1)
+            elif leaf in ("class_token", "pos_embedding") or "relative_position_bias_table" in leaf:
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.5)
+            elif leaf == "running_var":
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+            elif leaf == "running_mean" or (leaf == "bias"):
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
+            elif leaf == "weight" and value.dim() == 1:
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+            elif not value.any():  # zero-initialised (ViT's heads.head): a constant output
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.02)
+
+
+def prepare(name: str, seed: int = 0) -> tuple[object, Path]:
+    """The torchvision model in eval mode with random weights, and its state_dict saved."""
+    from safetensors.torch import save_file
+
+    torchvision = import_torchvision()
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    randomise(model, seed)
+    path = Path("/tmp") / f"netspec_{name}.safetensors"
+    state = {
+        k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
+    save_file(state, str(path))
+    return model, path
+
+
+def netspec_model(name: str, weights: Path) -> tuple[bytes, tuple[int, ...]]:
+    """The compiled zoo spec with the weights file, and its input shape at batch 1."""
+    from netspec.infer import infer_shapes
+
+    graph = load_graph(ROOT / "zoo" / f"{name}.net")
+    types = infer_shapes(graph, {"N": 1})
+    loaded = load_weights(str(weights), graph, types)
+    shape = types[graph.input_nodes[0].outputs[0]].dims
+    return compile_graph(graph, batch=1, weights=loaded).SerializeToString(), shape  # type: ignore[return-value]
+
+
+def torch_model(model: object, shape: tuple[int, ...], dynamo: bool) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    example = torch.zeros(*shape)
+    torch.onnx.export(model, (example,), buffer, opset_version=18 if dynamo else 17, dynamo=dynamo)
+    return buffer.getvalue()
+
+
+def run(model: bytes, x: np.ndarray, threads: int | None) -> np.ndarray:
+    session = create_session(model, "cpu", threads)
+    (input_name,) = session.input_names
+    (output,) = session.run({input_name: x}).values()
+    return output
+
+
+def paired_latency(
+    models: dict[str, bytes], x: np.ndarray, threads: int | None, rounds: int
+) -> dict[str, list[float]]:
+    sessions = {}
+    for label, data in models.items():
+        session = create_session(data, "cpu", threads)
+        (input_name,) = session.input_names
+        feeds = {input_name: x}
+        for _ in range(2):  # warm-up
+            session.run(feeds)
+        sessions[label] = (session, feeds)
+    samples: dict[str, list[float]] = {label: [] for label in models}
+    for index in range(rounds):
+        order = list(sessions) if index % 2 == 0 else list(reversed(sessions))
+        for label in order:
+            session, feeds = sessions[label]
+            start = time.perf_counter()
+            session.run(feeds)
+            samples[label].append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["convnext_tiny", "vit_b_16", "swin_t"])
+    parser.add_argument("--bench", action="store_true", help="also the paired latency benchmark")
+    parser.add_argument("--rounds", type=int, default=20, help="paired rounds of the benchmark")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--dynamo", action="store_true", help="torch's dynamo exporter (default: TorchScript)"
+    )
+    args = parser.parse_args()
+    import torch
+
+    torchvision = import_torchvision()
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, batch 1, each spec's input")
+    worst = 0.0
+    for name in args.models:
+        model, path = prepare(name)
+        ours, shape = netspec_model(name, path)
+        x = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy().astype(np.float64)
+        got = run(ours, x, args.threads)
+        error = float(np.abs(got - expected).max() / np.abs(expected).max())
+        worst = max(worst, error)
+        print(
+            f"{name:18s} {'x'.join(map(str, shape[2:]))}  weights {path}\n{'':18s} "
+            f"max |ort − torch| / max |torch| = {error:.2e}"
+            f"  (output std {expected.std():.3g})"
+        )
+        if not args.bench:
+            continue
+        exported = torch_model(model, shape, args.dynamo)
+        theirs = run(exported, x, args.threads)
+        error = float(np.abs(theirs - expected).max() / np.abs(expected).max())
+        print(f"{'':18s} torch.onnx.export output vs torch: {error:.2e}")
+        samples = paired_latency({"netspec": ours, "torch.onnx": exported}, x, args.threads, args.rounds)
+        a, b = samples["netspec"], samples["torch.onnx"]
+        ratios = [p / q for p, q in zip(a, b, strict=True)]
+        print(
+            f"{'':18s} latency ms: netspec median {statistics.median(a) * 1e3:.1f} min {min(a) * 1e3:.1f}; "
+            f"torch.onnx median {statistics.median(b) * 1e3:.1f} min {min(b) * 1e3:.1f}; "
+            f"ratio of minima {min(a) / min(b):.3f}, median of paired ratios {statistics.median(ratios):.3f}"
+        )
+    return 0 if worst <= 1e-4 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
