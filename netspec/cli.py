@@ -865,13 +865,21 @@ def _add_zoo_parser(commands: Any) -> None:
     """``netspec zoo`` (logic in netspec/zoo.py and netspec/catalog.py)."""
     zoo = commands.add_parser("zoo", help="list the zoo's models: name, title, params, MACs, figures' source")
     zoo.add_argument("--format", choices=FORMATS, default="text")
+    zoo.add_argument(
+        "--sort", default=None, help="order by name (ascending), params, macs, top1 or top5 (descending)"
+    )
     zoo.set_defaults(handler=command_zoo)
 
 
 def command_zoo(args: argparse.Namespace) -> int:
-    from netspec.catalog import render_catalog, zoo_rows
+    from netspec.catalog import ZOO_SORT_KEYS, render_catalog, sort_zoo_rows, zoo_rows
 
-    sys.stdout.write(render_catalog(zoo_rows(progress=_progress(args)), args.format))
+    if args.sort and args.sort not in ZOO_SORT_KEYS:
+        sort_zoo_rows([], args.sort)  # the usage error, before any work
+    rows = zoo_rows(progress=_progress(args))
+    if args.sort:
+        rows = sort_zoo_rows(rows, args.sort)
+    sys.stdout.write(render_catalog(rows, args.format))
     return 0
 
 

@@ -1,6 +1,7 @@
 """``netspec compare``: one row per model — params, MACs, FLOPs, weight and peak activation
-memory, depth in weighted layers, receptive field of the final feature map, and optionally
-measured latency — sortable, in text, JSON, CSV or Markdown.
+memory, depth in weighted layers, receptive field of the final feature map, a zoo model's
+family and published ImageNet top-1/top-5 accuracy (zoo/catalog.json), and optionally measured
+latency — sortable, in text, JSON, CSV or Markdown.
 
 Conventions (also in the text header):
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netspec.bench import BenchResult, ModelSource, run_benchmarks, unique_names
+from netspec.catalog import percent
 from netspec.compiler import Analysis, analyze
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
@@ -34,10 +36,12 @@ from netspec.progress import QUIET, Progress
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.zoo import catalogued
 
 COUNT_KEYS = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes", "depth", "receptive_field")
+ACCURACY_KEYS = ("top1", "top5")
 BENCH_KEYS = ("latency_ms", "throughput")
-SORT_KEYS = ("name", *COUNT_KEYS, *BENCH_KEYS)
+SORT_KEYS = ("name", *COUNT_KEYS, *ACCURACY_KEYS, *BENCH_KEYS)
 
 NOTE_WIDTH = 100
 CONVENTIONS = (
@@ -96,9 +100,13 @@ def final_feature_field(analysis: Analysis) -> FinalField | None:
 
 
 def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
-    """One model's row: exact integers, the receptive field as size and stride lists."""
+    """One model's row: exact integers, the receptive field as size and stride lists; for a zoo
+    model (``source`` a zoo name or a zoo spec's path) its catalogue family and published
+    ImageNet accuracy with its source, None elsewhere (never an estimate)."""
     totals = analysis.counts.totals
     final = final_feature_field(analysis)
+    entry = catalogued(source)
+    imagenet = entry.imagenet if entry is not None else None
     return {
         "name": name,
         "source": source,
@@ -112,6 +120,11 @@ def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
         "receptive_field": None
         if final is None
         else {"layer": final.layer, "size": list(final.field.size), "stride": list(final.field.stride)},
+        "family": entry.family if entry is not None else None,
+        "top1": imagenet.top1 if imagenet is not None else None,
+        "top5": imagenet.top5 if imagenet is not None else None,
+        "accuracy_source": imagenet.source if imagenet is not None else None,
+        "accuracy_evaluation": imagenet.evaluation if imagenet is not None else None,
     }
 
 
@@ -148,8 +161,8 @@ def check_sort_key(key: str, benched: bool) -> None:
 
 
 def sort_rows(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area),
-    ties in name order."""
+    """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area;
+    models without a published accuracy last), ties in name order."""
     check_sort_key(key, all("latency_ms" in row for row in rows))
     by_name = sorted(rows, key=lambda row: row["name"])
     if key == "name":
@@ -182,7 +195,10 @@ def compare_graphs(
 
 def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], set[int]]:
     benched = bool(rows) and "latency_ms" in rows[0]
+    published = any(row.get("top1") is not None for row in rows)
     header = ["model", "params", "MACs", "FLOPs", "weights", "peak activations", "depth", "RF/stride"]
+    if published:
+        header += ["top-1", "top-5"]
     if benched:
         header += ["latency ms", "images/s"]
     table = []
@@ -197,6 +213,8 @@ def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], 
             str(row["depth"]),
             field_text(row["receptive_field"]),
         ]
+        if published:
+            cells += [percent(row.get("top1")), percent(row.get("top5"))]
         if benched:
             cells += [f"{row['latency_ms']:.3g}", f"{row['throughput']:,.1f}"]
         table.append(cells)
@@ -222,6 +240,8 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     header, table, numeric = _table(rows)
     batch = rows[0]["batch"]
     note = f"batch {batch}; {CONVENTIONS}"
+    if any(row.get("top1") is not None for row in rows):
+        note += "; top-1/top-5: published ImageNet accuracy % (netspec zoo --format json: sources)"
     if "latency_ms" in rows[0]:
         note += f"; latency: median onnxruntime run on {rows[0]['device']} (netspec bench)"
     if fmt == "md":
