@@ -222,11 +222,14 @@ def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], 
 
 
 def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
-    field = row["receptive_field"]
-    flat = {k: v for k, v in row.items() if k != "receptive_field"}
-    flat["rf_layer"] = field["layer"] if field else None
-    flat["rf_size"] = "x".join(map(str, field["size"])) if field else None
-    flat["rf_stride"] = "x".join(map(str, field["stride"])) if field else None
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if key != "receptive_field":
+            flat[key] = value
+            continue
+        flat["rf_layer"] = value["layer"] if value else None
+        flat["rf_size"] = "x".join(map(str, value["size"])) if value else None
+        flat["rf_stride"] = "x".join(map(str, value["stride"])) if value else None
     return flat
 
 
