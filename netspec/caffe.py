@@ -5,18 +5,17 @@ later stage shares with .net specs (DESIGN.md §4)."""
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
+from netspec import parse_tables
 from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
 from netspec.graph import ArraySetting, Graph, Node, array_settings
@@ -65,10 +64,8 @@ class TextMessage:
         return default if found is None else found.value
 
 
-@functools.cache
 def _parser() -> Lark:
-    grammar = resources.files("netspec").joinpath("caffe.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", start="message", propagate_positions=True)
+    return parse_tables.parser("caffe.lark")
 
 
 class _ToMessage(Transformer[Token, Any]):

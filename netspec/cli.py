@@ -363,6 +363,14 @@ def _add_bench_parsers(commands: Any) -> None:
     bench.add_argument("--threads", type=_positive_int, default=None, help="onnxruntime intra-op threads")
     bench.add_argument("--format", choices=FORMATS, default="text")
     _add_input_shape_option(bench)
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="per-layer time table from onnxruntime's profiler (slowest first, with %% and GFLOP/s)",
+    )
+    bench.add_argument(
+        "--depth", type=_depth, default=0, help="with --profile: fold layers into scopes K deep"
+    )
     _add_phase_option(bench)
     bench.set_defaults(handler=command_bench)
 
@@ -405,9 +413,41 @@ def _model_source(path: str, args: argparse.Namespace) -> Any:
     return ModelSource.spec(path, _load(path, args), dict(args.input_shapes))
 
 
+def command_bench_profile(args: argparse.Namespace) -> int:
+    from netspec.bench import unique_names
+    from netspec.profile import profile_model, render_profiles
+
+    for path in args.specs:
+        if path.endswith(".onnx"):
+            raise UsageError(f"{path}: --profile needs a spec (.net or .prototxt) to name the layers")
+    graphs = [_load(path, args) for path in args.specs]
+    names = unique_names(
+        [g.name or Path(p).stem for g, p in zip(graphs, args.specs, strict=True)], args.specs
+    )
+    profiles = [
+        profile_model(
+            graph,
+            name,
+            batch=batch,
+            device=args.device,
+            threads=args.threads,
+            warmup=args.warmup,
+            runs=args.iterations,
+            depth=args.depth,
+            input_shapes=dict(args.input_shapes),
+        )
+        for graph, name in zip(graphs, names, strict=True)
+        for batch in args.batch
+    ]
+    sys.stdout.write(render_profiles(profiles, args.format))
+    return 0
+
+
 def command_bench(args: argparse.Namespace) -> int:
     from netspec.bench import render_results, run_benchmarks
 
+    if args.profile:
+        return command_bench_profile(args)
     sources = [_model_source(path, args) for path in args.specs]
     results = run_benchmarks(
         sources,

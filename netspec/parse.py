@@ -5,10 +5,8 @@ Lark's exceptions become netspec diagnostics here and nowhere else.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -20,7 +18,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from netspec import ast
+from netspec import ast, parse_tables
 from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, error
 from netspec.expr import INTEGER_LIMIT
 from netspec.limits import MAX_NESTING
@@ -60,16 +58,8 @@ _STATEMENT_START = frozenset(
 )
 
 
-@functools.cache
 def _parser() -> Lark:
-    grammar = resources.files("netspec").joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(
-        grammar,
-        parser="lalr",
-        start=["module", "expr"],
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    return parse_tables.parser("grammar.lark")
 
 
 def reject_nul_bytes(source: SourceFile) -> None:

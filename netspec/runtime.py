@@ -145,8 +145,11 @@ def _cuda_session(model: bytes | str, options: object) -> onnxruntime.InferenceS
     return session if session.get_providers()[0] == _PROVIDERS["cuda"] else None
 
 
-def create_session(model: bytes | str, device: str = "auto", threads: int | None = None) -> Session:
-    """A session for ``model`` (serialized bytes or a path) on ``device`` (auto, cpu, cuda)."""
+def create_session(
+    model: bytes | str, device: str = "auto", threads: int | None = None, profile_prefix: str | None = None
+) -> Session:
+    """A session for ``model`` (serialized bytes or a path) on ``device`` (auto, cpu, cuda);
+    with ``profile_prefix``, onnxruntime's profiler writes its JSON trace there."""
     onnxruntime = import_onnxruntime()
 
     if device not in DEVICES:
@@ -155,6 +158,9 @@ def create_session(model: bytes | str, device: str = "auto", threads: int | None
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     if device in ("auto", "cuda"):
         session = _cuda_session(model, options)
         if session is not None:

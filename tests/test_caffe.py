@@ -268,8 +268,8 @@ HEAD = 'input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
         (HEAD + 'layer { name: "x" type: "Convolutoin" bottom: "data" top: "x" }',
          "layer 'x' has type 'Convolutoin', which netspec does not support; "
          "did you mean 'Convolution'?", 2, 25),
-        (HEAD + 'layer { name: "x" type: "Proposal" bottom: "data" top: "x" }',
-         "layer 'x' has type 'Proposal', which netspec does not support", 2, 25),
+        (HEAD + 'layer { name: "x" type: "PSROIPooling" bottom: "data" top: "x" }',
+         "layer 'x' has type 'PSROIPooling', which netspec does not support", 2, 25),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "dta" top: "x" }',
          "layer 'x' reads blob 'dta', which no earlier layer writes; did you mean 'data'?", 2, 40),
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "data" top: "y" }\n'

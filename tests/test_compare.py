@@ -96,6 +96,11 @@ def test_row_by_hand(branchy: Path, capsys: pytest.CaptureFixture[str]) -> None:
         ("resnet50", 50),
         ("se_resnet50", 50),  # the squeeze-and-excitation gates are side branches
         ("densenet121", 121),
+        # He et al.'s CIFAR ResNets are 6n + 2 deep; option-A shortcuts hold no convolution.
+        ("resnet20_cifar", 20),
+        ("resnet110_cifar", 110),
+        ("resnet1202_cifar", 1202),
+        ("resnet110_stochastic_depth", 110),
     ],
 )
 def test_weighted_depth_is_the_published_depth(spec: str, depth: int) -> None:

@@ -27,7 +27,7 @@ from netspec.verify import sample_inputs
 from netspec.weights import initialize_weights
 
 BATCH = 2
-INPUT_NAMES = ("a", "b", "c")
+INPUT_NAMES = ("a", "b", "c", "d")
 
 
 @dataclass(frozen=True)

@@ -679,7 +679,7 @@ NCHW_INPUT = "input a: [N, 3, 4, 4]\n"
             "input a: [N]\nPReLU p {}",
             "PReLU 'p': expects an input with a channel axis (N, C, ...), got 1-D [2]",
         ),
-        (NCHW_INPUT + "Proposal r {}", "unknown layer type or template 'Proposal'"),
+        (NCHW_INPUT + "PSROIPooling r {}", "unknown layer type or template 'PSROIPooling'"),
     ],
 )
 def test_error_message(text: str, message: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_layers import assert_shapes_agree
+from test_zoo_survey import damp_residual_branches
 
 from netspec.compiler import Analysis, analyze, compile_graph, load_graph
 from netspec.verify import sample_inputs
@@ -35,6 +36,7 @@ TORCHVISION = "torchvision Weights meta num_params; MACs = torchvision GFLOPS co
 # Buffers and exact MACs of the issue-7 models: tallied without netspec in tests/test_zoo_modern.py.
 MODERN_TALLY = "buffers and MACs from tests/test_zoo_modern.py's independent layer table"
 TORCHVISION_TALLIED = f"{TORCHVISION}; {MODERN_TALLY}"
+SURVEY = "published params in tests/test_zoo_survey.py; buffers and MACs from its independent tally"
 
 REFERENCES = [
     Reference(
@@ -183,6 +185,32 @@ REFERENCES = [
         (300, 84),
         "Ren et al. 2015 VGG-16 head, 600x800, 300 RoIs; derived in tests/test_zoo_dense.py",
         more_outputs=((300, 21),),
+    ),
+    # The systems of the CNN surveys (issue 16): CIFAR ResNets, stochastic depth, GANs, the
+    # Inception line, FCN-16s/32s, Faster R-CNN end to end.
+    Reference("resnet20_cifar.net", 269_722, 1_376, 40_551_040, (1, 10), SURVEY),
+    Reference("resnet32_cifar.net", 464_154, 2_272, 68_862_592, (1, 10), SURVEY),
+    Reference("resnet44_cifar.net", 658_586, 3_168, 97_174_144, (1, 10), SURVEY),
+    Reference("resnet56_cifar.net", 853_018, 4_064, 125_485_696, (1, 10), SURVEY),
+    Reference("resnet110_cifar.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
+    Reference("resnet1202_cifar.net", 19_421_274, 89_632, 2_829_238_912, (1, 10), SURVEY),
+    Reference("resnet110_stochastic_depth.net", 1_727_962, 8_096, 252_887_680, (1, 10), SURVEY),
+    Reference("dcgan_generator.net", 3_576_704, 1_920, 104_628_224, (1, 3, 64, 64), SURVEY),
+    Reference("dcgan_discriminator.net", 2_765_568, 1_792, 103_817_216, (1, 1, 1, 1), SURVEY),
+    Reference("fcn16s.net", 134_815_994, 0, 181_448_086_272, (1, 21, 500, 500), SURVEY),
+    Reference("fcn32s.net", 136_152_917, 0, 181_365_854_976, (1, 21, 500, 500), SURVEY),
+    Reference("bn_inception.net", 11_295_240, 20_032, 2_032_600_064, (1, 1000), SURVEY),
+    Reference("xception.net", 22_855_952, 54_528, 8_357_403_496, (1, 1000), SURVEY),
+    Reference("inception_v4.net", 42_679_816, 63_168, 12_253_974_624, (1, 1000), SURVEY),
+    Reference("inception_resnet_v2.net", 55_843_464, 60_544, 13_155_794_016, (1, 1000), SURVEY),
+    Reference(
+        "faster_rcnn_vgg16.net",
+        137_078_239,
+        0,
+        187_513_344_000,
+        (100, 4),
+        SURVEY + "; 600x800, 300 proposals",
+        more_outputs=((100,), (100,)),
     ),
 ]
 
@@ -374,8 +402,14 @@ def test_parameter_shapes_follow_the_reference_layout() -> None:
 # 100-180 GMACs at full size; their counts above are checked at full size).
 REDUCED_INPUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "fcn8s.net": {"data": (1, 3, 32, 32)},  # conv1_1 pads by 100: still 230×230
+    "fcn16s.net": {"data": (1, 3, 32, 32)},
+    "fcn32s.net": {"data": (1, 3, 32, 32)},
+    "inception_v4.net": {"data": (1, 3, 139, 139)},  # 12-13 GMACs each at 299×299
+    "inception_resnet_v2.net": {"data": (1, 3, 139, 139)},
+    "xception.net": {"data": (1, 3, 139, 139)},
     "unet.net": {"data": (1, 1, 252, 252)},
     "faster_rcnn_vgg16_head.net": {"data": (1, 3, 224, 288), "rois": (32, 5)},
+    "faster_rcnn_vgg16.net": {"data": (1, 3, 224, 288)},
 }
 
 
@@ -392,7 +426,7 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
     result = (
         analysis(spec) if shapes is None else analyze(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
     )
-    weights = initialize_weights(result.graph, result.types, seed=0)
+    weights = damp_residual_branches(spec, initialize_weights(result.graph, result.types, seed=0))
     # The graph as written (BatchNorm kept), so that every tensor netspec typed is in the model
     # (but elided identities); the default folded form is checked against it in tests/test_fold.py.
     model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes, fold_bn=False)

@@ -51,6 +51,17 @@ def import_torchvision() -> types.ModuleType:
     return torchvision
 
 
+def import_torch() -> tuple[types.ModuleType, types.ModuleType] | None:
+    """torch and torchvision, or None after saying that they are needed."""
+    try:
+        import torch
+
+        return torch, import_torchvision()
+    except ImportError:
+        print("torch and torchvision are needed: see this file's docstring", file=sys.stderr)
+        return None
+
+
 def torch_export(model: object, example: object, dynamo: bool) -> bytes:
     import torch
 
@@ -90,13 +101,10 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=10, help="timed runs per model and round")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     args = parser.parse_args()
-    try:
-        import torch
-
-        torchvision = import_torchvision()
-    except ImportError:
-        print("torch and torchvision are needed: see this file's docstring", file=sys.stderr)
+    modules = import_torch()
+    if modules is None:
         return 2
+    torch, torchvision = modules
 
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}; ResNet-50, batch 1")
     netspec_seconds = best_of(args.repeat, netspec_compile)

@@ -6,6 +6,7 @@ Importing this package registers every layer type in :data:`LAYER_TYPES`.
 from netspec.layers import (  # noqa: F401  (registration)
     activation,
     conv,
+    detection,
     io,
     linear,
     local,

@@ -59,10 +59,11 @@ class Pooling(Layer):
     """Max or average pooling with Caffe's semantics; rounds up unless ``round_mode: FLOOR``.
 
     Average pooling divides by the window clipped to the padded input (padding counted, the
-    ceil overhang not). MAX pooling may name a second output, ``top: [pool, mask]``: Caffe's
-    argmax mask, the index h·W + w of each maximum within its input plane (as floats), which
-    SegNet's Upsample reads. No params; FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons; the
-    mask costs nothing more) and N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
+    ceil overhang not), or with ``count_include_pad: false`` clipped to the input. MAX pooling
+    may name a second output, ``top: [pool, mask]``: Caffe's argmax mask, the index h·W + w of
+    each maximum within its input plane (as floats), which SegNet's Upsample reads. No params;
+    FLOPs = N·C·Ho·Wo·(kh·kw − 1) for MAX (comparisons; the mask costs nothing more) and
+    N·C·Ho·Wo·kh·kw for AVE (adds and one divide).
     """
 
     type_name = "Pooling"
@@ -79,6 +80,12 @@ class Pooling(Layer):
         )
         global_pooling: bool = param(Bool(), False, "pool over the whole spatial extent")
         round_mode: str = param(Enum(("CEIL", "FLOOR")), "CEIL", "output size rounding (Caffe: CEIL)")
+        count_include_pad: bool = param(
+            Bool(),
+            True,
+            "AVE: the divisor counts padded cells (Caffe, torch's default); false: only input cells "
+            "(TensorFlow's SAME, torch count_include_pad=False)",
+        )
 
     def check(self) -> None:
         p = self.params
@@ -130,12 +137,16 @@ class Pooling(Layer):
 
     def emit(self, node: NodeEmitter) -> None:
         p = self.params
-        if p.global_pooling and self.output_count == 1:
+        x, y = node.input_types[0], node.output_types[0]
+        kernel = self.window(x)
+        # NOTE: a window over the whole unpadded input is global pooling however it was written
+        # (Caffe's ResNet and GoogLeNet write pool5 as a 7x7 kernel); onnxruntime's global
+        # kernels are faster than a 7x7 AveragePool, and torch's exporters emit them too.
+        whole = kernel == (static_dim(x, 2), static_dim(x, 3)) and not any(p.pad)
+        if (p.global_pooling or whole) and self.output_count == 1:
             op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
             node.add(op, node.inputs, node.outputs)
             return
-        x, y = node.input_types[0], node.output_types[0]
-        kernel = self.window(x)
         top, left, bottom, right = p.pad
         extra_h = overhang(static_dim(x, 2), kernel[0], p.stride[0], top, bottom, static_dim(y, 2))
         extra_w = overhang(static_dim(x, 3), kernel[1], p.stride[1], left, right, static_dim(y, 3))
@@ -158,6 +169,9 @@ class Pooling(Layer):
             plane = node.constant("plane_size", np.array(static_dim(x, 2) * static_dim(x, 3), np.int64))
             node.add("Mod", [indices, plane], [plane_indices])
             node.add("Cast", [plane_indices], [node.outputs[1]], to=TensorProto.FLOAT)
+        elif not p.count_include_pad:
+            pads = [top, left, bottom + extra_h, right + extra_w]
+            node.add("AveragePool", node.inputs, node.outputs, pads=pads, count_include_pad=0, **attributes)
         elif not (extra_h or extra_w):
             node.add(
                 "AveragePool", node.inputs, node.outputs, pads=list(p.pad), count_include_pad=1, **attributes
@@ -211,8 +225,12 @@ class Pooling(Layer):
         # Divisor: the window clipped to the padded input (Caffe and PyTorch).
         starts_h = np.arange(out_h) * p.stride[0]
         starts_w = np.arange(out_w) * p.stride[1]
-        size_h = np.minimum(starts_h + kh, h + p.pad[0] + p.pad[2]) - starts_h
-        size_w = np.minimum(starts_w + kw, w + p.pad[1] + p.pad[3]) - starts_w
+        if p.count_include_pad:
+            size_h = np.minimum(starts_h + kh, h + p.pad[0] + p.pad[2]) - starts_h
+            size_w = np.minimum(starts_w + kw, w + p.pad[1] + p.pad[3]) - starts_w
+        else:  # the window clipped to the input itself
+            size_h = np.minimum(starts_h + kh - p.pad[0], h) - np.maximum(starts_h - p.pad[0], 0)
+            size_w = np.minimum(starts_w + kw - p.pad[1], w) - np.maximum(starts_w - p.pad[1], 0)
         return [sums / np.outer(size_h, size_w)[None, None]]
 
 
@@ -375,9 +393,10 @@ def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:
 class AdaptiveAvgPool(Layer):
     """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
 
-    Lowered to Identity, an exact AveragePool when the sizes divide, or otherwise two MatMuls
-    with constant averaging matrices (the windows are separable). FLOPs = one add per input
-    element per window it falls in, plus one divide per output: counted as N·C·(H·W + Ho·Wo).
+    Lowered to Identity, GlobalAveragePool (output 1x1), an exact AveragePool when the sizes
+    divide, or otherwise two MatMuls with constant averaging matrices (the windows are
+    separable). FLOPs = one add per input element per window it falls in, plus one divide per
+    output: counted as N·C·(H·W + Ho·Wo).
     """
 
     type_name = "AdaptiveAvgPool"
@@ -413,6 +432,8 @@ class AdaptiveAvgPool(Layer):
         out_h, out_w = self.params.output_size
         if (height, width) == (out_h, out_w):
             node.add("Identity", node.inputs, node.outputs)
+        elif (out_h, out_w) == (1, 1):
+            node.add("GlobalAveragePool", node.inputs, node.outputs)
         elif height % out_h == 0 and width % out_w == 0:
             kernel = [height // out_h, width // out_w]
             node.add("AveragePool", node.inputs, node.outputs, kernel_shape=kernel, strides=kernel)

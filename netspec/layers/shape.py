@@ -1,5 +1,5 @@
 """Layers that only move data: Caffe Flatten and Reshape (rearranging dimensions), ShuffleNet's
-ChannelShuffle, Crop, Slice and Split (cutting or copying tensors).
+ChannelShuffle, Crop, Slice and Split (cutting or copying tensors), Pad (constant padding).
 
 All lower to ONNX ops with constant shapes, starts or sizes computed at emit time.
 """
@@ -18,6 +18,7 @@ from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     IDENTITY_WINDOW,
     Arity,
+    Float,
     Int,
     Layer,
     LayerError,
@@ -456,3 +457,63 @@ class Split(Layer):
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(inputs[0], np.float64)] * self.output_count
+
+
+@register
+class Pad(Layer):
+    """Constant padding of the axes from ``axis`` on: ``pad`` holds a (before, after) pair per
+    padded axis, ``value`` fills the new cells. The option-A shortcut of He et al.'s CIFAR
+    ResNets (subsampled identity, channels zero-padded on both sides) pads axis 1. Counts
+    nothing (no parameters, no MACs, no FLOPs: the cells are written, not computed).
+    """
+
+    type_name = "Pad"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params:
+        axis: int = param(Int(), 1, "first padded axis (negative: from the end)")
+        pad: tuple[int, ...] = param(
+            ListOf(Int(min=0), min_length=2),
+            doc="[before, after] for axis, then for each later axis padded (even length)",
+        )
+        value: float = param(Float(), 0.0, "the value of the added cells")
+
+    def widths(self, x: TensorType) -> list[tuple[int, int]]:
+        """(before, after) for every axis of ``x``."""
+        pad = self.params.pad
+        if len(pad) % 2:
+            raise LayerError(
+                f"pad {list(pad)} has an odd length; give a [before, after] pair per padded axis", param="pad"
+            )
+        start = normalize_axis(self.params.axis, x)
+        pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
+        if start + len(pairs) > x.rank:
+            raise LayerError(f"pads {len(pairs)} axes from axis {start}, but {x} has {x.rank}", param="pad")
+        return [(0, 0)] * start + pairs + [(0, 0)] * (x.rank - start - len(pairs))
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        x = inputs[0]
+        dims = [
+            d if (b, a) == (0, 0) else static_dim(x, i) + b + a
+            for i, (d, (b, a)) in enumerate(zip(x.dims, self.widths(x), strict=True))
+        ]
+        return (TensorType(tuple(dims), x.dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        if inputs[0].rank != 4:
+            return None
+        widths = self.widths(inputs[0])
+        return (Window(1, 1, widths[2][0]), Window(1, 1, widths[3][0]))
+
+    def emit(self, node: NodeEmitter) -> None:
+        widths = self.widths(node.input_types[0])
+        pads = node.constant("pads", np.array([b for b, _ in widths] + [a for _, a in widths], np.int64))
+        value = node.constant("value", np.array(self.params.value, np.float32))
+        node.add("Pad", [node.inputs[0], pads, value], node.outputs, mode="constant")
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        widths = self.widths(TensorType(x.shape))
+        return [np.pad(x, widths, mode="constant", constant_values=self.params.value)]

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU check for a machine that is lent a device (designed to finish within 8 minutes):
+# a venv with netspec and onnxruntime-gpu, then tools/device_check.py (CUDA fp32 and fp16 through
+# IO binding, outputs against CPU and the float64 reference, a latency table).
+#
+#   bash tools/device_check.sh                 # from the repository root
+#   NETSPEC_WHEELS=/path/to/wheels bash tools/device_check.sh   # offline: install from wheels
+#
+# The device machine may have no network: then it uses the onnxruntime-gpu already installed
+# for the python it finds (or the wheels in $NETSPEC_WHEELS), and says so if there is none.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+PY=${PYTHON:-python3}
+VENV=${NETSPEC_GPU_VENV:-/tmp/netspec-gpu-venv}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv --system-site-packages "$VENV" || exit 3
+fi
+pip_install() {
+  if [ -n "${NETSPEC_WHEELS:-}" ]; then
+    timeout 180 "$VENV/bin/pip" install --quiet --no-index --find-links "$NETSPEC_WHEELS" "$@"
+  else
+    timeout 180 "$VENV/bin/pip" install --quiet "$@"
+  fi
+}
+# netspec's own dependencies (lark, numpy, onnx, networkx, protobuf, safetensors) and the GPU runtime.
+if ! "$VENV/bin/python" -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" 2>/dev/null; then
+  pip_install -e '.[cuda]' || pip_install -e . || echo "device_check: could not install netspec[cuda]; using what is there"
+fi
+"$VENV/bin/python" -c "import lark, numpy, onnx, onnxruntime" || { echo "device_check: netspec's dependencies are missing"; exit 3; }
+echo "setup took $((SECONDS - started)) s"
+# Whatever setup took, the checks get the rest of 7.5 minutes (the script's own budget stops
+# starting models 80 s before that, so that the last one finishes).
+left=$((450 - (SECONDS - started)))
+PYTHONPATH=$PWD timeout "$left" "$VENV/bin/python" tools/device_check.py --budget $((left - 80)) "$@"
+rc=$?
+echo "device_check finished in $((SECONDS - started)) s (exit $rc)"
+exit $rc
