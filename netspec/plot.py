@@ -99,45 +99,54 @@ def _family(name: str) -> str:
     return name.split("-")[0].split(" ")[0]
 
 
-def _coincident(points: Sequence[tuple[float, float]], radii: Sequence[float]) -> dict[int, int]:
-    """Bubbles that would hide each other: for each pair whose centres lie within a third of the
-    smaller radius and whose radii differ by less than a fifth (display coordinates, pixels),
-    the later one mapped to the earlier one; each bubble in one pair at most."""
-    pairs: dict[int, int] = {}
-    taken: set[int] = set()
+def _coincident(points: Sequence[tuple[float, float]], radii: Sequence[float]) -> list[list[int]]:
+    """Groups of bubbles that would hide each other (display coordinates, pixels): bubbles
+    whose centres lie within a third of the smaller radius and whose radii differ by less
+    than a fifth, joined transitively; each group in index order, groups of two or more."""
+    parent = list(range(len(points)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            index = parent[index]
+        return index
+
     for first in range(len(points)):
         for second in range(first + 1, len(points)):
-            if first in taken or second in taken:
-                continue
             small, large = sorted((radii[first], radii[second]))
-            distance = math.dist(points[first], points[second])
-            if distance < small / 3 and small > 0.8 * large:
-                pairs[second] = first
-                taken.update((first, second))
-    return pairs
+            if math.dist(points[first], points[second]) < small / 3 and small > 0.8 * large:
+                parent[root(second)] = root(first)
+    groups: dict[int, list[int]] = {}
+    for index in range(len(points)):
+        groups.setdefault(root(index), []).append(index)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def _draw_bubbles(
     axes: Axes, points: Sequence[tuple[float, float]], radii: Sequence[float], colours: Sequence[Any]
 ) -> None:
     """The bubbles, radii in points: larger first, so a smaller one at (nearly) the same place
-    sits on top of a larger one; two of (nearly) the same size at (nearly) the same place
-    (FCN-8s and the Faster R-CNN head) share the circle, each filling one half in its colour."""
+    sits on top of a larger one; bubbles of (nearly) the same size at (nearly) the same place
+    (FCN-8s, FCN-16s, FCN-32s and Faster R-CNN) share the circle, one sector each in its
+    colour."""
+    from matplotlib.path import Path as MarkerPath
+
     scale = axes.figure.dpi / 72.0
     centres = [tuple(axes.transData.transform(point)) for point in points]
-    pairs = _coincident(centres, [r * scale for r in radii])
-    halves = {**{second: "right" for second in pairs}, **{first: "left" for first in pairs.values()}}
+    markers: dict[int, Any] = {}
+    for group in _coincident(centres, [r * scale for r in radii]):
+        step = 360.0 / len(group)
+        for rank, index in enumerate(group):
+            # A unit-circle sector: as a marker it is scaled as the full circle would be.
+            markers[index] = MarkerPath.wedge(90.0 + rank * step, 90.0 + (rank + 1) * step)
     order = sorted(range(len(points)), key=lambda i: -radii[i])
     for rank, index in enumerate(order):
         axes.plot(
             [points[index][0]],
             [points[index][1]],
             linestyle="",
-            marker="o",
+            marker=markers.get(index, "o"),
             markersize=2 * radii[index],
-            fillstyle=halves.get(index, "full"),
             markerfacecolor=colours[index],
-            markerfacecoloralt="none",
             markeredgecolor="black",
             markeredgewidth=0.7,
             alpha=0.55,
@@ -357,6 +366,7 @@ def accuracy_figure(rows: Sequence[dict[str, Any]], x: str = "macs") -> Figure:
             "bubble area ∝ parameters; colour: model family; top-1 as published (netspec zoo: sources)"
         ),
         log_y=False,
+        x_counts=x != "latency",
     )
 
 
@@ -371,6 +381,7 @@ def _bubble_chart(
     y_label: str,
     title: str,
     log_y: bool,
+    x_counts: bool = True,
 ) -> Figure:
     """One bubble per row at ``points`` (x on a log axis), area ∝ ``sizes``, coloured by family
     with a family legend beside the axes and a size legend inside; larger bubbles are drawn
@@ -380,7 +391,7 @@ def _bubble_chart(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-    from matplotlib.ticker import EngFormatter
+    from matplotlib.ticker import EngFormatter, FuncFormatter
 
     areas = _bubble_areas(sizes)
     families = sorted({family_of(row) for row in rows})
@@ -395,7 +406,8 @@ def _bubble_chart(
         [p[0] for p in points], [p[1] for p in points], s=4, c="black", linewidths=0, zorder=3.5
     )  # the exact point of every model, visible however the bubbles overlap; sets the limits
     axes.set_xscale("log")
-    axes.xaxis.set_major_formatter(EngFormatter(sep=""))
+    # Counts as 100M, 1G; milliseconds as plain numbers.
+    axes.xaxis.set_major_formatter(EngFormatter(sep="") if x_counts else FuncFormatter(lambda v, _: f"{v:g}"))
     if log_y:
         axes.set_yscale("log")
         axes.yaxis.set_major_formatter(EngFormatter(sep=""))
