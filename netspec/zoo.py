@@ -116,14 +116,21 @@ def _entry(name: str, fields: dict[str, Any]) -> ZooEntry:
 
 
 def catalogued(source: str) -> ZooEntry | None:
-    """The catalogue's entry of the model a SPEC argument names (a zoo model's name, or the
-    path of a zoo spec file), or None for any other spec."""
-    found = zoo_spec(source) if not Path(source).exists() else Path(source)
-    if found is None or found.suffix != SPEC_SUFFIX:
+    """The catalogue's entry of the model a SPEC argument names: a zoo model's name, or a spec
+    file whose text is that of the zoo spec of its name (the zoo's own file, or a copy of it,
+    as in a checkout beside an installed package); None for any other spec, a changed copy
+    included (its published figures would not be its own)."""
+    path = Path(source)
+    if not path.exists():
+        found = zoo_spec(source)
+        return None if found is None else catalog().get(found.stem)
+    if path.suffix != SPEC_SUFFIX or not path.is_file():
+        return None
+    zoo_file = zoo_spec(path.stem)
+    if zoo_file is None:
         return None
     try:
-        if found.resolve().parent != zoo_folder().resolve():
-            return None
+        same = path.read_bytes() == zoo_file.read_bytes()
     except OSError:
         return None
-    return catalog().get(found.stem)
+    return catalog().get(path.stem) if same else None

@@ -184,9 +184,15 @@ def test_catalogued_by_name_and_by_path(tmp_path: Path) -> None:
     assert catalogued("resnet50") == catalog()["resnet50"]
     assert catalogued(str(ZOO / "resnet50.net")) == catalog()["resnet50"]
     copy = tmp_path / "resnet50.net"
-    copy.write_text((ZOO / "resnet50.net").read_text())
-    assert catalogued(str(copy)) is None  # not the zoo's file: no published figure
+    copy.write_bytes((ZOO / "resnet50.net").read_bytes())
+    assert catalogued(str(copy)) == catalog()["resnet50"]  # the same model, elsewhere
+    copy.write_bytes((ZOO / "resnet50.net").read_bytes() + b"InnerProduct extra { num_output: 10 }\n")
+    assert catalogued(str(copy)) is None  # a changed model: the published figure is not its own
+    other = tmp_path / "mine.net"
+    other.write_bytes((ZOO / "resnet50.net").read_bytes())
+    assert catalogued(str(other)) is None  # not named as a zoo model
     assert catalogued("no_such_model") is None
+    assert catalogued(str(tmp_path)) is None
 
 
 def _compare(capsys: pytest.CaptureFixture[str], *args: str) -> str:
