@@ -95,8 +95,11 @@ def sort_zoo_rows(rows: Sequence[ZooRow], key: str) -> list[ZooRow]:
 
 def percent(value: float | None) -> str:
     """A published accuracy as the table shows it, with the source's digits (``76.13``,
-    ``92.862``); ``-`` where none is published."""
-    return "-" if value is None else f"{value:g}"
+    ``92.862``, at least one decimal: ``80.0``); ``-`` where none is published."""
+    if value is None:
+        return "-"
+    text = f"{value:g}"
+    return text if "." in text else f"{text}.0"
 
 
 _HEADER = ["name", "title", "family", "params", "MACs", "top-1", "top-5", "published figures from"]
