@@ -36,7 +36,7 @@ from netspec.progress import QUIET, Progress
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
-from netspec.zoo import catalogued
+from netspec.zoo import ZooEntry, catalogued
 
 COUNT_KEYS = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes", "depth", "receptive_field")
 ACCURACY_KEYS = ("top1", "top5")
@@ -99,13 +99,12 @@ def final_feature_field(analysis: Analysis) -> FinalField | None:
     return None
 
 
-def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
+def compare_row(analysis: Analysis, name: str, source: str, entry: ZooEntry | None = None) -> dict[str, Any]:
     """One model's row: exact integers, the receptive field as size and stride lists; for a zoo
-    model (``source`` a zoo name or a zoo spec's path) its catalogue family and published
-    ImageNet accuracy with its source, None elsewhere (never an estimate)."""
+    model (its catalogue ``entry``) its family and published ImageNet accuracy with its source,
+    None elsewhere (never an estimate)."""
     totals = analysis.counts.totals
     final = final_feature_field(analysis)
-    entry = catalogued(source)
     imagenet = entry.imagenet if entry is not None else None
     return {
         "name": name,
@@ -128,10 +127,17 @@ def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
     }
 
 
-def compare_rows(analyses: Sequence[Analysis], sources: Sequence[str]) -> list[dict[str, Any]]:
+def compare_rows(
+    analyses: Sequence[Analysis],
+    sources: Sequence[str],
+    entries: Sequence[ZooEntry | None] | None = None,
+) -> list[dict[str, Any]]:
     """A row per analysed model, in argument order; models sharing a name get their file's stem."""
     names = unique_names([a.graph.name for a in analyses], sources)
-    return [compare_row(a, n, s) for a, n, s in zip(analyses, names, sources, strict=True)]
+    if entries is None:
+        entries = [catalogued(source) for source in sources]
+    rows = zip(analyses, names, sources, entries, strict=True)
+    return [compare_row(a, n, s, e) for a, n, s, e in rows]
 
 
 def add_measurements(rows: Sequence[dict[str, Any]], results: Sequence[BenchResult]) -> None:
@@ -180,13 +186,15 @@ def compare_graphs(
     progress: Progress = QUIET,
     limits: Limits = DEFAULT_LIMITS,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    entries: Sequence[ZooEntry | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The comparison rows of ``graphs`` (read from ``sources``) at ``batch`` with
     ``input_shapes``, in argument order, tensor sizes within ``limits``; with ``bench``, each
     model's latency and throughput measured by :mod:`netspec.bench` with its default warm-up
-    and iterations."""
+    and iterations. Each model's catalogue entry (published accuracy) is ``entries``' where
+    given, else the zoo model the source names (:func:`netspec.zoo.catalogued`)."""
     analyses = [analyze(graph, batch=batch, input_shapes=input_shapes, limits=limits) for graph in graphs]
-    rows = compare_rows(analyses, sources)
+    rows = compare_rows(analyses, sources, entries)
     if bench:
         models = [ModelSource.spec(s, g, input_shapes) for s, g in zip(sources, graphs, strict=True)]
         add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))

@@ -126,11 +126,21 @@ def catalogued(source: str) -> ZooEntry | None:
         return None if found is None else catalog().get(found.stem)
     if path.suffix != SPEC_SUFFIX or not path.is_file():
         return None
-    zoo_file = zoo_spec(path.stem)
-    if zoo_file is None:
-        return None
     try:
-        same = path.read_bytes() == zoo_file.read_bytes()
+        return catalogued_text(path.name, path.read_bytes())
     except OSError:
         return None
-    return catalog().get(path.stem) if same else None
+
+
+def catalogued_text(filename: str, text: bytes | str) -> ZooEntry | None:
+    """The catalogue's entry of the zoo model ``filename`` (``resnet50.net``) when ``text`` is
+    exactly that zoo spec's text; None otherwise (another file, or the zoo model changed)."""
+    zoo_file = zoo_spec(filename)
+    if zoo_file is None:
+        return None
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        same = data == zoo_file.read_bytes()
+    except OSError:
+        return None
+    return catalog().get(zoo_file.stem) if same else None

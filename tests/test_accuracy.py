@@ -316,3 +316,21 @@ def test_accuracy_against_latency() -> None:
     points = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in axes.lines)
     assert points[0] == (5.0, 76.0)
     assert math.isclose(points[-1][1], 60.0)  # the twins, at 20 and 25 ms
+
+
+@pytest.mark.unit
+def test_the_served_compare_gives_figures_only_to_unchanged_zoo_models() -> None:
+    from netspec.web.server import Workbench
+    from netspec.zoo import catalogued_text
+
+    text = (ZOO / "squeezenet1_1.net").read_text(encoding="utf-8")
+    assert catalogued_text("squeezenet1_1.net", text) == catalog()["squeezenet1_1"]
+    changed = text.replace("num_output: 1000", "num_output: 10")
+    assert changed != text and catalogued_text("squeezenet1_1.net", changed) is None
+    models = [
+        {"text": text, "filename": "squeezenet1_1.net"},
+        {"text": changed, "filename": "squeezenet1_1.net"},  # edited in the page: not the zoo's model
+    ]
+    answer = Workbench().compare({"models": models})
+    assert answer["ok"]
+    assert [row["top1"] for row in answer["rows"]] == [58.178, None]
