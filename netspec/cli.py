@@ -254,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_phase_option(run)
     run.set_defaults(handler=command_run)
 
-    convert = commands.add_parser("convert", help="write a Caffe prototxt as an idiomatic .net spec")
-    convert.add_argument("model", metavar="MODEL.prototxt")
+    convert = commands.add_parser(
+        "convert", help="write a Caffe prototxt or an ONNX model (and its weights) as an idiomatic .net spec"
+    )
+    convert.add_argument("model", metavar="MODEL.prototxt|MODEL.onnx")
     convert.add_argument("-o", "--output", help="the .net file to write (default: MODEL's name with .net)")
     convert.add_argument(
         "--no-templates",
@@ -474,9 +476,6 @@ def command_compare(args: argparse.Namespace) -> int:
         raise UsageError("--x and --y choose the axes of the --plot chart: add --plot OUT.png")
     if args.sort:
         check_sort_key(args.sort, args.bench)
-    onnx_files = [path for path in args.specs if path.endswith(".onnx")]
-    if onnx_files:
-        raise UsageError(f"compare reads specs (.net, .prototxt), not ONNX models: {onnx_files[0]}")
     graphs = [_load(path, args) for path in args.specs]
     rows = compare_graphs(
         args.specs,
@@ -862,8 +861,11 @@ def _check_reference(
 
 def command_convert(args: argparse.Namespace) -> int:
     from netspec.convert import convert_caffe
+    from netspec.onnx_import import is_onnx_path
     from netspec.output import write_atomic
 
+    if is_onnx_path(args.model):
+        return _convert_onnx(args)
     conversion = convert_caffe(
         args.model,
         phase=args.phase,
@@ -879,6 +881,31 @@ def command_convert(args: argparse.Namespace) -> int:
     print(
         f"wrote {output} ({conversion.text.count(chr(10))} lines for {layers} layers, "
         f"{templates} template{'s' if templates != 1 else ''})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _convert_onnx(args: argparse.Namespace) -> int:
+    """``netspec convert MODEL.onnx``: the spec, and MODEL.safetensors beside it."""
+    from netspec.onnx_import import convert_onnx
+    from netspec.output import write_atomic
+    from netspec.weightfile import write_weights
+
+    converted = convert_onnx(
+        args.model, templates=not args.no_templates, input_shapes=dict(args.input_shapes)
+    )
+    conversion = converted.conversion
+    output = args.output or Path(args.model).with_suffix(".net").name
+    weights_path = str(Path(output).with_suffix(".safetensors"))
+    write_weights(weights_path, converted.weights)
+    write_atomic(output, conversion.text)
+    layers = sum(1 for node in conversion.source.nodes if node.inputs)
+    templates = len(conversion.templates)
+    print(
+        f"wrote {output} ({conversion.text.count(chr(10))} lines for {layers} layers, "
+        f"{templates} template{'s' if templates != 1 else ''}) and {weights_path} "
+        f"({len(converted.weights)} arrays)",
         file=sys.stderr,
     )
     return 0

@@ -53,11 +53,15 @@ def load_graph(
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
-    """A spec file as a Graph: a .net spec, or a Caffe .prototxt (recognised by its extension)
-    read for ``phase``; a zoo model's name (``resnet50``) where no such file exists.
-    ``input_shapes`` supplies the shapes a Caffe data layer leaves out; ``includes`` says which
-    files a spec's includes may read."""
+    """A spec file as a Graph: a .net spec, a Caffe .prototxt read for ``phase`` or an ONNX
+    model (both recognised by their extension); a zoo model's name (``resnet50``) where no such
+    file exists. ``input_shapes`` supplies the shapes a Caffe data layer leaves out (and fixes an
+    ONNX model's symbolic ones); ``includes`` says which files a spec's includes may read."""
+    from netspec.onnx_import import is_onnx_path, read_onnx
     from netspec.zoo import resolve_spec
+
+    if is_onnx_path(path):
+        return read_onnx(path, input_shapes)
 
     source = read_source(resolve_spec(os.fspath(path)))
     return load_source(source, limits, phase=phase, input_shapes=input_shapes, includes=includes)

@@ -726,7 +726,8 @@ class _Writer:
                 listed = [*listed[:2], "...", listed[-1]]
             lines.append("")
             lines.append(
-                f"# {len(names)} instances: {', '.join(listed)}; the Caffe names noted are {names[0].name}'s"
+                f"# {len(names)} instances: {', '.join(listed)}; "
+                f"the {self.source_kind} names noted are {names[0].name}'s"
             )
             lines.append(f"template {template.name}({', '.join(template.params)}) {{")
             lines.extend(template.lines)
@@ -737,11 +738,16 @@ class _Writer:
         text = "\n".join(lines) + "\n"
         return Conversion(text, graph, dict(self.node_names), tuple(t.name for t in templates))
 
+    @property
+    def source_kind(self) -> str:
+        """Whose layer names the spec keeps: Caffe's, or ONNX's (its nodes' scopes)."""
+        return "ONNX" if dict(self.graph.metadata).get("format") == "onnx" else "Caffe"
+
     def header(self, folded: Mapping[int, _Instance]) -> list[str]:
         origin = f" from {self.origin}" if self.origin else ""
         lines = [
             f"# Converted{origin} by netspec {__version__} (netspec convert).",
-            "# Layer names are Caffe's, made valid .net names where needed.",
+            f"# Layer names are {self.source_kind}'s, made valid .net names where needed.",
             *(f"# note: {note}" for note in self.notes),
         ]
         if folded:
@@ -749,7 +755,8 @@ class _Writer:
             node = self.graph.nodes[first.template.units[first.index].start]
             example = self.node_names[node.name]
             lines.append(
-                f"# A layer in a template instance is named INSTANCE.LAYER: {example} is Caffe's {node.name}."
+                "# A layer in a template instance is named INSTANCE.LAYER: "
+                f"{example} is {self.source_kind}'s {node.name}."
             )
         return lines
 

@@ -11,6 +11,7 @@ classes declare.
 from __future__ import annotations
 
 import dataclasses
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class FoldedGraph:
 
     graph: Graph
     types: dict[str, TensorType]
-    weights: dict[str, np.ndarray]
+    weights: Mapping[str, np.ndarray]
     folds: tuple[Fold, ...]
 
 
@@ -56,7 +57,10 @@ def fold_batchnorm(
     """
     replacements: dict[str, Node] = {}
     removed: set[str] = set()
-    new_weights = dict(weights)
+    # The folded arrays over the given ones, which stay as they are: lazily drawn initial
+    # weights are not all drawn here (dict(weights) would hold every array at once).
+    folded_arrays: dict[str, np.ndarray] = {}
+    new_weights = ChainMap(folded_arrays, weights)
     folds = []
     for node in graph.nodes:
         chain = _foldable_chain(graph, types, weights, node)
@@ -70,8 +74,8 @@ def fold_batchnorm(
         weight = np.asarray(weights[arrays["weight"]], np.float64)
         scaled = node.layer.scale_output_channels(weight, scale)
         bias = np.asarray(weights[bias_name], np.float64) if "bias" in arrays else 0.0
-        new_weights[arrays["weight"]] = scaled.astype(np.float32)
-        new_weights[bias_name] = (bias * scale + shift).astype(np.float32)
+        folded_arrays[arrays["weight"]] = scaled.astype(np.float32)
+        folded_arrays[bias_name] = (bias * scale + shift).astype(np.float32)
         params = dataclasses.replace(node.layer.params, bias_term=True)
         folded_layer = type(node.layer)(params, node.layer.output_count)
         removed.update(n.name for n in chain)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netspec.compiler import Analysis
-from netspec.graph import Node
+from netspec.graph import Graph, Node
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
 
@@ -218,7 +218,7 @@ def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
         "batch": analysis.batch,
         "depth": depth,
         "dtype": analysis.dtype,
-        "conventions": conventions(analysis.batch, analysis.dtype),
+        "conventions": conventions(analysis.batch, analysis.dtype) + _uncounted_note(graph),
         "inputs": [
             {"name": n.outputs[0], "shape": list(types[n.outputs[0]].dims)} for n in graph.input_nodes
         ],
@@ -237,6 +237,21 @@ def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
         "layers": layers,
         "scopes": headers,
     }
+
+
+def _uncounted_note(graph: Graph) -> list[str]:
+    """The header's note on layers that count nothing because netspec does not know them
+    (ONNX operators without a netspec layer)."""
+    from collections import Counter
+
+    unknown = Counter(n.layer.params.op_type for n in graph.nodes if getattr(n.layer, "uncounted", False))
+    if not unknown:
+        return []
+    listed = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in sorted(unknown.items()))
+    return [
+        f"not counted: {sum(unknown.values())} ONNX node(s) netspec has no layer for ({listed}); "
+        "the totals exclude their MACs and FLOPs, and receptive fields stop at them."
+    ]
 
 
 def human_count(value: int) -> str:

@@ -165,6 +165,9 @@ class InitialWeights(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         return initial_value(self._specs[name], name, self._seed)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs  # without drawing (Mapping's default would draw)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 

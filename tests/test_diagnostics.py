@@ -736,7 +736,9 @@ def test_missing_include(tmp_path: Path) -> None:
     (tmp_path / "main.net").write_text('input data: [N, 4]\ninclude "lib/nope.net"\n')
     err = load_error(tmp_path / "main.net")
     expected = tmp_path / "lib" / "nope.net"
-    assert_points_at(err, f"cannot find included file 'lib/nope.net' (looked for {expected})", 2, 1)
+    assert_points_at(
+        err, f"cannot find included file 'lib/nope.net' (looked for {expected}, and in netspec's zoo)", 2, 1
+    )
 
 
 def test_error_in_included_file_points_into_it(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from netspec.layers import (  # noqa: F401  (registration)
     local,
     merge,
     norm,
+    onnxop,
     pool,
     reduce,
     shape,

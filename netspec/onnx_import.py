@@ -1,0 +1,1465 @@
+"""The ONNX front end: an ONNX model read into the same Graph that .net specs and Caffe files
+give, so that counting, receptive fields, memory, reports and convert are shared.
+
+Reading, in outline: the file is parsed without its external data; control flow and cycles are
+refused; ONNX shape inference gives every tensor's type; the shape-computing chains exporters emit
+(Shape → Gather → Unsqueeze → Concat → Reshape, Constant, ConstantOfShape) are evaluated on small
+constants and disappear; every other node becomes a netspec layer, named by its scope
+(torch's ``/layer1/layer1.0/conv1/Conv`` is ``layer1.0.conv1``). Initializer data is read only
+for the small constants shape chains need; weights are read when asked for (:func:`read_weights`).
+An operator with no netspec layer becomes an :class:`~netspec.layers.onnxop.OnnxOp` counting 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from netspec.diagnostics import Diagnostic, NetspecError, error
+from netspec.graph import Dim, Graph, Node, TensorType
+from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
+
+if TYPE_CHECKING:
+    import onnx
+
+# Initializers up to this many elements are read as values (shape chains, scalars of Add/Mul,
+# Clip bounds); larger ones only by shape and type until their weights are asked for.
+SMALL_CONSTANT = 4096
+# A symbolic batch stands for this value while shape chains are evaluated; a folded shape that
+# holds it at axis 0 copies the batch (Reshape's 0), anywhere else it is an error.
+_BATCH_SENTINEL = 1_000_003
+# The graph names torch's exporters give every model: the file's name says more.
+_EXPORTER_GRAPH_NAMES = frozenset({"", "main_graph", "torch_jit", "torch-jit-export"})
+# Operators whose output size is their input's value: not evaluated on a symbolic batch.
+_GROWING = frozenset({"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Pad"})
+_CONTROL_FLOW = frozenset({"Loop", "If", "Scan", "SequenceMap"})
+_ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64"}
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where one stored array of a layer comes from: an initializer, and how it is turned
+    into the layer's array (``transpose``: a 2-D matrix transposed; ``negate``; ``reciprocal``)."""
+
+    initializer: str
+    transform: str = ""
+
+
+@dataclass(frozen=True)
+class OnnxImport:
+    """An ONNX model as a Graph, with the initializer each layer array is read from."""
+
+    graph: Graph
+    weights: Mapping[str, WeightSource]
+    unknown: Mapping[str, int]
+    path: str
+
+
+def is_onnx_path(path: str | os.PathLike[str]) -> bool:
+    return str(path).lower().endswith(".onnx")
+
+
+def read_onnx(
+    path: str | os.PathLike[str], input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> Graph:
+    """The ONNX model at ``path`` as a Graph (see the module docstring); ``input_shapes`` fixes
+    the shapes of inputs by name (an export with symbolic image sizes)."""
+    return import_onnx(path, input_shapes).graph
+
+
+def import_onnx(
+    path: str | os.PathLike[str], input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> OnnxImport:
+    """Read ``path`` into a Graph and the weight sources of its layers; bad input is an error."""
+    return import_model(_load_model(str(path)), str(path), input_shapes)
+
+
+def import_model(
+    model: onnx.ModelProto, path: str = "<model>", input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
+) -> OnnxImport:
+    """A ModelProto already in memory into a Graph (``path`` names it in diagnostics)."""
+    return _Reader(model, path, dict(input_shapes or {})).read()
+
+
+def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+    """The layers' arrays by their graph names (``layer1.0.conv1.weight``), read from the file's
+    initializers (external data included) and shaped as the layers declare them."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(imported.path, load_external_data=False)
+    initializers = {init.name: init for init in model.graph.initializer}
+    base = str(Path(imported.path).parent)
+    arrays: dict[str, np.ndarray] = {}
+    for node in imported.graph.nodes:
+        inputs = [types[t] for t in node.inputs]
+        for spec in node.layer.parameters(inputs):
+            key = f"{node.name}.{spec.name}"
+            source = imported.weights.get(key)
+            if source is None:
+                raise error(f"{imported.path}: no initializer holds {key}")
+            tensor = initializers[source.initializer]
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                from onnx.external_data_helper import load_external_data_for_tensor
+
+                try:
+                    load_external_data_for_tensor(tensor, base)
+                except Exception as exc:  # OSError, or onnx's ValidationError for a missing file
+                    raise error(
+                        f"{imported.path}: cannot read the external data of '{tensor.name}': "
+                        + _first_line(exc)
+                    ) from None
+            array = numpy_helper.to_array(tensor).astype(np.float32)
+            if source.transform == "transpose":
+                array = array.T
+            elif source.transform == "negate":
+                array = -array
+            elif source.transform == "reciprocal":
+                array = 1 / array
+            arrays[key] = np.ascontiguousarray(array.reshape(spec.shape))
+    return arrays
+
+
+# ---------------------------------------------------------------- loading and checks
+
+
+def _load_model(path: str) -> onnx.ModelProto:
+    import onnx
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError or RuntimeWarning-like errors
+        raise error(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})",
+            hint="the file may be truncated, or not an ONNX file",
+        ) from None
+    if not model.HasField("graph") or model.ir_version <= 0 or not model.graph.node:
+        raise error(f"{path}: not an ONNX model (no graph, IR version or nodes)")
+    return model
+
+
+def _sorted_nodes(path: str, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The graph's nodes in a topological order (Kahn's algorithm); a cycle is an error."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    producers: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for output in node.output:
+            producers[output] = index
+    waiting = []
+    readers: dict[int, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        needed = {t for t in node.input if t not in available and t in producers}
+        missing = [t for t in node.input if t not in available and t not in producers]
+        if missing:
+            raise error(f"{path}: node {_node_label(node)} reads '{missing[0]}', which nothing produces")
+        waiting.append(len(needed))
+        for tensor in needed:
+            readers.setdefault(producers[tensor], []).append(index)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    order: list[int] = []
+    while ready:
+        index = ready.pop()
+        order.append(index)
+        for reader in readers.get(index, ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                ready.append(reader)
+    if len(order) != len(graph.node):
+        stuck = next(graph.node[i] for i, count in enumerate(waiting) if count > 0)
+        raise error(f"{path}: the graph has a cycle through node {_node_label(stuck)}")
+    order.sort()  # the file's order where it is already topological
+    position = {index: rank for rank, index in enumerate(order)}
+    if all(position[i] == i for i in range(len(order))):
+        return list(graph.node)
+    return _kahn_in_file_order(graph, producers, available)
+
+
+def _kahn_in_file_order(
+    graph: onnx.GraphProto, producers: Mapping[str, int], available: set[str]
+) -> list[onnx.NodeProto]:
+    import heapq
+
+    waiting = [len({t for t in n.input if t not in available and t in producers}) for n in graph.node]
+    readers: dict[int, set[int]] = {}
+    for index, node in enumerate(graph.node):
+        for tensor in node.input:
+            if tensor not in available and tensor in producers:
+                readers.setdefault(producers[tensor], set()).add(index)
+    heap = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(heap)
+    result = []
+    while heap:
+        index = heapq.heappop(heap)
+        result.append(graph.node[index])
+        for reader in readers.get(index, ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(heap, reader)
+    return result
+
+
+def _node_label(node: onnx.NodeProto) -> str:
+    return f"'{node.name}' ({node.op_type})" if node.name else f"{node.op_type} writing '{node.output[0]}'"
+
+
+def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    from onnx import helper
+
+    values = {}
+    for attribute in node.attribute:
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        values[attribute.name] = value
+    return values
+
+
+# ---------------------------------------------------------------- names
+
+
+def scope_name(node_name: str) -> str:
+    """torch's ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the module path without
+    the operator at the end. A level that starts with the level before it and a dot names a
+    child of it (``layer1.0``, ``downsample.0``); any other adds an attribute (``conv1``)."""
+    parts = [p for p in node_name.split("/") if p][:-1]
+    qualified, previous = "", ""
+    for part in parts:
+        if previous and part.startswith(previous + "."):
+            qualified += part[len(previous) :]
+        else:
+            qualified = f"{qualified}.{part}" if qualified else part
+        previous = part
+    return qualified
+
+
+_TORCH_SCOPES = "pkg.torch.onnx.name_scopes"
+
+
+def _dynamo_scope(value: str) -> str:
+    """torch's dynamo exporter's ``['', 'layer1', 'layer1.0', 'conv1', 'conv2d']`` (module
+    names, then the traced call) as ``layer1.0.conv1``."""
+    import ast
+
+    try:
+        parts = [str(p) for p in ast.literal_eval(value) if p]
+    except (ValueError, SyntaxError):
+        return ""
+    return scope_name("/" + "/".join(parts)) if parts else ""
+
+
+def _clean(text: str) -> str:
+    if not text:
+        return ""
+    from netspec.convert import valid_name
+
+    return valid_name(re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_."))
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One netspec layer planned for an ONNX node."""
+
+    type_name: str
+    params: dict[str, Any]
+    inputs: tuple[str, ...]
+    weights: dict[str, WeightSource] = field(default_factory=dict)
+    outputs: int = 1
+
+
+class _Unsupported(Exception):
+    """This node has no netspec layer in this form: it becomes an OnnxOp."""
+
+
+@dataclass
+class _Reader:
+    model: onnx.ModelProto
+    path: str
+    input_shapes: dict[str, tuple[Dim, ...]] = field(default_factory=dict)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    initializers: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)
+    types: dict[str, TensorType] = field(default_factory=dict)
+    alias: dict[str, str] = field(default_factory=dict)
+    fixed_batch: dict[str, int] = field(default_factory=dict)
+    # Inputs whose leading dim is a fixed count other than a batch of 1 (Faster R-CNN's RoIs).
+    fixed_inputs: set[str] = field(default_factory=set)
+    initializer_alias: dict[str, str] = field(default_factory=dict)
+    # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
+    # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
+    absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+
+    def read(self) -> OnnxImport:
+        import onnx
+
+        graph = self.model.graph
+        for node in graph.node:
+            if node.op_type in _CONTROL_FLOW or any(
+                a.type == onnx.AttributeProto.GRAPH for a in node.attribute
+            ):
+                raise error(
+                    f"{self.path}: node {_node_label(node)} is control flow; netspec reads "
+                    "feed-forward graphs only",
+                    hint="export the model without data-dependent loops or branches",
+                )
+        nodes = _sorted_nodes(self.path, graph)
+        opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.opset = opset
+        self._read_initializers(graph)
+        self._infer_types(graph)
+        netspec_nodes: list[Node] = []
+        weights: dict[str, WeightSource] = {}
+        unknown: Counter[str] = Counter()
+        # Each layer gets a provisional name (its tensor's too) until all scopes are known.
+        # ``own_types`` are netspec's types of them: where ONNX inference leaves a dim unknown
+        # (a Reshape by a computed shape), the next node sees netspec's.
+        own_types: dict[str, TensorType] = {}
+        scopes: list[tuple[str, str]] = []
+        input_names = [i.name for i in graph.input if i.name not in self.initializers]
+        if not input_names:
+            raise error(f"{self.path}: the model has no inputs")
+        for name in input_names:
+            provisional = f"#{len(netspec_nodes)}"
+            self.alias[name] = provisional
+            dims = self.types[name].dims
+            if any(isinstance(d, str) and d != "N" for d in dims):
+                raise error(
+                    f"{self.path}: the input '{name}' has symbolic dims {self.types[name]}; netspec "
+                    "counts fixed sizes",
+                    hint=f"give its shape, e.g. --input {name}:1x3x224x224",
+                )
+            layer = build_layer(LAYER_TYPES["Input"], {"shape": RawParam(_spec_dims(dims))}, None)
+            netspec_nodes.append(Node(provisional, layer, (), (provisional,)))
+            own_types[provisional] = self.types[name]
+            scopes.append((_clean(name), ""))
+        readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in nodes:
+            for tensor in node.input:
+                readers.setdefault(tensor, []).append(node)
+        returned = {o.name for o in graph.output}
+        for node in nodes:
+            if node.op_type == "Identity" and node.input[0] in self.initializers:
+                # TorchScript shares equal arrays through Identity nodes: the same initializer.
+                self.initializers[node.output[0]] = self.initializers[node.input[0]]
+                self.initializer_alias[node.output[0]] = self.initializer_alias.get(
+                    node.input[0], node.input[0]
+                )
+                if node.input[0] in self.constants:
+                    self.constants[node.output[0]] = self.constants[node.input[0]]
+                continue
+            if self._fold(node):
+                continue
+            if node.op_type in ("Identity", "Dropout") and node.input[0] in self.alias:
+                self.alias[node.output[0]] = self.alias[node.input[0]]
+                continue
+            if node.op_type == "Pad" and self._absorb_pad(node, readers, returned):
+                continue
+            scopes_meta = next((p.value for p in node.metadata_props if p.key == _TORCH_SCOPES), None)
+            if scopes_meta is not None:
+                scope = _dynamo_scope(scopes_meta)
+            elif node.name.startswith("/"):
+                scope = scope_name(node.name)
+            else:  # netspec's own files: the layer, then '/' and the ONNX op of a multi-op lowering
+                scope = node.name.split("/")[0]
+            try:
+                plans = self._plan(node)
+            except _Unsupported:
+                plans = [self._opaque(node)]
+            for number, plan in enumerate(plans):
+                provisional = f"#{len(netspec_nodes)}"
+                count = plan.outputs
+                outputs = (provisional,) if count == 1 else tuple(f"{provisional}.{i}" for i in range(count))
+                raw = {key: RawParam(value) for key, value in plan.params.items()}
+                try:
+                    layer = build_layer(LAYER_TYPES[plan.type_name], raw, None, None, count)
+                except NetspecError as exc:
+                    raise error(f"{self.path}: node {_node_label(node)}: {exc.diagnostic.message}") from None
+                inputs = tuple(self._tensor(node, t) for t in plan.inputs)
+                netspec_nodes.append(Node(provisional, layer, inputs, outputs))
+                try:
+                    own_types.update(zip(outputs, layer.infer([own_types[t] for t in inputs]), strict=True))
+                except LayerError as exc:
+                    raise error(
+                        f"{self.path}: node {_node_label(node)}: {plan.type_name} {exc.message}"
+                    ) from None
+                onnx_names = node.output if number == len(plans) - 1 else [f"{node.output[0]}#{number}"]
+                for onnx_name, tensor in zip(onnx_names, outputs, strict=False):
+                    known = self.types.get(onnx_name)
+                    if known is None or any(isinstance(d, str) and d != "N" for d in known.dims):
+                        self.types[onnx_name] = own_types[tensor]
+                scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
+                for key, source in plan.weights.items():
+                    real = self.initializer_alias.get(source.initializer, source.initializer)
+                    weights[f"{provisional}.{key}"] = WeightSource(real, source.transform)
+                if number == len(plans) - 1:
+                    self.alias.update(zip(node.output, outputs, strict=False))
+                else:
+                    self.alias[f"{node.output[0]}#{number}"] = provisional
+        netspec_nodes, scopes = _merge_flatten(netspec_nodes, scopes, self.alias, graph)
+        netspec_nodes, scopes = _merge_gates(netspec_nodes, scopes, self.alias, graph)
+        netspec_nodes, scopes = _merge_shuffles(netspec_nodes, scopes, self.alias, graph)
+        unknown.update(n.layer.params.op_type for n in netspec_nodes if n.type == "OnnxOp")
+        names = _final_names(netspec_nodes, scopes, weights)
+        netspec_nodes = [_renamed(n, names) for n in netspec_nodes]
+        weights = {f"{names[key.split('.')[0]]}.{key.split('.', 1)[1]}": v for key, v in weights.items()}
+        self.alias = {k: _renamed_tensor(v, names) for k, v in self.alias.items() if v.split(".")[0] in names}
+        outputs = tuple(self._graph_output(o.name) for o in graph.output)
+        warnings: tuple[Diagnostic, ...] = ()
+        if unknown:
+            listed = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in sorted(unknown.items()))
+            total = sum(unknown.values())
+            warnings = (
+                Diagnostic(
+                    f"{self.path}: {total} node{'s' if total != 1 else ''} of operators netspec has no "
+                    f"layer for ({listed}) count 0 MACs and FLOPs; the totals exclude them",
+                    severity="warning",
+                ),
+            )
+        name = self.model.graph.name
+        if name in _EXPORTER_GRAPH_NAMES:
+            name = Path(self.path).stem
+        result = Graph(
+            name=name,
+            nodes=tuple(netspec_nodes),
+            outputs=outputs,
+            source_path=self.path,
+            metadata=(("format", "onnx"),),
+            warnings=warnings,
+        )
+        return OnnxImport(result, weights, dict(unknown), self.path)
+
+    def _absorb_pad(
+        self, node: onnx.NodeProto, readers: Mapping[str, list[onnx.NodeProto]], returned: set[str]
+    ) -> bool:
+        """A constant zero Pad of H and W read only by convolutions: they pad instead."""
+        attrs = _attributes(node)
+        if attrs.get("mode", "constant") != "constant" or node.input[0] not in self.alias:
+            return False
+        if "pads" in attrs:
+            pads, value = list(attrs["pads"]), attrs.get("value", 0.0)
+        else:
+            known = self.const(node.input[1]) if len(node.input) > 1 else None
+            fill = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+            if known is None or fill is None or (len(node.input) > 3 and node.input[3]):
+                return False
+            pads, value = known.ravel().tolist(), float(fill.ravel()[0])
+        if value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            return False
+        consumers = readers.get(node.output[0], [])
+        if node.output[0] in returned or not consumers or any(c.op_type != "Conv" for c in consumers):
+            return False
+        before = self.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
+        own = (pads[2], pads[3], pads[6], pads[7])
+        self.absorbed_pads[node.output[0]] = tuple(a + b for a, b in zip(before, own, strict=True))  # type: ignore[assignment]
+        self.alias[node.output[0]] = self.alias[node.input[0]]
+        return True
+
+    # -- names and tensors -----------------------------------------------------------------
+
+    @staticmethod
+    def _unique(name: str, used: set[str]) -> str:
+        candidate, number = name, 1
+        while candidate in used:
+            candidate = f"{name}_{number}"
+            number += 1
+        used.add(candidate)
+        return candidate
+
+    def _tensor(self, node: onnx.NodeProto, tensor: str) -> str:
+        found = self.alias.get(tensor)
+        if found is None:
+            raise error(
+                f"{self.path}: node {_node_label(node)} reads '{tensor}', a constant netspec cannot place"
+            )
+        return found
+
+    def _graph_output(self, tensor: str) -> str:
+        found = self.alias.get(tensor)
+        if found is None:
+            raise error(
+                f"{self.path}: the output '{tensor}' is a constant; netspec needs it computed from an input"
+            )
+        return found
+
+    # -- types -------------------------------------------------------------------------------
+
+    def _read_initializers(self, graph: onnx.GraphProto) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        for init in graph.initializer:
+            shape = tuple(int(d) for d in init.dims)
+            self.initializers[init.name] = (shape, init.data_type)
+            external = init.data_location == onnx.TensorProto.EXTERNAL
+            if math.prod(shape) <= SMALL_CONSTANT and not external:
+                self.constants[init.name] = numpy_helper.to_array(init)
+
+    def _infer_types(self, graph: onnx.GraphProto) -> None:
+        import onnx
+
+        # The batch of every input becomes the symbolic N (as for Caffe files); a fixed batch
+        # the exporter baked into Reshape targets is recognised by its value (see _reshape).
+        for value in graph.input:
+            if value.name in self.initializers:
+                continue
+            dims = self._dims(value)
+            if dims is None or not dims:
+                raise error(
+                    f"{self.path}: the input '{value.name}' has no shape",
+                    hint="export with a fixed input shape",
+                )
+            if dims[0] == 1 and len(dims) >= 2:
+                self.fixed_batch[value.name] = 1
+            elif isinstance(dims[0], int):
+                self.fixed_inputs.add(value.name)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(
+                self._shape_model(), strict_mode=True, data_prop=True
+            )
+        except Exception as exc:
+            raise error(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
+        batch_names = set()
+        for value in inferred.graph.input:
+            if value.name in self.initializers:
+                continue
+            dims = self._dims(value)
+            if dims and isinstance(dims[0], str):
+                batch_names.add(dims[0])
+        for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+            dims = self._dims(value)
+            if dims is None:
+                continue
+            elem = value.type.tensor_type.elem_type
+            dims = tuple("N" if d in batch_names else d for d in dims)
+            if dims and isinstance(dims[0], str):
+                # NOTE: a symbolic leading dim that inference named afresh (unk__0 after a
+                # Resize) is the batch it was computed from.
+                dims = ("N", *dims[1:])
+            self.types[value.name] = TensorType(dims, _ONNX_DTYPES.get(elem, "float32"))
+
+    def _shape_model(self) -> onnx.ModelProto:
+        """The model as shape inference needs it: the large initializers as typed inputs (no
+        weight bytes copied), every input's batch the symbolic N."""
+        import onnx
+
+        source = self.model
+        model = onnx.ModelProto()
+        model.ir_version = source.ir_version
+        model.opset_import.extend(source.opset_import)
+        model.functions.extend(source.functions)
+        graph = model.graph
+        graph.node.extend(source.graph.node)
+        graph.output.extend(source.graph.output)
+        for value in source.graph.input:
+            if value.name in self.initializers:
+                continue
+            copy = graph.input.add()
+            copy.CopyFrom(value)
+            given = self.input_shapes.get(value.name)
+            if given is not None:
+                shape = copy.type.tensor_type.shape
+                shape.ClearField("dim")
+                for axis, size in enumerate(given):
+                    dim = shape.dim.add()
+                    if isinstance(size, int) and not (axis == 0 and size == 1 and len(given) >= 2):
+                        dim.dim_value = size
+                    else:
+                        dim.dim_param = "N"
+            elif value.name not in self.fixed_inputs:
+                copy.type.tensor_type.shape.dim[0].dim_param = "N"
+        for init in source.graph.initializer:
+            if init.name in self.constants:
+                graph.initializer.append(init)
+            else:
+                shape, elem = self.initializers[init.name]
+                graph.input.append(onnx.helper.make_tensor_value_info(init.name, elem, shape))
+        return model
+
+    @staticmethod
+    def _dims(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
+        tensor = value.type.tensor_type
+        if not tensor.HasField("shape"):
+            return None
+        dims: list[Dim] = []
+        for dim in tensor.shape.dim:
+            if dim.HasField("dim_value"):
+                dims.append(int(dim.dim_value))
+            elif dim.HasField("dim_param"):
+                dims.append(dim.dim_param)
+            else:
+                dims.append("?")
+        return tuple(dims)
+
+    def type_of(self, node: onnx.NodeProto, tensor: str) -> TensorType:
+        found = self.types.get(tensor)
+        if found is None and tensor in self.initializers:
+            shape, elem = self.initializers[tensor]
+            found = TensorType(shape, _ONNX_DTYPES.get(elem, "float32"))
+        elif found is None and tensor in self.constants:
+            found = TensorType(tuple(self.constants[tensor].shape))
+        if found is None or any(isinstance(d, str) and d != "N" for d in found.dims):
+            known = f" (ONNX inference gives {found})" if found is not None else ""
+            raise error(
+                f"{self.path}: node {_node_label(node)}: the shape of '{tensor}' cannot be inferred{known}",
+                hint="export with fixed input shapes, or give them with --input NAME:SHAPE",
+            )
+        return found
+
+    def _static(self, node: onnx.NodeProto, tensor: str) -> tuple[int, ...]:
+        """The dims of ``tensor`` with the batch as the sentinel (for folding Shape)."""
+        dims = self.type_of(node, tensor).dims
+        if any(isinstance(d, str) and d != "N" for d in dims):
+            raise error(f"{self.path}: node {_node_label(node)}: '{tensor}' has symbolic dims {list(dims)}")
+        return tuple(_BATCH_SENTINEL if d == "N" else int(d) for d in dims)
+
+    # -- constant folding --------------------------------------------------------------------
+
+    def _fold(self, node: onnx.NodeProto) -> bool:
+        """Evaluate ``node`` if its value is known without running the network; True if done."""
+        from onnx import numpy_helper
+
+        op = node.op_type
+        attrs = _attributes(node)
+        if op == "Constant":
+            if "value" in node.attribute[0].name and node.attribute[0].name == "value":
+                value = numpy_helper.to_array(node.attribute[0].t)
+            else:
+                key, raw = next(iter(attrs.items()))
+                value = np.array(raw.name if hasattr(raw, "name") else raw)
+                if key in ("value_float", "value_floats"):
+                    value = value.astype(np.float32)
+                elif key in ("value_int", "value_ints"):
+                    value = value.astype(np.int64)
+            self.constants[node.output[0]] = value
+            return True
+        if op == "Shape" and node.input[0] not in self.constants:
+            dims = np.array(self._static(node, node.input[0]), np.int64)
+            start, end = attrs.get("start", 0), attrs.get("end", None)
+            self.constants[node.output[0]] = dims[start:end]
+            return True
+        if op == "Size" and node.input[0] not in self.constants:
+            self.constants[node.output[0]] = np.array(math.prod(self._static(node, node.input[0])), np.int64)
+            return True
+        inputs = [t for t in node.input if t]
+        if not inputs or not all(t in self.constants for t in inputs):
+            return False
+        if op in _GROWING and any(np.any(self.constants[t] >= _BATCH_SENTINEL) for t in inputs):
+            return False  # a batch-sized tensor: it stays a node (evaluating it would fill memory)
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            evaluator = ReferenceEvaluator(node)
+            feeds = {t: self.constants[t] for t in inputs}
+            results = evaluator.run(None, feeds)
+        except Exception as exc:
+            raise error(
+                f"{self.path}: node {_node_label(node)}: cannot evaluate it on its constant inputs: "
+                + _first_line(exc)
+            ) from None
+        for output, value in zip(node.output, results, strict=False):
+            self.constants[output] = np.asarray(value)
+        return True
+
+    # -- mapping onto layers -----------------------------------------------------------------
+
+    def is_dynamic(self, tensor: str) -> bool:
+        return tensor in self.alias
+
+    def const(self, tensor: str) -> np.ndarray | None:
+        return self.constants.get(tensor) if tensor else None
+
+    def weight(self, tensor: str) -> tuple[int, ...]:
+        """The shape of an initializer used as a layer's array."""
+        if tensor in self.initializers and not self.is_dynamic(tensor):
+            return self.initializers[tensor][0]
+        raise _Unsupported
+
+    def _plan(self, node: onnx.NodeProto) -> list[_Planned]:
+        mapper = _MAPPERS.get(node.op_type)
+        if mapper is None:
+            raise _Unsupported
+        if any(
+            t and not self.is_dynamic(t) and t not in self.initializers and t not in self.constants
+            for t in node.input
+        ):
+            raise _Unsupported
+        return mapper(self, node, _attributes(node))
+
+    def _opaque(self, node: onnx.NodeProto) -> _Planned:
+        roles: list[str] = []
+        dynamic: list[str] = []
+        constants: list[tuple[int, str, tuple[int, ...], tuple[float, ...]]] = []
+        weights: dict[str, WeightSource] = {}
+        shapes: list[tuple[int, ...]] = []
+        for index, tensor in enumerate(node.input):
+            if not tensor:
+                roles.append("")
+            elif self.is_dynamic(tensor):
+                roles.append("x")
+                dynamic.append(tensor)
+            elif tensor in self.initializers and (
+                tensor not in self.constants or self.initializers[tensor][0]
+            ):
+                if tensor in self.constants and self.constants[tensor].size <= 16:
+                    value = self.constants[tensor]
+                    constants.append(
+                        (index, str(value.dtype), tuple(value.shape), tuple(value.ravel().tolist()))
+                    )
+                    roles.append("c")
+                else:
+                    roles.append(f"p{len(shapes)}")
+                    shapes.append(self.initializers[tensor][0])
+                    weights[f"input{index}"] = WeightSource(tensor)
+            elif tensor in self.constants:
+                value = self.constants[tensor]
+                constants.append((index, str(value.dtype), tuple(value.shape), tuple(value.ravel().tolist())))
+                roles.append("c")
+            else:
+                raise error(f"{self.path}: node {_node_label(node)} reads '{tensor}', which is unknown")
+        output_types = tuple(self.type_of(node, t) for t in node.output if t)
+        params = {
+            "op_type": node.op_type,
+            "domain": node.domain,
+            "attributes": tuple(sorted(_attributes(node).items())),
+            "roles": tuple(roles),
+            "constants": tuple(constants),
+            "array_shapes": tuple(shapes),
+            "output_types": output_types,
+        }
+        return _Planned("OnnxOp", params, tuple(dynamic), weights, outputs=len(output_types))
+
+
+def _weight_scope(plan: _Planned) -> str:
+    """The module a layer's weight comes from, where the initializer has a state_dict name
+    (``layer1.0.conv1.weight``): torch's dynamo exporter names a convolution with BatchNorm
+    folded in after the BatchNorm, its weight still after the convolution."""
+    source = plan.weights.get("weight")
+    if source is None or not source.initializer.endswith(".weight"):
+        return ""
+    scope = source.initializer[: -len(".weight")]
+    return scope if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", scope) else ""
+
+
+def _final_names(
+    nodes: Sequence[Node], scopes: Sequence[tuple[str, str]], weights: Mapping[str, WeightSource]
+) -> dict[str, str]:
+    """Each provisional name's final one: its scope, where one layer has it; the layer with
+    weights keeps the scope when several share it (netspec's own multi-op lowerings), the others
+    get their operator appended; an operator written in a module that has submodules (torch's
+    ``/layer1/layer1.0/Add``) is named ``layer1.0.add``."""
+    bases = {scope for scope, _ in scopes if scope}
+    containers = {prefix for scope in bases for prefix in _prefixes(scope)}
+    with_weights = {key.split(".")[0] for key in weights}
+    wanted: list[str] = []
+    for scope, op in scopes:
+        if not scope:
+            wanted.append(op or "node")
+        elif scope in containers and op:
+            wanted.append(f"{scope}.{op}")
+        else:
+            wanted.append(scope)
+    sharing = Counter(wanted)
+    owner: dict[str, int] = {}
+    for index, (name, node) in enumerate(zip(wanted, nodes, strict=True)):
+        if sharing[name] > 1 and node.name in with_weights and name not in owner:
+            owner[name] = index
+    used: set[str] = set()
+    result: dict[str, str] = {}
+    order = sorted(range(len(nodes)), key=lambda i: (owner.get(wanted[i]) != i, i))
+    for index in order:
+        name, (_, op) = wanted[index], scopes[index]
+        if sharing[name] > 1 and owner.get(name) != index and op and name in owner:
+            name = f"{name}_{op}"
+        result[nodes[index].name] = _Reader._unique(name, used)
+    return result
+
+
+def _merge_flatten(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """Flatten(axis 1) followed by its only reader, an InnerProduct, is one InnerProduct (which
+    flattens from axis 1 itself): the form a spec and a Caffe file have."""
+    readers = Counter(t for n in nodes for t in n.inputs)
+    returned = {alias.get(o.name) for o in graph.output}
+    producers = {n.outputs[0]: i for i, n in enumerate(nodes) if n.outputs}
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "InnerProduct" or node.layer.params.axis != 1:
+            continue
+        source = producers.get(node.inputs[0])
+        if source is None:
+            continue
+        flatten = nodes[source]
+        if flatten.type != "Flatten" or readers[flatten.outputs[0]] != 1 or flatten.outputs[0] in returned:
+            continue
+        if (flatten.layer.params.axis, flatten.layer.params.end_axis) != (1, -1):
+            continue
+        result[index] = Node(node.name, node.layer, flatten.inputs, node.outputs)
+        dropped.add(source)
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+def _merge_gates(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """x · sigmoid(x) is one SiLU, x · hardsigmoid(x) (α 1/6, β 1/2) one HardSwish: the form
+    torch's exporters and netspec's own emission lower them to."""
+    from netspec.layers.activation import TORCH_HARD_SIGMOID
+
+    readers = Counter(t for n in nodes for t in n.inputs)
+    returned = {alias.get(o.name) for o in graph.output}
+    producers = {n.outputs[0]: i for i, n in enumerate(nodes) if n.outputs}
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "Eltwise" or node.layer.params.operation != "PROD" or len(node.inputs) != 2:
+            continue
+        if node.layer.params.coeff is not None:
+            continue
+        for x, gate in (node.inputs, node.inputs[::-1]):
+            source = producers.get(gate)
+            if source is None or readers[gate] != 1 or gate in returned or nodes[source].inputs != (x,):
+                continue
+            gate_node = nodes[source]
+            if gate_node.type == "Sigmoid":
+                fused = "SiLU"
+            elif gate_node.type == "HardSigmoid" and all(
+                math.isclose(a, b, rel_tol=1e-6)
+                for a, b in zip(
+                    (gate_node.layer.params.alpha, gate_node.layer.params.beta),
+                    TORCH_HARD_SIGMOID,
+                    strict=True,
+                )
+            ):
+                fused = "HardSwish"
+            else:
+                continue
+            layer = build_layer(LAYER_TYPES[fused], {}, None)
+            result[index] = Node(node.name, layer, (x,), node.outputs)
+            dropped.add(source)
+            break
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+def _merge_shuffles(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """Reshape to [N, g, C/g, H, W], Transpose(0, 2, 1, 3, 4), Reshape to [N, C, H, W] is one
+    ChannelShuffle of g groups (ShuffleNet; torch's and netspec's own lowering)."""
+    readers = Counter(t for n in nodes for t in n.inputs)
+    returned = {alias.get(o.name) for o in graph.output}
+    producers = {n.outputs[0]: i for i, n in enumerate(nodes) if n.outputs}
+
+    def single(tensor: str) -> int | None:
+        source = producers.get(tensor)
+        return source if source is not None and readers[tensor] == 1 and tensor not in returned else None
+
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "Reshape" or len(node.layer.params.shape) != 4:
+            continue
+        transpose = single(node.inputs[0])
+        if transpose is None or nodes[transpose].type != "OnnxOp":
+            continue
+        op = nodes[transpose].layer.params
+        if op.op_type != "Transpose" or list(dict(op.attributes).get("perm", ())) != [0, 2, 1, 3, 4]:
+            continue
+        grid = single(nodes[transpose].inputs[0])
+        if grid is None or nodes[grid].type != "Reshape" or len(nodes[grid].layer.params.shape) != 5:
+            continue
+        groups = nodes[grid].layer.params.shape[1]
+        layer = build_layer(LAYER_TYPES["ChannelShuffle"], {"group": RawParam(groups)}, None)
+        result[index] = Node(node.name, layer, nodes[grid].inputs, node.outputs)
+        dropped.update((grid, transpose))
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+def _prefixes(scope: str) -> list[str]:
+    parts = scope.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _renamed_tensor(tensor: str, names: Mapping[str, str]) -> str:
+    head, dot, tail = tensor.partition(".")
+    return names[head] + dot + tail
+
+
+def _renamed(node: Node, names: Mapping[str, str]) -> Node:
+    return Node(
+        names[node.name],
+        node.layer,
+        tuple(_renamed_tensor(t, names) for t in node.inputs),
+        tuple(_renamed_tensor(t, names) for t in node.outputs),
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _spec_dims(dims: Sequence[Dim]) -> tuple[Any, ...]:
+    from netspec.expr import Symbol
+
+    return tuple(Symbol(d) if isinstance(d, str) else d for d in dims)
+
+
+# ---------------------------------------------------------------- operator mappers
+
+Mapper = Callable[[_Reader, "onnx.NodeProto", dict[str, Any]], list[_Planned]]
+_MAPPERS: dict[str, Mapper] = {}
+
+
+def _maps(*op_types: str) -> Callable[[Mapper], Mapper]:
+    def decorate(function: Mapper) -> Mapper:
+        for op_type in op_types:
+            _MAPPERS[op_type] = function
+        return function
+
+    return decorate
+
+
+def _single(type_name: str, node: onnx.NodeProto, **params: Any) -> list[_Planned]:
+    return [_Planned(type_name, params, (node.input[0],))]
+
+
+def _spatial_pads(
+    reader: _Reader,
+    node: onnx.NodeProto,
+    attrs: Mapping[str, Any],
+    kernel: Sequence[int],
+    dilation: Sequence[int] = (1, 1),
+) -> tuple[int, int, int, int]:
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad in ("NOTSET", "VALID"):
+        pads = list(attrs.get("pads", [0, 0, 0, 0])) if auto_pad == "NOTSET" else [0, 0, 0, 0]
+        if len(pads) != 4:
+            raise _Unsupported
+        return (pads[0], pads[1], pads[2], pads[3])
+    x = reader.type_of(node, node.input[0])
+    strides = attrs.get("strides", [1, 1])
+    result = []
+    for axis in range(2):
+        size = x.dims[2 + axis]
+        if not isinstance(size, int):
+            raise _Unsupported
+        out = -(-size // strides[axis])
+        extent = dilation[axis] * (kernel[axis] - 1) + 1
+        total = max((out - 1) * strides[axis] + extent - size, 0)
+        small, large = total // 2, total - total // 2
+        result.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+    return (result[0][0], result[1][0], result[0][1], result[1][1])
+
+
+@_maps("Conv", "ConvTranspose")
+def _conv(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    w = reader.weight(node.input[1])
+    if len(w) != 4:
+        raise _Unsupported
+    kernel = tuple(attrs.get("kernel_shape", w[2:]))
+    dilation = tuple(attrs.get("dilations", [1, 1]))
+    group = attrs.get("group", 1)
+    transposed = node.op_type == "ConvTranspose"
+    if transposed and ("output_shape" in attrs or attrs.get("auto_pad", "NOTSET") != "NOTSET"):
+        raise _Unsupported
+    bias = len(node.input) > 2 and bool(node.input[2])
+    weights = {"weight": WeightSource(node.input[1])}
+    if bias:
+        reader.weight(node.input[2])
+        weights["bias"] = WeightSource(node.input[2])
+    params: dict[str, Any] = {
+        "num_output": w[1] * group if transposed else w[0],
+        "kernel_size": kernel,
+        "stride": tuple(attrs.get("strides", [1, 1])),
+        "pad": _with_absorbed(reader, node, _spatial_pads(reader, node, attrs, kernel, dilation)),
+        "dilation": dilation,
+        "group": group,
+        "bias_term": bias,
+    }
+    if transposed:
+        params["output_padding"] = tuple(attrs.get("output_padding", [0, 0]))
+    return [_Planned("Deconvolution" if transposed else "Convolution", params, (node.input[0],), weights)]
+
+
+def _with_absorbed(
+    reader: _Reader, node: onnx.NodeProto, pads: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    extra = reader.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
+    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]
+
+
+@_maps("Gemm")
+def _gemm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    if (
+        x.rank != 2
+        or attrs.get("transA", 0)
+        or attrs.get("alpha", 1.0) != 1.0
+        or attrs.get("beta", 1.0) != 1.0
+    ):
+        raise _Unsupported
+    b = reader.weight(node.input[1])
+    trans_b = attrs.get("transB", 0)
+    weights = {"weight": WeightSource(node.input[1], "" if trans_b else "transpose")}
+    outputs = b[0] if trans_b else b[1]
+    bias = len(node.input) > 2 and bool(node.input[2])
+    if bias:
+        c = reader.weight(node.input[2])
+        if math.prod(c) != outputs:
+            raise _Unsupported
+        weights["bias"] = WeightSource(node.input[2])
+    return [_Planned("InnerProduct", {"num_output": outputs, "bias_term": bias}, (node.input[0],), weights)]
+
+
+@_maps("MatMul")
+def _matmul(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    b = reader.weight(node.input[1])
+    if len(b) != 2 or x.rank < 2:
+        raise _Unsupported
+    params = {"num_output": b[1], "bias_term": False, "axis": x.rank - 1}
+    return [
+        _Planned(
+            "InnerProduct", params, (node.input[0],), {"weight": WeightSource(node.input[1], "transpose")}
+        )
+    ]
+
+
+@_maps("BatchNormalization")
+def _batchnorm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+        raise _Unsupported
+    names = ("weight", "bias", "running_mean", "running_var")
+    for tensor in node.input[1:5]:
+        reader.weight(tensor)
+    weights = {n: WeightSource(t) for n, t in zip(names, node.input[1:5], strict=True)}
+    return [_Planned("BatchNorm", {"eps": attrs.get("epsilon", 1e-5)}, (node.input[0],), weights)]
+
+
+@_maps("MaxPool", "AveragePool")
+def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    kernel = tuple(attrs["kernel_shape"])
+    if len(kernel) != 2 or len([o for o in node.output if o]) > 1:
+        raise _Unsupported
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise _Unsupported
+    pads = _spatial_pads(reader, node, attrs, kernel)
+    average = node.op_type == "AveragePool"
+    # Padding out of the average (TF's SAME pooling, count_include_pad 0) is Pooling's
+    # count_include_pad: false; the default counts it, as Caffe and torch do.
+    padding_counted = bool(attrs.get("count_include_pad", 0)) or not any(pads)
+    x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.output[0])
+    if average and not any(pads) and kernel == tuple(x.dims[2:]) and y.dims[2:] == (1, 1):
+        return _single("AdaptiveAvgPool", node, output_size=(1, 1))  # netspec's own AdaptiveAvgPool(1)
+    params = {
+        "pool": "AVE" if average else "MAX",
+        "kernel_size": kernel,
+        "stride": tuple(attrs.get("strides", [1, 1])),
+        "pad": pads,
+        "round_mode": "CEIL" if attrs.get("ceil_mode", 0) else "FLOOR",
+    }
+    if average and not padding_counted:
+        params["count_include_pad"] = False
+    return [_Planned("Pooling", params, (node.input[0],))]
+
+
+@_maps("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if reader.type_of(node, node.input[0]).rank != 4:
+        raise _Unsupported
+    # NOTE: torch's AdaptiveAvgPool2d(1) exports as GlobalAveragePool; netspec counts it as
+    # AdaptiveAvgPool (a divide per output on top of the sums) as the zoo's specs do.
+    if node.op_type == "GlobalAveragePool":
+        return _single("AdaptiveAvgPool", node, output_size=(1, 1))
+    return _single("Pooling", node, pool="MAX", global_pooling=True)
+
+
+@_maps("ReduceMean", "ReduceMax")
+def _reduce(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1:
+        value = reader.const(node.input[1])
+        axes = None if value is None else value.tolist()
+    if x.rank != 4 or axes is None or sorted(a % 4 for a in axes) != [2, 3]:
+        raise _Unsupported
+    if node.op_type == "ReduceMean":
+        plans = [_Planned("AdaptiveAvgPool", {"output_size": (1, 1)}, (node.input[0],))]
+    else:
+        plans = [_Planned("Pooling", {"pool": "MAX", "global_pooling": True}, (node.input[0],))]
+    if not attrs.get("keepdims", 1):
+        plans.append(_Planned("Flatten", {}, (f"{node.output[0]}#0",)))
+    return plans
+
+
+@_maps("LRN")
+def _lrn(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single(
+        "LRN",
+        node,
+        local_size=attrs["size"],
+        alpha=attrs.get("alpha", 1e-4),
+        beta=attrs.get("beta", 0.75),
+        k=attrs.get("bias", 1.0),
+    )
+
+
+_ACTIVATIONS = {
+    "Relu": "ReLU",
+    "Sigmoid": "Sigmoid",
+    "HardSwish": "HardSwish",
+    "Tanh": "TanH",
+    "Abs": "AbsVal",
+    "Softplus": "BNLL",
+}
+
+
+@_maps(*_ACTIVATIONS)
+def _activation(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single(_ACTIVATIONS[node.op_type], node)
+
+
+@_maps("Exp", "Log")
+def _exp_log(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single(node.op_type, node)
+
+
+@_maps("LeakyRelu")
+def _leaky(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single("ReLU", node, negative_slope=attrs.get("alpha", 0.01))
+
+
+@_maps("Elu")
+def _elu(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single("ELU", node, alpha=attrs.get("alpha", 1.0))
+
+
+@_maps("HardSigmoid")
+def _hard_sigmoid(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single("HardSigmoid", node, alpha=attrs.get("alpha", 0.2), beta=attrs.get("beta", 0.5))
+
+
+@_maps("PRelu")
+def _prelu(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    slope = reader.weight(node.input[1])
+    size = math.prod(slope)
+    if size != 1 and (x.rank < 2 or size != x.dims[1] or [d for d in slope if d != 1] != [size]):
+        raise _Unsupported
+    plan = _Planned(
+        "PReLU", {"channel_shared": size == 1}, (node.input[0],), {"weight": WeightSource(node.input[1])}
+    )
+    return [plan]
+
+
+@_maps("Clip")
+def _clip(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    low, high = attrs.get("min"), attrs.get("max")
+    for index in (1, 2):
+        if len(node.input) > index and node.input[index]:
+            value = reader.const(node.input[index])
+            if value is None:
+                raise _Unsupported
+            if index == 1:
+                low = float(value.ravel()[0])
+            else:
+                high = float(value.ravel()[0])
+    if low == 0 and high == 6:
+        return _single("ReLU6", node)
+    if low == 0 and high is None:
+        return _single("ReLU", node)
+    raise _Unsupported
+
+
+@_maps("Softmax")
+def _softmax(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    axis = attrs.get("axis", -1 if reader.opset >= 13 else 1) % x.rank
+    if reader.opset < 13 and axis != x.rank - 1:
+        raise _Unsupported  # the old Softmax normalises over all axes from axis on
+    return _single("Softmax", node, axis=axis)
+
+
+@_maps("Pow", "Sqrt")
+def _power(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if node.op_type == "Sqrt":
+        return _single("Power", node, power=0.5)
+    exponent = reader.const(node.input[1])
+    if exponent is None or exponent.size != 1 or not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
+    return _single("Power", node, power=float(exponent.ravel()[0]))
+
+
+@_maps("Add", "Sub", "Mul", "Div", "Sum", "Max")
+def _elementwise(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    op = node.op_type
+    inputs = list(node.input)
+    dynamic = [t for t in inputs if reader.is_dynamic(t)]
+    if len(dynamic) == len(inputs):
+        types = [reader.type_of(node, t) for t in inputs]
+        if all(t.dims == types[0].dims for t in types):
+            if op in ("Add", "Sum"):
+                return [_Planned("Eltwise", {"operation": "SUM"}, tuple(inputs))]
+            if op == "Sub":
+                return [_Planned("Eltwise", {"operation": "SUM", "coeff": (1.0, -1.0)}, tuple(inputs))]
+            if op == "Mul":
+                return [_Planned("Eltwise", {"operation": "PROD"}, tuple(inputs))]
+            if op == "Max":
+                return [_Planned("Eltwise", {"operation": "MAX"}, tuple(inputs))]
+            raise _Unsupported
+        if op in ("Add", "Mul") and len(inputs) == 2:
+            big, small = sorted(inputs, key=lambda t: -math.prod(reader._static(node, t)))
+            x, s = reader.type_of(node, big), reader.type_of(node, small)
+            if x.rank == s.rank and s.dims[:2] == x.dims[:2] and all(d == 1 for d in s.dims[2:]):
+                return [_Planned("Scale" if op == "Mul" else "Bias", {"axis": 0}, (big, small))]
+        raise _Unsupported
+    if len(inputs) != 2 or len(dynamic) != 1 or op in ("Sum", "Max"):
+        raise _Unsupported
+    x_name = dynamic[0]
+    other = inputs[1] if inputs[0] == x_name else inputs[0]
+    reversed_order = inputs[0] != x_name
+    x = reader.type_of(node, x_name)
+    shape = (
+        reader.initializers[other][0]
+        if other in reader.initializers
+        else tuple(reader.constants[other].shape)
+    )
+    value = reader.const(other)
+    if math.prod(shape) == 1:
+        if value is None:
+            raise _Unsupported
+        c = float(value.ravel()[0])
+        if op == "Add":
+            return _single_input("Power", x_name, shift=c)
+        if op == "Mul":
+            return _single_input("Power", x_name, scale=c)
+        if op == "Sub":
+            return (
+                _single_input("Power", x_name, scale=-1.0, shift=c)
+                if reversed_order
+                else _single_input("Power", x_name, shift=-c)
+            )
+        if op == "Div" and not reversed_order and c != 0:
+            return _single_input("Power", x_name, scale=1.0 / c)
+        raise _Unsupported
+    if reversed_order and op in ("Sub", "Div"):
+        raise _Unsupported
+    if other not in reader.initializers:
+        raise _Unsupported  # a computed constant with no initializer to store
+    dims = list(shape)
+    if len(dims) > x.rank:
+        raise _Unsupported
+    while dims and dims[0] == 1:
+        dims.pop(0)
+    trailing = 0
+    while dims and dims[-1] == 1:
+        dims.pop()
+        trailing += 1
+    axis = x.rank - len(dims) - trailing
+    if axis < 1 or list(x.dims[axis : axis + len(dims)]) != dims:
+        raise _Unsupported
+    transform = {"Sub": "negate", "Div": "reciprocal"}.get(op, "")
+    if op in ("Add", "Sub"):
+        weights = {"bias": WeightSource(other, transform)}
+        return [_Planned("Bias", {"axis": axis, "num_axes": len(dims)}, (x_name,), weights)]
+    weights = {"weight": WeightSource(other, transform)}
+    return [_Planned("Scale", {"axis": axis, "num_axes": len(dims)}, (x_name,), weights)]
+
+
+def _single_input(type_name: str, tensor: str, **params: Any) -> list[_Planned]:
+    return [_Planned(type_name, params, (tensor,))]
+
+
+@_maps("Pad")
+def _pad(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """A constant Pad (one the convolutions after it do not absorb) as a Pad layer over its
+    first to its last padded axis."""
+    if attrs.get("mode", "constant") != "constant" or (len(node.input) > 3 and node.input[3]):
+        raise _Unsupported
+    if "pads" in attrs:
+        pads, value = [int(v) for v in attrs["pads"]], float(attrs.get("value", 0.0))
+    else:
+        known = reader.const(node.input[1]) if len(node.input) > 1 else None
+        fill = reader.const(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+        if known is None or fill is None:
+            raise _Unsupported
+        pads, value = [int(v) for v in known.ravel()], float(fill.ravel()[0])
+    rank = len(pads) // 2
+    pairs = list(zip(pads[:rank], pads[rank:], strict=True))
+    padded = [axis for axis, pair in enumerate(pairs) if pair != (0, 0)]
+    if not padded or min(pads) < 0:
+        raise _Unsupported
+    first, last = padded[0], padded[-1]
+    flat = [width for pair in pairs[first : last + 1] for width in pair]
+    return [_Planned("Pad", {"axis": first, "pad": tuple(flat), "value": value}, (node.input[0],))]
+
+
+@_maps("Concat")
+def _concat(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if not all(reader.is_dynamic(t) for t in node.input):
+        raise _Unsupported
+    rank = reader.type_of(node, node.input[0]).rank
+    return [_Planned("Concat", {"axis": attrs["axis"] % rank}, tuple(node.input))]
+
+
+@_maps("Split")
+def _split(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    axis = attrs.get("axis", 0) % x.rank
+    sizes = [reader.type_of(node, t).dims[axis] for t in node.output]
+    if not all(isinstance(s, int) for s in sizes):
+        raise _Unsupported
+    points = tuple(int(sum(sizes[: i + 1])) for i in range(len(sizes) - 1))  # type: ignore[arg-type]
+    return [_Planned("Slice", {"axis": axis, "slice_point": points}, (node.input[0],), outputs=len(sizes))]
+
+
+@_maps("Flatten")
+def _flatten(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if attrs.get("axis", 1) != 1:
+        raise _Unsupported
+    return _single("Flatten", node)
+
+
+@_maps("Reshape", "Squeeze", "Unsqueeze")
+def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    if node.op_type == "Reshape":
+        target = reader.const(node.input[1])
+        shape = [int(v) for v in target.ravel()] if target is not None else []
+        if target is None or (attrs.get("allowzero", 0) and 0 in shape):
+            raise _Unsupported
+        if (
+            shape
+            and x.dims[0] == "N"
+            and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values())
+        ):
+            shape[0] = 0
+    else:
+        y = reader.type_of(node, node.output[0])
+        if any(isinstance(d, str) for d in y.dims[1:]):
+            raise _Unsupported
+        shape = [0 if i == 0 and y.dims[0] == x.dims[0] else int(d) for i, d in enumerate(y.dims)]  # type: ignore[arg-type]
+    if _BATCH_SENTINEL in shape or any(v > _BATCH_SENTINEL for v in shape):
+        raise error(
+            f"{reader.path}: node {_node_label(node)}: its target shape depends on the batch in a way "
+            "netspec cannot fold",
+            hint="export the model with a fixed batch size",
+        )
+    rest = math.prod(d for d in x.dims[1:] if isinstance(d, int)) if x.is_static or x.dims[0] == "N" else None
+    if x.rank > 2 and len(shape) == 2 and shape[0] == 0 and shape[1] in (-1, rest):
+        return _single("Flatten", node)
+    return _single("Reshape", node, shape=tuple(shape))
+
+
+@_maps("Resize", "Upsample")
+def _resize(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    y = reader.type_of(node, node.output[0])
+    if x.rank != 4 or not all(isinstance(d, int) for d in (*x.dims[2:], *y.dims[2:])):
+        raise _Unsupported
+    mode = attrs.get("mode", "nearest")
+    transform = attrs.get(
+        "coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"
+    )
+    if node.op_type == "Upsample":
+        transform = "asymmetric"
+    if mode == "nearest":
+        if transform != "asymmetric" or (
+            attrs.get("nearest_mode", "round_prefer_floor") != "floor" and node.op_type == "Resize"
+        ):
+            raise _Unsupported
+        params: dict[str, Any] = {"mode": "NEAREST"}
+    elif mode in ("linear", "bilinear"):
+        if transform not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            raise _Unsupported
+        params = {"mode": "BILINEAR", "align_corners": transform == "align_corners"}
+    else:
+        raise _Unsupported
+    h, w = x.dims[2], x.dims[3]
+    oh, ow = y.dims[2], y.dims[3]
+    if oh % h == 0 and ow % w == 0:  # type: ignore[operator]
+        params["scale"] = (oh // h, ow // w)  # type: ignore[operator]
+    else:
+        params["size"] = (oh, ow)
+    return _single("Resize", node, **params)
+
+
+@_maps("GridSample")
+def _grid_sample(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    mode = {"bilinear": "BILINEAR", "linear": "BILINEAR", "nearest": "NEAREST"}.get(
+        attrs.get("mode", "bilinear")
+    )
+    padding = {"zeros": "ZEROS", "border": "BORDER"}.get(attrs.get("padding_mode", "zeros"))
+    if mode is None or padding is None:
+        raise _Unsupported
+    params = {"mode": mode, "padding_mode": padding, "align_corners": bool(attrs.get("align_corners", 0))}
+    return [_Planned("GridSample", params, (node.input[0], node.input[1]))]
+
+
+@_maps("MaxRoiPool")
+def _roi_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    pooled = attrs["pooled_shape"]
+    params = {"pooled_h": pooled[0], "pooled_w": pooled[1], "spatial_scale": attrs.get("spatial_scale", 1.0)}
+    return [_Planned("ROIPooling", params, (node.input[0], node.input[1]))]
+
+
+# ---------------------------------------------------------------- convert
+
+
+@dataclass(frozen=True)
+class OnnxConversion:
+    """An ONNX model written as a .net spec and its weights by the spec's names."""
+
+    conversion: Any  # netspec.convert.Conversion
+    weights: Mapping[str, np.ndarray]
+
+
+def convert_onnx(
+    path: str | os.PathLike[str],
+    *,
+    templates: bool = True,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+) -> OnnxConversion:
+    """Read the ONNX model at ``path`` and write it as a .net spec (netspec.convert's writer:
+    implicit chaining, templates for repeated blocks, loops), with its initializers as the
+    spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
+    from netspec.convert import convert_graph
+    from netspec.infer import infer_shapes
+
+    imported = import_onnx(path, input_shapes)
+    if imported.unknown:
+        listed = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in sorted(imported.unknown.items()))
+        raise error(
+            f"{path}: cannot convert: operators netspec has no layer for ({listed})",
+            hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
+        )
+    graph = imported.graph
+    types = infer_shapes(graph, {"N": 1})
+    arrays = read_weights(imported, types)
+    conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
+    names = conversion.node_names
+    weights = {}
+    for key, array in arrays.items():
+        node, _, suffix = key.rpartition(".")
+        weights[f"{names.get(node, node)}.{suffix}"] = array
+    return OnnxConversion(conversion, weights)

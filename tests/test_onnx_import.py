@@ -1,0 +1,559 @@
+"""The ONNX front end (netspec/onnx_import.py): torch exports, hand-built models and netspec's own
+output of the zoo read into the Graph; report, check, convert and bad input.
+
+tests/data/onnx/ holds small torch exports made by tools/export_torch_onnx.py (regenerate with
+``/work/torchvenv/bin/python tools/export_torch_onnx.py`` in a venv with torch and onnxscript).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from netspec.cli import main  # noqa: E402
+from netspec.compiler import analyze, compile_graph, load_graph  # noqa: E402
+from netspec.diagnostics import NetspecError, SourceFile  # noqa: E402
+from netspec.elaborate import elaborate, load_spec  # noqa: E402
+from netspec.onnx_import import convert_onnx, import_model, read_onnx, scope_name  # noqa: E402
+from netspec.report import report_data  # noqa: E402
+from netspec.zoo import zoo_folder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data" / "onnx"
+TORCH_EXPORTS = sorted(p.name for p in DATA.glob("*.onnx"))
+ZOO = sorted(p.stem for p in zoo_folder().glob("*.net"))
+OPSET = 17
+
+
+def run_ort(model: bytes | str, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset: int = OPSET) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "hand_built", inputs, outputs, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def tensor(name: str, shape: list[int | str]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def init(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+# ------------------------------------------------------------------------------ names
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("node_name", "scope"),
+    [
+        ("/layer1/layer1.0/conv1/Conv", "layer1.0.conv1"),
+        ("/layer1/layer1.0/downsample/downsample.0/Conv", "layer1.0.downsample.0"),
+        ("/features/features.1/block/block.0/block.0.0/Conv", "features.1.block.0.0"),
+        ("/fc/Gemm", "fc"),
+        ("/Flatten", ""),
+        (
+            "/features/features.denseblock1/features.denseblock1.denselayer1/Concat",
+            "features.denseblock1.denselayer1",
+        ),
+    ],
+)
+def test_torch_node_names_become_scopes(node_name: str, scope: str) -> None:
+    assert scope_name(node_name) == scope
+
+
+# ------------------------------------------------------------------------------ torch exports
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize("name", TORCH_EXPORTS)
+def test_torch_export_converts_and_round_trips(name: str, tmp_path: Path) -> None:
+    """netspec convert's spec with its safetensors gives the original model's outputs."""
+    path = DATA / name
+    converted = convert_onnx(path)
+    graph = elaborate(SourceFile("converted.net", converted.conversion.text))
+    model = compile_graph(graph, batch=1, weights=converted.weights)
+    x = (
+        np.random.default_rng(0)
+        .standard_normal(graph.nodes[0].layer.params.shape[1:])
+        .astype(np.float32)[None]
+    )
+    expected = run_ort(str(path), x)
+    assert relative_error(expected, run_ort(model.SerializeToString(), x)) <= 1e-5
+    # Same counts as reading the ONNX file for analysis.
+    direct, spec = analyze(read_onnx(path)).counts.totals, analyze(graph).counts.totals
+    assert (direct.params, direct.macs, direct.flops) == (spec.params, spec.macs, spec.flops)
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize("name", [n for n in TORCH_EXPORTS if "resnet" in n])
+def test_torch_resnet_export_is_a_short_spec_with_torch_names(name: str) -> None:
+    conversion = convert_onnx(DATA / name).conversion
+    assert conversion.templates
+    assert conversion.text.count("\n") < 45
+    graph = elaborate(SourceFile("converted.net", conversion.text))
+    names = {node.name for node in graph.nodes}
+    assert {"conv1", "layer1.0.conv1", "layer1.0.conv2", "fc"} <= names
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", [n for n in TORCH_EXPORTS if "dynbatch" in n])
+def test_dynamic_batch_export_folds_its_shape_chains(name: str) -> None:
+    """Shape → Gather → Unsqueeze → Concat → Reshape disappears; the batch stays symbolic."""
+    graph = read_onnx(DATA / name)
+    assert not [n for n in graph.nodes if n.type == "OnnxOp"]
+    assert graph.nodes[0].layer.params.shape[0] == "N"
+    one, eight = analyze(graph, batch=1).counts.totals, analyze(graph, batch=8).counts.totals
+    assert eight.macs == 8 * one.macs
+
+
+@pytest.mark.unit
+def test_report_depth_folds_an_onnx_model_by_module(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["report", str(DATA / "resnet_basic_torchscript17.onnx"), "--depth", "1", "--format", "json"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    names = [layer["name"] for layer in data["layers"]]
+    assert names == ["conv1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+
+
+# ------------------------------------------------------------------------------ the zoo
+
+
+def _comparable(data: dict) -> dict:
+    """The figures the ONNX round trip keeps, layer by layer."""
+    layers = {
+        layer["name"]: (
+            layer["type"],
+            layer["output_shapes"],
+            layer["params"],
+            layer["buffers"],
+            layer["macs"],
+            layer["flops"],
+            layer["receptive_field"],
+        )
+        for layer in data["layers"]
+        # NOTE: netspec's emission drops Dropout (an Identity onnxruntime removes): no node is
+        # left to read back.
+        if layer["type"] != "Dropout"
+    }
+    totals = {k: data["totals"][k] for k in ("params", "buffers", "macs", "flops")}
+    return {"totals": totals, "outputs": [o["shape"] for o in data["outputs"]], "layers": layers}
+
+
+# netspec lowers these layers to several ONNX nodes that the reader does not recognise back
+# (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
+# ONNX node that stands for two netspec layers.
+COMPOSITE_LOWERINGS = {
+    "deepface": "LocallyConnected: a one-hot unfolding Conv and a batched MatMul",
+    "netvlad_vgg16": "NetVLAD: Conv, Softmax, MatMul, ReduceSum and norms",
+    "segnet": "Upsample by the pooling mask: ScatterElements",
+    "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
+    "fcn8s": "Crop: a Slice with constant bounds",
+    "unet": "Crop: a Slice with constant bounds",
+    # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
+    # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
+    # and gives the 1x1 output another jump (netspec/layers/pool.py).
+    "nin": "global average Pooling reads back as AdaptiveAvgPool",
+    # NOTE: a layer named like another's scope (layer2.0.shortcut beside
+    # layer2.0.shortcut.subsample) reads back under a name of its own.
+    **{
+        f"resnet{depth}_cifar": "the option-A shortcut's Pad is named like its scope"
+        for depth in (20, 32, 44, 56, 110, 1202)
+    },
+    "resnet110_stochastic_depth": "Eltwise's coefficients read back as Power layers; Pad as for ResNet-110",
+    "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
+    "fcn16s": "Crop: a Slice with constant bounds",
+    "fcn32s": "Crop: a Slice with constant bounds",
+    "inception_resnet_v2": "Eltwise's residual scale (coeff) reads back as a Power layer",
+}
+# Layers that are identities at inference: the emitter writes no node for them.
+ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
+
+
+@pytest.mark.zoo
+@pytest.mark.ort
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=COMPOSITE_LOWERINGS[s]))
+        if s in COMPOSITE_LOWERINGS
+        else s
+        for s in ZOO
+    ],
+)
+def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
+    """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
+    shapes and receptive fields, layer by layer."""
+    graph = load_spec(zoo_folder() / f"{spec}.net")
+    model = compile_graph(graph, batch=1, fold_bn=False)
+    imported = import_model(model, f"{spec}.onnx").graph
+    expected = _comparable(report_data(analyze(graph)))
+    got = _comparable(report_data(analyze(imported)))
+    assert got["totals"] == expected["totals"]
+    assert got["outputs"] == expected["outputs"]
+    # VGG's AdaptiveAvgPool at 224, Dropout, a one-output Split: netspec emits no node for them.
+    identity = {
+        name for name, row in expected["layers"].items() if name not in got["layers"] and row[0] in ELIDED
+    }
+    assert {n: r for n, r in expected["layers"].items() if n not in identity} == got["layers"]
+
+
+# ------------------------------------------------------------------------------ hand-built models
+
+
+def _conv_bn_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="/stem/conv/Conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "beta", "m", "v"], ["n"], name="/stem/bn/BN"),
+        helper.make_node("Clip", ["n", "lo", "hi"], ["r"], name="/stem/act/Clip"),
+        helper.make_node("Shape", ["r"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["r", "target"], ["flat"], name="/Reshape"),
+        helper.make_node("Gemm", ["flat", "fw", "fb"], ["y"], name="/head/Gemm", transB=1),
+    ]
+    initializers = [
+        init("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+        init("b", rng.standard_normal(4).astype(np.float32)),
+        init("g", rng.random(4).astype(np.float32) + 0.5),
+        init("beta", rng.standard_normal(4).astype(np.float32)),
+        init("m", rng.standard_normal(4).astype(np.float32)),
+        init("v", rng.random(4).astype(np.float32) + 0.5),
+        init("lo", np.array(0, np.float32)),
+        init("hi", np.array(6, np.float32)),
+        init("zero", np.array(0, np.int64)),
+        init("axes", np.array([0], np.int64)),
+        init("minus1", np.array([-1], np.int64)),
+        init("fw", rng.standard_normal((5, 4 * 8 * 8)).astype(np.float32)),
+        init("fb", rng.standard_normal(5).astype(np.float32)),
+    ]
+    return make_model(nodes, [tensor("x", ["batch", 3, 8, 8])], [tensor("y", ["batch", 5])], initializers)
+
+
+@pytest.mark.ort
+def test_hand_built_model_maps_onto_layers_and_converts(tmp_path: Path) -> None:
+    path = tmp_path / "hand.onnx"
+    onnx.save(_conv_bn_model(), path)
+    graph = read_onnx(path)
+    assert [(n.name, n.type) for n in graph.nodes] == [
+        ("x", "Input"),
+        ("stem.conv", "Convolution"),
+        ("stem.bn", "BatchNorm"),
+        ("stem.act", "ReLU6"),
+        ("head", "InnerProduct"),
+    ]
+    totals = analyze(graph, batch=2).counts.totals
+    assert totals.macs == 2 * (4 * 8 * 8 * 3 * 3 * 3 + 5 * 256)
+    assert totals.params == 4 * 27 + 4 + 8 + 5 * 256 + 5 and totals.buffers == 8
+    out = tmp_path / "hand.net"
+    assert main(["convert", str(path), "-o", str(out)]) == 0
+    assert (tmp_path / "hand.safetensors").exists()
+    compiled = tmp_path / "again.onnx"
+    assert (
+        main(["compile", str(out), "--weights", str(tmp_path / "hand.safetensors"), "-o", str(compiled)]) == 0
+    )
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    assert relative_error(run_ort(str(path), x), run_ort(str(compiled), x)) <= 1e-5
+
+
+@pytest.mark.ort
+def test_unknown_operator_counts_zero_and_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv"),
+        helper.make_node("Erf", ["c"], ["e"], name="/gelu/Erf"),
+        helper.make_node("Erf", ["e"], ["e2"], name="/gelu2/Erf"),
+        helper.make_node("Relu", ["e2"], ["y"], name="/relu/Relu"),
+    ]
+    w = init("w", np.ones((2, 1, 3, 3), np.float32))
+    path = tmp_path / "erf.onnx"
+    onnx.save(make_model(nodes, [tensor("x", [1, 1, 6, 6])], [tensor("y", [1, 2, 4, 4])], [w]), path)
+    assert main(["report", str(path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "Erf ×2" in captured.err
+    data = json.loads(captured.out)
+    assert data["totals"]["macs"] == 2 * 16 * 9
+    assert any("not counted" in line and "Erf ×2" for line in data["conventions"])
+    assert [layer["macs"] for layer in data["layers"] if layer["type"] == "OnnxOp"] == [0, 0]
+    assert main(["convert", str(path), "-o", str(tmp_path / "erf.net")]) == 1
+    assert "Erf" in capsys.readouterr().err
+    assert not (tmp_path / "erf.net").exists() and not (tmp_path / "erf.safetensors").exists()
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def _loop_model() -> onnx.ModelProto:
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, [])],
+    )
+    nodes = [
+        helper.make_node("Loop", ["", ""], [], name="the_loop", body=body),
+        helper.make_node("Relu", ["x"], ["y"]),
+    ]
+    return make_model(nodes, [tensor("x", [1, 3])], [tensor("y", [1, 3])])
+
+
+def _cycle_model() -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+    ]
+    return make_model(nodes, [tensor("x", [1, 3])], [tensor("b", [1, 3])])
+
+
+def _uninferable_model() -> onnx.ModelProto:
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape_by_input")]
+    inputs = [tensor("x", [1, 3, 4, 4]), helper.make_tensor_value_info("shape", TensorProto.INT64, [2])]
+    return make_model(nodes, inputs, [tensor("y", None)])  # type: ignore[arg-type]
+
+
+def _mismatched_model() -> onnx.ModelProto:
+    nodes = [helper.make_node("Add", ["x", "z"], ["y"], name="bad_add")]
+    return make_model(nodes, [tensor("x", [1, 3]), tensor("z", [1, 4])], [tensor("y", [1, 3])])
+
+
+BAD = {
+    "not_onnx": (lambda path: path.write_text("name: 'a spec'\n"), "not a readable ONNX model"),
+    "truncated": (lambda path: path.write_bytes(_conv_bn_model().SerializeToString()[:300]), "ONNX model"),
+    "loop": (lambda path: onnx.save(_loop_model(), path), "'the_loop' (Loop) is control flow"),
+    "cycle": (lambda path: onnx.save(_cycle_model(), path), "cycle through node"),
+    "uninferable": (lambda path: onnx.save(_uninferable_model(), path), "'reshape_by_input'"),
+    "mismatched": (lambda path: onnx.save(_mismatched_model(), path), "bad_add"),
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["report", "check", "convert"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_a_clear_error(
+    case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write, expected = BAD[case]
+    path = tmp_path / f"{case}.onnx"
+    write(path)
+    arguments = [command, str(path)] + (["-o", str(tmp_path / "out.net")] if command == "convert" else [])
+    assert main(arguments) == 1
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and "internal error" not in err
+    assert not (tmp_path / "out.net").exists() and not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.unit
+def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
+    """A model with its weights in an external file reports without them (even if they are gone)."""
+    path = tmp_path / "external.onnx"
+    onnx.save(
+        _conv_bn_model(),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="external.bin",
+        size_threshold=64,
+    )
+    (tmp_path / "external.bin").unlink()
+    assert analyze(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
+    with pytest.raises(NetspecError):
+        convert_onnx(path)
+
+
+# ------------------------------------------------------------------------------ one operator each
+
+RNG = np.random.default_rng(7)
+X = [1, 4, 6, 6]
+
+
+def _f32(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+# (case, nodes reading "x" [1, 4, 6, 6] and writing "y", initializers, the layer types read)
+OPERATORS = [
+    ("leaky_relu", [helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.2)], [], ["ReLU"]),
+    ("prelu", [helper.make_node("PRelu", ["x", "s"], ["y"])], [init("s", _f32(4, 1, 1))], ["PReLU"]),
+    ("elu", [helper.make_node("Elu", ["x"], ["y"], alpha=0.7)], [], ["ELU"]),
+    ("hard_sigmoid", [helper.make_node("HardSigmoid", ["x"], ["y"])], [], ["HardSigmoid"]),
+    ("hard_swish", [helper.make_node("HardSwish", ["x"], ["y"])], [], ["HardSwish"]),
+    ("tanh", [helper.make_node("Tanh", ["x"], ["y"])], [], ["TanH"]),
+    ("softplus", [helper.make_node("Softplus", ["x"], ["y"])], [], ["BNLL"]),
+    ("softmax", [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [], ["Softmax"]),
+    (
+        "silu",
+        [helper.make_node("Sigmoid", ["x"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])],
+        [],
+        ["SiLU"],
+    ),
+    (
+        "per_channel_affine",
+        [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Sub", ["m", "b"], ["y"])],
+        [init("a", _f32(4, 1, 1)), init("b", _f32(1, 4, 1, 1))],
+        ["Scale", "Bias"],
+    ),
+    (
+        "scalars",
+        [helper.make_node("Div", ["x", "d"], ["q"]), helper.make_node("Add", ["q", "c"], ["y"])],
+        [init("d", np.array(4.0, np.float32)), init("c", np.array([0.5], np.float32))],
+        ["Power", "Power"],
+    ),
+    (
+        "squeeze_excitation",
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+            helper.make_node("Sigmoid", ["p"], ["g"]),
+            helper.make_node("Mul", ["x", "g"], ["y"]),
+        ],
+        [],
+        ["AdaptiveAvgPool", "Sigmoid", "Scale"],
+    ),
+    (
+        "split_concat_max",
+        [
+            helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+            helper.make_node("Max", ["a", "b"], ["m"]),
+            helper.make_node("Concat", ["m", "a", "b"], ["y"], axis=1),
+        ],
+        [init("sizes", np.array([2, 2], np.int64))],
+        ["Slice", "Eltwise", "Concat"],
+    ),
+    (
+        "deconvolution",
+        [
+            helper.make_node(
+                "ConvTranspose",
+                ["x", "w", "b"],
+                ["y"],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                output_padding=[1, 1],
+            )
+        ],
+        [init("w", _f32(4, 3, 3, 3)), init("b", _f32(3))],
+        ["Deconvolution"],
+    ),
+    (
+        "pooling",
+        [
+            helper.make_node(
+                "AveragePool",
+                ["x"],
+                ["a"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+            ),
+            helper.make_node("MaxPool", ["a"], ["y"], kernel_shape=[2, 2], strides=[1, 1], ceil_mode=1),
+        ],
+        [],
+        ["Pooling", "Pooling"],
+    ),
+    (
+        "zero_pad_into_convolution",
+        [
+            helper.make_node("Pad", ["x", "pads"], ["p"]),
+            helper.make_node("Conv", ["p", "w"], ["y"], strides=[2, 2]),
+        ],
+        [init("pads", np.array([0, 0, 0, 1, 0, 0, 1, 2], np.int64)), init("w", _f32(3, 4, 3, 3))],
+        ["Convolution"],
+    ),
+    ("lrn", [helper.make_node("LRN", ["x"], ["y"], size=3, alpha=1e-3, beta=0.75, bias=2.0)], [], ["LRN"]),
+    (
+        "resize",
+        [
+            helper.make_node(
+                "Resize", ["x", "", "sc"], ["r"], mode="linear", coordinate_transformation_mode="half_pixel"
+            ),
+            helper.make_node(
+                "Resize",
+                ["r", "", "sc"],
+                ["y"],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            ),
+        ],
+        [init("sc", np.array([1, 1, 2, 2], np.float32))],
+        ["Resize", "Resize"],
+    ),
+    (
+        "reduce_mean_and_matmul",
+        [
+            helper.make_node("ReduceMean", ["x"], ["p"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["p", "w"], ["y"]),
+        ],
+        [init("w", _f32(4, 3))],
+        ["AdaptiveAvgPool", "InnerProduct"],  # the Flatten folds into the InnerProduct
+    ),
+    (
+        "unsqueeze_squeeze",
+        [
+            helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
+            helper.make_node("Squeeze", ["u", "ax"], ["y"]),
+        ],
+        [init("ax", np.array([2], np.int64))],
+        ["Reshape", "Reshape"],
+    ),
+]
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize(("case", "nodes", "initializers", "types"), OPERATORS, ids=[c[0] for c in OPERATORS])
+def test_operator_reads_as_layers_and_round_trips(
+    case: str, nodes: list, initializers: list, types: list[str], tmp_path: Path
+) -> None:
+    model = make_model(
+        nodes, [tensor("x", X)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
+    )
+    path = tmp_path / f"{case}.onnx"
+    onnx.save(model, path)
+    graph = read_onnx(path)
+    assert [n.type for n in graph.nodes[1:]] == types
+    converted = convert_onnx(path)
+    spec = elaborate(SourceFile("converted.net", converted.conversion.text))
+    compiled = compile_graph(spec, batch=1, weights=converted.weights)
+    x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
+    assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
+
+
+@pytest.mark.unit
+def test_symbolic_image_size_needs_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv", pads=[1, 1, 1, 1])]
+    w = init("w", np.ones((2, 3, 3, 3), np.float32))
+    path = tmp_path / "dynamic.onnx"
+    model = make_model(nodes, [tensor("x", ["n", 3, "h", "w"])], [tensor("y", ["n", 2, "h", "w"])], [w])
+    onnx.save(model, path)
+    assert main(["report", str(path)]) == 1
+    assert "--input x:" in capsys.readouterr().err
+    assert main(["report", str(path), "--input", "x:1x3x10x12", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outputs"][0]["shape"] == [1, 2, 10, 12]
+    assert data["totals"]["macs"] == 2 * 10 * 12 * 27
+    out = tmp_path / "fixed.net"
+    assert main(["convert", str(path), "--input", "x:1x3x10x12", "-o", str(out)]) == 0
+    assert "input x: [N, 3, 10, 12]" in out.read_text()
