@@ -596,7 +596,7 @@ def _output_name(spec: str, suffix: str) -> str:
 
 
 def command_compile(args: argparse.Namespace) -> int:
-    from netspec.compiler import compile_graph
+    from netspec.compiler import lower_graph
     from netspec.export.onnx import check_model
     from netspec.output import check_output_path, write_model, write_model_to_stream
 
@@ -606,7 +606,7 @@ def command_compile(args: argparse.Namespace) -> int:
         check_output_path(output)
     graph = _load(args.spec, args)
     batch = None if args.dynamic_batch else (args.batch or 1)
-    model = compile_graph(
+    lowered = lower_graph(
         graph,
         batch=batch,
         input_shapes=dict(args.input_shapes),
@@ -619,15 +619,16 @@ def command_compile(args: argparse.Namespace) -> int:
         limits=_limits(args),
         progress=_progress(args),
     )
+    model = lowered.model
     check_model(model)
     if output == STDIN:
-        size = write_model_to_stream(model, sys.stdout.buffer)
+        size = write_model_to_stream(lowered, sys.stdout.buffer)
         _note(
             args,
             f"wrote the model to stdout ({size / 2**20:.1f} MiB) in {time.perf_counter() - started:.2f} s",
         )
         return 0
-    written = write_model(model, output, progress=_progress(args))
+    written = write_model(lowered, output, progress=_progress(args))
     elapsed = time.perf_counter() - started
     if written.data_path is not None:
         _note(

@@ -26,6 +26,8 @@ from netspec.progress import QUIET, Progress
 if TYPE_CHECKING:
     import onnx
 
+    from netspec.export.onnx import LoweredModel
+
 DEFAULT_BATCH = 1
 
 
@@ -100,7 +102,7 @@ def analyze(
     return Analysis(graph, types, batch, dtype)
 
 
-def compile_graph(
+def lower_graph(
     graph: Graph,
     *,
     batch: int | None = DEFAULT_BATCH,
@@ -113,8 +115,10 @@ def compile_graph(
     dtype: str = "float32",
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress = QUIET,
-) -> onnx.ModelProto:
-    """Lower a graph to ONNX. ``batch=None`` keeps the batch dimension symbolic (``N``).
+) -> LoweredModel:
+    """Lower a graph to ONNX, its large weights left to the writer (:class:`LoweredModel`:
+    ``netspec.output.write_model`` streams them from numpy into the file, ``.complete()`` puts
+    them in the model). ``batch=None`` keeps the batch dimension symbolic (``N``).
 
     ``fold_bn`` (the default, as torch's exporters do) folds BatchNorm (and Scale) into the
     layer before it wherever that is exact (:mod:`netspec.fold`); ``False`` keeps the
@@ -122,7 +126,7 @@ def compile_graph(
     ``dtype="float16"`` emits float16 weights, inputs and outputs (:mod:`netspec.export.float16`);
     ``progress`` shows the weights being made on a terminal.
     """
-    from netspec.export.onnx import DEFAULT_OPSET, build_model
+    from netspec.export.onnx import DEFAULT_OPSET, lower_model
 
     bindings = {} if batch is None else {"N": batch}
     types = infer_shapes(graph, bindings, input_shapes)
@@ -137,6 +141,36 @@ def compile_graph(
         folded = fold_batchnorm(graph, types, weights)
         graph, types, weights = folded.graph, folded.types, folded.weights
     opset = opset or DEFAULT_OPSET
-    return build_model(
+    return lower_model(
         graph, types, weights, opset=opset, spec_text=spec_text, dtype=dtype, progress=progress
     )
+
+
+def compile_graph(
+    graph: Graph,
+    *,
+    batch: int | None = DEFAULT_BATCH,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    opset: int | None = None,
+    spec_text: str | None = None,
+    fold_bn: bool = True,
+    dtype: str = "float32",
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress = QUIET,
+) -> onnx.ModelProto:
+    """:func:`lower_graph` with every weight inside the returned model."""
+    return lower_graph(
+        graph,
+        batch=batch,
+        input_shapes=input_shapes,
+        weights=weights,
+        seed=seed,
+        opset=opset,
+        spec_text=spec_text,
+        fold_bn=fold_bn,
+        dtype=dtype,
+        limits=limits,
+        progress=progress,
+    ).complete()

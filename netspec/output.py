@@ -18,6 +18,8 @@ from netspec.progress import QUIET, Advance, Progress
 if TYPE_CHECKING:
     import onnx
 
+    from netspec.export.onnx import LoweredModel
+
 Writer = Callable[[BinaryIO], object]
 
 
@@ -99,50 +101,104 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
 
 
-def write_model_to_stream(model: onnx.ModelProto, stream: BinaryIO) -> int:
+def write_model_to_stream(model: onnx.ModelProto | LoweredModel, stream: BinaryIO) -> int:
     """Write ``model`` to an open stream (``-o -``) and return the bytes written; a model past
     protobuf's 2 GiB limit needs a data file beside it, so it needs a file name."""
-    if _initializer_bytes(model) + _HEADROOM >= PROTOBUF_LIMIT:
+    lowered = _as_lowered(model)
+    if _initializer_bytes(lowered.model) + _HEADROOM >= PROTOBUF_LIMIT:
         raise UsageError(
             "the model's weights pass protobuf's 2 GiB limit and go to a data file beside the model: "
             "name an output file with -o instead of -"
         )
-    written = write_model_pieces(model, stream)
+    written = write_model_pieces(lowered, stream)
     stream.flush()
     return written
 
 
 def write_model(
-    model: onnx.ModelProto, path: str | os.PathLike[str], progress: Progress = QUIET
+    model: onnx.ModelProto | LoweredModel, path: str | os.PathLike[str], progress: Progress = QUIET
 ) -> WrittenModel:
-    """Write ``model`` to ``path`` atomically. When it would pass protobuf's 2 GiB limit, every
-    initializer of 1 KiB or more moves to ``PATH.data`` (ONNX external data, referenced by file
-    name, offsets aligned to 4 KiB) and both files are replaced together. In that case ``model``
-    itself is changed: its large initializers become references to the data file."""
+    """Write ``model`` to ``path`` atomically, a LoweredModel's pending arrays streamed from
+    numpy. When it would pass protobuf's 2 GiB limit, every initializer of 1 KiB or more moves
+    to ``PATH.data`` (ONNX external data, referenced by file name, offsets aligned to 4 KiB) and
+    both files are replaced together. In that case the model itself is changed: its large
+    initializers become references to the data file."""
+    lowered = _as_lowered(model)
     target = Path(path)
     sizes: list[int] = []
 
     def write_graph(handle: BinaryIO) -> None:
-        with progress.steps(f"writing {target.name}", model.ByteSize(), unit="B") as advance:
-            sizes.append(write_model_pieces(model, _Counted(handle, advance)))
+        with progress.steps(f"writing {target.name}", _encoded_size(lowered), unit="B") as advance:
+            sizes.append(write_model_pieces(lowered, _Counted(handle, advance)))
 
-    if _initializer_bytes(model) + _HEADROOM < PROTOBUF_LIMIT:
+    if _initializer_bytes(lowered.model) + _HEADROOM < PROTOBUF_LIMIT:
         write_atomic_with(target, write_graph)
         return WrittenModel(target, sizes[0])
     data_path = external_data_path(target)
-    placed = _external_layout(model)
+    placed = _external_layout(lowered)
 
     def write_arrays(handle: BinaryIO) -> None:
         # One array's bytes at a time, each dropped from the model once written: memory stays
         # near the model's own size.
         for tensor, offset, length in placed:
             handle.seek(offset)
-            handle.write(tensor.raw_data)
+            handle.write(_tensor_data(lowered, tensor))
             _point_to_external(tensor, data_path.name, offset, length)
         sizes.append(handle.tell())
 
     write_atomic_group([(data_path, write_arrays), (target, write_graph)])
     return WrittenModel(target, sizes[1], data_path, sizes[0])
+
+
+def _as_lowered(model: onnx.ModelProto | LoweredModel) -> LoweredModel:
+    from netspec.export.onnx import LoweredModel
+
+    return model if isinstance(model, LoweredModel) else LoweredModel(model, {}, frozenset())
+
+
+def _is_pending(lowered: LoweredModel, tensor: onnx.TensorProto) -> bool:
+    """Whether the tensor's data is still to come from the LoweredModel's arrays (neither in
+    the tensor nor moved to an external data file)."""
+    external = tensor.data_location == 1  # TensorProto.EXTERNAL
+    return tensor.name in lowered.pending and not tensor.HasField("raw_data") and not external
+
+
+def _tensor_data(lowered: LoweredModel, tensor: onnx.TensorProto) -> bytes | memoryview:
+    """A tensor's raw bytes: its own, or a pending array's numpy buffer (no copy)."""
+    if _is_pending(lowered, tensor):
+        return memoryview(lowered.pending_array(tensor.name)).cast("B")
+    return tensor.raw_data
+
+
+def _pending_bytes(lowered: LoweredModel, tensor: onnx.TensorProto) -> int:
+    """The bytes of a pending tensor's data (its float32 elements), 0 for a complete one."""
+    return 4 * math.prod(tensor.dims) if _is_pending(lowered, tensor) else 0
+
+
+def _encoded_size(lowered: LoweredModel) -> int:
+    """The file's size: the model's encoding with every pending array's raw_data field in."""
+    return (
+        _field_size(_MODEL_GRAPH_FIELD, _graph_size(lowered))
+        + lowered.model.ByteSize()
+        - _field_size(_MODEL_GRAPH_FIELD, lowered.model.graph.ByteSize())
+    )
+
+
+def _graph_size(lowered: LoweredModel) -> int:
+    """The graph's encoded size with the pending arrays' data in."""
+    size = lowered.model.graph.ByteSize()
+    for tensor in lowered.model.graph.initializer:
+        extra = _pending_bytes(lowered, tensor)
+        if extra:
+            bare = tensor.ByteSize()
+            full = bare + _field_size(_TENSOR_RAW_DATA_FIELD, extra)
+            size += _field_size(_GRAPH_INITIALIZER_FIELD, full) - _field_size(_GRAPH_INITIALIZER_FIELD, bare)
+    return size
+
+
+def _field_size(field: int, length: int) -> int:
+    """Bytes of a length-delimited field: its key, its length varint and its payload."""
+    return len(_length_delimited(field, length)) + length
 
 
 class _Counted:
@@ -152,7 +208,7 @@ class _Counted:
         self.handle = handle
         self.advance = advance
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         written = self.handle.write(data)
         self.advance(written)
         return written
@@ -165,32 +221,37 @@ _GRAPH_INITIALIZER_FIELD = 5
 _TENSOR_RAW_DATA_FIELD = 9
 
 
-def write_model_pieces(model: onnx.ModelProto, handle: BinaryIO | _Counted) -> int:
+def write_model_pieces(model: onnx.ModelProto | LoweredModel, handle: BinaryIO | _Counted) -> int:
     """Write ``model``'s protobuf encoding to ``handle`` and return the bytes written: the same
-    bytes as ``model.SerializeToString()`` (the layout ``onnx.save`` writes, one top-level
-    ``graph`` field), but streamed. ``SerializeToString`` would first build the whole file in
-    memory — a second copy of every weight, and for a moment a third — while this holds at most
-    one initializer's bytes besides the model.
+    bytes as ``SerializeToString()`` of the complete model (the layout ``onnx.save`` writes, one
+    top-level ``graph`` field), but streamed. ``SerializeToString`` would first build the whole
+    file in memory — a second copy of every weight, and for a moment a third — while this holds
+    at most one initializer's bytes besides the model, and a LoweredModel's pending arrays go
+    from their numpy buffers to the file with no copy at all.
 
     Protobuf writes a message's fields in field-number order, an embedded message as its key,
-    its length (``ByteSize()``, known without encoding anything) and its fields. So the file is
-    the model's fields before ``graph``, the graph's key and length, the graph's fields before
-    ``initializer``, each initializer (its small fields encoded by protobuf around ``raw_data``,
-    whose bytes are written as they are), the graph's later fields, the model's later fields."""
-    model_head, model_tail = _fields_around(model, _MODEL_GRAPH_FIELD)
-    graph_head, graph_tail = _fields_around(model.graph, _GRAPH_INITIALIZER_FIELD)
+    its length (``ByteSize()``, known without encoding anything, plus what the pending arrays
+    add) and its fields. So the file is the model's fields before ``graph``, the graph's key and
+    length, the graph's fields before ``initializer``, each initializer (its small fields encoded
+    by protobuf around ``raw_data``, whose bytes are written as they are), the graph's later
+    fields, the model's later fields."""
+    lowered = _as_lowered(model)
+    model_head, model_tail = _fields_around(lowered.model, _MODEL_GRAPH_FIELD)
+    graph_head, graph_tail = _fields_around(lowered.model.graph, _GRAPH_INITIALIZER_FIELD)
     written = handle.write(model_head)
-    written += handle.write(_length_delimited(_MODEL_GRAPH_FIELD, model.graph.ByteSize()))
+    written += handle.write(_length_delimited(_MODEL_GRAPH_FIELD, _graph_size(lowered)))
     written += handle.write(graph_head)
-    for tensor in model.graph.initializer:
-        written += handle.write(_length_delimited(_GRAPH_INITIALIZER_FIELD, tensor.ByteSize()))
+    for tensor in lowered.model.graph.initializer:
+        extra = _pending_bytes(lowered, tensor)
+        length = tensor.ByteSize() + (_field_size(_TENSOR_RAW_DATA_FIELD, extra) if extra else 0)
+        written += handle.write(_length_delimited(_GRAPH_INITIALIZER_FIELD, length))
         tensor_head, tensor_tail = _fields_around(tensor, _TENSOR_RAW_DATA_FIELD)
         written += handle.write(tensor_head)
-        if tensor.HasField("raw_data"):
-            raw = tensor.raw_data
-            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, len(raw)))
-            written += handle.write(raw)
-            del raw
+        if tensor.HasField("raw_data") or extra:
+            data = _tensor_data(lowered, tensor)
+            written += handle.write(_length_delimited(_TENSOR_RAW_DATA_FIELD, len(data)))
+            written += handle.write(data)
+            del data
         written += handle.write(tensor_tail)
     written += handle.write(graph_tail)
     written += handle.write(model_tail)
@@ -240,13 +301,14 @@ def _initializer_bytes(model: onnx.ModelProto) -> int:
     return sum(_tensor_bytes(t) for t in model.graph.initializer)
 
 
-def _external_layout(model: onnx.ModelProto) -> list[tuple[onnx.TensorProto, int, int]]:
+def _external_layout(lowered: LoweredModel) -> list[tuple[onnx.TensorProto, int, int]]:
     """The initializers that move to the data file, each with its offset and length there."""
     layout = []
     offset = 0
-    for tensor in model.graph.initializer:
+    for tensor in lowered.model.graph.initializer:
         length = _tensor_bytes(tensor)
-        if length < _EXTERNAL_MIN_BYTES or not tensor.HasField("raw_data"):
+        has_data = tensor.HasField("raw_data") or _is_pending(lowered, tensor)
+        if length < _EXTERNAL_MIN_BYTES or not has_data:
             continue
         offset = -(-offset // _EXTERNAL_ALIGNMENT) * _EXTERNAL_ALIGNMENT
         layout.append((tensor, offset, length))

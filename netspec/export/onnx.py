@@ -7,7 +7,9 @@ value_info, metadata and the pinned opset / IR version (DESIGN.md §6).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,27 +111,36 @@ class _ModelBuilder:
     # twice more, which for VGG-16 costs seconds.
     """
 
-    def __init__(self, weights: Mapping[str, np.ndarray], opset: int) -> None:
+    def __init__(self, weights: Mapping[str, np.ndarray], opset: int, defer: bool = False) -> None:
         self.weights = weights
         self.opset = opset
         self.model = onnx.ModelProto()
         self.nodes = self.model.graph.node
         self.initializer_names: set[str] = set()
+        # With ``defer``, stored arrays of DEFERRED_MIN_ELEMENTS or more get no data here: the
+        # writer streams them from numpy (LoweredModel).
+        self.defer = defer
+        self.pending: set[str] = set()
 
     def add_initializer(self, name: str, value: np.ndarray) -> None:
         array = np.ascontiguousarray(value)
         self._store(name, array.dtype, array.shape, array.tobytes())
 
-    def add_weight(self, name: str) -> None:
-        """The stored array ``name`` as an initializer. The array is dropped as soon as its bytes
-        exist, so a lazily drawn one (netspec.weights.InitialWeights) costs its bytes and the
-        protobuf copy, not a third copy."""
+    def add_weight(self, name: str, shape: tuple[int, ...]) -> None:
+        """The stored array ``name`` (of ``shape``, float32) as an initializer. Deferred, only
+        its name, type and shape; else its bytes, the array dropped as soon as they exist, so a
+        lazily drawn one (netspec.weights.InitialWeights) costs its bytes and the protobuf copy,
+        not a third copy."""
+        if self.defer and math.prod(shape) >= DEFERRED_MIN_ELEMENTS:
+            self._store(name, np.dtype(np.float32), shape, None)
+            self.pending.add(name)
+            return
         array = np.ascontiguousarray(self.weights[name])
         dtype, shape, data = array.dtype, array.shape, array.tobytes()
         del array
         self._store(name, dtype, shape, data)
 
-    def _store(self, name: str, dtype: np.dtype, shape: tuple[int, ...], data: bytes) -> None:
+    def _store(self, name: str, dtype: np.dtype, shape: tuple[int, ...], data: bytes | None) -> None:
         if name in self.initializer_names:
             raise ValueError(f"initializer {name} added twice")
         self.initializer_names.add(name)
@@ -137,10 +148,46 @@ class _ModelBuilder:
         tensor.name = name
         tensor.data_type = helper.np_dtype_to_tensor_dtype(dtype)
         tensor.dims.extend(shape)
-        tensor.raw_data = data
+        if data is not None:
+            tensor.raw_data = data
 
 
-def build_model(
+# Stored arrays at least this large are deferred to the writer (smaller ones, Reshape targets
+# and the like, stay in the model for the checker and shape inference).
+DEFERRED_MIN_ELEMENTS = 1024
+
+
+@dataclass(frozen=True)
+class LoweredModel:
+    """An ONNX model whose large stored arrays are not in it yet: ``model`` holds every
+    initializer's name, type and shape, but those named in ``pending`` have no data; ``arrays``
+    gives their values (drawn or read when asked). :func:`netspec.output.write_model` streams
+    them from numpy into the file, one at a time and without a copy in protobuf;
+    :meth:`complete` fills them in for a model used in memory."""
+
+    model: onnx.ModelProto
+    arrays: Mapping[str, np.ndarray]
+    pending: frozenset[str]
+
+    def pending_array(self, name: str) -> np.ndarray:
+        """The value of pending initializer ``name``: C-contiguous float32 of its shape."""
+        array = np.ascontiguousarray(self.arrays[name], dtype=np.float32)
+        tensor_shape = next(tuple(t.dims) for t in self.model.graph.initializer if t.name == name)
+        if array.shape != tensor_shape:
+            raise ValueError(f"array {name} has shape {array.shape}, its initializer {tensor_shape}")
+        return array
+
+    def complete(self) -> onnx.ModelProto:
+        """The model with every pending initializer's bytes filled in (in place)."""
+        for tensor in self.model.graph.initializer:
+            if tensor.name in self.pending and not tensor.HasField("raw_data"):
+                array = np.ascontiguousarray(self.arrays[tensor.name], dtype=np.float32)
+                tensor.raw_data = array.tobytes()
+                del array
+        return self.model
+
+
+def lower_model(
     graph: Graph,
     types: Mapping[str, TensorType],
     weights: Mapping[str, np.ndarray],
@@ -149,22 +196,23 @@ def build_model(
     spec_text: str | None = None,
     dtype: str = "float32",
     progress: Progress = QUIET,
-) -> onnx.ModelProto:
+) -> LoweredModel:
     """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
-    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``). ``dtype`` is
-    one of :data:`MODEL_DTYPES`; float16 is a rewrite of the float32 model
+    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``); float32 models
+    leave their large arrays to the writer (:class:`LoweredModel`). ``dtype`` is one of
+    :data:`MODEL_DTYPES`; float16 is a rewrite of the float32 model, with every weight inside
     (:mod:`netspec.export.float16`)."""
     if dtype not in MODEL_DTYPES:
         raise ValueError(f"unsupported model dtype {dtype!r} (expected one of {', '.join(MODEL_DTYPES)})")
     from netspec.weights import graph_arrays
 
-    builder = _ModelBuilder(weights, opset)
+    builder = _ModelBuilder(weights, opset, defer=dtype == "float32")
     arrays = graph_arrays(graph, types)
     with progress.steps(f"weights of {graph.name}", len(arrays)) as advance:
         for node_arrays in arrays.values():
             for array in node_arrays:
                 if array.name not in builder.initializer_names:  # shared arrays are stored once
-                    builder.add_weight(array.name)
+                    builder.add_weight(array.name, array.spec.shape)
             advance(1)
 
     inputs = []
@@ -209,7 +257,7 @@ def build_model(
         from netspec.export.float16 import convert_to_float16
 
         convert_to_float16(model)
-    return model
+    return LoweredModel(model, weights, frozenset(builder.pending))
 
 
 def elide_identities(nodes: Any, graph_inputs: set[str], graph_outputs: set[str]) -> set[str]:
