@@ -1,5 +1,6 @@
-"""``netspec zoo``: one row per zoo model — its name, title, family, counts at batch 1 and where
-its published figures come from — as a table, Markdown, CSV or JSON."""
+"""``netspec zoo``: one row per zoo model — its name, title, family, counts at batch 1, its
+published accuracy (ImageNet top-1/top-5, or a dense model's own metric) and where the published
+figures come from — as a table, Markdown, CSV or JSON, optionally sorted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from netspec.diagnostics import UsageError, did_you_mean
 from netspec.progress import QUIET, Progress
 from netspec.report import human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
@@ -25,6 +27,17 @@ class ZooRow:
     buffers: int
     macs: int
     counts_source: str
+    top1: float | None = None
+    top5: float | None = None
+    accuracy_source: str | None = None
+    accuracy_evaluation: str | None = None
+    metric_name: str | None = None
+    metric_value: float | None = None
+    metric_dataset: str | None = None
+    metric_source: str | None = None
+
+
+ZOO_SORT_KEYS = ("name", "params", "macs", "top1", "top5")
 
 
 def zoo_rows(progress: Progress = QUIET) -> list[ZooRow]:
@@ -37,6 +50,7 @@ def zoo_rows(progress: Progress = QUIET) -> list[ZooRow]:
         for entry in entries:
             graph = load_graph(entry.path)
             totals = analyze(graph).counts.totals
+            imagenet, metric = entry.imagenet, entry.metric
             rows.append(
                 ZooRow(
                     entry.name,
@@ -46,13 +60,49 @@ def zoo_rows(progress: Progress = QUIET) -> list[ZooRow]:
                     totals.buffers,
                     totals.macs,
                     entry.counts_source,
+                    imagenet and imagenet.top1,
+                    imagenet and imagenet.top5,
+                    imagenet and imagenet.source,
+                    imagenet and imagenet.evaluation,
+                    metric and metric.name,
+                    metric and metric.value,
+                    metric and metric.dataset,
+                    metric and metric.source,
                 )
             )
             advance(1)
     return rows
 
 
-_HEADER = ["name", "title", "family", "params", "MACs", "published figures from"]
+def sort_zoo_rows(rows: Sequence[ZooRow], key: str) -> list[ZooRow]:
+    """Rows by ``key``: names ascending, numbers descending (models without a published
+    figure last), ties in name order."""
+    if key not in ZOO_SORT_KEYS:
+        hint = did_you_mean(key, ZOO_SORT_KEYS)
+        raise UsageError(
+            f"cannot sort by '{key}'" + (f"; {hint}" if hint else "") + f" (keys: {', '.join(ZOO_SORT_KEYS)})"
+        )
+    by_name = sorted(rows, key=lambda row: row.name)
+    if key == "name":
+        return by_name
+
+    def value(row: ZooRow) -> float:
+        figure = getattr(row, key)
+        return -1.0 if figure is None else figure
+
+    return sorted(by_name, key=value, reverse=True)
+
+
+def percent(value: float | None) -> str:
+    """A published accuracy as the table shows it, with the source's digits (``76.13``,
+    ``92.862``, at least one decimal: ``80.0``); ``-`` where none is published."""
+    if value is None:
+        return "-"
+    text = f"{value:g}"
+    return text if "." in text else f"{text}.0"
+
+
+_HEADER = ["name", "title", "family", "params", "MACs", "top-1", "top-5", "published figures from"]
 
 
 def render_catalog(rows: Sequence[ZooRow], fmt: str) -> str:
@@ -63,9 +113,19 @@ def render_catalog(rows: Sequence[ZooRow], fmt: str) -> str:
         fields = [f.name for f in dataclasses.fields(ZooRow)]
         return render_csv_table(fields, [list(dataclasses.astuple(row)) for row in rows])
     cells = [
-        [row.name, row.title, row.family, human_count(row.params), human_count(row.macs), row.counts_source]
+        [
+            row.name,
+            row.title,
+            row.family,
+            human_count(row.params),
+            human_count(row.macs),
+            percent(row.top1),
+            percent(row.top5),
+            row.counts_source,
+        ]
         for row in rows
     ]
+    numeric = {3, 4, 5, 6}
     if fmt == "md":
-        return render_markdown_table(_HEADER, cells, {3, 4})
-    return render_text_table(_HEADER, cells, {3, 4})
+        return render_markdown_table(_HEADER, cells, numeric)
+    return render_text_table(_HEADER, cells, numeric)

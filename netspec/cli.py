@@ -390,6 +390,18 @@ def _add_bench_parsers(commands: Any) -> None:
     compare.add_argument(
         "--plot", metavar="OUT.png", help="draw the efficiency chart, .png/.svg/.pdf (needs netspec[plot])"
     )
+    compare.add_argument(
+        "--y",
+        choices=("params", "top1"),
+        default="params",
+        help="the chart's y axis: params (the efficiency chart, default) or top1 (published accuracy)",
+    )
+    compare.add_argument(
+        "--x",
+        choices=("macs", "latency"),
+        default="macs",
+        help="the chart's x axis: macs (default) or latency (measured: needs --bench; with --y top1)",
+    )
     _add_input_shape_option(compare)
     _add_phase_option(compare)
     compare.set_defaults(handler=command_compare)
@@ -456,9 +468,12 @@ def command_compare(args: argparse.Namespace) -> int:
     from netspec.compare import check_sort_key, compare_graphs, render_rows, sort_rows
 
     if args.plot:
-        from netspec.plot import check_plot_output
+        from netspec.plot import check_plot_axes, check_plot_output
 
         check_plot_output(args.plot)
+        check_plot_axes(args.x, args.y, args.bench)
+    elif (args.x, args.y) != ("macs", "params"):
+        raise UsageError("--x and --y choose the axes of the --plot chart: add --plot OUT.png")
     if args.sort:
         check_sort_key(args.sort, args.bench)
     graphs = [_load(path, args) for path in args.specs]
@@ -475,9 +490,12 @@ def command_compare(args: argparse.Namespace) -> int:
     if args.sort:
         rows = sort_rows(rows, args.sort)
     if args.plot:
-        from netspec.plot import plot_efficiency
+        from netspec.plot import plot_efficiency, plotted_rows
 
-        plot_efficiency(rows, args.plot)
+        plotted, left_out = plotted_rows(rows, args.y)
+        if left_out:
+            _note(args, f"left out of the chart (no published ImageNet top-1): {', '.join(left_out)}")
+        plot_efficiency(plotted, args.plot, args.x, args.y)
         _note(args, f"wrote {args.plot}")
     sys.stdout.write(render_rows(rows, args.format))
     return 0
@@ -933,13 +951,21 @@ def _add_zoo_parser(commands: Any) -> None:
     """``netspec zoo`` (logic in netspec/zoo.py and netspec/catalog.py)."""
     zoo = commands.add_parser("zoo", help="list the zoo's models: name, title, params, MACs, figures' source")
     zoo.add_argument("--format", choices=FORMATS, default="text")
+    zoo.add_argument(
+        "--sort", default=None, help="order by name (ascending), params, macs, top1 or top5 (descending)"
+    )
     zoo.set_defaults(handler=command_zoo)
 
 
 def command_zoo(args: argparse.Namespace) -> int:
-    from netspec.catalog import render_catalog, zoo_rows
+    from netspec.catalog import ZOO_SORT_KEYS, render_catalog, sort_zoo_rows, zoo_rows
 
-    sys.stdout.write(render_catalog(zoo_rows(progress=_progress(args)), args.format))
+    if args.sort and args.sort not in ZOO_SORT_KEYS:
+        sort_zoo_rows([], args.sort)  # the usage error, before any work
+    rows = zoo_rows(progress=_progress(args))
+    if args.sort:
+        rows = sort_zoo_rows(rows, args.sort)
+    sys.stdout.write(render_catalog(rows, args.format))
     return 0
 
 

@@ -1,6 +1,7 @@
 """``netspec compare``: one row per model — params, MACs, FLOPs, weight and peak activation
-memory, depth in weighted layers, receptive field of the final feature map, and optionally
-measured latency — sortable, in text, JSON, CSV or Markdown.
+memory, depth in weighted layers, receptive field of the final feature map, a zoo model's
+family and published ImageNet top-1/top-5 accuracy (zoo/catalog.json), and optionally measured
+latency — sortable, in text, JSON, CSV or Markdown.
 
 Conventions (also in the text header):
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netspec.bench import BenchResult, ModelSource, run_benchmarks, unique_names
+from netspec.catalog import percent
 from netspec.compiler import Analysis, analyze
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
@@ -34,10 +36,12 @@ from netspec.progress import QUIET, Progress
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.zoo import ZooEntry, catalogued
 
 COUNT_KEYS = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes", "depth", "receptive_field")
+ACCURACY_KEYS = ("top1", "top5")
 BENCH_KEYS = ("latency_ms", "throughput")
-SORT_KEYS = ("name", *COUNT_KEYS, *BENCH_KEYS)
+SORT_KEYS = ("name", *COUNT_KEYS, *ACCURACY_KEYS, *BENCH_KEYS)
 
 NOTE_WIDTH = 100
 CONVENTIONS = (
@@ -96,10 +100,13 @@ def final_feature_field(analysis: Analysis) -> FinalField | None:
     return None
 
 
-def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
-    """One model's row: exact integers, the receptive field as size and stride lists."""
+def compare_row(analysis: Analysis, name: str, source: str, entry: ZooEntry | None = None) -> dict[str, Any]:
+    """One model's row: exact integers, the receptive field as size and stride lists; for a zoo
+    model (its catalogue ``entry``) its family and published ImageNet accuracy with its source,
+    None elsewhere (never an estimate)."""
     totals = analysis.counts.totals
     final = final_feature_field(analysis)
+    imagenet = entry.imagenet if entry is not None else None
     return {
         "name": name,
         "source": source,
@@ -113,13 +120,25 @@ def compare_row(analysis: Analysis, name: str, source: str) -> dict[str, Any]:
         "receptive_field": None
         if final is None
         else {"layer": final.layer, "size": list(final.field.size), "stride": list(final.field.stride)},
+        "family": entry.family if entry is not None else None,
+        "top1": imagenet.top1 if imagenet is not None else None,
+        "top5": imagenet.top5 if imagenet is not None else None,
+        "accuracy_source": imagenet.source if imagenet is not None else None,
+        "accuracy_evaluation": imagenet.evaluation if imagenet is not None else None,
     }
 
 
-def compare_rows(analyses: Sequence[Analysis], sources: Sequence[str]) -> list[dict[str, Any]]:
+def compare_rows(
+    analyses: Sequence[Analysis],
+    sources: Sequence[str],
+    entries: Sequence[ZooEntry | None] | None = None,
+) -> list[dict[str, Any]]:
     """A row per analysed model, in argument order; models sharing a name get their file's stem."""
     names = unique_names([a.graph.name for a in analyses], sources)
-    return [compare_row(a, n, s) for a, n, s in zip(analyses, names, sources, strict=True)]
+    if entries is None:
+        entries = [catalogued(source) for source in sources]
+    rows = zip(analyses, names, sources, entries, strict=True)
+    return [compare_row(a, n, s, e) for a, n, s, e in rows]
 
 
 def add_measurements(rows: Sequence[dict[str, Any]], results: Sequence[BenchResult]) -> None:
@@ -149,8 +168,8 @@ def check_sort_key(key: str, benched: bool) -> None:
 
 
 def sort_rows(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area),
-    ties in name order."""
+    """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area;
+    models without a published accuracy last), ties in name order."""
     check_sort_key(key, all("latency_ms" in row for row in rows))
     by_name = sorted(rows, key=lambda row: row["name"])
     if key == "name":
@@ -168,13 +187,15 @@ def compare_graphs(
     progress: Progress = QUIET,
     limits: Limits = DEFAULT_LIMITS,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    entries: Sequence[ZooEntry | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The comparison rows of ``graphs`` (read from ``sources``) at ``batch`` with
     ``input_shapes``, in argument order, tensor sizes within ``limits``; with ``bench``, each
     model's latency and throughput measured by :mod:`netspec.bench` with its default warm-up
-    and iterations."""
+    and iterations. Each model's catalogue entry (published accuracy) is ``entries``' where
+    given, else the zoo model the source names (:func:`netspec.zoo.catalogued`)."""
     analyses = [analyze(graph, batch=batch, input_shapes=input_shapes, limits=limits) for graph in graphs]
-    rows = compare_rows(analyses, sources)
+    rows = compare_rows(analyses, sources, entries)
     if bench:
         models = [ModelSource.spec(s, g, input_shapes) for s, g in zip(sources, graphs, strict=True)]
         add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))
@@ -183,7 +204,10 @@ def compare_graphs(
 
 def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], set[int]]:
     benched = bool(rows) and "latency_ms" in rows[0]
+    published = any(row.get("top1") is not None for row in rows)
     header = ["model", "params", "MACs", "FLOPs", "weights", "peak activations", "depth", "RF/stride"]
+    if published:
+        header += ["top-1", "top-5"]
     if benched:
         header += ["latency ms", "images/s"]
     table = []
@@ -198,6 +222,8 @@ def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], 
             str(row["depth"]),
             field_text(row["receptive_field"]),
         ]
+        if published:
+            cells += [percent(row.get("top1")), percent(row.get("top5"))]
         if benched:
             cells += [f"{row['latency_ms']:.3g}", f"{row['throughput']:,.1f}"]
         table.append(cells)
@@ -205,11 +231,14 @@ def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], 
 
 
 def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
-    field = row["receptive_field"]
-    flat = {k: v for k, v in row.items() if k != "receptive_field"}
-    flat["rf_layer"] = field["layer"] if field else None
-    flat["rf_size"] = "x".join(map(str, field["size"])) if field else None
-    flat["rf_stride"] = "x".join(map(str, field["stride"])) if field else None
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if key != "receptive_field":
+            flat[key] = value
+            continue
+        flat["rf_layer"] = value["layer"] if value else None
+        flat["rf_size"] = "x".join(map(str, value["size"])) if value else None
+        flat["rf_stride"] = "x".join(map(str, value["stride"])) if value else None
     return flat
 
 
@@ -223,6 +252,8 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     header, table, numeric = _table(rows)
     batch = rows[0]["batch"]
     note = f"batch {batch}; {CONVENTIONS}"
+    if any(row.get("top1") is not None for row in rows):
+        note += "; top-1/top-5: published ImageNet accuracy % (netspec zoo --format json: sources)"
     if "latency_ms" in rows[0]:
         note += f"; latency: median onnxruntime run on {rows[0]['device']} (netspec bench)"
     if fmt == "md":

@@ -1,13 +1,22 @@
-"""The efficiency chart of ``netspec compare --plot``: MACs against parameters on log axes, one
-labelled bubble per model, bubble area proportional to measured latency or to peak activation
-memory. matplotlib is the optional extra ``[plot]``; it is imported only here, and only through
-its object API (no pyplot global state)."""
+"""The charts of ``netspec compare --plot``, one labelled bubble per model, coloured by the zoo
+catalogue's family (with a legend), smaller bubbles drawn over larger ones and every centre
+marked, so no model hides another:
+
+- the efficiency chart (``--y params``, the default): MACs against parameters on log axes,
+  bubble area proportional to measured latency (``--bench``) or to peak activation memory;
+- the accuracy charts (``--y top1``): published ImageNet top-1 accuracy against MACs (``--x
+  macs``) or against measured latency (``--x latency``, with ``--bench``) on a log axis, bubble
+  area proportional to parameters — the survey chart of Canziani et al. 2016. Models without a
+  published top-1 are left out of them.
+
+matplotlib is the optional extra ``[plot]``; it is imported only here, and only through its
+object API (no pyplot global state)."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +29,8 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install 'netspec[plot]'"
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+PLOT_X = ("macs", "latency")
+PLOT_Y = ("params", "top1")
 
 # The largest bubble's area in points², and the smallest any bubble gets (so tiny models stay
 # visible); areas in between are proportional to the value.
@@ -35,6 +46,38 @@ LABEL_FONT_SIZE = 8.5
 # The cost of a leader line crossing a label, a bubble or another leader, in the units of
 # overlap (pixels²): a crossing weighs as much as a small overlap.
 CROSSING_COST = 400.0
+
+
+def check_plot_axes(x: str, y: str, benched: bool) -> None:
+    """Raise a UsageError for a chart that cannot be drawn: an unknown axis, latency without
+    measurements, or parameters against latency (the efficiency chart's x is MACs)."""
+    if x not in PLOT_X:
+        raise UsageError(f"--x is one of {', '.join(PLOT_X)}, not '{x}'")
+    if y not in PLOT_Y:
+        raise UsageError(f"--y is one of {', '.join(PLOT_Y)}, not '{y}'")
+    if x == "latency" and not benched:
+        raise UsageError("--x latency plots measured latency: add --bench")
+    if x == "latency" and y == "params":
+        raise UsageError("--x latency goes with --y top1 (the efficiency chart plots params against MACs)")
+
+
+def family_of(row: dict[str, Any]) -> str:
+    """The family that colours a row's bubble: the zoo catalogue's, else from the model's name."""
+    return row.get("family") or _family(row["name"])
+
+
+def plotted_rows(rows: Sequence[dict[str, Any]], y: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows a chart with ``y`` draws, and the names of those it leaves out (no published
+    top-1 for an accuracy chart). A UsageError when none is left."""
+    if y != "top1":
+        return list(rows), []
+    kept = [row for row in rows if row.get("top1") is not None]
+    left_out = [row["name"] for row in rows if row.get("top1") is None]
+    if not kept:
+        raise UsageError(
+            "--y top1: none of these models has a published ImageNet top-1 (netspec zoo lists them)"
+        )
+    return kept, left_out
 
 
 def check_plot_output(output: str | os.PathLike[str]) -> None:
@@ -54,6 +97,61 @@ def check_plot_output(output: str | os.PathLike[str]) -> None:
 def _family(name: str) -> str:
     """The model family that colours a bubble: 'ResNet-50' -> 'ResNet', 'VGG-16' -> 'VGG'."""
     return name.split("-")[0].split(" ")[0]
+
+
+def _coincident(points: Sequence[tuple[float, float]], radii: Sequence[float]) -> list[list[int]]:
+    """Groups of bubbles that would hide each other (display coordinates, pixels): bubbles
+    whose centres lie within a third of the smaller radius and whose radii differ by less
+    than a fifth, joined transitively; each group in index order, groups of two or more."""
+    parent = list(range(len(points)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            index = parent[index]
+        return index
+
+    for first in range(len(points)):
+        for second in range(first + 1, len(points)):
+            small, large = sorted((radii[first], radii[second]))
+            if math.dist(points[first], points[second]) < small / 3 and small > 0.8 * large:
+                parent[root(second)] = root(first)
+    groups: dict[int, list[int]] = {}
+    for index in range(len(points)):
+        groups.setdefault(root(index), []).append(index)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _draw_bubbles(
+    axes: Axes, points: Sequence[tuple[float, float]], radii: Sequence[float], colours: Sequence[Any]
+) -> None:
+    """The bubbles, radii in points: larger first, so a smaller one at (nearly) the same place
+    sits on top of a larger one; bubbles of (nearly) the same size at (nearly) the same place
+    (FCN-8s, FCN-16s, FCN-32s and Faster R-CNN) share the circle, one sector each in its
+    colour."""
+    from matplotlib.path import Path as MarkerPath
+
+    scale = axes.figure.dpi / 72.0
+    centres = [tuple(axes.transData.transform(point)) for point in points]
+    markers: dict[int, Any] = {}
+    for group in _coincident(centres, [r * scale for r in radii]):
+        step = 360.0 / len(group)
+        for rank, index in enumerate(group):
+            # A unit-circle sector: as a marker it is scaled as the full circle would be.
+            markers[index] = MarkerPath.wedge(90.0 + rank * step, 90.0 + (rank + 1) * step)
+    order = sorted(range(len(points)), key=lambda i: -radii[i])
+    for rank, index in enumerate(order):
+        axes.plot(
+            [points[index][0]],
+            [points[index][1]],
+            linestyle="",
+            marker=markers.get(index, "o"),
+            markersize=2 * radii[index],
+            markerfacecolor=colours[index],
+            markeredgecolor="black",
+            markeredgewidth=0.7,
+            alpha=0.55,
+            zorder=3 + rank / (10 * len(points)),
+        )
 
 
 def _bubble_areas(values: Sequence[float]) -> list[float]:
@@ -198,90 +296,146 @@ def _place_labels(
         )
 
 
-def plot_efficiency(rows: Sequence[dict[str, Any]], output: str | os.PathLike[str]) -> None:
-    """Write the efficiency chart of compare ``rows`` to ``output`` (atomically), as PNG, SVG
-    or PDF by its extension."""
+def plot_efficiency(
+    rows: Sequence[dict[str, Any]], output: str | os.PathLike[str], x: str = "macs", y: str = "params"
+) -> None:
+    """Write the chart of compare ``rows`` with axes ``x`` and ``y`` (the efficiency chart by
+    default) to ``output`` (atomically), as PNG, SVG or PDF by its extension."""
     from netspec.output import write_atomic_with
 
-    figure = efficiency_figure(rows)
+    figure = efficiency_figure(rows) if y == "params" else accuracy_figure(rows, x)
     kind = Path(output).suffix.lower().lstrip(".")
     write_atomic_with(output, lambda handle: figure.savefig(handle, format=kind))
 
 
 def efficiency_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """The efficiency chart of compare ``rows`` (keys ``name``, ``macs``, ``params``, ``batch``,
-    ``peak_activation_bytes``, and ``latency_ms`` and ``device`` when benched), labels placed.
-    Bubble area is the measured median latency when every row has it, else peak activation
-    memory."""
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import EngFormatter
-
+    ``peak_activation_bytes``, ``family`` when catalogued, and ``latency_ms`` and ``device``
+    when benched), labels placed. Bubble area is the measured median latency when every row
+    has it, else peak activation memory."""
     from netspec.report import human_bytes
 
     benched = all("latency_ms" in row for row in rows)
-    values = [row["latency_ms"] if benched else row["peak_activation_bytes"] for row in rows]
-    areas = _bubble_areas(values)
-    families = sorted({_family(row["name"]) for row in rows})
-    palette = colormaps["tab20"].colors
-    colour = {family: palette[i % len(palette)] for i, family in enumerate(families)}
-
-    figure = Figure(figsize=(12, 8.5), dpi=100, layout="constrained")
-    canvas = FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    points = [(row["macs"], row["params"]) for row in rows]
-    axes.scatter(
-        [p[0] for p in points],
-        [p[1] for p in points],
-        s=areas,
-        c=[colour[_family(row["name"])] for row in rows],
-        alpha=0.55,
-        edgecolors="black",
-        linewidths=0.6,
-        zorder=3,
-    )
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.xaxis.set_major_formatter(EngFormatter(sep=""))
-    axes.yaxis.set_major_formatter(EngFormatter(sep=""))
-    axes.margins(0.12)
-    axes.grid(True, which="major", alpha=0.35)
-    axes.grid(True, which="minor", alpha=0.12)
     batch = rows[0]["batch"]
-    axes.set_xlabel(f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale")
-    axes.set_ylabel("size: learnable parameters, log scale")
     if benched:
         measure = f"median onnxruntime latency on {rows[0]['device']}"
     else:
         measure = f"peak live activation memory (float32, batch {batch})"
-    axes.set_title(
-        f"Efficiency of {len(rows)} models: compute against size\n"
-        f"bubble area ∝ {measure}; colour: model family"
+    return _bubble_chart(
+        rows,
+        points=[(row["macs"], row["params"]) for row in rows],
+        sizes=[row["latency_ms"] if benched else row["peak_activation_bytes"] for row in rows],
+        size_text=(lambda value: f"{value:.3g} ms") if benched else (lambda value: human_bytes(int(value))),
+        size_title="latency" if benched else "peak activations",
+        x_label=f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale",
+        y_label="size: learnable parameters, log scale",
+        title=(
+            f"Efficiency of {len(rows)} models: compute against size\n"
+            f"bubble area ∝ {measure}; colour: model family"
+        ),
+        log_y=True,
     )
 
+
+def accuracy_figure(rows: Sequence[dict[str, Any]], x: str = "macs") -> Figure:
+    """Published ImageNet top-1 accuracy against MACs (``x`` ``macs``) or measured median
+    latency (``latency``) on a log axis, bubble area ∝ parameters, for the ``rows`` with a
+    ``top1``; labels placed."""
+    from netspec.report import human_count
+
+    rows = [row for row in rows if row.get("top1") is not None]
+    batch = rows[0]["batch"]
+    if x == "latency":
+        points = [(row["latency_ms"], row["top1"]) for row in rows]
+        x_label = f"median onnxruntime latency on {rows[0]['device']} at batch {batch}, ms, log scale"
+        against = "measured latency"
+    else:
+        points = [(row["macs"], row["top1"]) for row in rows]
+        x_label = f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale"
+        against = "compute"
+    return _bubble_chart(
+        rows,
+        points=points,
+        sizes=[row["params"] for row in rows],
+        size_text=lambda value: human_count(int(value)),
+        size_title="parameters",
+        x_label=x_label,
+        y_label="published ImageNet-1k top-1 accuracy, %",
+        title=(
+            f"Accuracy of {len(rows)} models against {against}\n"
+            "bubble area ∝ parameters; colour: model family; top-1 as published (netspec zoo: sources)"
+        ),
+        log_y=False,
+        x_counts=x != "latency",
+    )
+
+
+def _bubble_chart(
+    rows: Sequence[dict[str, Any]],
+    *,
+    points: Sequence[tuple[float, float]],
+    sizes: Sequence[float],
+    size_text: Callable[[float], str],
+    size_title: str,
+    x_label: str,
+    y_label: str,
+    title: str,
+    log_y: bool,
+    x_counts: bool = True,
+) -> Figure:
+    """One bubble per row at ``points`` (x on a log axis), area ∝ ``sizes``, coloured by family
+    with a family legend beside the axes and a size legend inside; larger bubbles are drawn
+    first and every centre is marked, so a bubble never hides another; labels placed."""
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import EngFormatter, FuncFormatter
+
+    areas = _bubble_areas(sizes)
+    families = sorted({family_of(row) for row in rows})
+    tab20 = colormaps["tab20"].colors
+    palette = (*tab20[0::2], *tab20[1::2])  # the ten strong colours first, then their light pairs
+    colour = {family: palette[i % len(palette)] for i, family in enumerate(families)}
+
+    figure = Figure(figsize=(13, 8.5), dpi=100, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.scatter(
+        [p[0] for p in points], [p[1] for p in points], s=4, c="black", linewidths=0, zorder=3.5
+    )  # the exact point of every model, visible however the bubbles overlap; sets the limits
+    axes.set_xscale("log")
+    # Counts as 100M, 1G; milliseconds as plain numbers.
+    axes.xaxis.set_major_formatter(EngFormatter(sep="") if x_counts else FuncFormatter(lambda v, _: f"{v:g}"))
+    if log_y:
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(EngFormatter(sep=""))
+    axes.margins(0.12)
+    axes.grid(True, which="major", alpha=0.35)
+    axes.grid(True, which="minor", alpha=0.12)
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+
     # Reference bubbles: the largest value and two fractions of it.
-    largest = max(values) or 1.0
-    handles = []
-    for fraction in (1.0, 0.25, 0.05):
-        value = largest * fraction
-        text = f"{value:.3g} ms" if benched else human_bytes(int(value))
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="",
-                marker="o",
-                markersize=math.sqrt(max(MIN_BUBBLE_AREA, MAX_BUBBLE_AREA * fraction)),
-                markerfacecolor="none",
-                markeredgecolor="grey",
-                label=text,
-            )
+    largest = max(sizes) or 1.0
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=math.sqrt(max(MIN_BUBBLE_AREA, MAX_BUBBLE_AREA * fraction)),
+            markerfacecolor="none",
+            markeredgecolor="grey",
+            label=size_text(largest * fraction),
         )
+        for fraction in (1.0, 0.25, 0.05)
+    ]
     legend = axes.legend(
         handles=handles,
-        title="latency" if benched else "peak activations",
+        title=size_title,
         loc="lower right",
         labelspacing=2.2,
         borderpad=1.2,
@@ -290,10 +444,18 @@ def efficiency_figure(rows: Sequence[dict[str, Any]]) -> Figure:
         borderaxespad=1.0,
         frameon=True,
     )
+    figure.legend(
+        handles=[Patch(facecolor=colour[f], edgecolor="black", alpha=0.5, label=f) for f in families],
+        title="family",
+        loc="outside right upper",
+        frameon=True,
+    )
 
-    canvas.draw()  # fixes the layout, so label boxes are measured where they will be drawn
+    canvas.draw()  # fixes the layout, so bubbles and labels are measured where they will be drawn
     renderer = canvas.get_renderer()
+    axes.set_autoscale_on(False)
     radii = [math.sqrt(a) / 2 for a in areas]
+    _draw_bubbles(axes, points, radii, [colour[family_of(row)] for row in rows])
     labels = [row["name"] for row in rows]
     legend_box = legend.get_window_extent(renderer)
     _place_labels(axes, renderer, points, radii, labels, [tuple(legend_box.extents)])

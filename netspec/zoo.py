@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 _PACKAGE = Path(__file__).resolve().parent
 SPEC_SUFFIX = ".net"
@@ -48,12 +49,40 @@ def resolve_spec(argument: str) -> str:
 
 
 @dataclass(frozen=True)
+class ImageNetAccuracy:
+    """A published ImageNet-1k validation result: top-1 and top-5 accuracy in percent (top-5
+    None where the source gives only top-1), where it is published (``source``: the weights'
+    name in torchvision's metadata, or the paper and its table) and how the images were fed
+    (``evaluation``: resolution and crop)."""
+
+    top1: float
+    top5: float | None
+    source: str
+    evaluation: str
+
+
+@dataclass(frozen=True)
+class PublishedMetric:
+    """A dense-prediction model's own published result (mean IoU on PASCAL VOC, ...):
+    ``value`` in percent of ``name`` on ``dataset``, from ``source``."""
+
+    name: str
+    value: float
+    dataset: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ZooEntry:
-    """What the catalogue says of one zoo model."""
+    """What the catalogue says of one zoo model: its family, where its counts come from, and
+    its published accuracy — ImageNet top-1/top-5 for a classifier, another metric for a
+    dense-prediction model — or None where none is published (never an estimate)."""
 
     name: str
     family: str
     counts_source: str
+    imagenet: ImageNetAccuracy | None = None
+    metric: PublishedMetric | None = None
 
     @property
     def path(self) -> Path:
@@ -65,7 +94,53 @@ def catalog() -> dict[str, ZooEntry]:
     """The catalogue by model name, in name order."""
     with open(zoo_folder() / "catalog.json", encoding="utf-8") as handle:
         models = json.load(handle)["models"]
-    return {
-        name: ZooEntry(name, entry["family"], entry["counts_source"])
-        for name, entry in sorted(models.items())
-    }
+    return {name: _entry(name, fields) for name, fields in sorted(models.items())}
+
+
+def _entry(name: str, fields: dict[str, Any]) -> ZooEntry:
+    imagenet = fields.get("imagenet")
+    metric = fields.get("metric")
+    return ZooEntry(
+        name,
+        fields["family"],
+        fields["counts_source"],
+        None
+        if imagenet is None
+        else ImageNetAccuracy(
+            imagenet["top1"], imagenet.get("top5"), imagenet["source"], imagenet["evaluation"]
+        ),
+        None
+        if metric is None
+        else PublishedMetric(metric["name"], metric["value"], metric["dataset"], metric["source"]),
+    )
+
+
+def catalogued(source: str) -> ZooEntry | None:
+    """The catalogue's entry of the model a SPEC argument names: a zoo model's name, or a spec
+    file whose text is that of the zoo spec of its name (the zoo's own file, or a copy of it,
+    as in a checkout beside an installed package); None for any other spec, a changed copy
+    included (its published figures would not be its own)."""
+    path = Path(source)
+    if not path.exists():
+        found = zoo_spec(source)
+        return None if found is None else catalog().get(found.stem)
+    if path.suffix != SPEC_SUFFIX or not path.is_file():
+        return None
+    try:
+        return catalogued_text(path.name, path.read_bytes())
+    except OSError:
+        return None
+
+
+def catalogued_text(filename: str, text: bytes | str) -> ZooEntry | None:
+    """The catalogue's entry of the zoo model ``filename`` (``resnet50.net``) when ``text`` is
+    exactly that zoo spec's text; None otherwise (another file, or the zoo model changed)."""
+    zoo_file = zoo_spec(filename)
+    if zoo_file is None:
+        return None
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        same = data == zoo_file.read_bytes()
+    except OSError:
+        return None
+    return catalog().get(zoo_file.stem) if same else None

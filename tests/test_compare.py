@@ -51,6 +51,12 @@ BRANCHY_ROW = {
     "peak_activation_bytes": 4096,
     "depth": 4,
     "receptive_field": {"layer": "pool", "size": [8, 8], "stride": [2, 2]},
+    # Not a zoo model: no catalogue family, no published accuracy.
+    "family": None,
+    "top1": None,
+    "top5": None,
+    "accuracy_source": None,
+    "accuracy_evaluation": None,
 }
 
 
@@ -155,9 +161,14 @@ def test_formats_and_sorting(branchy: Path, capsys: pytest.CaptureFixture[str]) 
         "rf_layer",
         "rf_size",
         "rf_stride",
+        "family",
+        "top1",
+        "top5",
+        "accuracy_source",
+        "accuracy_evaluation",
     ]
     assert [r[0] for r in table[1:]] == ["LeNet-5", "branchy"]  # 416,520 MACs > 27,392
-    assert table[2][3:] == ["1714", "27392", "56458", "6856", "4096", "4", "pool", "8x8", "2x2"]
+    assert table[2][3:12] == ["1714", "27392", "56458", "6856", "4096", "4", "pool", "8x8", "2x2"]
 
     text = _compare(capsys, *specs)
     assert "depth: weighted (convolution, fully connected) layers" in " ".join(text.split())

@@ -108,6 +108,7 @@ def test_netspec_zoo_lists_every_model_with_its_counts_and_source(capsys: pytest
     assert rows["resnet50"]["params"] == 25_557_032 and rows["resnet50"]["macs"] == 4_089_184_256
     assert rows["resnet50"]["title"] == "ResNet-50" and rows["resnet50"]["family"] == "ResNet"
     assert "torchvision" in rows["resnet50"]["counts_source"]
+    assert rows["resnet50"]["top1"] == 76.13 and rows["lenet5"]["top1"] is None
     assert main(["zoo"]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].split() == [
@@ -116,6 +117,8 @@ def test_netspec_zoo_lists_every_model_with_its_counts_and_source(capsys: pytest
         "family",
         "params",
         "MACs",
+        "top-1",
+        "top-5",
         "published",
         "figures",
         "from",

@@ -27,7 +27,7 @@ from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
 from netspec.graph import Graph
 from netspec.limits import DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.web import asset, fill, inline_script
-from netspec.zoo import zoo_folder, zoo_names, zoo_spec
+from netspec.zoo import catalogued_text, zoo_folder, zoo_names, zoo_spec
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The most a request body may hold: the largest spec the CLI reads, and room for the JSON around it.
@@ -150,7 +150,9 @@ class Workbench:
                     return {"ok": False, "model": spec.filename, "diagnostics": diagnostics}
             try:
                 names = [PurePath(s.filename).stem for s in specs]
-                rows = compare_graphs(names, graphs, batch=_batch(body), limits=self.limits)
+                # Published accuracy only for a zoo model sent unchanged.
+                entries = [catalogued_text(s.filename, s.text) for s in specs]
+                rows = compare_graphs(names, graphs, batch=_batch(body), limits=self.limits, entries=entries)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, specs[0]) for d in exc.diagnostics]}
         return {"ok": True, "rows": rows}
