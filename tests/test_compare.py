@@ -198,8 +198,9 @@ def test_usage_errors(branchy: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "did you mean 'params'?" in capsys.readouterr().err
     assert main(["compare", str(branchy), "--sort", "latency_ms"]) == 2
     assert "add --bench" in capsys.readouterr().err
-    assert main(["compare", str(tmp_path / "model.onnx")]) == 2
-    assert "not ONNX models" in capsys.readouterr().err
+    # ONNX models are read like specs (netspec.onnx_import): a missing one is a spec error.
+    assert main(["compare", str(tmp_path / "model.onnx")]) == 1
+    assert "model.onnx" in capsys.readouterr().err
     broken = tmp_path / "broken.net"
     broken.write_text("input data: [N, 3, 8, 8]\nConvolution c { num_output: 2  kernal_size: 3 }\n")
     assert main(["compare", str(branchy), str(broken)]) == 1
