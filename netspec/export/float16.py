@@ -42,6 +42,8 @@ FLOAT32_OPS = frozenset(
         "ReduceL2",
         "ReduceLogSum",
         "ReduceLogSumExp",
+        # No float16 kernel in ONNX's type constraints: boxes and scores are float32 only.
+        "NonMaxSuppression",
     }
 )
 
@@ -140,7 +142,8 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         for index, tensor in enumerate(node.input):
             current = element_types.get(tensor)
-            if current in (FLOAT, HALF) and current != kind and generic[index]:
+            # A float32 op's fixed float inputs (NonMaxSuppression's boxes) take float32 too.
+            if current in (FLOAT, HALF) and current != kind and (generic[index] or kind == FLOAT):
                 node.input[index] = cast(tensor, kind)
         if node.op_type == "ConstantOfShape" and kind == HALF:
             _constant_of_shape_to_half(node)
