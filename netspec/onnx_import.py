@@ -399,9 +399,14 @@ class _Reader:
                     ) from None
                 onnx_names = node.output if number == len(plans) - 1 else [f"{node.output[0]}#{number}"]
                 for onnx_name, tensor in zip(onnx_names, outputs, strict=False):
-                    known = self.types.get(onnx_name)
-                    if known is None or any(isinstance(d, str) and d != "N" for d in known.dims):
-                        self.types[onnx_name] = own_types[tensor]
+                    known, own = self.types.get(onnx_name), own_types[tensor]
+                    if (
+                        known is None
+                        or any(isinstance(d, str) and d != "N" for d in known.dims)
+                        # A fixed batch of 1 that a Reshape target spells out stays netspec's N.
+                        or (own.rank == known.rank and own.dims[0] == "N" and known.dims == (1, *own.dims[1:]))
+                    ):
+                        self.types[onnx_name] = own
                 scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
                 for key, source in plan.weights.items():
                     real = self.initializer_alias.get(source.initializer, source.initializer)
@@ -413,6 +418,9 @@ class _Reader:
         netspec_nodes, scopes = _merge_flatten(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_gates(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_shuffles(netspec_nodes, scopes, self.alias, graph)
+        netspec_nodes, scopes = _merge_gelus(netspec_nodes, scopes, self.alias, graph)
+        netspec_nodes, scopes = _merge_layer_norms(netspec_nodes, scopes, self.alias, graph, weights)
+        netspec_nodes, scopes = _merge_transposed_matmuls(netspec_nodes, scopes, self.alias, graph)
         unknown.update(n.layer.params.op_type for n in netspec_nodes if n.type == "OnnxOp")
         names = _final_names(netspec_nodes, scopes, weights)
         netspec_nodes = [_renamed(n, names) for n in netspec_nodes]
@@ -878,10 +886,9 @@ def _merge_shuffles(
         if node.type != "Reshape" or len(node.layer.params.shape) != 4:
             continue
         transpose = single(node.inputs[0])
-        if transpose is None or nodes[transpose].type != "OnnxOp":
+        if transpose is None or nodes[transpose].type != "Permute":
             continue
-        op = nodes[transpose].layer.params
-        if op.op_type != "Transpose" or list(dict(op.attributes).get("perm", ())) != [0, 2, 1, 3, 4]:
+        if nodes[transpose].layer.params.order != (0, 2, 1, 3, 4):
             continue
         grid = single(nodes[transpose].inputs[0])
         if grid is None or nodes[grid].type != "Reshape" or len(nodes[grid].layer.params.shape) != 5:
@@ -890,6 +897,157 @@ def _merge_shuffles(
         layer = build_layer(LAYER_TYPES["ChannelShuffle"], {"group": RawParam(groups)}, None)
         result[index] = Node(node.name, layer, nodes[grid].inputs, node.outputs)
         dropped.update((grid, transpose))
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+class _Chains:
+    """Who produces and who reads each tensor of the planned layers, for the structural merges
+    below: a tensor is ``single`` when one layer reads it and it is not a graph output."""
+
+    def __init__(self, nodes: Sequence[Node], alias: Mapping[str, str], graph: onnx.GraphProto) -> None:
+        self.nodes = nodes
+        self.readers = Counter(t for n in nodes for t in n.inputs)
+        self.returned = {alias.get(o.name) for o in graph.output}
+        self.producers = {n.outputs[0]: i for i, n in enumerate(nodes) if len(n.outputs) == 1}
+        self.consumers: dict[str, int] = {}
+        for index, node in enumerate(nodes):
+            for tensor in node.inputs:
+                self.consumers[tensor] = index
+
+    def single(self, tensor: str, type_name: str) -> int | None:
+        """The layer of ``type_name`` producing ``tensor``, if ``tensor`` has one reader."""
+        source = self.producers.get(tensor)
+        if source is None or self.readers[tensor] != 1 or tensor in self.returned:
+            return None
+        return source if self.nodes[source].type == type_name else None
+
+    def reader(self, tensor: str, type_name: str) -> int | None:
+        """The only layer reading ``tensor``, if it is of ``type_name``."""
+        if self.readers[tensor] != 1 or tensor in self.returned or tensor not in self.consumers:
+            return None
+        index = self.consumers[tensor]
+        return index if self.nodes[index].type == type_name else None
+
+
+def _is_power(node: Node, scale: float = 1.0, shift: float = 0.0) -> bool:
+    p = node.layer.params
+    return (
+        node.type == "Power"
+        and p.power == 1
+        and math.isclose(p.scale, scale, rel_tol=1e-6)
+        and math.isclose(p.shift, shift, rel_tol=1e-6, abs_tol=1e-12)
+    )
+
+
+def _merge_gelus(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """x · 0.5 · (1 + erf(x / √2)) is one GELU: torch's export of GELU below opset 20 (Div, Erf,
+    Add, Mul, Mul, read as Power, OnnxOp Erf, Power, Eltwise PROD, Power) and netspec's own
+    lowering; the halving may come first (0.5·x times the rest)."""
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "Eltwise" or node.layer.params.operation != "PROD" or len(node.inputs) != 2:
+            continue
+        if node.layer.params.coeff is not None or index in dropped:
+            continue
+        for other, gate in (node.inputs, node.inputs[::-1]):
+            shifted = chains.single(gate, "Power")
+            if shifted is None or not _is_power(nodes[shifted], shift=1.0):
+                continue
+            erf = chains.single(nodes[shifted].inputs[0], "OnnxOp")
+            if erf is None or nodes[erf].layer.params.op_type != "Erf" or len(nodes[erf].inputs) != 1:
+                continue
+            inner = chains.single(nodes[erf].inputs[0], "Power")
+            if inner is None or not _is_power(nodes[inner], scale=1 / math.sqrt(2.0)):
+                continue
+            x = nodes[inner].inputs[0]
+            half = chains.single(other, "Power")
+            if other == x:  # (x · (1 + erf)) · 0.5
+                last = chains.reader(node.outputs[0], "Power")
+                if last is None or not _is_power(nodes[last], scale=0.5) or last in dropped:
+                    continue
+                chain = {index, shifted, erf, inner}
+            elif half is not None and _is_power(nodes[half], scale=0.5) and nodes[half].inputs == (x,):
+                last, chain = index, {half, shifted, erf, inner}
+            else:
+                continue
+            layer = build_layer(LAYER_TYPES["GELU"], {}, None)
+            result[last] = Node(nodes[last].name, layer, (x,), nodes[last].outputs)
+            dropped.update(chain)
+            break
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+def _merge_layer_norms(
+    nodes: list[Node],
+    scopes: list[tuple[str, str]],
+    alias: Mapping[str, str],
+    graph: onnx.GraphProto,
+    weights: dict[str, WeightSource],
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """Transpose moving one axis last, LayerNormalization over the last axis, the inverse
+    Transpose is one LayerNorm over that axis (ConvNeXt's LayerNorm2d over NCHW's channels, as
+    torch and netspec export it). The LayerNorm's weights and scope move to the last node."""
+    scopes = list(scopes)
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "LayerNorm" or node.layer.params.axis != -1:
+            continue
+        before = chains.single(node.inputs[0], "Permute")
+        after = chains.reader(node.outputs[0], "Permute")
+        if before is None or after is None:
+            continue
+        order = nodes[before].layer.params.order
+        rank = len(order)
+        axis = order[-1]
+        if axis == rank - 1 or list(order) != [a for a in range(rank) if a != axis] + [axis]:
+            continue
+        if list(nodes[after].layer.params.order) != [int(a) for a in np.argsort(order)]:
+            continue
+        raw = {
+            "axis": RawParam(axis),
+            "eps": RawParam(node.layer.params.eps),
+            "elementwise_affine": RawParam(node.layer.params.elementwise_affine),
+        }
+        layer = build_layer(LAYER_TYPES["LayerNorm"], raw, None)
+        last = nodes[after].name
+        result[after] = Node(last, layer, nodes[before].inputs, nodes[after].outputs)
+        for key in [k for k in weights if k.split(".")[0] == node.name]:
+            weights[f"{last}.{key.split('.', 1)[1]}"] = weights.pop(key)
+        scopes[after] = scopes[index]
+        dropped.update((before, index))
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
+def _merge_transposed_matmuls(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """A MatMul whose second input is a Transpose of the last two axes read by it alone is a
+    MatMul with ``transpose_b`` (attention's Q·Kᵀ)."""
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "MatMul" or node.layer.params.transpose_b:
+            continue
+        swap = chains.single(node.inputs[1], "Permute")
+        if swap is None:
+            continue
+        order = nodes[swap].layer.params.order
+        rank = len(order)
+        if rank < 2 or list(order) != [*range(rank - 2), rank - 1, rank - 2]:
+            continue
+        layer = build_layer(LAYER_TYPES["MatMul"], {"transpose_b": RawParam(True)}, None)
+        result[index] = Node(node.name, layer, (node.inputs[0], nodes[swap].inputs[0]), node.outputs)
+        dropped.add(swap)
     keep = [i for i in range(len(nodes)) if i not in dropped]
     return [result[i] for i in keep], [scopes[i] for i in keep]
 
@@ -1033,7 +1191,13 @@ def _gemm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
 
 @_maps("MatMul")
 def _matmul(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """By a 2-D initializer: an InnerProduct over the last axis; of two activations (attention's
+    QKᵀ and AV): a MatMul."""
     x = reader.type_of(node, node.input[0])
+    if reader.is_dynamic(node.input[0]) and reader.is_dynamic(node.input[1]):
+        if x.rank < 2 or reader.type_of(node, node.input[1]).rank < 2:
+            raise _Unsupported
+        return [_Planned("MatMul", {}, (node.input[0], node.input[1]))]
     b = reader.weight(node.input[1])
     if len(b) != 2 or x.rank < 2:
         raise _Unsupported
@@ -1198,6 +1362,37 @@ def _softmax(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
     if reader.opset < 13 and axis != x.rank - 1:
         raise _Unsupported  # the old Softmax normalises over all axes from axis on
     return _single("Softmax", node, axis=axis)
+
+
+@_maps("LayerNormalization")
+def _layer_norm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """LayerNormalization over the last axis, with a scale and a bias of its size (torch's
+    LayerNorm(C)); over several axes it has no netspec layer."""
+    x = reader.type_of(node, node.input[0])
+    if attrs.get("axis", -1) % x.rank != x.rank - 1 or len([o for o in node.output if o]) > 1:
+        raise _Unsupported
+    if len(node.input) < 3 or not node.input[2]:
+        raise _Unsupported
+    features = x.dims[-1]
+    for tensor in node.input[1:3]:
+        shape = reader.weight(tensor)
+        if math.prod(shape) != features or [d for d in shape if d != 1] not in ([features], []):
+            raise _Unsupported
+    weights = {"weight": WeightSource(node.input[1]), "bias": WeightSource(node.input[2])}
+    params = {"axis": -1, "eps": attrs.get("epsilon", 1e-5)}
+    return [_Planned("LayerNorm", params, (node.input[0],), weights)]
+
+
+@_maps("Gelu")
+def _gelu(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    return _single("GELU", node, approximate=attrs.get("approximate", "none"))
+
+
+@_maps("Transpose")
+def _transpose(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    x = reader.type_of(node, node.input[0])
+    order = tuple(int(a) for a in attrs.get("perm", range(x.rank - 1, -1, -1)))
+    return _single("Permute", node, order=order)
 
 
 @_maps("Pow", "Sqrt")

@@ -519,7 +519,95 @@ OPERATORS = [
         [init("ax", np.array([2], np.int64))],
         ["Reshape", "Reshape"],
     ),
+    (
+        "layer_norm",
+        [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-6)],
+        [init("s", _f32(6)), init("b", _f32(6))],
+        ["LayerNorm"],
+    ),
+    (
+        "layer_norm_over_channels",  # torch's export of ConvNeXt's LayerNorm2d
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+            helper.make_node("LayerNormalization", ["t", "s", "b"], ["n"], axis=-1),
+            helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]),
+        ],
+        [init("s", _f32(4)), init("b", _f32(4))],
+        ["LayerNorm"],
+    ),
+    ("gelu", [helper.make_node("Gelu", ["x"], ["y"])], [], ["GELU"]),
+    ("gelu_tanh", [helper.make_node("Gelu", ["x"], ["y"], approximate="tanh")], [], ["GELU"]),
+    (
+        "gelu_erf",  # torch's export of GELU below opset 20
+        [
+            helper.make_node("Div", ["x", "root2"], ["d"]),
+            helper.make_node("Erf", ["d"], ["e"]),
+            helper.make_node("Add", ["e", "one"], ["a"]),
+            helper.make_node("Mul", ["x", "a"], ["m"]),
+            helper.make_node("Mul", ["m", "half"], ["y"]),
+        ],
+        [
+            init("root2", np.array(np.sqrt(2.0), np.float32)),
+            init("one", np.array(1.0, np.float32)),
+            init("half", np.array(0.5, np.float32)),
+        ],
+        ["GELU"],
+    ),
+    (
+        "gelu_erf_halved_first",
+        [
+            helper.make_node("Mul", ["x", "half"], ["h"]),
+            helper.make_node("Mul", ["x", "inv_root2"], ["d"]),
+            helper.make_node("Erf", ["d"], ["e"]),
+            helper.make_node("Add", ["one", "e"], ["a"]),
+            helper.make_node("Mul", ["a", "h"], ["y"]),
+        ],
+        [
+            init("inv_root2", np.array(1 / np.sqrt(2.0), np.float32)),
+            init("one", np.array(1.0, np.float32)),
+            init("half", np.array(0.5, np.float32)),
+        ],
+        ["GELU"],
+    ),
+    ("transpose", [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [], ["Permute"]),
+    (
+        "channel_shuffle",
+        [
+            helper.make_node("Reshape", ["x", "grid"], ["g"]),
+            helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1, 3, 4]),
+            helper.make_node("Reshape", ["t", "back"], ["y"]),
+        ],
+        [init("grid", np.array([1, 2, 2, 6, 6], np.int64)), init("back", np.array([1, 4, 6, 6], np.int64))],
+        ["ChannelShuffle"],
+    ),
+    ("matmul_of_activations", [helper.make_node("MatMul", ["x", "x"], ["y"])], [], ["MatMul"]),
+    (
+        "matmul_by_transposed",  # attention's Q·Kᵀ
+        [
+            helper.make_node("Relu", ["x"], ["k"]),
+            helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", ["x", "kt"], ["y"]),
+        ],
+        [],
+        ["ReLU", "MatMul"],
+    ),
 ]
+# Cases whose operator needs a later opset than OPSET.
+OPERATOR_OPSETS = {"gelu": 20, "gelu_tanh": 20}
+# (params, MACs, FLOPs) of the cases with layers new to the ONNX reader, from the layers' formulas
+# (X has 4·6·6 = 144 elements).
+ELEMENTS = 4 * 6 * 6
+OPERATOR_COUNTS = {
+    "layer_norm": (2 * 6, 0, 7 * ELEMENTS),
+    "layer_norm_over_channels": (2 * 4, 0, 7 * ELEMENTS),
+    "gelu": (0, 0, 5 * ELEMENTS),
+    "gelu_tanh": (0, 0, 9 * ELEMENTS),
+    "gelu_erf": (0, 0, 5 * ELEMENTS),
+    "gelu_erf_halved_first": (0, 0, 5 * ELEMENTS),
+    "transpose": (0, 0, 0),
+    "matmul_of_activations": (0, 4 * 6 * 6 * 6, 2 * 4 * 6 * 6 * 6),
+    "matmul_by_transposed": (0, 4 * 6 * 6 * 6, ELEMENTS + 2 * 4 * 6 * 6 * 6),
+}
 
 
 @pytest.mark.ort
@@ -528,14 +616,23 @@ def test_operator_reads_as_layers_and_round_trips(
     case: str, nodes: list, initializers: list, types: list[str], tmp_path: Path
 ) -> None:
     model = make_model(
-        nodes, [tensor("x", X)], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
+        nodes,
+        [tensor("x", X)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializers,
+        opset=OPERATOR_OPSETS.get(case, OPSET),
     )
     path = tmp_path / f"{case}.onnx"
     onnx.save(model, path)
     graph = read_onnx(path)
     assert [n.type for n in graph.nodes[1:]] == types
+    direct = analyze(graph).counts.totals
+    if case in OPERATOR_COUNTS:
+        assert (direct.params, direct.macs, direct.flops) == OPERATOR_COUNTS[case]
     converted = convert_onnx(path)
     spec = elaborate(SourceFile("converted.net", converted.conversion.text))
+    totals = analyze(spec).counts.totals
+    assert (totals.params, totals.macs, totals.flops) == (direct.params, direct.macs, direct.flops)
     compiled = compile_graph(spec, batch=1, weights=converted.weights)
     x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
     assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
