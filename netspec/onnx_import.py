@@ -300,6 +300,9 @@ class _Reader:
     # Inputs whose leading dim is a fixed count other than a batch of 1 (Faster R-CNN's RoIs).
     fixed_inputs: set[str] = field(default_factory=set)
     initializer_alias: dict[str, str] = field(default_factory=dict)
+    # Transposes of 2-D initializers read only by MatMul and Gemm (netspec's own emission of a
+    # fully connected layer at a later axis): the matrix they read is the initializer transposed.
+    transposed: set[str] = field(default_factory=set)
     # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
     # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
     absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -362,6 +365,8 @@ class _Reader:
                 if node.input[0] in self.constants:
                     self.constants[node.output[0]] = self.constants[node.input[0]]
                 continue
+            if self._transposed_matrix(node, readers):
+                continue
             if self._fold(node):
                 continue
             if node.op_type in ("Identity", "Dropout") and node.input[0] in self.alias:
@@ -415,6 +420,7 @@ class _Reader:
                     self.alias.update(zip(node.output, outputs, strict=False))
                 else:
                     self.alias[f"{node.output[0]}#{number}"] = provisional
+        netspec_nodes, scopes = _merge_linear_bias(netspec_nodes, scopes, self.alias, graph, weights)
         netspec_nodes, scopes = _merge_flatten(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_gates(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_shuffles(netspec_nodes, scopes, self.alias, graph)
@@ -450,6 +456,35 @@ class _Reader:
             warnings=warnings,
         )
         return OnnxImport(result, weights, dict(unknown), self.path)
+
+    def _transposed_matrix(self, node: onnx.NodeProto, readers: Mapping[str, list[onnx.NodeProto]]) -> bool:
+        """A Transpose of a 2-D initializer that only MatMul and Gemm read (as their matrix):
+        they read the initializer, transposed (see ``matrix``)."""
+        if node.op_type != "Transpose" or node.input[0] not in self.initializers:
+            return False
+        shape, elem = self.initializers[node.input[0]]
+        if len(shape) != 2 or list(_attributes(node).get("perm", [1, 0])) != [1, 0]:
+            return False
+        consumers = readers.get(node.output[0], [])
+        if not consumers or any(
+            c.op_type not in ("MatMul", "Gemm") or list(c.input).index(node.output[0]) != 1 for c in consumers
+        ):
+            return False
+        self.initializers[node.output[0]] = ((shape[1], shape[0]), elem)
+        self.initializer_alias[node.output[0]] = self.initializer_alias.get(node.input[0], node.input[0])
+        if node.input[0] in self.transposed:
+            self.transposed.discard(node.output[0])
+        else:
+            self.transposed.add(node.output[0])
+        if node.input[0] in self.constants:
+            self.constants[node.output[0]] = self.constants[node.input[0]].T
+        return True
+
+    def matrix(self, tensor: str, transpose: bool) -> WeightSource:
+        """The source of a layer's matrix read from initializer ``tensor`` (transposed if
+        ``transpose``), through the Transposes of initializers the reader skipped."""
+        flipped = transpose != (tensor in self.transposed)
+        return WeightSource(tensor, "transpose" if flipped else "")
 
     def _absorb_pad(
         self, node: onnx.NodeProto, readers: Mapping[str, list[onnx.NodeProto]], returned: set[str]
@@ -797,6 +832,50 @@ def _final_names(
     return result
 
 
+def _move_weights(weights: dict[str, WeightSource], source: str, target: str) -> None:
+    """The arrays of layer ``source`` as those of layer ``target`` (a merge kept its node)."""
+    for key in [k for k in weights if k.split(".")[0] == source]:
+        weights[f"{target}.{key.split('.', 1)[1]}"] = weights.pop(key)
+
+
+def _merge_linear_bias(
+    nodes: list[Node],
+    scopes: list[tuple[str, str]],
+    alias: Mapping[str, str],
+    graph: onnx.GraphProto,
+    weights: dict[str, WeightSource],
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """MatMul by a weight then Add of a bias over the output features is one InnerProduct with
+    a bias: torch's export of ``nn.Linear`` on more than two axes (ViT's and ConvNeXt's MLPs) and
+    netspec's own InnerProduct at an axis other than 1."""
+    scopes = list(scopes)
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "InnerProduct" or node.layer.params.bias_term:
+            continue
+        bias = chains.reader(node.outputs[0], "Bias")
+        if bias is None or len(nodes[bias].inputs) != 1:
+            continue
+        p = nodes[bias].layer.params
+        # The InnerProduct's output has axis + 1 axes: its features are at its axis.
+        if p.axis != node.layer.params.axis or p.num_axes != 1:
+            continue
+        raw = {
+            "num_output": RawParam(node.layer.params.num_output),
+            "axis": RawParam(node.layer.params.axis),
+        }
+        layer = build_layer(LAYER_TYPES["InnerProduct"], raw, None)
+        last = nodes[bias].name
+        result[bias] = Node(last, layer, node.inputs, nodes[bias].outputs)
+        _move_weights(weights, node.name, last)
+        scopes[bias] = scopes[index]
+        dropped.add(index)
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [result[i] for i in keep], [scopes[i] for i in keep]
+
+
 def _merge_flatten(
     nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
 ) -> tuple[list[Node], list[tuple[str, str]]]:
@@ -1019,8 +1098,7 @@ def _merge_layer_norms(
         layer = build_layer(LAYER_TYPES["LayerNorm"], raw, None)
         last = nodes[after].name
         result[after] = Node(last, layer, nodes[before].inputs, nodes[after].outputs)
-        for key in [k for k in weights if k.split(".")[0] == node.name]:
-            weights[f"{last}.{key.split('.', 1)[1]}"] = weights.pop(key)
+        _move_weights(weights, node.name, last)
         scopes[after] = scopes[index]
         dropped.update((before, index))
     keep = [i for i in range(len(nodes)) if i not in dropped]
@@ -1178,7 +1256,7 @@ def _gemm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
         raise _Unsupported
     b = reader.weight(node.input[1])
     trans_b = attrs.get("transB", 0)
-    weights = {"weight": WeightSource(node.input[1], "" if trans_b else "transpose")}
+    weights = {"weight": reader.matrix(node.input[1], not trans_b)}
     outputs = b[0] if trans_b else b[1]
     bias = len(node.input) > 2 and bool(node.input[2])
     if bias:
@@ -1204,7 +1282,7 @@ def _matmul(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
     params = {"num_output": b[1], "bias_term": False, "axis": x.rank - 1}
     return [
         _Planned(
-            "InnerProduct", params, (node.input[0],), {"weight": WeightSource(node.input[1], "transpose")}
+            "InnerProduct", params, (node.input[0],), {"weight": reader.matrix(node.input[1], True)}
         )
     ]
 
@@ -1369,6 +1447,8 @@ def _layer_norm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
     """LayerNormalization over the last axis, with a scale and a bias of its size (torch's
     LayerNorm(C)); over several axes it has no netspec layer."""
     x = reader.type_of(node, node.input[0])
+    if not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
     if attrs.get("axis", -1) % x.rank != x.rank - 1 or len([o for o in node.output if o]) > 1:
         raise _Unsupported
     if len(node.input) < 3 or not node.input[2]:
@@ -1385,11 +1465,17 @@ def _layer_norm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
 
 @_maps("Gelu")
 def _gelu(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    if not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
     return _single("GELU", node, approximate=attrs.get("approximate", "none"))
 
 
 @_maps("Transpose")
 def _transpose(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """Transpose of an activation; of a stored array (netspec's own emission of a weight used
+    transposed) it stays an operator of its own."""
+    if not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
     x = reader.type_of(node, node.input[0])
     order = tuple(int(a) for a in attrs.get("perm", range(x.rank - 1, -1, -1)))
     return _single("Permute", node, order=order)

@@ -580,6 +580,22 @@ OPERATORS = [
         [init("grid", np.array([1, 2, 2, 6, 6], np.int64)), init("back", np.array([1, 4, 6, 6], np.int64))],
         ["ChannelShuffle"],
     ),
+    (
+        "linear_over_the_last_axis",  # torch's nn.Linear on a 4-D input
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])],
+        [init("w", _f32(6, 5)), init("b", _f32(5))],
+        ["InnerProduct"],
+    ),
+    (
+        "linear_by_a_transposed_weight",  # netspec's own InnerProduct at the last axis
+        [
+            helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+            helper.make_node("MatMul", ["x", "wt"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["y"]),
+        ],
+        [init("w", _f32(5, 6)), init("b", _f32(5))],
+        ["InnerProduct"],
+    ),
     ("matmul_of_activations", [helper.make_node("MatMul", ["x", "x"], ["y"])], [], ["MatMul"]),
     (
         "matmul_by_transposed",  # attention's Q·Kᵀ
@@ -605,6 +621,8 @@ OPERATOR_COUNTS = {
     "gelu_erf": (0, 0, 5 * ELEMENTS),
     "gelu_erf_halved_first": (0, 0, 5 * ELEMENTS),
     "transpose": (0, 0, 0),
+    "linear_over_the_last_axis": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
+    "linear_by_a_transposed_weight": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
     "matmul_of_activations": (0, 4 * 6 * 6 * 6, 2 * 4 * 6 * 6 * 6),
     "matmul_by_transposed": (0, 4 * 6 * 6 * 6, ELEMENTS + 2 * 4 * 6 * 6 * 6),
 }
