@@ -409,7 +409,9 @@ class _Reader:
                         known is None
                         or any(isinstance(d, str) and d != "N" for d in known.dims)
                         # A fixed batch of 1 that a Reshape target spells out stays netspec's N.
-                        or (own.rank == known.rank and own.dims[0] == "N" and known.dims == (1, *own.dims[1:]))
+                        or (
+                            own.rank == known.rank and own.dims[0] == "N" and known.dims == (1, *own.dims[1:])
+                        )
                     ):
                         self.types[onnx_name] = own
                 scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
@@ -1281,9 +1283,7 @@ def _matmul(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
         raise _Unsupported
     params = {"num_output": b[1], "bias_term": False, "axis": x.rank - 1}
     return [
-        _Planned(
-            "InnerProduct", params, (node.input[0],), {"weight": reader.matrix(node.input[1], True)}
-        )
+        _Planned("InnerProduct", params, (node.input[0],), {"weight": reader.matrix(node.input[1], True)})
     ]
 
 
@@ -1635,6 +1635,15 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values())
         ):
             shape[0] = 0
+        elif (
+            shape
+            and shape[0] == -1
+            and x.dims[0] == "N"
+            and all(isinstance(d, int) for d in x.dims[1:])
+            and all(v > 0 for v in shape[1:])
+            and math.prod(shape[1:]) == math.prod(x.dims[1:])  # type: ignore[arg-type]
+        ):
+            shape[0] = 0  # -1 that is the batch: netspec's Reshape copies it
     else:
         y = reader.type_of(node, node.output[0])
         if any(isinstance(d, str) for d in y.dims[1:]):

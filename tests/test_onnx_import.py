@@ -182,6 +182,9 @@ COMPOSITE_LOWERINGS = {
     "fcn16s": "Crop: a Slice with constant bounds",
     "fcn32s": "Crop: a Slice with constant bounds",
     "inception_resnet_v2": "Eltwise's residual scale (coeff) reads back as a Power layer",
+    # The totals agree; layer by layer, the residual step of LayerScale is a layer of its own.
+    "convnext_tiny": "LayerScale with its residual: Mul and Add, read back as Scale and Eltwise",
+    "vit_b_16": "ClassToken (an Expand and Concat of the token), MultiheadAttention's MatMul chain",
 }
 # Layers that are identities at inference: the emitter writes no node for them.
 ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
@@ -518,6 +521,12 @@ OPERATORS = [
         ],
         [init("ax", np.array([2], np.int64))],
         ["Reshape", "Reshape"],
+    ),
+    (
+        "reshape_with_the_batch_as_minus_one",
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        [init("shape", np.array([-1, 4, 36], np.int64))],
+        ["Reshape"],
     ),
     (
         "layer_norm",
