@@ -303,6 +303,10 @@ class _Reader:
     # Transposes of 2-D initializers read only by MatMul and Gemm (netspec's own emission of a
     # fully connected layer at a later axis): the matrix they read is the initializer transposed.
     transposed: set[str] = field(default_factory=set)
+    # RoiAlign nodes whose boxes and batch indices are cut from one [R, 5] tensor (torchvision's
+    # and netspec's own exports): RoiAlign output -> that tensor; the cutting nodes are skipped.
+    roi_sources: dict[str, str] = field(default_factory=dict)
+    skipped: set[int] = field(default_factory=set)
     # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
     # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
     absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -355,7 +359,10 @@ class _Reader:
             for tensor in node.input:
                 readers.setdefault(tensor, []).append(node)
         returned = {o.name for o in graph.output}
+        self._find_roi_sources(nodes, readers, returned)
         for node in nodes:
+            if id(node) in self.skipped:
+                continue
             if node.op_type == "Identity" and node.input[0] in self.initializers:
                 # TorchScript shares equal arrays through Identity nodes: the same initializer.
                 self.initializers[node.output[0]] = self.initializers[node.input[0]]
@@ -481,6 +488,72 @@ class _Reader:
         if node.input[0] in self.constants:
             self.constants[node.output[0]] = self.constants[node.input[0]].T
         return True
+
+    def _find_roi_sources(
+        self,
+        nodes: Sequence[onnx.NodeProto],
+        readers: Mapping[str, list[onnx.NodeProto]],
+        returned: set[str],
+    ) -> None:
+        """RoiAlign(X, rois[:, 1:5], int64(rois[:, 0])) of one [R, 5] tensor: the ROIAlign layer
+        reads that tensor, and the Slice/Gather, Cast and Reshape/Squeeze nodes cutting it go."""
+        producer = {o: n for n in nodes for o in n.output}
+
+        def column(tensor: str, wanted: list[int]) -> tuple[str, onnx.NodeProto] | None:
+            node = producer.get(tensor)
+            if node is None:
+                return None
+            attrs = _attributes(node)
+            if node.op_type == "Gather" and attrs.get("axis", 0) in (1, -1):
+                index = self.const(node.input[1])
+                if (
+                    index is not None
+                    and index.ravel().tolist() == wanted
+                    and (index.ndim > 0) == (len(wanted) > 1)
+                ):
+                    return node.input[0], node
+            elif node.op_type == "Slice" and len(node.input) >= 4:
+                bounds = [self.const(t) for t in node.input[1:]]
+                if any(b is None for b in bounds):
+                    return None
+                starts, ends, axes = (b.ravel().tolist() for b in bounds[:3])  # type: ignore[union-attr]
+                steps = bounds[3].ravel().tolist() if len(bounds) > 3 else [1]  # type: ignore[union-attr]
+                if (starts, ends, steps) == ([wanted[0]], [wanted[-1] + 1], [1]) and axes in ([1], [-1]):
+                    return node.input[0], node
+            return None
+
+        for node in nodes:
+            if (
+                node.op_type != "RoiAlign"
+                or len(node.input) != 3
+                or _roi_align_params(node, self.opset) is None
+            ):
+                continue
+            boxes = column(node.input[1], [1, 2, 3, 4])
+            chain: list[onnx.NodeProto] = []
+            tensor = node.input[2]
+            while (step := producer.get(tensor)) is not None and step.op_type in (
+                "Cast",
+                "Reshape",
+                "Squeeze",
+            ):
+                chain.append(step)
+                tensor = step.input[0]
+            indices = column(tensor, [0])
+            if boxes is None or indices is None or boxes[0] != indices[0] or boxes[0] not in self.types:
+                continue
+            if boxes[0] in self.initializers or boxes[0] in self.constants:
+                continue
+            cut = [boxes[1], indices[1], *chain]
+            inside = {id(n) for n in cut} | {id(node)}
+            if any(
+                o in returned or any(id(r) not in inside for r in readers.get(o, []))
+                for n in cut
+                for o in n.output
+            ):
+                continue
+            self.roi_sources[node.output[0]] = boxes[0]
+            self.skipped.update(id(n) for n in cut)
 
     def matrix(self, tensor: str, transpose: bool) -> WeightSource:
         """The source of a layer's matrix read from initializer ``tensor`` (transposed if
@@ -738,6 +811,8 @@ class _Reader:
         mapper = _MAPPERS.get(node.op_type)
         if mapper is None:
             raise _Unsupported
+        if node.output[0] in self.roi_sources:  # its boxes and indices were cut from one tensor
+            return mapper(self, node, _attributes(node))
         if any(
             t and not self.is_dynamic(t) and t not in self.initializers and t not in self.constants
             for t in node.input
@@ -1711,6 +1786,35 @@ def _roi_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> l
     pooled = attrs["pooled_shape"]
     params = {"pooled_h": pooled[0], "pooled_w": pooled[1], "spatial_scale": attrs.get("spatial_scale", 1.0)}
     return [_Planned("ROIPooling", params, (node.input[0], node.input[1]))]
+
+
+def _roi_align_params(node: onnx.NodeProto, opset: int) -> dict[str, Any] | None:
+    """ROIAlign's parameters for an averaging RoiAlign node (None for max pooling)."""
+    attrs = _attributes(node)
+    if attrs.get("mode", "avg") != "avg":
+        return None
+    # Before opset 16 RoiAlign had no half-pixel offset (output_half_pixel, Detectron's).
+    transform = attrs.get(
+        "coordinate_transformation_mode", "half_pixel" if opset >= 16 else "output_half_pixel"
+    )
+    return {
+        "pooled_h": attrs.get("output_height", 1),
+        "pooled_w": attrs.get("output_width", 1),
+        "spatial_scale": attrs.get("spatial_scale", 1.0),
+        "sampling_ratio": attrs.get("sampling_ratio", 0),
+        "aligned": transform == "half_pixel",
+    }
+
+
+@_maps("RoiAlign")
+def _roi_align(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """RoiAlign of boxes and batch indices cut from one [R, 5] tensor (see _find_roi_sources)
+    as ROIAlign of that tensor."""
+    source = reader.roi_sources.get(node.output[0])
+    params = _roi_align_params(node, reader.opset)
+    if source is None or params is None or not reader.is_dynamic(source):
+        raise _Unsupported
+    return [_Planned("ROIAlign", params, (node.input[0], source))]
 
 
 # ---------------------------------------------------------------- convert

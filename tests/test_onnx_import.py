@@ -665,6 +665,76 @@ def test_operator_reads_as_layers_and_round_trips(
     assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
 
 
+def _roi_align_model(form: str) -> onnx.ModelProto:
+    """RoiAlign of boxes and batch indices cut from one [R, 5] tensor of RoIs: by Gather as
+    torchvision's export does it, by Slice as netspec's own."""
+    if form == "gather":
+        cut = [
+            helper.make_node("Gather", ["rois", "box_columns"], ["boxes"], axis=1),
+            helper.make_node("Gather", ["rois", "zero"], ["column"], axis=1),
+            helper.make_node("Cast", ["column"], ["indices"], to=TensorProto.INT64),
+        ]
+        constants = [
+            init("box_columns", np.array([1, 2, 3, 4], np.int64)),
+            init("zero", np.array(0, np.int64)),
+        ]
+    else:
+        cut = [
+            helper.make_node("Slice", ["rois", "one", "five", "axis"], ["boxes"]),
+            helper.make_node("Slice", ["rois", "zero", "one", "axis"], ["column"]),
+            helper.make_node("Cast", ["column"], ["cast"], to=TensorProto.INT64),
+            helper.make_node("Reshape", ["cast", "flat"], ["indices"]),
+        ]
+        constants = [
+            init(name, np.array([value], np.int64))
+            for name, value in (("zero", 0), ("one", 1), ("five", 5), ("axis", 1), ("flat", 3))
+        ]
+    align = helper.make_node(
+        "RoiAlign",
+        ["x", "boxes", "indices"],
+        ["y"],
+        output_height=3,
+        output_width=2,
+        sampling_ratio=2,
+        spatial_scale=0.5,
+        coordinate_transformation_mode="half_pixel",
+    )
+    return make_model(
+        [*cut, align],
+        [tensor("x", [2, 4, 6, 6]), tensor("rois", [3, 5])],
+        [tensor("y", [3, 4, 3, 2])],
+        constants,
+    )
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize("form", ["gather", "slice"])
+def test_roi_align_reads_as_one_layer_and_round_trips(form: str, tmp_path: Path) -> None:
+    import onnxruntime
+
+    path = tmp_path / f"roi_align_{form}.onnx"
+    onnx.save(_roi_align_model(form), path)
+    graph = read_onnx(path)
+    assert [n.type for n in graph.nodes] == ["Input", "Input", "ROIAlign"]
+    params = graph.nodes[2].layer.params
+    assert (params.pooled_h, params.pooled_w, params.sampling_ratio, params.aligned) == (3, 2, 2, True)
+    direct = analyze(graph).counts.totals
+    assert (direct.params, direct.macs, direct.flops) == (0, 0, 3 * 4 * 3 * 2 * 8 * 2 * 2)
+    converted = convert_onnx(path)
+    spec = elaborate(SourceFile("converted.net", converted.conversion.text))
+    compiled = compile_graph(spec, batch=2, weights=converted.weights)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    corners = np.sort(rng.uniform(0, 12, (3, 2, 2)), axis=1).reshape(3, 4)
+    rois = np.concatenate([[[0], [1], [1]], corners], axis=1).astype(np.float32)
+    outputs = []
+    for model in (str(path), compiled.SerializeToString()):
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        outputs.append(session.run(None, dict(zip(names, (x, rois), strict=True)))[0])
+    assert relative_error(outputs[0], outputs[1]) <= 1e-5
+
+
 @pytest.mark.unit
 def test_symbolic_image_size_needs_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv", pads=[1, 1, 1, 1])]
