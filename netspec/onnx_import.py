@@ -307,6 +307,10 @@ class _Reader:
     # and netspec's own exports): RoiAlign output -> that tensor; the cutting nodes are skipped.
     roi_sources: dict[str, str] = field(default_factory=dict)
     skipped: set[int] = field(default_factory=set)
+    readers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
+    returned: set[str] = field(default_factory=set)
+    # MaxPool Indices that only MaxUnpool reads: Pooling's mask output, which Upsample reads.
+    masks: set[str] = field(default_factory=set)
     # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
     # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
     absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -359,6 +363,7 @@ class _Reader:
             for tensor in node.input:
                 readers.setdefault(tensor, []).append(node)
         returned = {o.name for o in graph.output}
+        self.readers, self.returned = readers, returned
         self._find_roi_sources(nodes, readers, returned)
         for node in nodes:
             if id(node) in self.skipped:
@@ -396,6 +401,9 @@ class _Reader:
                 provisional = f"#{len(netspec_nodes)}"
                 count = plan.outputs
                 outputs = (provisional,) if count == 1 else tuple(f"{provisional}.{i}" for i in range(count))
+                if plan.type_name == "Pooling" and count == 2:
+                    # An optional second output: a spec names it (top: [pool, pool_mask]).
+                    outputs = (provisional, f"{provisional}.mask")
                 raw = {key: RawParam(value) for key, value in plan.params.items()}
                 try:
                     layer = build_layer(LAYER_TYPES[plan.type_name], raw, None, None, count)
@@ -1376,7 +1384,8 @@ def _batchnorm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> 
 @_maps("MaxPool", "AveragePool")
 def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     kernel = tuple(attrs["kernel_shape"])
-    if len(kernel) != 2 or len([o for o in node.output if o]) > 1:
+    outputs = len([o for o in node.output if o])
+    if len(kernel) != 2 or (outputs > 1 and not _unpooled_indices(reader, node, attrs)):
         raise _Unsupported
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise _Unsupported
@@ -1397,7 +1406,50 @@ def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
     }
     if average and not padding_counted:
         params["count_include_pad"] = False
-    return [_Planned("Pooling", params, (node.input[0],))]
+    if outputs > 1:
+        reader.masks.add(node.output[1])
+    return [_Planned("Pooling", params, (node.input[0],), outputs=outputs)]
+
+
+def _unpooled_indices(reader: _Reader, node: onnx.NodeProto, attrs: Mapping[str, Any]) -> bool:
+    """MaxPool's Indices read only by MaxUnpool (SegNet's encoder and decoder): Pooling's mask
+    output and Upsample by it compute the same, though ONNX counts the indices over the whole
+    tensor and netspec's mask within each plane."""
+    indices = node.output[1]
+    readers = reader.readers.get(indices, [])
+    return (
+        node.op_type == "MaxPool"
+        and len(node.output) == 2
+        and not attrs.get("storage_order", 0)
+        and indices not in reader.returned
+        and bool(readers)
+        and all(r.op_type == "MaxUnpool" and list(r.input).index(indices) == 1 for r in readers)
+    )
+
+
+@_maps("MaxUnpool")
+def _max_unpool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """MaxUnpool by the Indices of a MaxPool (read as Pooling with a mask) as Upsample by that
+    mask, to the output size ONNX gives."""
+    if node.input[1] not in reader.masks or not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
+    x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.input[1])
+    if len(node.input) > 2 and node.input[2]:
+        size = reader.const(node.input[2])  # output_shape: ONNX inference leaves it to the value
+        if size is None or size.size != 4:
+            raise _Unsupported
+        out_hw = tuple(int(d) for d in size.ravel()[2:])
+    else:
+        out_hw = tuple(reader.type_of(node, node.output[0]).dims[2:])
+    if x.rank != 4 or x.dims != y.dims or not all(isinstance(d, int) for d in (*x.dims[2:], *out_hw)):
+        raise _Unsupported
+    strides = [int(s) for s in attrs.get("strides", [1, 1])]
+    params: dict[str, Any] = (
+        {"scale": strides[0]} if strides[0] == strides[1] else {"scale_h": strides[0], "scale_w": strides[1]}
+    )
+    if out_hw != (x.dims[2] * strides[0], x.dims[3] * strides[1]):  # type: ignore[operator]
+        params.update(upsample_h=out_hw[0], upsample_w=out_hw[1])
+    return [_Planned("Upsample", params, (node.input[0], node.input[1]))]
 
 
 @_maps("GlobalAveragePool", "GlobalMaxPool")

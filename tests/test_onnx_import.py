@@ -605,6 +605,25 @@ OPERATORS = [
         [init("w", _f32(5, 6)), init("b", _f32(5))],
         ["InnerProduct"],
     ),
+    (
+        "max_unpool",  # SegNet's encoder pooling and decoder unpooling
+        [
+            helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("Relu", ["p"], ["r"]),
+            helper.make_node("MaxUnpool", ["r", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        [],
+        ["Pooling", "ReLU", "Upsample"],
+    ),
+    (
+        "max_unpool_to_a_given_size",
+        [
+            helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[3, 3], strides=[2, 2]),
+            helper.make_node("MaxUnpool", ["p", "i", "size"], ["y"], kernel_shape=[3, 3], strides=[2, 2]),
+        ],
+        [init("size", np.array([1, 4, 6, 6], np.int64))],
+        ["Pooling", "Upsample"],
+    ),
     ("matmul_of_activations", [helper.make_node("MatMul", ["x", "x"], ["y"])], [], ["MatMul"]),
     (
         "matmul_by_transposed",  # attention's Q·Kᵀ
@@ -630,6 +649,8 @@ OPERATOR_COUNTS = {
     "gelu_erf": (0, 0, 5 * ELEMENTS),
     "gelu_erf_halved_first": (0, 0, 5 * ELEMENTS),
     "transpose": (0, 0, 0),
+    "max_unpool": (0, 0, 4 * 3 * 3 * (2 * 2 - 1) + 4 * 3 * 3),  # the max's comparisons, the ReLU
+    "max_unpool_to_a_given_size": (0, 0, 4 * 2 * 2 * (3 * 3 - 1)),
     "linear_over_the_last_axis": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
     "linear_by_a_transposed_weight": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
     "matmul_of_activations": (0, 4 * 6 * 6 * 6, 2 * 4 * 6 * 6 * 6),
