@@ -311,6 +311,47 @@ def test_server_reads_an_uploaded_onnx_model(served: str) -> None:
 
 
 @pytest.mark.unit
+def test_server_onnx_upload_with_an_operator_netspec_lacks(served: str) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv"),
+        helper.make_node("Erf", ["c"], ["y"], name="/gelu/Erf"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hand_built",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    status, answer = upload(served, model.SerializeToString(), "erf.onnx")
+    assert status == 200 and answer["ok"], answer
+    assert [row["type"] for row in answer["report"]["layers"]] == ["Convolution", "OnnxOp"]
+    assert answer["report"]["totals"]["macs"] == 2 * 16 * 9
+    # No .net spec can hold Erf: the editor says so instead of showing one.
+    assert answer["spec"].startswith("# erf.onnx: an ONNX model, read-only here.")
+    assert "(Erf)" in answer["spec"]
+    assert any("Erf" in d["text"] and d["severity"] == "warning" for d in answer["diagnostics"])
+
+
+@pytest.mark.unit
+def test_onnx_file_past_the_size_cap_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import netspec.onnx_import
+
+    size = ONNX_MODEL.stat().st_size
+    monkeypatch.setattr(netspec.onnx_import, "MAX_ONNX_BYTES", size - 1)
+    assert main(["report", str(ONNX_MODEL), "--format", "html", "-o", "-"]) == 1
+    message = capsys.readouterr().err
+    assert f"more than {size - 1:,} bytes, the most an ONNX file can hold" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.unit
 def test_server_onnx_upload_errors_and_keeps_serving(served: str) -> None:
     for data in (b"this is not an onnx model", ONNX_MODEL.read_bytes()[:5000]):
         status, answer = upload(served, data, "broken.onnx")
