@@ -61,6 +61,10 @@ MAX_NESTING = 100
 # (a 670-layer Caffe ResNet-152 is 60 KiB); this stops a device file or a mistaken multi-gigabyte
 # file at the door.
 MAX_SOURCE_BYTES = 64 * 2**20
+# The largest ONNX file read (netspec.onnx_import.parse_model, and an upload to netspec serve):
+# protobuf's cap on one message, so no valid single-file model is larger; a bigger model keeps
+# its weights as external data, which netspec does not need to read a model's structure.
+MAX_ONNX_BYTES = 2**31 - 1
 
 
 @dataclass(frozen=True)

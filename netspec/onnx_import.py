@@ -26,6 +26,7 @@ import numpy as np
 from netspec.diagnostics import Diagnostic, NetspecError, error
 from netspec.graph import Dim, Graph, Node, TensorType
 from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
+from netspec.limits import MAX_ONNX_BYTES
 
 if TYPE_CHECKING:
     import onnx
@@ -132,13 +133,25 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
 
 
 def _load_model(path: str) -> onnx.ModelProto:
-    import onnx
-
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_ONNX_BYTES + 1)
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_model(data, path)
+
+
+def parse_model(data: bytes, path: str = "<model>") -> onnx.ModelProto:
+    """An ONNX file's bytes as a ModelProto, read in memory (``path`` names it in diagnostics):
+    bytes past MAX_ONNX_BYTES, bytes that are not a model and a model without a graph are errors."""
+    import onnx
+
+    if len(data) > MAX_ONNX_BYTES:
+        raise error(
+            f"{path}: more than {MAX_ONNX_BYTES:,} bytes, the most an ONNX file can hold",
+            hint="a larger model keeps its weights as external data "
+            "(onnx.save_model(..., save_as_external_data=True))",
+        )
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)

@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "zoo"
 CAFFE = Path(__file__).resolve().parent / "data" / "caffe"
+ONNX_MODEL = Path(__file__).resolve().parent / "data" / "onnx" / "resnet_bottleneck_torchscript17.onnx"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WAIT_S = 30.0
 
@@ -199,9 +201,8 @@ def test_report_of_a_caffe_file(browser: Any, tmp_path: Path) -> None:
 # The editor of `netspec serve`, served from this process.
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    server = web_server.make_server("127.0.0.1", 0)
+def start_server(**options: Any) -> Iterator[str]:
+    server = web_server.make_server("127.0.0.1", 0, **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -209,6 +210,11 @@ def served() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    yield from start_server()
 
 
 def open_editor(driver: Any, url: str) -> None:
@@ -306,3 +312,69 @@ def test_editor_compare_view(browser: Any, served: str) -> None:
     assert rows[2].find_elements(By.TAG_NAME, "td")[1].text == browser.execute_script(
         "return NetspecReport.humanCount(arguments[0])", reference
     )
+
+
+def choose_file(driver: Any, path: Path) -> None:
+    """Pick ``path`` in the page's file chooser, as a user does (the input is shown for it)."""
+    from selenium.webdriver.common.by import By
+
+    chooser = driver.find_element(By.ID, "upload")
+    driver.execute_script("arguments[0].style.display = 'block'", chooser)
+    chooser.send_keys(str(path))
+
+
+def status_text(driver: Any) -> str:
+    return driver.execute_script("return document.getElementById('status').textContent")
+
+
+def test_editor_reads_an_uploaded_onnx_model(browser: Any, served: str, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    data = report_data(analyze(load_graph(ONNX_MODEL)), depth=0)
+    names = [row["name"] for row in data["layers"]]
+    open_editor(browser, served + "?model=lenet5")
+    choose_file(browser, ONNX_MODEL)
+    assert wait_for(lambda: texts(browser, "tr.ns-layer") == names, timeout=10.0)
+    assert wait_for(
+        lambda: graph_ready(browser) and len(texts(browser, ".node-layer", "data-id")) == len(names)
+    )
+    assert len(texts(browser, "rect.ns-bar", "data-id")) == len(names)
+    totals = browser.execute_script("return document.querySelector('[data-total=MACs]').textContent")
+    assert totals == f"{data['totals']['macs']:,}"
+    assert status_text(browser).startswith(f"✓ ONNX · {len(names)} layers")
+    # The editor holds the spec `netspec convert` writes, read-only.
+    assert browser.find_element(By.ID, "filename").text == ONNX_MODEL.name
+    assert browser.find_element(By.ID, "readonly").is_displayed()
+    text = browser.execute_script("return netspecEditor.editor.state.doc.toString()")
+    assert text.startswith(f"# Converted from {ONNX_MODEL.name} by netspec")
+    assert browser.execute_script("return netspecEditor.editor.state.readOnly") is True
+    assert browser.find_element(By.ID, "download").get_attribute("disabled") is not None
+
+    # Bad bytes: the error on the page, the last report kept, the server still there.
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07 this is not a model")
+    choose_file(browser, broken)
+    assert wait_for(lambda: "broken.onnx: not a" in status_text(browser), timeout=10.0), status_text(browser)
+    diagnostics = browser.execute_script(
+        "return [...document.querySelectorAll('.ns-diagnostic')].map(e => e.textContent)"
+    )
+    assert len(diagnostics) == 1 and "error: broken.onnx: not a" in diagnostics[0]
+    assert texts(browser, "tr.ns-layer") == names
+    # A zoo model makes the editor a spec editor again.
+    Select(browser.find_element(By.ID, "zoo")).select_by_value("alexnet")
+    assert wait_for(lambda: texts(browser, "tr.ns-layer") == zoo_rows("alexnet"), timeout=10.0)
+    assert browser.execute_script("return netspecEditor.editor.state.readOnly") is False
+    assert not browser.find_element(By.ID, "readonly").is_displayed()
+    assert severe_console_messages(browser) == []
+
+
+def test_editor_refuses_an_oversized_onnx_model(browser: Any) -> None:
+    size = ONNX_MODEL.stat().st_size
+    message = f"{ONNX_MODEL.name} is {size:,} bytes, more than the {size - 1:,} an uploaded ONNX model may be"
+    with contextmanager(start_server)(max_model_bytes=size - 1) as url:
+        open_editor(browser, url + "?model=lenet5")
+        before = texts(browser, "tr.ns-layer")
+        choose_file(browser, ONNX_MODEL)
+        assert wait_for(lambda: status_text(browser) == message, timeout=5.0), status_text(browser)
+        assert texts(browser, "tr.ns-layer") == before

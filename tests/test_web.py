@@ -4,14 +4,17 @@ tests/test_browser.py drives both in headless Chromium."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from netspec.zoo import zoo_folder
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "zoo"
 CAFFE = Path(__file__).resolve().parent / "data" / "caffe"
+ONNX_MODEL = Path(__file__).resolve().parent / "data" / "onnx" / "resnet_basic_torchscript17.onnx"
 
 TINY = """\
 name: "tiny"
@@ -45,7 +49,7 @@ def embedded_data(html: str) -> dict[str, Any]:
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    "spec", [ZOO / "resnet18.net", CAFFE / "bvlc_alexnet.prototxt"], ids=lambda p: p.name
+    "spec", [ZOO / "resnet18.net", CAFFE / "bvlc_alexnet.prototxt", ONNX_MODEL], ids=lambda p: p.name
 )
 def test_html_report_embeds_the_report_rows(spec: Path, tmp_path: Path) -> None:
     output = tmp_path / "report.html"
@@ -103,9 +107,9 @@ def test_vendored_components_are_the_pinned_ones() -> None:
 # The server, in this process on a free port.
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    server = web_server.make_server("127.0.0.1", 0)
+@contextmanager
+def serving(**options: Any) -> Iterator[str]:
+    server = web_server.make_server("127.0.0.1", 0, **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -113,6 +117,12 @@ def served() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    with serving() as url:
+        yield url
 
 
 def request(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
@@ -270,6 +280,116 @@ def test_server_onnx_download(served: str) -> None:
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
     status, answer = request(served + "/api/onnx", {"text": "Relu x", "filename": "bad.net"})
     assert status == 200 and not answer["ok"] and answer["diagnostics"]
+
+
+def upload(
+    url: str, data: bytes, name: str = "model.onnx", batch: int = 1, kind: str = "application/octet-stream"
+) -> tuple[int, Any]:
+    """POST an ONNX model's bytes to the server as the page does."""
+    query = urllib.parse.urlencode({"name": name, "batch": batch})
+    target = urllib.request.Request(
+        f"{url}/api/onnx-report?{query}", data=data, headers={"Content-Type": kind}
+    )
+    try:
+        with urllib.request.urlopen(target) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as failure:
+        return failure.code, json.loads(failure.read())
+
+
+@pytest.mark.unit
+def test_server_reads_an_uploaded_onnx_model(served: str) -> None:
+    status, answer = upload(served, ONNX_MODEL.read_bytes(), ONNX_MODEL.name, batch=2)
+    assert status == 200 and answer["ok"], answer
+    expected = report_data(analyze(load_graph(ONNX_MODEL), batch=2), depth=0)
+    assert answer["report"] == json.loads(json.dumps(expected))
+    assert answer["filename"] == ONNX_MODEL.name
+    # The editor shows, read-only, the spec `netspec convert` writes for the model.
+    from netspec.onnx_import import convert_onnx
+
+    assert answer["spec"] == convert_onnx(ONNX_MODEL).conversion.text
+
+
+@pytest.mark.unit
+def test_server_onnx_upload_with_an_operator_netspec_lacks(served: str) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv"),
+        helper.make_node("Erf", ["c"], ["y"], name="/gelu/Erf"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hand_built",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    status, answer = upload(served, model.SerializeToString(), "erf.onnx")
+    assert status == 200 and answer["ok"], answer
+    assert [row["type"] for row in answer["report"]["layers"]] == ["Convolution", "OnnxOp"]
+    assert answer["report"]["totals"]["macs"] == 2 * 16 * 9
+    # No .net spec can hold Erf: the editor says so instead of showing one.
+    assert answer["spec"].startswith("# erf.onnx: an ONNX model, read-only here.")
+    assert "(Erf)" in answer["spec"]
+    assert any("Erf" in d["text"] and d["severity"] == "warning" for d in answer["diagnostics"])
+
+
+@pytest.mark.unit
+def test_onnx_file_past_the_size_cap_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import netspec.onnx_import
+
+    size = ONNX_MODEL.stat().st_size
+    monkeypatch.setattr(netspec.onnx_import, "MAX_ONNX_BYTES", size - 1)
+    assert main(["report", str(ONNX_MODEL), "--format", "html", "-o", "-"]) == 1
+    message = capsys.readouterr().err
+    assert f"more than {size - 1:,} bytes, the most an ONNX file can hold" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.unit
+def test_server_onnx_upload_errors_and_keeps_serving(served: str) -> None:
+    for data in (b"this is not an onnx model", ONNX_MODEL.read_bytes()[:5000]):
+        status, answer = upload(served, data, "broken.onnx")
+        assert status == 200 and not answer["ok"]
+        first = answer["diagnostics"][0]
+        assert first["text"].startswith("error: broken.onnx: not a"), first
+        assert "ONNX model" in first["message"] and first["line"] == 1 and not first["located"]
+    assert upload(served, ONNX_MODEL.read_bytes(), "model.txt")[0] == 422
+    assert upload(served, ONNX_MODEL.read_bytes(), batch=0)[0] == 400
+    # JSON and form posts go to the JSON routes only; the model route takes bytes only.
+    assert upload(served, ONNX_MODEL.read_bytes(), kind="application/json")[0] == 415
+    assert upload(served, b"x=1", kind="application/x-www-form-urlencoded")[0] == 415
+    status, answer = upload(served, ONNX_MODEL.read_bytes())
+    assert status == 200 and answer["ok"]
+
+
+@pytest.mark.unit
+def test_server_refuses_an_oversized_onnx_model() -> None:
+    assert web_server.Workbench().max_model_bytes == web_server.MAX_ONNX_BYTES  # the CLI's cap
+    size = ONNX_MODEL.stat().st_size
+    with serving(max_model_bytes=size - 1) as url:
+        status, answer = upload(url, ONNX_MODEL.read_bytes(), ONNX_MODEL.name)
+        assert status == 413
+        assert answer["error"] == (
+            f"{ONNX_MODEL.name} is {size:,} bytes, more than the {size - 1:,} an uploaded ONNX model may be"
+        )
+        # The size is judged from the headers: a huge upload is refused before its body is read.
+        port = int(url.rpartition(":")[2])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.putrequest("POST", "/api/onnx-report?name=huge.onnx")
+        connection.putheader("Content-Type", "application/octet-stream")
+        connection.putheader("Content-Length", str(2**40))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413 and "huge.onnx is 1,099,511,627,776 bytes" in response.read().decode()
+        connection.close()
+        status, answer = upload(url, (CAFFE.parent / "onnx" / "segmenter_torchscript17.onnx").read_bytes())
+        assert status == 200 and answer["ok"]
 
 
 @pytest.mark.unit

@@ -3,8 +3,9 @@ line and column, its live report and graph, a compare view and the compiled ONNX
 
 The server is the standard library's ``http.server``. It reads nothing from disk but the zoo
 (models and the files they include) and what the page sends; a spec's includes may only read
-from the zoo. The CLI's limits apply, and no spec stops it: every request's failure becomes a
-diagnostic or an error reply.
+from the zoo. An uploaded ONNX model comes as its bytes and is read in memory by the ONNX front
+end (netspec.onnx_import), never written anywhere. The CLI's limits apply, and no spec stops it:
+every request's failure becomes a diagnostic or an error reply.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePath
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
 from netspec.graph import Graph
-from netspec.limits import DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
+from netspec.limits import DEFAULT_LIMITS, MAX_ONNX_BYTES, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.web import asset, fill, inline_script
 from netspec.zoo import catalogued_text, zoo_folder, zoo_names, zoo_spec
 
@@ -35,6 +36,8 @@ MAX_REQUEST_BYTES = MAX_SOURCE_BYTES + 2**20
 MAX_COMPARED_MODELS = 16
 MAX_BATCH = 4096
 SPEC_SUFFIXES = (".net", ".prototxt", ".pbtxt")
+# The route that takes an ONNX model's bytes (application/octet-stream) rather than JSON.
+ONNX_REPORT_ROUTE = "/api/onnx-report"
 
 
 def zoo_models() -> dict[str, Path]:
@@ -96,8 +99,9 @@ class Workbench:
     """What the page asks for, as plain data: reports, comparisons, ONNX bytes. One spec is
     worked on at a time (the analyses are CPU-bound; a queue keeps each one fast)."""
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, max_model_bytes: int = MAX_ONNX_BYTES) -> None:
         self.limits = limits
+        self.max_model_bytes = max_model_bytes
         self.lock = threading.Lock()
 
     def zoo(self) -> dict[str, Any]:
@@ -128,6 +132,50 @@ class Workbench:
                     path, _, line = row["source"].rpartition(":")
                     row["source"] = f"{_shown_path(path, spec)}:{line}"
         return {"ok": True, "report": data, "diagnostics": warnings}
+
+    def onnx_report(self, data: bytes, filename: str, batch: int = 1) -> dict[str, Any]:
+        """An uploaded ONNX model's report, as :meth:`report` gives a spec's, with ``spec``: the
+        text ``netspec convert`` would write for it (shown read-only: the report is the ONNX
+        model's, and editing the text would describe another model), or a comment saying why
+        there is none. Bad bytes are diagnostics; nothing is written to disk."""
+        from netspec.compiler import analyze
+        from netspec.convert import convert_graph
+        from netspec.onnx_import import import_model, parse_model
+        from netspec.report import report_data
+
+        name = PurePath(filename.replace("\\", "/")).name or "model.onnx"
+        if not name.lower().endswith(".onnx"):
+            raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, f"'{name}' is not an ONNX model (.onnx)")
+        if len(data) > self.max_model_bytes:
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(name, len(data), self.max_model_bytes)
+            )
+        if not 1 <= batch <= MAX_BATCH:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"the batch must be an integer from 1 to {MAX_BATCH}")
+        shown = Spec("", name)
+        with self.lock:
+            try:
+                imported = import_model(parse_model(data, name), name)
+                analysis = analyze(imported.graph, batch=batch, limits=self.limits)
+                report = report_data(analysis, depth=0)
+            except NetspecError as exc:
+                return {"ok": False, "diagnostics": [diagnostic_data(d, shown) for d in exc.diagnostics]}
+            if imported.unknown:
+                listed = ", ".join(sorted(imported.unknown))
+                spec = (
+                    f"# {name}: an ONNX model, read-only here.\n# It has operators netspec has no layer "
+                    f"for ({listed}),\n# so `netspec convert` cannot write it as a .net spec; its "
+                    "report counts them as 0.\n"
+                )
+            else:
+                try:
+                    spec = convert_graph(imported.graph, origin=name).text
+                except NetspecError as exc:
+                    reason = exc.diagnostics[0].message
+                    spec = f"# {name}: an ONNX model, read-only here.\n# netspec convert cannot write it: "
+                    spec += f"{reason}\n"
+        warnings = [diagnostic_data(w, shown) for w in imported.graph.warnings]
+        return {"ok": True, "report": report, "diagnostics": warnings, "filename": name, "spec": spec}
 
     def compare(self, body: dict[str, Any]) -> dict[str, Any]:
         from netspec.compare import compare_graphs
@@ -183,6 +231,10 @@ def _batch(body: dict[str, Any]) -> int:
     return batch
 
 
+def _too_large(name: str, size: int, most: int) -> str:
+    return f"{name} is {size:,} bytes, more than the {most:,} an uploaded ONNX model may be"
+
+
 def _shown_path(path: str, spec: Spec) -> str:
     """A file as the page names it: the edited spec by its name, a zoo file relative to the zoo."""
     if path == spec.path:
@@ -223,14 +275,16 @@ def diagnostic_data(diagnostic: Diagnostic, spec: Spec) -> dict[str, Any]:
     }
 
 
-def editor_page() -> str:
-    """The editor's page, with every script and style inside (it works without a network)."""
+def editor_page(max_model_bytes: int = MAX_ONNX_BYTES) -> str:
+    """The editor's page, with every script and style inside (it works without a network);
+    ``max_model_bytes``: the largest ONNX model it uploads."""
     from netspec import __version__
 
     return fill(
         asset("assets/editor.html"),
         {
             "version": __version__,
+            "max_model_bytes": str(int(max_model_bytes)),
             "report_css": asset("assets/report.css").replace("</", "<\\/"),
             "editor_css": asset("assets/editor.css").replace("</", "<\\/"),
             "layout_js": inline_script(asset("vendor/layout.min.js")),
@@ -258,7 +312,8 @@ def _json(value: Any, status: HTTPStatus = HTTPStatus.OK) -> Reply:
 class Handler(BaseHTTPRequestHandler):
     """Routes: ``GET /`` the page (and its layout worker, ``/vendor/elk-worker.min.js``);
     ``GET /api/zoo``, ``GET /api/zoo/NAME``; ``POST /api/report``,
-    ``/api/compare``, ``/api/onnx`` with a JSON body."""
+    ``/api/compare``, ``/api/onnx`` with a JSON body; ``POST /api/onnx-report?name=M.onnx&batch=N``
+    with an ONNX model's bytes (application/octet-stream)."""
 
     workbench: Workbench
     server_version = "netspec"
@@ -281,11 +336,11 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(
                 HTTPStatus.FORBIDDEN, f"this server answers requests for 127.0.0.1, not '{host}'"
             )
-        if (
-            self.command == "POST"
-            and self.headers.get("Content-Type", "").split(";")[0] != "application/json"
-        ):
-            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a request's body must be application/json")
+        if self.command == "POST":
+            binary = urlsplit(self.path).path == ONNX_REPORT_ROUTE
+            kind = "application/octet-stream" if binary else "application/json"
+            if self.headers.get("Content-Type", "").split(";")[0].strip() != kind:
+                raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"this request's body must be {kind}")
         return work()
 
     def _get(self, path: str) -> Reply:
@@ -294,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                 "connect-src 'self'; worker-src 'self'; img-src data:"
             )
-            page = editor_page().encode("utf-8")
+            page = editor_page(self.workbench.max_model_bytes).encode("utf-8")
             headers = (("Content-Security-Policy", policy),)
             return Reply(HTTPStatus.OK, "text/html; charset=utf-8", page, headers)
         if path == "/api/zoo":
@@ -310,6 +365,8 @@ class Handler(BaseHTTPRequestHandler):
         raise RequestError(HTTPStatus.NOT_FOUND, f"no page {path}")
 
     def _post(self, path: str) -> Reply:
+        if path == ONNX_REPORT_ROUTE:
+            return _json(self._onnx_report())
         routes: dict[str, Callable[[dict[str, Any]], Any]] = {
             "/api/report": self.workbench.report,
             "/api/compare": self.workbench.compare,
@@ -324,11 +381,34 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(HTTPStatus.OK, "application/octet-stream", data, disposition)
         return _json(result)
 
-    def _body(self) -> dict[str, Any]:
+    def _length(self) -> int:
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a request needs its Content-Length") from None
+        if length < 0:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "a negative Content-Length")
+        return length
+
+    def _onnx_report(self) -> dict[str, Any]:
+        """An uploaded ONNX model's report: the size is checked before a byte of it is read."""
+        query = parse_qs(urlsplit(self.path).query)
+        name = query.get("name", ["model.onnx"])[0]
+        try:
+            batch = int(query.get("batch", ["1"])[0])
+        except ValueError:
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"the batch must be an integer from 1 to {MAX_BATCH}"
+            ) from None
+        length, most = self._length(), self.workbench.max_model_bytes
+        if length > most:
+            self.close_connection = True  # the body is left unread
+            shown = PurePath(name.replace("\\", "/")).name
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(shown, length, most))
+        return self.workbench.onnx_report(self.rfile.read(length), name, batch)
+
+    def _body(self) -> dict[str, Any]:
+        length = self._length()
         if length > MAX_REQUEST_BYTES:
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -373,10 +453,14 @@ class _IPv6Server(ThreadingHTTPServer):
 
 
 def make_server(
-    host: str = "127.0.0.1", port: int = 0, limits: Limits = DEFAULT_LIMITS
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: Limits = DEFAULT_LIMITS,
+    max_model_bytes: int = MAX_ONNX_BYTES,
 ) -> ThreadingHTTPServer:
-    """A server bound to ``host:port`` (port 0: any free port), not yet serving."""
-    attributes = {"workbench": Workbench(limits), "loopback_only": host in LOOPBACK_HOSTS}
+    """A server bound to ``host:port`` (port 0: any free port), not yet serving; an uploaded
+    ONNX model may be ``max_model_bytes`` long (the CLI's cap by default)."""
+    attributes = {"workbench": Workbench(limits, max_model_bytes), "loopback_only": host in LOOPBACK_HOSTS}
     handler = type("NetspecHandler", (Handler,), attributes)
     server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
     server = server_class((host, port), handler)

@@ -1,6 +1,8 @@
 // The page of `netspec serve`: a CodeMirror editor holding a spec; as you type the server
 // compiles it and the diagnostics appear at their line and column, and the report (table,
-// totals, graph, charts: report.js) follows; a compare view; the compiled ONNX model.
+// totals, graph, charts: report.js) follows; a compare view; the compiled ONNX model. An
+// uploaded ONNX model is sent as its bytes: its report is shown, and the editor holds, read-only,
+// the spec `netspec convert` would write for it.
 /* global NetspecEditor, NetspecReport */
 (function () {
   "use strict";
@@ -25,7 +27,8 @@
     },
   });
 
-  const state = { filename: "untitled.net", reportKey: null, report: null, diagnostics: [], zoo: [] };
+  const state = { filename: "untitled.net", reportKey: null, report: null, diagnostics: [], zoo: [], onnx: null };
+  const MAX_MODEL_BYTES = Number(document.body.dataset.maxModelBytes);
   window.netspecEditor = state;
 
   async function post(path, body) {
@@ -126,21 +129,74 @@
     return data.diagnostics.map((d) => editorDiagnostic(doc, d));
   }
 
-  const view = new EditorView({
-    parent: $("editor"),
-    state: EditorState.create({
-      doc: "",
-      extensions: [basicSetup, specLanguage, lintGutter(), linter(check, { delay: LINT_DELAY_MS })],
-    }),
+  // A spec is edited and checked as you type; an ONNX model's converted spec is only shown.
+  const specState = (doc) => EditorState.create({
+    doc, extensions: [basicSetup, specLanguage, lintGutter(), linter(check, { delay: LINT_DELAY_MS })],
   });
+  const readOnlyState = (doc) => EditorState.create({
+    doc, extensions: [basicSetup, specLanguage, EditorState.readOnly.of(true), EditorView.editable.of(false)],
+  });
+  const view = new EditorView({ parent: $("editor"), state: specState("") });
   state.editor = view;
 
-  function setDocument(text, filename) {
+  function showMode(filename, onnx) {
     state.filename = filename;
     $("filename").textContent = filename;
-    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+    $("readonly").hidden = !onnx;
+    $("download").disabled = onnx;
+    $("download").title = onnx ? "the model is already ONNX" : "compile the spec and download the ONNX model";
+    const own = $("compare-editor");
+    if (own) { own.disabled = onnx; own.parentElement.title = onnx ? "compare takes specs; this is an ONNX model" : ""; }
+  }
+
+  function setDocument(text, filename) {
+    if (state.onnx) {
+      state.onnx = null;
+      view.setState(specState(text));
+    } else {
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+    }
+    showMode(filename, false);
   }
   state.setDocument = setDocument;
+
+  // An ONNX model: its bytes go to the server (no bigger than the CLI reads), which reads it in
+  // memory. Bad bytes leave the editor as it was, with the error shown.
+  async function reportOnnx(name, bytes) {
+    setStatus($("status"), "reading " + name + "…", "");
+    const query = new URLSearchParams({ name, batch: String(batch()) });
+    let response, data;
+    try {
+      response = await fetch("/api/onnx-report?" + query, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: bytes });
+      data = await response.json();
+    } catch (problem) {
+      setStatus($("status"), name + ": the server gives no report (" + problem + ")", "error");
+      return;
+    }
+    if (data.error) { setStatus($("status"), data.error, "error"); return; }
+    showDiagnostics(data.diagnostics);
+    if (!data.ok) {
+      const first = data.diagnostics[0];
+      setStatus($("status"), first ? first.message : name + ": not read", "error");
+      $("report").classList.add("ns-stale");
+      return;
+    }
+    state.onnx = { name: data.filename, bytes };
+    view.setState(readOnlyState(data.spec));
+    showMode(data.filename, true);
+    const t = data.report.totals;
+    setStatus($("status"), "✓ ONNX · " + t.layers + " layers · " + NetspecReport.humanCount(t.params) + " params · " + NetspecReport.humanCount(t.macs) + " MACs", "ok");
+    $("report").classList.remove("ns-stale");
+    showReport(data.report);
+  }
+
+  async function openOnnx(file) {
+    if (file.size > MAX_MODEL_BYTES) {
+      setStatus($("status"), file.name + " is " + file.size.toLocaleString("en") + " bytes, more than the " + MAX_MODEL_BYTES.toLocaleString("en") + " an uploaded ONNX model may be", "error");
+      return;
+    }
+    await reportOnnx(file.name, await file.arrayBuffer());
+  }
 
   async function loadZooModel(name) {
     const response = await fetch("/api/zoo/" + encodeURIComponent(name));
@@ -153,17 +209,20 @@
   state.loadZooModel = loadZooModel;
 
   $("zoo").addEventListener("change", (e) => { if (e.target.value) loadZooModel(e.target.value); });
-  $("batch").addEventListener("change", () => setDocument(view.state.doc.toString(), state.filename));
+  $("batch").addEventListener("change", () => {
+    if (state.onnx) reportOnnx(state.onnx.name, state.onnx.bytes);
+    else setDocument(view.state.doc.toString(), state.filename);
+  });
   $("upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     e.target.value = "";
     if (!file) return;
+    $("zoo").value = "";
     if (file.name.toLowerCase().endsWith(".onnx")) {
-      setStatus($("status"), file.name + ": the editor reads .net specs and Caffe .prototxt files, not ONNX models", "error");
+      await openOnnx(file);
       return;
     }
     setDocument(await file.text(), file.name);
-    $("zoo").value = "";
   });
   $("download").addEventListener("click", async () => {
     setStatus($("status"), "compiling…", "");
@@ -197,7 +256,7 @@
 
   async function runCompare() {
     const models = [];
-    if ($("compare-editor").checked) models.push({ text: view.state.doc.toString(), filename: state.filename });
+    if ($("compare-editor").checked && !state.onnx) models.push({ text: view.state.doc.toString(), filename: state.filename });
     const names = [...document.querySelectorAll(".ns-compare-model:checked")].map((box) => box.value);
     for (const name of names) {
       const data = await (await fetch("/api/zoo/" + encodeURIComponent(name))).json();
