@@ -624,6 +624,16 @@ OPERATORS = [
         [init("size", np.array([1, 4, 6, 6], np.int64))],
         ["Pooling", "Upsample"],
     ),
+    (
+        "gemm_by_a_transposed_weight",
+        [
+            helper.make_node("Flatten", ["x"], ["f"]),
+            helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+            helper.make_node("Gemm", ["f", "wt", "b"], ["y"]),
+        ],
+        [init("w", _f32(5, 144)), init("b", _f32(5))],
+        ["InnerProduct"],  # the Flatten folds into the InnerProduct
+    ),
     ("matmul_of_activations", [helper.make_node("MatMul", ["x", "x"], ["y"])], [], ["MatMul"]),
     (
         "matmul_by_transposed",  # attention's Q·Kᵀ
@@ -649,6 +659,7 @@ OPERATOR_COUNTS = {
     "gelu_erf": (0, 0, 5 * ELEMENTS),
     "gelu_erf_halved_first": (0, 0, 5 * ELEMENTS),
     "transpose": (0, 0, 0),
+    "gemm_by_a_transposed_weight": (144 * 5 + 5, 144 * 5, 2 * 144 * 5 + 5),
     "max_unpool": (0, 0, 4 * 3 * 3 * (2 * 2 - 1) + 4 * 3 * 3),  # the max's comparisons, the ReLU
     "max_unpool_to_a_given_size": (0, 0, 4 * 2 * 2 * (3 * 3 - 1)),
     "linear_over_the_last_axis": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
