@@ -1599,7 +1599,8 @@ def _layer_norm(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
         if math.prod(shape) != features or [d for d in shape if d != 1] not in ([features], []):
             raise _Unsupported
     weights = {"weight": WeightSource(node.input[1]), "bias": WeightSource(node.input[2])}
-    params = {"axis": -1, "eps": attrs.get("epsilon", 1e-5)}
+    # ONNX float attributes are float32: the shortest decimal that is that float32 (1e-05).
+    params = {"axis": -1, "eps": float(str(np.float32(attrs.get("epsilon", 1e-5))))}
     return [_Planned("LayerNorm", params, (node.input[0],), weights)]
 
 
