@@ -179,6 +179,8 @@ COMPOSITE_LOWERINGS = {
     },
     "resnet110_stochastic_depth": "Eltwise's coefficients read back as Power layers; Pad as for ResNet-110",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
+    "swin_t": "window partition reshapes the batch into the window count ([-1, 49, 96])",
+    "regnet_y_400mf": "quoted module names (block1-0) read back as other scopes",
     "fcn16s": "Crop: a Slice with constant bounds",
     "fcn32s": "Crop: a Slice with constant bounds",
     "inception_resnet_v2": "Eltwise's residual scale (coeff) reads back as a Power layer",
