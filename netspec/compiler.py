@@ -136,10 +136,11 @@ def lower_graph(
 
         weights = InitialWeights(graph, types, seed)
     if fold_bn:
-        from netspec.fold import fold_batchnorm
+        from netspec.fold import fold_batchnorm, fold_input_scales
 
-        folded = fold_batchnorm(graph, types, weights)
-        graph, types, weights = folded.graph, folded.types, folded.weights
+        for fold in (fold_batchnorm, fold_input_scales):
+            folded = fold(graph, types, weights)
+            graph, types, weights = folded.graph, folded.types, folded.weights
     opset = opset or DEFAULT_OPSET
     return lower_model(
         graph, types, weights, opset=opset, spec_text=spec_text, dtype=dtype, progress=progress

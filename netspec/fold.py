@@ -148,3 +148,50 @@ def _chain_affine(
         scale, shift = (a, b) if scale is None else (scale * a, shift * a + b)
     assert scale is not None and shift is not None
     return scale, shift
+
+
+def fold_input_scales(
+    graph: Graph, types: Mapping[str, TensorType], weights: Mapping[str, np.ndarray]
+) -> FoldedGraph:
+    """Fold the constant factor a layer applies to one of its inputs (an Eltwise SUM's
+    ``coeff``: Inception-ResNet's residual scaling, stochastic depth's survival probability)
+    into the layer that writes that input, when that layer can absorb a per-channel affine and
+    the input has no other reader: its weights and bias are multiplied by the factor, which
+    becomes 1. The same arithmetic as BatchNorm folding, in float64, stored as float32."""
+    replacements: dict[str, Node] = {}
+    folded_arrays: dict[str, np.ndarray] = {}
+    new_weights = ChainMap(folded_arrays, weights)
+    folds = []
+    for node in graph.nodes:
+        scales = node.layer.input_scales(len(node.inputs))
+        if scales is None:
+            continue
+        kept = list(scales)
+        for index, (tensor, scale) in enumerate(zip(node.inputs, scales, strict=True)):
+            producer = graph.producers.get(tensor)
+            if scale == 1.0 or producer is None or node.inputs.count(tensor) != 1:
+                continue
+            if graph.consumers.get(tensor) != [node] or tensor in graph.outputs or len(producer.outputs) != 1:
+                continue
+            if any(name is not None for name in producer.array_names):
+                continue
+            output = types[tensor]
+            if not producer.layer.absorbs_channel_affine(output) or output.rank < 2:
+                continue
+            arrays = _array_names(producer, types)
+            factor = np.full(output.dims[1], scale, np.float64)
+            weight = np.asarray(weights[arrays["weight"]], np.float64)
+            folded_arrays[arrays["weight"]] = producer.layer.scale_output_channels(weight, factor).astype(
+                np.float32
+            )
+            if "bias" in arrays:
+                bias = np.asarray(weights[arrays["bias"]], np.float64)
+                folded_arrays[arrays["bias"]] = (bias * scale).astype(np.float32)
+            kept[index] = 1.0
+            folds.append(Fold(producer.name, (f"{node.name} coeff {scale:g}",)))
+        if kept != list(scales):
+            replacements[node.name] = dataclasses.replace(
+                node, layer=node.layer.with_input_scales(tuple(kept))
+            )
+    nodes = tuple(replacements.get(n.name, n) for n in graph.nodes)
+    return FoldedGraph(dataclasses.replace(graph, nodes=nodes), dict(types), new_weights, tuple(folds))

@@ -277,3 +277,26 @@ def test_compile_command_folds_and_converts(tmp_path: Path) -> None:
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
     assert main([*args, "--keep-bn"]) == 0
     assert op_types(onnx.load(output)).count("BatchNormalization") == 20
+
+
+@pytest.mark.ort
+def test_residual_scaling_folds_into_the_branch_convolution() -> None:
+    # Inception-ResNet's scaled residual (and stochastic depth's survival factor): the coeff of
+    # the branch input moves into the convolution (after its BatchNorm folded), so the sum is a
+    # plain Add; the shortcut's factor 1 stays, a factor on a graph input stays too.
+    graph = spec(
+        """
+        input a: [1, 4, 9, 9]
+        Convolution conv { num_output: 4 kernel_size: 3 pad: 1 bias_term: false }
+        BatchNorm bn {}
+        Eltwise sum { bottom: [a, bn]  coeff: [1, 0.17] }
+        Eltwise again { bottom: [sum, a]  coeff: [1, 0.5] }
+        """
+    )
+    errors, ops, got = folded_and_unfolded(graph, seed=4)
+    assert max(errors.values()) <= 1e-5, errors
+    assert ops == ["Conv", "Add", "Mul", "Add"]  # the 0.5 on the graph input cannot fold
+    types = infer_shapes(graph, {"N": 1})
+    weights = random_statistics(graph, types, 4)
+    expected = run_reference(graph, weights, sample_inputs(graph, types, 4))
+    assert max_relative_error(got["again"], expected["again"]) <= 1e-5

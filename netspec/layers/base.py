@@ -527,6 +527,16 @@ class Layer:
         ``scale[o]`` (only for a layer that :meth:`absorbs_channel_affine`)."""
         raise NotImplementedError
 
+    def input_scales(self, count: int) -> tuple[float, ...] | None:
+        """The constant factors this layer multiplies its ``count`` inputs by before adding them
+        (Eltwise SUM's ``coeff``), or None for a layer that does not. A factor can fold into
+        the layer that writes that input (:func:`netspec.fold.fold_input_scales`)."""
+        return None
+
+    def with_input_scales(self, scales: tuple[float, ...]) -> Layer:
+        """This layer with its input factors replaced by ``scales`` (see :meth:`input_scales`)."""
+        raise NotImplementedError
+
     # -- ONNX and reference semantics ------------------------------------------------------------
     def emit(self, node: NodeEmitter) -> None:
         raise NotImplementedError

@@ -3,6 +3,7 @@ DenseNet) and SENet's Axpy."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -56,6 +57,13 @@ class Eltwise(Layer):
 
     def coefficients(self, count: int) -> tuple[float, ...]:
         return (1.0,) * count if self.params.coeff is None else self.params.coeff
+
+    def input_scales(self, count: int) -> tuple[float, ...] | None:
+        return self.coefficients(count) if self.params.operation == "SUM" else None
+
+    def with_input_scales(self, scales: tuple[float, ...]) -> Layer:
+        coeff = None if all(scale == 1.0 for scale in scales) else tuple(scales)
+        return type(self)(dataclasses.replace(self.params, coeff=coeff), self.output_count)
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         if any(t.dims != inputs[0].dims for t in inputs):
