@@ -443,9 +443,11 @@ def _spec_text(path: str) -> str | None:
 def command_compile(args: argparse.Namespace) -> int:
     from netspec.compiler import compile_graph
     from netspec.export.onnx import check_model
-    from netspec.output import write_model
+    from netspec.output import check_output_path, write_model
 
     started = time.perf_counter()
+    output = args.output or Path(args.spec).with_suffix(".onnx").name
+    check_output_path(output)
     graph = _load(args.spec, args)
     batch = None if args.dynamic_batch else (args.batch or 1)
     model = compile_graph(
@@ -461,7 +463,6 @@ def command_compile(args: argparse.Namespace) -> int:
         limits=_limits(args),
     )
     check_model(model)
-    output = args.output or Path(args.spec).with_suffix(".onnx").name
     written = write_model(model, output)
     elapsed = time.perf_counter() - started
     if written.data_path is not None:
@@ -523,9 +524,17 @@ def _read_feeds(pairs: Sequence[tuple[str, str]], expected: Sequence[str]) -> di
                 f"--input names '{name}', which is not an input of the model (inputs: {', '.join(expected)})"
             )
         try:
-            feeds[name] = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as exc:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise error(f"cannot read the array for '{name}' from {path}: {exc}") from None
+        if not isinstance(loaded, np.ndarray) or loaded.dtype.kind not in "fiub":
+            if hasattr(loaded, "close"):
+                loaded.close()
+            raise error(
+                f"cannot read the array for '{name}' from {path}: it is not one numeric array",
+                hint="--input NAME=FILE takes an .npy file written by np.save",
+            )
+        feeds[name] = loaded.astype(np.float32)
     return feeds
 
 
@@ -705,8 +714,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        from netspec.output import Terminated
+
+        return 143 if isinstance(exc, Terminated) else 130
     except MemoryError:
         print(
             "netspec: error: out of memory (the network's tensors or weights are too large for this "
@@ -715,9 +726,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_RUNTIME
     except Exception as exc:
+        from netspec.output import OutputError
         from netspec.runtime import RuntimeFailure
 
-        if isinstance(exc, RuntimeFailure):
+        if isinstance(exc, RuntimeFailure | OutputError):
             print(f"netspec: error: {exc}", file=sys.stderr)
             return EXIT_RUNTIME
         if args.debug:

@@ -593,7 +593,14 @@ class _Elaborator:
                     given.value_span,
                     trace=context.trace,
                 )
-            names.append(context.scope + str(value))
+            name = context.scope + str(value)
+            if name in names:
+                raise error(
+                    f"'top:' names the tensor '{value}' twice; a layer's outputs need distinct names",
+                    given.value_span,
+                    trace=context.trace,
+                )
+            names.append(name)
         return tuple(names)
 
     def instantiate(self, statement: ast.LayerStmt, context: _Context) -> None:

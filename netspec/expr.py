@@ -77,14 +77,30 @@ def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> List
 Lookup = Callable[[str, SourceSpan], "Value"]
 
 
+def as_integer(value: object) -> int | None:
+    """``value`` as an integer when it is one (a whole float included) within INTEGER_LIMIT;
+    None otherwise. NOTE: a whole float such as 1e19 is past the limit too: converting it
+    without the check would let it past every integer bound of the spec."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and abs(value) <= INTEGER_LIMIT:
+        return value
+    return None
+
+
 def _to_int(value: Value, span: SourceSpan) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(f"expected a number, got {describe(value)}", span)
-    if isinstance(value, float):
-        if not value.is_integer():
+    number = as_integer(value)
+    if number is None:
+        if isinstance(value, float) and not value.is_integer():
             raise error(f"expected an integer, got {value}", span)
-        return int(value)
-    return value
+        raise error(f"the value {value} is too large; integers are limited to 2**62", span)
+    return number
 
 
 def _range(*args: Value, span: SourceSpan) -> tuple:
@@ -94,8 +110,10 @@ def _range(*args: Value, span: SourceSpan) -> tuple:
     if len(bounds) == 3 and bounds[2] == 0:
         raise error("range() needs a non-zero step, got 0", span)
     result = range(*bounds)
-    if len(result) > MAX_LIST_VALUES:
-        raise error(f"range() of {len(result)} values is too large", span)
+    # NOTE: len() of a range past sys.maxsize values raises OverflowError; the comparison does not.
+    length = max(0, -((result.start - result.stop) // result.step))
+    if length > MAX_LIST_VALUES:
+        raise error(f"range() of {length:,} values is too large", span)
     return make_list(tuple(result), span)
 
 
