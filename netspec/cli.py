@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netspec import __version__
-from netspec.diagnostics import NetspecError, UsageError, error
+from netspec.diagnostics import NetspecError, UsageError, error, printable
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
@@ -712,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_SPEC_ERROR
     except UsageError as exc:
-        print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"netspec {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         from netspec.output import Terminated
@@ -730,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from netspec.runtime import RuntimeFailure
 
         if isinstance(exc, RuntimeFailure | OutputError):
-            print(f"netspec: error: {exc}", file=sys.stderr)
+            print(f"netspec: error: {printable(str(exc))}", file=sys.stderr)
             return EXIT_RUNTIME
         if args.debug:
             raise

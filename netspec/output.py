@@ -54,8 +54,8 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         return
     kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
     raise UsageError(
-        f"the output {path} is {kind}; netspec writes only regular files (use '-o -' for stdout "
-        "where the command supports it)"
+        f"the output {path} is {kind}; netspec writes its outputs only as regular files, "
+        "and does not replace anything else"
     )
 
 
