@@ -56,7 +56,7 @@ def load_graph(
     from netspec.caffe import is_caffe_path, read_caffe
 
     if is_caffe_path(path):
-        return read_caffe(read_source(path), phase, input_shapes)  # type: ignore[arg-type]
+        return read_caffe(read_source(path, limits), phase, input_shapes)  # type: ignore[arg-type]
     return load_spec(path, limits, includes)
 
 

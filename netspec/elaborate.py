@@ -14,6 +14,7 @@ from netspec import ast
 from netspec.collector import cycle_collector_paused
 from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame, did_you_mean, error
 from netspec.expr import (
+    Budget,
     Lookup,
     Symbol,
     TensorRef,
@@ -22,6 +23,7 @@ from netspec.expr import (
     evaluate,
     interpolate,
     make_list,
+    size,
     truthy,
 )
 from netspec.graph import ArraySetting, Graph, Node, array_settings
@@ -83,6 +85,9 @@ class _Elaborator:
         self.anonymous_counts: dict[str, int] = {}
         self.previous: str | None = None
         self.expansions = 0
+        # Every expression, field value, template argument and layer name draws from one budget.
+        self.budget = Budget(limits.max_evaluation)
+        self.source_bytes = 0
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, context: _Context) -> Lookup:
@@ -96,7 +101,7 @@ class _Elaborator:
         return resolve
 
     def value(self, expr: ast.Expr, context: _Context) -> Value:
-        return evaluate(expr, self.lookup(context))
+        return evaluate(expr, self.lookup(context), self.budget)
 
     def find_tensor(self, name: str, context: _Context) -> str | None:
         """The full name of tensor ``name`` seen from ``context``: innermost scope first; a
@@ -136,6 +141,7 @@ class _Elaborator:
             if found is not None:
                 return TensorRef(found)
         if isinstance(value, tuple):
+            self.budget.charge(len(value), None)
             return make_list(tuple(self.as_tensor_if_known(v, context) for v in value))
         return value
 
@@ -158,6 +164,14 @@ class _Elaborator:
         if not self.first_visit(path, span):
             return
         self.included.add(path)
+        self.source_bytes += len(source.text)
+        if self.source_bytes > self.limits.max_source_bytes:
+            raise error(
+                f"the spec and its includes hold more than {self.limits.max_source_bytes:,} "
+                "characters of text in all (max_source_bytes)",
+                span,
+                hint="to allow it, raise the cap with --limit max_source_bytes=VALUE",
+            )
         self.include_stack.append(path)
         try:
             module = parse_source(source)
@@ -275,13 +289,17 @@ class _Elaborator:
                 statement.span,
                 hint="if the nesting is intended, raise the cap with --limit max_include_depth=VALUE",
             )
-        target = self.include_target(statement)
-        if not self.first_visit(target.resolve(), statement.span):
+        shown, real = self.include_target(statement)
+        if not self.first_visit(real, statement.span):
             return  # elaborated already: not read again
         try:
             # The same reader as the main file's: regular files, the size cap, UTF-8 errors
-            # pointing at the bad byte.
-            source = read_source(os.path.normpath(str(target)))
+            # pointing at the bad byte. NOTE: the file opened is the resolved path that was
+            # checked, and the opened file's own location is checked again: a path read in
+            # another form ('lib/link/../x.net' resolved one way, normalized another) could
+            # otherwise reach outside the allowed folders.
+            roots = None if self.includes.allow_any else self.include_roots
+            source = read_source(real, self.limits, shown=shown, inside=roots)
         except NetspecError as exc:
             (problem,) = exc.diagnostics
             if problem.span is not None:  # a place in the included file (a byte that is not UTF-8)
@@ -292,9 +310,10 @@ class _Elaborator:
             ) from None
         self.run_file(source, context, statement.span)
 
-    def include_target(self, statement: ast.IncludeDecl) -> Path:
-        """The file an include names: relative to the including file, then to each folder of the
-        search path; refused when it lies outside the allowed folders (IncludeRules)."""
+    def include_target(self, statement: ast.IncludeDecl) -> tuple[str, Path]:
+        """The file an include names, as shown in messages and resolved (every symlink
+        followed): relative to the including file, then to each folder of the search path;
+        refused when it lies outside the allowed folders (IncludeRules)."""
         written = Path(statement.path)
         allow_any = self.includes.allow_any
         if written.is_absolute() and not allow_any:
@@ -318,7 +337,7 @@ class _Elaborator:
                 statement.span,
                 hint="add its folder with --include-path DIR (or lift the rule with --allow-any-include)",
             )
-        return found
+        return os.path.normpath(str(found)), real
 
     def define_template(self, statement: ast.TemplateDef) -> None:
         if statement.name in self.templates:
@@ -411,7 +430,7 @@ class _Elaborator:
             return f"{base}{count}"
         if statement.name.is_plain:
             return statement.name.text
-        return interpolate(statement.name, self.lookup(context))
+        return interpolate(statement.name, self.lookup(context), self.budget)
 
     def header_span(self, statement: ast.LayerStmt) -> SourceSpan:
         end = statement.name.span if statement.name else statement.type_span
@@ -430,6 +449,9 @@ class _Elaborator:
         for item in self.flatten_fields(fields, context):
             if isinstance(item, ast.ValueField):
                 value: Value | Message = self.value(item.value, context)
+                # The layer's schema walks the value: a constant list named by many layers
+                # costs each of them.
+                self.budget.charge(size(value), item.value.span)
             else:  # a block as a value (weight_filler { type: "msra" }); its layer's schema checks it
                 value = Message(tuple(self.collect_fields(item.fields, context).items()))
             written.setdefault(item.key, []).append((value, item))
@@ -507,6 +529,9 @@ class _Elaborator:
             )
         name = context.scope + self.layer_name(statement, context)
         span = self.header_span(statement)
+        # Scoped names grow with nesting: their characters are paid for, so that names stay
+        # linear in the budget.
+        self.budget.charge(len(name), span)
         raw = self.collect_fields(statement.fields, context)
         chained = "bottom" not in raw
         inputs = () if layer_type is InputLayer else self.inputs_from(raw, statement.fields, context, span)
@@ -638,6 +663,7 @@ class _Elaborator:
                 trace=context.trace,
             )
         scope = context.scope + local + "."
+        self.budget.charge(len(scope), call_span)
         frame = TraceFrame(template.name, call_span, scope[:-1], context.loop_bindings)
         inner = _Context(
             scope=scope,
@@ -744,7 +770,7 @@ def load_spec(
     includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
     """Read and elaborate a spec file."""
-    source = read_source(path)
+    source = read_source(path, limits)
     return elaborate(source, limits, includes)
 
 
@@ -756,26 +782,72 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def read_source(path: str | os.PathLike[str]) -> SourceFile:
-    """A spec or Caffe file as text: a regular file of at most MAX_SOURCE_BYTES, in UTF-8."""
+def read_source(
+    path: str | os.PathLike[str],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    shown: str | None = None,
+    inside: Sequence[Path] | None = None,
+) -> SourceFile:
+    """A spec or Caffe file as text: a regular file of at most MAX_SOURCE_BYTES (and
+    ``limits.max_source_bytes``), in UTF-8, with a byte order mark dropped and old Mac line
+    ends (CR only) read as line ends. ``shown`` is the path messages name (default ``path``);
+    with ``inside``, the file opened must lie in one of those folders."""
+    shown = str(path) if shown is None else shown
+    cap = min(MAX_SOURCE_BYTES, limits.max_source_bytes)
     try:
-        # NOTE: checked before opening: opening a FIFO would wait for a writer.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise error(f"{path} is not a regular file")
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
+        # NOTE: opened without blocking and checked after opening: a FIFO would wait for a
+        # writer, and a check before opening could look at another file than the one read.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise error(f"no such file: {path}") from None
+        raise error(f"no such file: {shown}") from None
     except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_SOURCE_BYTES:
-        raise error(f"{path} is larger than {MAX_SOURCE_BYTES // 2**20} MiB, too large for a spec")
+        raise error(f"cannot read {shown}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
+            raise error(f"{shown} is not a regular file")
+        if inside is not None and not _opened_inside(path, opened, inside):
+            raise error(f"{shown} is outside the folders includes may read")
+        if opened.st_size > cap:
+            raise _source_too_large(shown, opened.st_size, cap)
+        try:
+            data = handle.read(cap + 1)
+        except OSError as exc:
+            raise error(f"cannot read {shown}: {exc.strerror}") from None
+    if len(data) > cap:
+        raise _source_too_large(shown, len(data), cap)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        source = SourceFile(str(path), data.decode("utf-8", errors="replace"))
+        source = SourceFile(shown, data.decode("utf-8", errors="replace"))
         span = SourceSpan(source, line, column, line, column + 1)
         raise error("the file is not valid UTF-8", span) from None
-    return SourceFile(str(path), text)
+    if "\r" in text:
+        # Windows (CRLF) and old Mac (CR) line ends become LF, so that every stage counts
+        # lines as an editor shows them.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return SourceFile(shown, text)
+
+
+def _source_too_large(shown: str, size: int, cap: int) -> NetspecError:
+    return error(
+        f"{shown} is larger than {cap:,} bytes, the limit for a spec (max_source_bytes)",
+        hint="real specs are far smaller; to allow it, raise the cap with --limit max_source_bytes=VALUE",
+    )
+
+
+def _opened_inside(path: str | os.PathLike[str], opened: os.stat_result, roots: Sequence[Path]) -> bool:
+    """Whether the file opened from ``path`` (``opened`` is its fstat) lies in ``roots``: its
+    resolved path is inside one and names that very file (same device and inode)."""
+    real = Path(os.path.realpath(path))
+    try:
+        again = os.stat(real)
+    except OSError:
+        return False
+    same = (again.st_dev, again.st_ino) == (opened.st_dev, opened.st_ino)
+    return same and any(real.is_relative_to(root) for root in roots)

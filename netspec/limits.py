@@ -21,17 +21,23 @@ if TYPE_CHECKING:
 class Limits:
     """Caps on expansion and on sizes: layers in the network, nested template instances, one
     loop's iterations, loop iterations and template instances together, nested include files,
+    the bytes of spec text read (the file and its includes together), the evaluation budget
+    (expression steps plus list items and string characters created or compared, in all),
     elements per tensor (activations and each stored weight array) and weight elements in all.
-    The expansion defaults keep the elaboration of any input to seconds of CPU time; the element
-    caps (2**34: 64 GiB of float32) stop shapes that could never be allocated before anything is."""
+    Together the defaults keep the elaboration of any input to a few seconds of CPU time and
+    well under a gigabyte (docs/language.md lists what the zoo uses of each); the tensor cap
+    stops shapes that could never be allocated before anything is, and the weight cap (2**29
+    elements: 2 GiB of float32) a spec of a few lines asking for far more than any real net."""
 
     max_layers: int = 50_000
     max_template_depth: int = 64
     max_repeat: int = 100_000
     max_expansions: int = 200_000
     max_include_depth: int = 32
+    max_source_bytes: int = 2**20
+    max_evaluation: int = 10_000_000
     max_tensor_elements: int = 2**34
-    max_weight_elements: int = 2**34
+    max_weight_elements: int = 2**29
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -57,10 +63,10 @@ DEFAULT_LIMITS = Limits()
 # tree is turned into the AST and evaluated recursively, so this bound is what keeps Python's
 # stack safe; real specs nest about a dozen levels.
 MAX_NESTING = 100
-# The largest spec file read (netspec.elaborate.read_source): real ones are well under a megabyte
-# (a 670-layer Caffe ResNet-152 is 60 KiB); this stops a device file or a mistaken multi-gigabyte
-# file at the door.
-MAX_SOURCE_BYTES = 64 * 2**20
+# The largest spec file read whatever --limit max_source_bytes says (netspec.elaborate.read_source):
+# real ones are well under a megabyte (a 670-layer Caffe ResNet-152 is 60 KiB); this stops a
+# device file or a mistaken multi-gigabyte file at the door.
+MAX_SOURCE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)

@@ -268,20 +268,32 @@ def _expected(names: Any) -> str:
 class _ToAst(Transformer[Token, Any]):
     """Lark tree to frozen AST nodes, with spans into ``source``."""
 
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile, line: int = 1, column: int = 1) -> None:
+        """``line`` and ``column``: where the parsed text starts in ``source`` (a name's
+        one-line ``{expr}``: its spans are shifted there)."""
         super().__init__()
         self.source = source
+        self.line_shift = line - 1
+        self.column_shift = column - 1
 
     # ------------------------------------------------------------- helpers
+    def _at(self, line: int, column: int, end_line: int, end_column: int) -> SourceSpan:
+        shift = self.column_shift
+        return SourceSpan(
+            self.source,
+            line + self.line_shift,
+            column + (shift if line == 1 else 0),
+            end_line + self.line_shift,
+            end_column + (shift if end_line == 1 else 0),
+        )
+
     def _span(self, meta: Any) -> SourceSpan:
         if getattr(meta, "empty", True):
-            return SourceSpan(self.source, 1, 1, 1, 1)
-        return SourceSpan(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+            return self._at(1, 1, 1, 1)
+        return self._at(meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _token_span(self, token: Token) -> SourceSpan:
-        return SourceSpan(
-            self.source, token.line or 1, token.column or 1, token.end_line or 1, token.end_column or 1
-        )
+        return self._at(token.line or 1, token.column or 1, token.end_line or 1, token.end_column or 1)
 
     def _name(self, token: Token) -> ast.Name:
         span = self._token_span(token)
@@ -301,9 +313,16 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Name(tuple(parts), span)
 
     def _parse_interpolation(self, text: str, line: int, column: int) -> ast.Expr:
-        # Offset the inner text so spans inside the interpolation point into the real file.
-        padded = "\n" * (line - 1) + " " * (column - 1) + text
-        return _parse_expression(self.source, padded, "end of the '{...}' in a name")
+        # NOTE: the inner text is parsed on its own and its spans shifted to the name's place;
+        # padding it to its position would make a long line of interpolations quadratic. Only
+        # a mistake in it is parsed again padded, so that the diagnostic points into the file.
+        try:
+            tree = _parser().parse(text, start="expr")
+            check_nesting(tree, self.source)
+        except (UnexpectedInput, NetspecError):
+            padded = "\n" * (line - 1) + " " * (column - 1) + text
+            return _parse_expression(self.source, padded, "end of the '{...}' in a name")
+        return _transform(_ToAst(self.source, line, column), tree)
 
     # ------------------------------------------------------------- module level
     @v_args(meta=True)
