@@ -132,7 +132,7 @@ def parse_prototxt(source: SourceFile) -> TextMessage:
         check_nesting(tree, source)
         return _ToMessage(source).transform(tree)
     except UnexpectedInput as exc:
-        raise syntax_error(source, exc) from None
+        raise syntax_error(source, exc, names_interpolate=False) from None
     except VisitError as exc:
         if isinstance(exc.orig_exc, NetspecError):
             raise exc.orig_exc from None

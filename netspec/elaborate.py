@@ -803,10 +803,11 @@ def read_source(
         raise error(f"no such file: {shown}") from None
     except OSError as exc:
         raise error(f"cannot read {shown}: {exc.strerror}") from None
+    opened = os.fstat(descriptor)
+    if not stat.S_ISREG(opened.st_mode):
+        os.close(descriptor)
+        raise error(f"{shown} is not a regular file")
     with os.fdopen(descriptor, "rb") as handle:
-        opened = os.fstat(descriptor)
-        if not stat.S_ISREG(opened.st_mode):
-            raise error(f"{shown} is not a regular file")
         if inside is not None and not _opened_inside(path, opened, inside):
             raise error(f"{shown} is outside the folders includes may read")
         if opened.st_size > cap:

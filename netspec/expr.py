@@ -151,7 +151,7 @@ def _range(*args: Value, span: SourceSpan) -> tuple:
     # NOTE: len() of a range past sys.maxsize values raises OverflowError; the comparison does not.
     length = max(0, -((result.start - result.stop) // result.step))
     if length > MAX_LIST_VALUES:
-        raise error(f"range() of {length:,} values is too large", span)
+        raise error(f"range() of {length} values is too large", span)
     return make_list(tuple(result), span)
 
 
