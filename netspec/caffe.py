@@ -253,9 +253,25 @@ class _CaffeReader:
     all_blob_names: set[str] = field(default_factory=set)
 
     # -- inputs ------------------------------------------------------------------------------
-    def add_input(self, name: str, tensor: str, dims: Sequence[int] | None, span: SourceSpan) -> None:
+    def add_input(
+        self, name: str, tensor: str, given: Sequence[int | TextField] | None, span: SourceSpan
+    ) -> None:
+        """An input node; ``given`` holds the dims as written (fields point a diagnostic at the
+        bad one) or as derived (integers), and --input overrides it."""
+        dims: Sequence[object] | None = None
         if tensor in self.input_shapes:
             dims = self.input_shapes[tensor]
+        elif given is not None:
+            dims = [d.value if isinstance(d, TextField) else d for d in given]
+            for written, value in zip(given, dims, strict=True):
+                if isinstance(written, TextField) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1
+                ):
+                    raise error(
+                        f"input '{tensor}' has the dimension {value} in its shape {list(dims)}; "
+                        "dimensions are positive integers",
+                        written.value_span,
+                    )
         if dims is None:
             raise error(
                 f"the shape of input '{tensor}' is not in the file",
@@ -272,14 +288,14 @@ class _CaffeReader:
             )
         # The declared batch (often 10 in deploy files) is Caffe's test batch, not part of the
         # architecture: it becomes the symbolic N that --batch fixes.
-        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])
+        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])  # type: ignore[arg-type]
         layer = build_layer(InputLayer, {"shape": RawParam(shape)}, span)
         self.add_node(Node(name, layer, (), (tensor,), span), {tensor: tensor}, span)
 
     def top_level_inputs(self, net: TextMessage) -> None:
         names = net.all("input")
         shapes = [f.value for f in net.all("input_shape") if isinstance(f.value, TextMessage)]
-        dims = [f.value for f in net.all("input_dim")]
+        dims = net.all("input_dim")
         if dims and len(dims) != 4 * len(names):
             raise error(
                 f"{len(names)} input(s) need {4 * len(names)} input_dim values, got {len(dims)}",
@@ -290,7 +306,7 @@ class _CaffeReader:
             name = str(entry.value)
             if shapes:
                 chosen = shapes[index] if index < len(shapes) else None
-                shape = [f.value for f in chosen.all("dim")] if chosen else None
+                shape = chosen.all("dim") if chosen else None
             elif dims:
                 shape = dims[4 * index : 4 * index + 4]
             else:
@@ -550,9 +566,10 @@ def _array_settings(layer: TextMessage) -> tuple[tuple[str | None, ...], tuple[i
     return array_settings(settings)
 
 
-def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:
-    """What a data layer says of its tops' shapes (None where it says nothing)."""
-    shapes: list[list[int] | None] = [None] * count
+def _data_shapes(layer: TextMessage, count: int) -> list[Sequence[Any] | None]:
+    """What a data layer says of its tops' shapes (None where it says nothing): integers, or
+    the ``dim`` fields as written."""
+    shapes: list[Sequence[Any] | None] = [None] * count
     transform = layer.scalar("transform_param")
     crop = transform.scalar("crop_size") if isinstance(transform, TextMessage) else None
     memory = layer.scalar("memory_data_param")
@@ -566,20 +583,20 @@ def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:
     elif isinstance(dummy, TextMessage):
         for index, entry in enumerate(dummy.all("shape")[:count]):
             if isinstance(entry.value, TextMessage):
-                shapes[index] = [f.value for f in entry.value.all("dim")]
+                shapes[index] = entry.value.all("dim")
     elif isinstance(image, TextMessage) and image.scalar("new_height") and image.scalar("new_width"):
         shapes[0] = [1, channels, image.scalar("new_height"), image.scalar("new_width")]
     return shapes
 
 
-def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list[list[int] | None]:
+def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list[list[TextField] | None]:
     param = layer.scalar("input_param")
     shapes = [f.value for f in param.all("shape")] if isinstance(param, TextMessage) else []
     if len(shapes) not in (0, 1, tops):
         raise error(f"an Input layer with {tops} tops needs 1 or {tops} shapes, got {len(shapes)}", span)
     if not shapes:
         return [None] * tops
-    dims = [[f.value for f in shape.all("dim")] for shape in shapes if isinstance(shape, TextMessage)]
+    dims = [shape.all("dim") for shape in shapes if isinstance(shape, TextMessage)]
     return dims * tops if len(dims) == 1 else dims
 
 
