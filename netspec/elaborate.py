@@ -29,7 +29,14 @@ from netspec.expr import (
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Message, RawParam, build_layer
-from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
+from netspec.limits import (
+    DEFAULT_INCLUDE_RULES,
+    DEFAULT_LIMITS,
+    MAX_SOURCE_BYTES,
+    IncludeRules,
+    Limits,
+    count_tokens,
+)
 from netspec.parse import parse_source
 
 HEADER_KEYS = ("name", "output")
@@ -88,6 +95,7 @@ class _Elaborator:
         # Every expression, field value, template argument and layer name draws from one budget.
         self.budget = Budget(limits.max_evaluation)
         self.source_bytes = 0
+        self.source_tokens = 0
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, context: _Context) -> Lookup:
@@ -165,13 +173,18 @@ class _Elaborator:
             return
         self.included.add(path)
         self.source_bytes += len(source.text)
-        if self.source_bytes > self.limits.max_source_bytes:
-            raise error(
-                f"the spec and its includes hold more than {self.limits.max_source_bytes:,} "
-                "characters of text in all (max_source_bytes)",
-                span,
-                hint="to allow it, raise the cap with --limit max_source_bytes=VALUE",
-            )
+        self.source_tokens += count_tokens(source.text)
+        for used, limit, what in (
+            (self.source_bytes, "max_source_bytes", "characters of text"),
+            (self.source_tokens, "max_source_tokens", "tokens"),
+        ):
+            if used > getattr(self.limits, limit):
+                raise error(
+                    f"the spec and its includes hold more than {getattr(self.limits, limit):,} "
+                    f"{what} in all ({limit})",
+                    span,
+                    hint=f"to allow it, raise the cap with --limit {limit}=VALUE",
+                )
         self.include_stack.append(path)
         try:
             module = parse_source(source)
@@ -832,6 +845,16 @@ def read_source(
         # Windows (CRLF) and old Mac (CR) line ends become LF, so that every stage counts
         # lines as an editor shows them.
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NOTE: parsing costs by the token (a list literal packs one into every two bytes): this
+    # bound, one regex pass, keeps the parse of any file to seconds.
+    tokens = count_tokens(text)
+    if tokens > limits.max_source_tokens:
+        raise error(
+            f"{shown} holds about {tokens:,} tokens, more than the limit of {limits.max_source_tokens:,} "
+            "for a spec (max_source_tokens)",
+            hint="real specs are far smaller; to allow it, raise the cap with "
+            "--limit max_source_tokens=VALUE",
+        )
     return SourceFile(shown, text)
 
 

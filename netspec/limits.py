@@ -6,6 +6,7 @@ except the few fixed caps below Limits."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 class Limits:
     """Caps on expansion and on sizes: layers in the network, nested template instances, one
     loop's iterations, loop iterations and template instances together, nested include files,
-    the bytes of spec text read (the file and its includes together), the evaluation budget
+    the bytes and the tokens of spec text read (the file and its includes together; parsing
+    costs by the token, and a list literal packs one into every two bytes), the evaluation budget
     (expression steps plus list items and string characters created or compared, in all),
     elements per tensor (activations and each stored weight array) and weight elements in all.
     Together the defaults keep the elaboration of any input to a few seconds of CPU time and
@@ -35,6 +37,7 @@ class Limits:
     max_expansions: int = 200_000
     max_include_depth: int = 32
     max_source_bytes: int = 2**20
+    max_source_tokens: int = 100_000
     max_evaluation: int = 10_000_000
     max_tensor_elements: int = 2**34
     max_weight_elements: int = 2**29
@@ -56,6 +59,15 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+# Tokens as the parsers see them, near enough: names and numbers, strings, comments, one-character
+# symbols. Counting them is one regex pass, far cheaper than parsing.
+_TOKEN = re.compile(r"[A-Za-z0-9_.]+|\"[^\"\n]*\"|'[^'\n]*'|#[^\n]*|\S")
+
+
+def count_tokens(text: str) -> int:
+    """About how many tokens ``text`` holds (what Limits.max_source_tokens counts)."""
+    return sum(1 for _ in _TOKEN.finditer(text))
 
 
 # Fixed caps, not Limits: raising them could crash the interpreter, and no real spec comes near.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from netspec.compiler import analyze
 from netspec.elaborate import _Context, _Elaborator, read_source
-from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS
+from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, count_tokens
 from netspec.weights import expected_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,7 @@ def spec_usage(path: Path) -> dict[str, int]:
         "max_layers": len(graph.nodes),
         "max_expansions": elaborator.expansions,
         "max_source_bytes": elaborator.source_bytes,
+        "max_source_tokens": elaborator.source_tokens,
         "max_evaluation": elaborator.budget.used,
         "max_tensor_elements": largest_tensor,
         "max_weight_elements": sum(math.prod(a.spec.shape) for a in arrays.values()),
@@ -43,7 +44,8 @@ def spec_usage(path: Path) -> dict[str, int]:
 
 
 def caffe_usage(path: Path) -> dict[str, int]:
-    return {"max_source_bytes": path.stat().st_size}
+    text = read_source(path).text
+    return {"max_source_bytes": len(text), "max_source_tokens": count_tokens(text)}
 
 
 def main() -> int:
