@@ -33,7 +33,7 @@ def write_atomic_with(path: str | os.PathLike[str], writer: Writer) -> None:
     write_atomic_group([(path, writer)])
 
 
-class OutputError(Exception):
+class OutputError(OSError):
     """An output file could not be written where the user asked (a read-only folder, a full
     disk, a folder missing); exit code 3. The old file, if any, is left as it was."""
 
@@ -88,7 +88,7 @@ def write_atomic_group(files: Sequence[tuple[str | os.PathLike[str], Writer]]) -
         for temporary, _ in temporaries:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             reason = exc.strerror or str(exc)
             raise OutputError(f"cannot write {current}: {reason}") from None
         raise
