@@ -39,11 +39,14 @@ class OutputError(OSError):
 
 
 def check_output_path(path: str | os.PathLike[str]) -> None:
-    """Refuse an output path that names something other than a regular file (a directory, a
-    device such as /dev/null, a FIFO, a socket), before any work: writing there would replace
-    it with a regular file. A UsageError (exit 2); ``-o -`` is the way to write to stdout."""
+    """Refuse, before any work, an output whose folder does not exist or that names something
+    other than a regular file (a directory, a device such as /dev/null, a FIFO, a socket):
+    writing there would replace it with a regular file. A UsageError (exit 2)."""
     from netspec.diagnostics import UsageError
 
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

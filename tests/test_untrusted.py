@@ -132,8 +132,10 @@ def test_a_full_disk_is_reported_and_the_old_output_kept(
 def test_a_missing_folder_is_reported(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = files(folder)
     code, err = run_cli(["compile", "spec.net", "-o", "absent/out.onnx"], capsys)
-    assert code == 3
-    assert err.strip() == "netspec: error: cannot write absent/out.onnx: No such file or directory"
+    assert code == 2
+    assert err.strip() == (
+        "netspec compile: error: cannot write 'absent/out.onnx': the folder 'absent' does not exist"
+    )
     assert files(folder) == before
 
 
