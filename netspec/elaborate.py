@@ -802,10 +802,9 @@ def read_source(
     shown: str | None = None,
     inside: Sequence[Path] | None = None,
 ) -> SourceFile:
-    """A spec or Caffe file as text: a regular file of at most MAX_SOURCE_BYTES (and
-    ``limits.max_source_bytes``), in UTF-8, with a byte order mark dropped and old Mac line
-    ends (CR only) read as line ends. ``shown`` is the path messages name (default ``path``);
-    with ``inside``, the file opened must lie in one of those folders."""
+    """A spec or Caffe file as text: a regular file within the caps, decoded by decode_source.
+    ``shown`` is the path messages name (default ``path``); with ``inside``, the file opened
+    must lie in one of those folders."""
     shown = str(path) if shown is None else shown
     cap = min(MAX_SOURCE_BYTES, limits.max_source_bytes)
     try:
@@ -829,8 +828,15 @@ def read_source(
             data = handle.read(cap + 1)
         except OSError as exc:
             raise error(f"cannot read {shown}: {exc.strerror}") from None
+    return decode_source(data, shown, limits)
+
+
+def decode_source(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> SourceFile:
+    """Checked bytes of a spec as its text: within the size and token caps, UTF-8 (an error
+    points at the first bad byte), a byte order mark dropped, CR LF and CR line ends as LF."""
+    cap = min(MAX_SOURCE_BYTES, limits.max_source_bytes)
     if len(data) > cap:
-        raise _source_too_large(shown, len(data), cap)
+        raise _source_too_large(path, len(data), cap)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -838,7 +844,7 @@ def read_source(
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        source = SourceFile(shown, data.decode("utf-8", errors="replace"))
+        source = SourceFile(path, data.decode("utf-8", errors="replace"))
         span = SourceSpan(source, line, column, line, column + 1)
         raise error("the file is not valid UTF-8", span) from None
     if "\r" in text:
@@ -850,12 +856,12 @@ def read_source(
     tokens = count_tokens(text)
     if tokens > limits.max_source_tokens:
         raise error(
-            f"{shown} holds about {tokens:,} tokens, more than the limit of {limits.max_source_tokens:,} "
+            f"{path} holds about {tokens:,} tokens, more than the limit of {limits.max_source_tokens:,} "
             "for a spec (max_source_tokens)",
             hint="real specs are far smaller; to allow it, raise the cap with "
             "--limit max_source_tokens=VALUE",
         )
-    return SourceFile(shown, text)
+    return SourceFile(path, text)
 
 
 def _source_too_large(shown: str, size: int, cap: int) -> NetspecError:
