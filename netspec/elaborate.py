@@ -142,15 +142,15 @@ class _Elaborator:
             )
         raise error(f"expected a tensor name, got {describe(value)}", span, trace=context.trace)
 
-    def as_tensor_if_known(self, value: Value, context: _Context) -> Value:
+    def as_tensor_if_known(self, value: Value, context: _Context, span: SourceSpan | None = None) -> Value:
         """Template arguments that name existing tensors are resolved where they are written."""
         if isinstance(value, Symbol):
             found = self.find_tensor(value.name, context)
             if found is not None:
                 return TensorRef(found)
         if isinstance(value, tuple):
-            self.budget.charge(len(value), None)
-            return make_list(tuple(self.as_tensor_if_known(v, context) for v in value))
+            self.budget.charge(len(value), span)
+            return make_list(tuple(self.as_tensor_if_known(v, context, span) for v in value))
         return value
 
     # ------------------------------------------------------------------ statements
@@ -714,7 +714,9 @@ class _Elaborator:
                 hint=f"{template.name}({', '.join(params)})",
             )
         for parameter, argument in zip(template.params, positional, strict=False):
-            bindings[parameter.name] = self.as_tensor_if_known(self.value(argument.value, context), context)
+            bindings[parameter.name] = self.as_tensor_if_known(
+                self.value(argument.value, context), context, argument.span
+            )
         for argument in given[len(positional) :]:
             assert argument.keyword is not None
             if argument.keyword not in params:
@@ -729,7 +731,9 @@ class _Elaborator:
                 raise error(
                     f"argument '{argument.keyword}' is given twice", argument.span, trace=context.trace
                 )
-            bindings[argument.keyword] = self.as_tensor_if_known(self.value(argument.value, context), context)
+            bindings[argument.keyword] = self.as_tensor_if_known(
+                self.value(argument.value, context), context, argument.span
+            )
         for parameter in template.params:
             if parameter.name in bindings:
                 continue
