@@ -112,7 +112,9 @@ def _check_npz_directory(path: str, members: list[Any], expected: Mapping[str, i
     """Refuse members that are not ``.npy`` arrays, and (with ``expected``) members whose
     declared size is larger than the array of that name can be, before any is inflated."""
     for member in members:
-        if member.is_dir() or not member.filename.endswith(".npy"):
+        # NOTE: not ZipInfo.is_dir(), which fails on an empty member name; a folder's name
+        # ends with '/', not '.npy'.
+        if not member.filename.endswith(".npy"):
             raise error(
                 f"cannot read weights from {path}: the member '{member.filename}' is not an .npy array"
             )

@@ -458,3 +458,14 @@ def test_legacy_fork_enums_and_repeated_layer_names_compile(
     names = [node.name for node in model.graph.node]
     assert len(names) == len(set(names))
     assert {"c", "c_2", "crop"} <= set(names)
+
+
+def test_a_member_without_a_name_is_refused() -> None:
+    """Found by tools/fuzz.py (a mutated npz): zipfile's ZipInfo.is_dir fails on an empty name."""
+    from netspec.diagnostics import NetspecError
+    from netspec.weightfile import read_npz
+
+    path = Path(__file__).parent / "data" / "untrusted" / "nameless_member.npz"
+    with pytest.raises(NetspecError) as caught:
+        read_npz(str(path), {"c.weight": 54})
+    assert caught.value.diagnostics[0].message.endswith("the member '' is not an .npy array")
