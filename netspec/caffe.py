@@ -130,7 +130,7 @@ def parse_prototxt(source: SourceFile) -> TextMessage:
         check_nesting(tree, source)
         return _ToMessage(source).transform(tree)
     except UnexpectedInput as exc:
-        raise syntax_error(source, exc) from None
+        raise syntax_error(source, exc, names_interpolate=False) from None
     except VisitError as exc:
         if isinstance(exc.orig_exc, NetspecError):
             raise exc.orig_exc from None
@@ -251,27 +251,49 @@ class _CaffeReader:
     all_blob_names: set[str] = field(default_factory=set)
 
     # -- inputs ------------------------------------------------------------------------------
-    def add_input(self, name: str, tensor: str, dims: Sequence[int] | None, span: SourceSpan) -> None:
+    def add_input(
+        self, name: str, tensor: str, given: Sequence[int | TextField] | None, span: SourceSpan
+    ) -> None:
+        """An input node; ``given`` holds the dims as written (fields point a diagnostic at the
+        bad one) or as derived (integers), and --input overrides it."""
+        dims: Sequence[object] | None = None
         if tensor in self.input_shapes:
             dims = self.input_shapes[tensor]
+        elif given is not None:
+            dims = [d.value if isinstance(d, TextField) else d for d in given]
+            for written, value in zip(given, dims, strict=True):
+                if isinstance(written, TextField) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1
+                ):
+                    raise error(
+                        f"input '{tensor}' has the dimension {value} in its shape {list(dims)}; "
+                        "dimensions are positive integers",
+                        written.value_span,
+                    )
         if dims is None:
             raise error(
                 f"the shape of input '{tensor}' is not in the file",
                 span,
                 hint=f"give it on the command line: --input {tensor}:1x3x224x224",
             )
-        if not dims or any(not isinstance(d, int) or d < 1 for d in dims):
+        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
             raise error(f"input '{tensor}' has an invalid shape {list(dims)}", span)
+        if tensor in self.current:
+            raise error(
+                f"input '{tensor}' is a blob an earlier layer or input already wrote",
+                span,
+                hint="every input needs its own blob name",
+            )
         # The declared batch (often 10 in deploy files) is Caffe's test batch, not part of the
         # architecture: it becomes the symbolic N that --batch fixes.
-        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])
+        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])  # type: ignore[arg-type]
         layer = build_layer(InputLayer, {"shape": RawParam(shape)}, span)
         self.add_node(Node(name, layer, (), (tensor,), span), {tensor: tensor}, span)
 
     def top_level_inputs(self, net: TextMessage) -> None:
         names = net.all("input")
         shapes = [f.value for f in net.all("input_shape") if isinstance(f.value, TextMessage)]
-        dims = [f.value for f in net.all("input_dim")]
+        dims = net.all("input_dim")
         if dims and len(dims) != 4 * len(names):
             raise error(
                 f"{len(names)} input(s) need {4 * len(names)} input_dim values, got {len(dims)}",
@@ -282,7 +304,7 @@ class _CaffeReader:
             name = str(entry.value)
             if shapes:
                 chosen = shapes[index] if index < len(shapes) else None
-                shape = [f.value for f in chosen.all("dim")] if chosen else None
+                shape = chosen.all("dim") if chosen else None
             elif dims:
                 shape = dims[4 * index : 4 * index + 4]
             else:
@@ -299,13 +321,28 @@ class _CaffeReader:
             self.add_input(node_name, top, shapes[index], span)
 
     # -- layers ---------------------------------------------------------------------------------
-    def add_node(self, node: Node, blobs: Mapping[str, str], span: SourceSpan) -> None:
-        if node.name in self.layer_names:
-            raise error(
-                f"duplicate layer name '{node.name}' (also at {self.layer_names[node.name].location})",
+    def unique_name(self, name: str, span: SourceSpan) -> str:
+        """``name``, or for a layer name used before (BVLC Caffe accepts that: tops define the
+        graph) the first free ``name_2``, ``name_3``... with a warning: emitted names stay unique."""
+        if name not in self.layer_names:
+            return name
+        number = 2
+        while f"{name}_{number}" in self.layer_names:
+            number += 1
+        renamed = f"{name}_{number}"
+        self.warnings.append(
+            Diagnostic(
+                f"the layer name '{name}' is used again (first at {self.layer_names[name].location}); "
+                f"this layer is named '{renamed}'",
                 span,
-                hint="weights are matched by layer name, so names must be unique in a phase",
+                severity="warning",
+                hint="weights are matched by layer name: trained weights named "
+                f"'{name}' go to the first layer",
             )
+        )
+        return renamed
+
+    def add_node(self, node: Node, blobs: Mapping[str, str], span: SourceSpan) -> None:
         self.layer_names[node.name] = span
         self.nodes.append(node)
         self.tensors.update(node.outputs)
@@ -328,7 +365,7 @@ class _CaffeReader:
     def output_tensors(self, layer_name: str, tops: list[TextField], bottoms: list[str]) -> list[str]:
         """SSA names: a first write keeps the blob's name; an in-place write (top == bottom)
         is a new tensor named after the layer (or ``blob/layer`` if that name is taken)."""
-        names = []
+        names: list[str] = []
         for top in tops:
             blob = str(top.value)
             if blob not in self.current:
@@ -355,7 +392,7 @@ class _CaffeReader:
                 f"layer '{name}' has type '{layer_type}', which netspec does not support"
                 + (f"; {hint}" if hint else ""),
                 type_field.value_span if type_field else span,
-                hint=None if hint else "supported layer types are listed in docs/language.md",
+                hint=_unknown_type_hint(layer, hint),
             )
         bottoms = layer.all("bottom")
         tops = layer.all("top")
@@ -380,6 +417,16 @@ class _CaffeReader:
             frozen_arrays=frozen,
         )
         self.add_node(node, {str(t.value): o for t, o in zip(tops, outputs, strict=True)}, span)
+
+
+def _unknown_type_hint(layer: TextMessage, did_you_mean_hint: str | None) -> str | None:
+    tops = layer.all("top")
+    if not layer.all("bottom") and tops:
+        return (
+            "a layer that reads no blob is a data layer: give its shape with "
+            f"--input {tops[0].value}:1x3x224x224 and netspec reads it as an input"
+        )
+    return None if did_you_mean_hint else "supported layer types are listed in docs/language.md"
 
 
 def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic]) -> dict[str, RawParam]:
@@ -517,9 +564,10 @@ def _array_settings(layer: TextMessage) -> tuple[tuple[str | None, ...], tuple[i
     return array_settings(settings)
 
 
-def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:
-    """What a data layer says of its tops' shapes (None where it says nothing)."""
-    shapes: list[list[int] | None] = [None] * count
+def _data_shapes(layer: TextMessage, count: int) -> list[Sequence[Any] | None]:
+    """What a data layer says of its tops' shapes (None where it says nothing): integers, or
+    the ``dim`` fields as written."""
+    shapes: list[Sequence[Any] | None] = [None] * count
     transform = layer.scalar("transform_param")
     crop = transform.scalar("crop_size") if isinstance(transform, TextMessage) else None
     memory = layer.scalar("memory_data_param")
@@ -529,25 +577,50 @@ def _data_shapes(layer: TextMessage, count: int) -> list[list[int] | None]:
     if crop:
         shapes[0] = [1, channels, crop, crop]
     elif isinstance(memory, TextMessage):
-        shapes[0] = [int(memory.scalar(k, 1)) for k in ("batch_size", "channels", "height", "width")]
+        shapes[0] = [memory.scalar(k, 1) for k in ("batch_size", "channels", "height", "width")]
     elif isinstance(dummy, TextMessage):
         for index, entry in enumerate(dummy.all("shape")[:count]):
             if isinstance(entry.value, TextMessage):
-                shapes[index] = [f.value for f in entry.value.all("dim")]
+                shapes[index] = entry.value.all("dim")
     elif isinstance(image, TextMessage) and image.scalar("new_height") and image.scalar("new_width"):
         shapes[0] = [1, channels, image.scalar("new_height"), image.scalar("new_width")]
     return shapes
 
 
-def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list[list[int] | None]:
+def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list[list[TextField] | None]:
     param = layer.scalar("input_param")
     shapes = [f.value for f in param.all("shape")] if isinstance(param, TextMessage) else []
     if len(shapes) not in (0, 1, tops):
         raise error(f"an Input layer with {tops} tops needs 1 or {tops} shapes, got {len(shapes)}", span)
     if not shapes:
         return [None] * tops
-    dims = [[f.value for f in shape.all("dim")] for shape in shapes if isinstance(shape, TextMessage)]
+    dims = [shape.all("dim") for shape in shapes if isinstance(shape, TextMessage)]
     return dims * tops if len(dims) == 1 else dims
+
+
+def _check_distinct_tops(layer: TextMessage, name: str) -> None:
+    seen: set[str] = set()
+    for top in layer.all("top"):
+        blob = str(top.value)
+        if blob in seen:
+            raise error(
+                f"layer '{name}' names the top '{blob}' twice; a layer's tops need distinct names",
+                top.value_span,
+            )
+        seen.add(blob)
+
+
+def _is_fork_data_layer(layer: TextMessage, layer_type: str, input_shapes: Mapping[str, object]) -> bool:
+    """Whether ``layer`` is a data layer of a type netspec does not know (a fork's, such as
+    SegNet's DenseImageData) whose first top's shape ``--input`` gives: it reads no blob, so
+    it can only be an input."""
+    tops = layer.all("top")
+    return (
+        layer_type not in LAYER_TYPES
+        and not layer.all("bottom")
+        and bool(tops)
+        and str(tops[0].value) in input_shapes
+    )
 
 
 def _layer_type(layer: TextMessage, span: SourceSpan) -> str:
@@ -557,6 +630,12 @@ def _layer_type(layer: TextMessage, span: SourceSpan) -> str:
     value = type_field.value
     if isinstance(value, Word):  # V1 enum
         if value.text not in V1_TYPES:
+            # Caffe forks add enum values of their own (CROP, UPSAMPLE): the layer type of the
+            # same name without underscores, when netspec has one.
+            folded = value.text.replace("_", "").lower()
+            fork = next((t for t in LAYER_TYPES if t.lower() == folded), None)
+            if fork is not None:
+                return fork
             hint = did_you_mean(value.text, V1_TYPES)
             raise error(f"unknown legacy layer type {value.text}" + (f"; {hint}" if hint else ""),
                         type_field.value_span)  # fmt: skip
@@ -599,8 +678,10 @@ def read_caffe(
 
     consumed = {str(b.value) for layer, t, _, _ in kept if t not in DATA_TYPES for b in layer.all("bottom")}
     for layer, layer_type, name, span in kept:
+        _check_distinct_tops(layer, name)
+        name = reader.unique_name(name, span)
         tops = [str(t.value) for t in layer.all("top")]
-        if layer_type in DATA_TYPES:
+        if layer_type in DATA_TYPES or _is_fork_data_layer(layer, layer_type, reader.input_shapes):
             reader.data_layer(layer, name, tops, span, consumed)
         elif layer_type == "Input":
             for index, (top, shape) in enumerate(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netspec import DISTRIBUTION, __version__
-from netspec.diagnostics import NetspecError, UsageError, error
+from netspec.diagnostics import NetspecError, UsageError, error, printable
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
@@ -558,7 +558,7 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
     }
     if spec == STDIN:
         # Kept for _spec_text: standard input can be read once.
-        args.stdin_source = read_stdin()
+        args.stdin_source = read_stdin(_limits(args))
         graph = load_source(args.stdin_source, _limits(args), **options)
     else:
         graph = load_graph(spec, _limits(args), **options)
@@ -711,9 +711,17 @@ def _read_feeds(pairs: Sequence[tuple[str, str]], expected: Sequence[str]) -> di
                 f"--input names '{name}', which is not an input of the model (inputs: {', '.join(expected)})"
             )
         try:
-            feeds[name] = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as exc:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise error(f"cannot read the array for '{name}' from {path}: {exc}") from None
+        if not isinstance(loaded, np.ndarray) or loaded.dtype.kind not in "fiub":
+            if hasattr(loaded, "close"):
+                loaded.close()
+            raise error(
+                f"cannot read the array for '{name}' from {path}: it is not one numeric array",
+                hint="--input NAME=FILE takes an .npy file written by np.save",
+            )
+        feeds[name] = loaded.astype(np.float32)
     return feeds
 
 
@@ -1023,10 +1031,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.render(), file=sys.stderr)
         return EXIT_SPEC_ERROR
     except UsageError as exc:
-        print(f"netspec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"netspec {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        from netspec.output import Terminated
+
+        return 143 if isinstance(exc, Terminated) else 130
     except MemoryError:
         print(
             "netspec: error: out of memory (the network's tensors or weights are too large for this "
@@ -1035,10 +1045,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_RUNTIME
     except Exception as exc:
+        from netspec.output import OutputError
         from netspec.runtime import RuntimeFailure
 
-        if isinstance(exc, RuntimeFailure):
-            print(f"netspec: error: {exc}", file=sys.stderr)
+        if isinstance(exc, RuntimeFailure | OutputError):
+            print(f"netspec: error: {printable(str(exc))}", file=sys.stderr)
             return EXIT_RUNTIME
         if args.debug:
             raise

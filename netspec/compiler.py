@@ -65,7 +65,7 @@ def load_graph(
     if is_onnx_path(path):
         return read_onnx(path, input_shapes)
 
-    source = read_source(resolve_spec(os.fspath(path)))
+    source = read_source(resolve_spec(os.fspath(path)), limits)
     return load_source(source, limits, phase=phase, input_shapes=input_shapes, includes=includes)
 
 

@@ -76,17 +76,19 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
 
     def render(self) -> str:
+        """The diagnostic as lines for a terminal; every control character that came from a
+        file or an argument is escaped (a spec must not be able to clear or retitle the screen)."""
         parts = []
-        where = f"{self.span.location}: " if self.span else ""
-        parts.append(f"{where}{self.severity}: {self.message}")
+        where = f"{printable(self.span.location)}: " if self.span else ""
+        parts.append(f"{where}{self.severity}: {printable(self.message)}")
         if self.span is not None:
             parts.extend(_excerpt(self.span))
         if self.hint:
-            parts.append(f"  hint: {self.hint}")
-        parts.extend(f"  note: {note}" for note in self.notes)
+            parts.append(f"  hint: {printable(self.hint)}")
+        parts.extend(f"  note: {printable(note)}" for note in self.notes)
         # Innermost instantiation first, as compilers print template backtraces; a deep (often
         # recursive) trace keeps its ends and elides the middle, as clang does.
-        frames = [f"  note: {frame.describe()}" for frame in reversed(self.trace)]
+        frames = [f"  note: {printable(frame.describe())}" for frame in reversed(self.trace)]
         if len(frames) > 2 * _TRACE_ENDS + 1:
             skipped = len(frames) - 2 * _TRACE_ENDS
             frames[_TRACE_ENDS:-_TRACE_ENDS] = [f"  note: ({skipped} more instantiations not shown)"]
@@ -95,6 +97,23 @@ class Diagnostic:
 
 
 _TRACE_ENDS = 4
+
+
+def printable(text: str, keep_tabs: bool = False) -> str:
+    """``text`` with control characters (C0, DEL, C1) and the invisible format characters that
+    reorder or hide text (bidirectional overrides, zero-width marks) written as escapes:
+    ``\\x1b``, ``\\u202e``. Tabs stay when ``keep_tabs`` (source excerpts expand them)."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or (char == "\t" and keep_tabs):
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+    return "".join(out)
 
 
 _EXCERPT_WIDTH = 120
@@ -115,12 +134,14 @@ def _excerpt(span: SourceSpan) -> list[str]:
         before, after = ("..." if first > 0 else ""), ("..." if last < len(text) else "")
         text = before + text[first:last] + after
         start, end = start - first + len(before), min(end, last) - first + len(before)
-    width = max(end - start, 1)
+    # Columns are counted in the escaped text, so the caret stays under what it marks.
+    prefix = printable(text[:start], keep_tabs=True).expandtabs(4)
+    marked = printable(text[start:end], keep_tabs=True)
+    width = max(len(marked), 1)
     marker = "^" + "~" * (width - 1)
-    expanded_prefix = text[:start].expandtabs(4)
     return [
-        f"  {gutter} | {text.expandtabs(4)}",
-        f"  {pad} | {' ' * len(expanded_prefix)}{marker}",
+        f"  {gutter} | {printable(text, keep_tabs=True).expandtabs(4)}",
+        f"  {pad} | {' ' * len(prefix)}{marker}",
     ]
 
 

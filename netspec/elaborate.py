@@ -15,6 +15,7 @@ from netspec import ast
 from netspec.collector import cycle_collector_paused
 from netspec.diagnostics import NetspecError, SourceFile, SourceSpan, TraceFrame, did_you_mean, error
 from netspec.expr import (
+    Budget,
     Lookup,
     Symbol,
     TensorRef,
@@ -23,12 +24,20 @@ from netspec.expr import (
     evaluate,
     interpolate,
     make_list,
+    size,
     truthy,
 )
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Message, RawParam, build_layer
-from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, MAX_SOURCE_BYTES, IncludeRules, Limits
+from netspec.limits import (
+    DEFAULT_INCLUDE_RULES,
+    DEFAULT_LIMITS,
+    MAX_SOURCE_BYTES,
+    IncludeRules,
+    Limits,
+    count_tokens,
+)
 from netspec.parse import parse_source
 from netspec.zoo import zoo_folder
 
@@ -88,6 +97,10 @@ class _Elaborator:
         self.anonymous_counts: dict[str, int] = {}
         self.previous: str | None = None
         self.expansions = 0
+        # Every expression, field value, template argument and layer name draws from one budget.
+        self.budget = Budget(limits.max_evaluation)
+        self.source_bytes = 0
+        self.source_tokens = 0
 
     # ------------------------------------------------------------------ lookups
     def lookup(self, context: _Context) -> Lookup:
@@ -101,7 +114,7 @@ class _Elaborator:
         return resolve
 
     def value(self, expr: ast.Expr, context: _Context) -> Value:
-        return evaluate(expr, self.lookup(context))
+        return evaluate(expr, self.lookup(context), self.budget)
 
     def find_tensor(self, name: str, context: _Context) -> str | None:
         """The full name of tensor ``name`` seen from ``context``: innermost scope first; a
@@ -134,14 +147,15 @@ class _Elaborator:
             )
         raise error(f"expected a tensor name, got {describe(value)}", span, trace=context.trace)
 
-    def as_tensor_if_known(self, value: Value, context: _Context) -> Value:
+    def as_tensor_if_known(self, value: Value, context: _Context, span: SourceSpan | None = None) -> Value:
         """Template arguments that name existing tensors are resolved where they are written."""
         if isinstance(value, Symbol):
             found = self.find_tensor(value.name, context)
             if found is not None:
                 return TensorRef(found)
         if isinstance(value, tuple):
-            return make_list(tuple(self.as_tensor_if_known(v, context) for v in value))
+            self.budget.charge(len(value), span)
+            return make_list(tuple(self.as_tensor_if_known(v, context, span) for v in value))
         return value
 
     # ------------------------------------------------------------------ statements
@@ -163,6 +177,19 @@ class _Elaborator:
         if not self.first_visit(path, span):
             return
         self.included.add(path)
+        self.source_bytes += len(source.text)
+        self.source_tokens += count_tokens(source.text)
+        for used, limit, what in (
+            (self.source_bytes, "max_source_bytes", "characters of text"),
+            (self.source_tokens, "max_source_tokens", "tokens"),
+        ):
+            if used > getattr(self.limits, limit):
+                raise error(
+                    f"the spec and its includes hold more than {getattr(self.limits, limit):,} "
+                    f"{what} in all ({limit})",
+                    span,
+                    hint=f"to allow it, raise the cap with --limit {limit}=VALUE",
+                )
         self.include_stack.append(path)
         try:
             module = parse_source(source)
@@ -325,13 +352,17 @@ class _Elaborator:
                 statement.span,
                 hint="if the nesting is intended, raise the cap with --limit max_include_depth=VALUE",
             )
-        target = self.include_target(statement)
-        if not self.first_visit(target.resolve(), statement.span):
+        shown, real = self.include_target(statement)
+        if not self.first_visit(real, statement.span):
             return  # elaborated already: not read again
         try:
             # The same reader as the main file's: regular files, the size cap, UTF-8 errors
-            # pointing at the bad byte.
-            source = read_source(os.path.normpath(str(target)))
+            # pointing at the bad byte. NOTE: the file opened is the resolved path that was
+            # checked, and the opened file's own location is checked again: a path read in
+            # another form ('lib/link/../x.net' resolved one way, normalized another) could
+            # otherwise reach outside the allowed folders.
+            roots = None if self.includes.allow_any else self.include_roots
+            source = read_source(real, self.limits, shown=shown, inside=roots)
         except NetspecError as exc:
             (problem,) = exc.diagnostics
             if problem.span is not None:  # a place in the included file (a byte that is not UTF-8)
@@ -342,9 +373,10 @@ class _Elaborator:
             ) from None
         self.run_file(source, context, statement.span)
 
-    def include_target(self, statement: ast.IncludeDecl) -> Path:
-        """The file an include names: relative to the including file, then to each folder of the
-        search path; refused when it lies outside the allowed folders (IncludeRules)."""
+    def include_target(self, statement: ast.IncludeDecl) -> tuple[str, Path]:
+        """The file an include names, as shown in messages and resolved (every symlink
+        followed): relative to the including file, then to each folder of the search path;
+        refused when it lies outside the allowed folders (IncludeRules)."""
         written = Path(statement.path)
         allow_any = self.includes.allow_any
         if written.is_absolute() and not allow_any:
@@ -371,7 +403,7 @@ class _Elaborator:
                 statement.span,
                 hint="add its folder with --include-path DIR (or lift the rule with --allow-any-include)",
             )
-        return found
+        return os.path.normpath(str(found)), real
 
     def define_template(self, statement: ast.TemplateDef) -> None:
         if statement.name in self.templates:
@@ -464,7 +496,7 @@ class _Elaborator:
             return f"{base}{count}"
         if statement.name.is_plain:
             return statement.name.text
-        return interpolate(statement.name, self.lookup(context))
+        return interpolate(statement.name, self.lookup(context), self.budget)
 
     def header_span(self, statement: ast.LayerStmt) -> SourceSpan:
         end = statement.name.span if statement.name else statement.type_span
@@ -483,6 +515,9 @@ class _Elaborator:
         for item in self.flatten_fields(fields, context):
             if isinstance(item, ast.ValueField):
                 value: Value | Message = self.value(item.value, context)
+                # The layer's schema walks the value: a constant list named by many layers
+                # costs each of them.
+                self.budget.charge(size(value), item.value.span)
             else:  # a block as a value (weight_filler { type: "msra" }); its layer's schema checks it
                 value = Message(tuple(self.collect_fields(item.fields, context).items()))
             written.setdefault(item.key, []).append((value, item))
@@ -560,6 +595,9 @@ class _Elaborator:
             )
         name = context.scope + self.layer_name(statement, context)
         span = self.header_span(statement)
+        # Scoped names grow with nesting: their characters are paid for, so that names stay
+        # linear in the budget.
+        self.budget.charge(len(name), span)
         raw = self.collect_fields(statement.fields, context)
         chained = "bottom" not in raw
         inputs = () if layer_type is InputLayer else self.inputs_from(raw, statement.fields, context, span)
@@ -646,7 +684,14 @@ class _Elaborator:
                     given.value_span,
                     trace=context.trace,
                 )
-            names.append(context.scope + str(value))
+            name = context.scope + str(value)
+            if name in names:
+                raise error(
+                    f"'top:' names the tensor '{value}' twice; a layer's outputs need distinct names",
+                    given.value_span,
+                    trace=context.trace,
+                )
+            names.append(name)
         return tuple(names)
 
     def instantiate(self, statement: ast.LayerStmt, context: _Context) -> None:
@@ -684,6 +729,7 @@ class _Elaborator:
                 trace=context.trace,
             )
         scope = context.scope + local + "."
+        self.budget.charge(len(scope), call_span)
         frame = TraceFrame(template.name, call_span, scope[:-1], context.loop_bindings)
         inner = _Context(
             scope=scope,
@@ -721,7 +767,9 @@ class _Elaborator:
                 hint=f"{template.name}({', '.join(params)})",
             )
         for parameter, argument in zip(template.params, positional, strict=False):
-            bindings[parameter.name] = self.as_tensor_if_known(self.value(argument.value, context), context)
+            bindings[parameter.name] = self.as_tensor_if_known(
+                self.value(argument.value, context), context, argument.span
+            )
         for argument in given[len(positional) :]:
             assert argument.keyword is not None
             if argument.keyword not in params:
@@ -736,7 +784,9 @@ class _Elaborator:
                 raise error(
                     f"argument '{argument.keyword}' is given twice", argument.span, trace=context.trace
                 )
-            bindings[argument.keyword] = self.as_tensor_if_known(self.value(argument.value, context), context)
+            bindings[argument.keyword] = self.as_tensor_if_known(
+                self.value(argument.value, context), context, argument.span
+            )
         for parameter in template.params:
             if parameter.name in bindings:
                 continue
@@ -790,7 +840,7 @@ def load_spec(
     includes: IncludeRules = DEFAULT_INCLUDE_RULES,
 ) -> Graph:
     """Read and elaborate a spec file."""
-    source = read_source(path)
+    source = read_source(path, limits)
     return elaborate(source, limits, includes)
 
 
@@ -802,35 +852,59 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def read_source(path: str | os.PathLike[str]) -> SourceFile:
-    """A spec or Caffe file as text: a regular file of at most MAX_SOURCE_BYTES, in UTF-8."""
+def read_source(
+    path: str | os.PathLike[str],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    shown: str | None = None,
+    inside: Sequence[Path] | None = None,
+) -> SourceFile:
+    """A spec or Caffe file as text: a regular file within the caps, decoded by decode_source.
+    ``shown`` is the path messages name (default ``path``); with ``inside``, the file opened
+    must lie in one of those folders."""
+    shown = str(path) if shown is None else shown
+    cap = min(MAX_SOURCE_BYTES, limits.max_source_bytes)
     try:
-        # NOTE: checked before opening: opening a FIFO would wait for a writer.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise error(f"{path} is not a regular file")
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
+        # NOTE: opened without blocking and checked after opening: a FIFO would wait for a
+        # writer, and a check before opening could look at another file than the one read.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise error(f"no such file: {path}", hint=_zoo_hint(str(path))) from None
+        raise error(f"no such file: {shown}", hint=_zoo_hint(shown)) from None
     except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror}") from None
-    return decode_source(data, str(path))
+        raise error(f"cannot read {shown}: {exc.strerror}") from None
+    opened = os.fstat(descriptor)
+    if not stat.S_ISREG(opened.st_mode):
+        os.close(descriptor)
+        raise error(f"{shown} is not a regular file")
+    with os.fdopen(descriptor, "rb") as handle:
+        if inside is not None and not _opened_inside(path, opened, inside):
+            raise error(f"{shown} is outside the folders includes may read")
+        if opened.st_size > cap:
+            raise _source_too_large(shown, opened.st_size, cap)
+        try:
+            data = handle.read(cap + 1)
+        except OSError as exc:
+            raise error(f"cannot read {shown}: {exc.strerror}") from None
+    return decode_source(data, shown, limits)
 
 
 STDIN_NAME = "<stdin>"
 
 
-def read_stdin() -> SourceFile:
-    """A spec given on standard input (SPEC ``-``), with the same size cap and UTF-8 rule."""
-    data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
-    return decode_source(data, STDIN_NAME)
+def read_stdin(limits: Limits = DEFAULT_LIMITS) -> SourceFile:
+    """A spec given on standard input (SPEC ``-``), with the checks of decode_source."""
+    data = sys.stdin.buffer.read(min(MAX_SOURCE_BYTES, limits.max_source_bytes) + 1)
+    return decode_source(data, STDIN_NAME, limits)
 
 
-def decode_source(data: bytes, path: str) -> SourceFile:
-    """Checked bytes of a spec as its text: at most MAX_SOURCE_BYTES, UTF-8 (an error points at
-    the first bad byte)."""
-    if len(data) > MAX_SOURCE_BYTES:
-        raise error(f"{path} is larger than {MAX_SOURCE_BYTES // 2**20} MiB, too large for a spec")
+def decode_source(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> SourceFile:
+    """Checked bytes of a spec as its text: within the size and token caps, UTF-8 (an error
+    points at the first bad byte), a byte order mark dropped, CR LF and CR line ends as LF."""
+    cap = min(MAX_SOURCE_BYTES, limits.max_source_bytes)
+    if len(data) > cap:
+        raise _source_too_large(path, len(data), cap)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -839,7 +913,40 @@ def decode_source(data: bytes, path: str) -> SourceFile:
         source = SourceFile(path, data.decode("utf-8", errors="replace"))
         span = SourceSpan(source, line, column, line, column + 1)
         raise error("the file is not valid UTF-8", span) from None
+    if "\r" in text:
+        # Windows (CRLF) and old Mac (CR) line ends become LF, so that every stage counts
+        # lines as an editor shows them.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NOTE: parsing costs by the token (a list literal packs one into every two bytes): this
+    # bound, one regex pass, keeps the parse of any file to seconds.
+    tokens = count_tokens(text)
+    if tokens > limits.max_source_tokens:
+        raise error(
+            f"{path} holds about {tokens:,} tokens, more than the limit of {limits.max_source_tokens:,} "
+            "for a spec (max_source_tokens)",
+            hint="real specs are far smaller; to allow it, raise the cap with "
+            "--limit max_source_tokens=VALUE",
+        )
     return SourceFile(path, text)
+
+
+def _source_too_large(shown: str, size: int, cap: int) -> NetspecError:
+    return error(
+        f"{shown} is larger than {cap:,} bytes, the limit for a spec (max_source_bytes)",
+        hint="real specs are far smaller; to allow it, raise the cap with --limit max_source_bytes=VALUE",
+    )
+
+
+def _opened_inside(path: str | os.PathLike[str], opened: os.stat_result, roots: Sequence[Path]) -> bool:
+    """Whether the file opened from ``path`` (``opened`` is its fstat) lies in ``roots``: its
+    resolved path is inside one and names that very file (same device and inode)."""
+    real = Path(os.path.realpath(path))
+    try:
+        again = os.stat(real)
+    except OSError:
+        return False
+    same = (again.st_dev, again.st_ino) == (opened.st_dev, opened.st_ino)
+    return same and any(real.is_relative_to(root) for root in roots)
 
 
 def _zoo_hint(path: str) -> str | None:

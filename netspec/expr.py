@@ -49,11 +49,49 @@ MAX_STRING_LENGTH = 10_000_000
 
 
 class ListValue(tuple[object, ...]):
-    """A list value: a tuple that knows how deep it nests and how many values it holds in all,
-    so that the caps are checked in time proportional to its own length."""
+    """A list value: a tuple that knows how deep it nests and how many values it holds in all
+    (a nested list counts once itself and once for each value in it), so that the caps are
+    checked in time proportional to its own length."""
 
     depth: int
     count: int
+
+
+class Budget:
+    """What evaluating a spec's expressions may cost in all: one unit per expression step,
+    per list item and string character created, and per value or character compared, rendered
+    or walked. Every operation draws from the one budget, so that no spec can make the
+    evaluator run for hours or fill memory while each single value stays under its cap
+    (Limits.max_evaluation; --limit raises it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, units: int, span: SourceSpan | None) -> None:
+        self.used += units
+        if self.used > self.limit:
+            raise error(
+                f"the spec's expressions exceed the evaluation budget of {self.limit:,} steps, list "
+                "items and string characters in all",
+                span,
+                hint="to allow it, raise the cap with --limit max_evaluation=VALUE",
+            )
+
+
+# The budget of an evaluation that is given none (netspec.limits.Limits.max_evaluation's default).
+DEFAULT_EVALUATION_BUDGET = 10_000_000
+
+
+def size(value: object) -> int:
+    """What walking ``value`` costs: its values in all for a list, its length for a string."""
+    if isinstance(value, ListValue):
+        return value.count + 1
+    if isinstance(value, tuple):
+        return len(value) + 1
+    if isinstance(value, str):
+        return len(value) + 1
+    return 1
 
 
 def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> ListValue:
@@ -62,7 +100,7 @@ def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> List
     for item in items:
         if isinstance(item, tuple):
             inner = item if isinstance(item, ListValue) else make_list(item, span)
-            depth, count = max(depth, inner.depth + 1), count + inner.count
+            depth, count = max(depth, inner.depth + 1), count + inner.count + 1
         else:
             count += 1
     if depth > MAX_LIST_DEPTH:
@@ -77,14 +115,30 @@ def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> List
 Lookup = Callable[[str, SourceSpan], "Value"]
 
 
+def as_integer(value: object) -> int | None:
+    """``value`` as an integer when it is one (a whole float included) within INTEGER_LIMIT;
+    None otherwise. NOTE: a whole float such as 1e19 is past the limit too: converting it
+    without the check would let it past every integer bound of the spec."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and abs(value) <= INTEGER_LIMIT:
+        return value
+    return None
+
+
 def _to_int(value: Value, span: SourceSpan) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(f"expected a number, got {describe(value)}", span)
-    if isinstance(value, float):
-        if not value.is_integer():
+    number = as_integer(value)
+    if number is None:
+        if isinstance(value, float) and not value.is_integer():
             raise error(f"expected an integer, got {value}", span)
-        return int(value)
-    return value
+        raise error(f"the value {value} is too large; integers are limited to 2**62", span)
+    return number
 
 
 def _range(*args: Value, span: SourceSpan) -> tuple:
@@ -94,8 +148,10 @@ def _range(*args: Value, span: SourceSpan) -> tuple:
     if len(bounds) == 3 and bounds[2] == 0:
         raise error("range() needs a non-zero step, got 0", span)
     result = range(*bounds)
-    if len(result) > MAX_LIST_VALUES:
-        raise error(f"range() of {len(result)} values is too large", span)
+    # NOTE: len() of a range past sys.maxsize values raises OverflowError; the comparison does not.
+    length = max(0, -((result.start - result.stop) // result.step))
+    if length > MAX_LIST_VALUES:
+        raise error(f"range() of {length} values is too large", span)
     return make_list(tuple(result), span)
 
 
@@ -217,27 +273,34 @@ def truthy(value: Value, span: SourceSpan) -> bool:
     raise error(f"a condition must be true or false, got {describe(value)}", span)
 
 
-def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
-    """Evaluate ``expr``; ``lookup`` resolves identifiers (returning a Symbol when unbound)."""
+def evaluate(expr: ast.Expr, lookup: Lookup, budget: Budget | None = None) -> Value:
+    """Evaluate ``expr``; ``lookup`` resolves identifiers (returning a Symbol when unbound).
+    The work is drawn from ``budget`` (a fresh default one when None)."""
+    return _evaluate(expr, lookup, Budget(DEFAULT_EVALUATION_BUDGET) if budget is None else budget)
+
+
+def _evaluate(expr: ast.Expr, lookup: Lookup, budget: Budget) -> Value:
+    budget.charge(1, expr.span)
     if isinstance(expr, ast.Literal):
         return expr.value
     if isinstance(expr, ast.Name):
         if expr.is_plain:
             return lookup(expr.parts[0], expr.span)  # type: ignore[arg-type]
-        return Symbol(interpolate(expr, lookup))
+        return Symbol(interpolate(expr, lookup, budget))
     if isinstance(expr, ast.ListExpr):
-        return make_list(tuple(evaluate(item, lookup) for item in expr.items), expr.span)
+        budget.charge(len(expr.items), expr.span)
+        return make_list(tuple(_evaluate(item, lookup, budget) for item in expr.items), expr.span)
     if isinstance(expr, ast.Unary):
-        operand = evaluate(expr.operand, lookup)
+        operand = _evaluate(expr.operand, lookup, budget)
         if expr.op == "not":
             return not truthy(operand, expr.operand.span)
         number = _number(operand, expr.operand.span, expr.op)
         return -number if expr.op == "-" else number
     if isinstance(expr, ast.Binary):
-        return _binary(expr, lookup)
+        return _binary(expr, lookup, budget)
     if isinstance(expr, ast.Conditional):
-        condition = truthy(evaluate(expr.condition, lookup), expr.condition.span)
-        return evaluate(expr.if_true if condition else expr.if_false, lookup)
+        condition = truthy(_evaluate(expr.condition, lookup, budget), expr.condition.span)
+        return _evaluate(expr.if_true if condition else expr.if_false, lookup, budget)
     if isinstance(expr, ast.Call):
         function = FUNCTIONS.get(expr.function)
         if function is None:
@@ -256,10 +319,15 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
                 expr.span,
                 hint=hint or f"functions: {', '.join(sorted(FUNCTIONS))}",
             )
-        return _checked(function(*(evaluate(a, lookup) for a in expr.args), span=expr.span), expr.span)
+        args = [_evaluate(a, lookup, budget) for a in expr.args]
+        # A function walks its list and string arguments and creates its result: both are paid.
+        budget.charge(sum(size(a) for a in args), expr.span)
+        result = _checked(function(*args, span=expr.span), expr.span)
+        budget.charge(size(result), expr.span)
+        return result
     if isinstance(expr, ast.Index):
-        target = evaluate(expr.target, lookup)
-        index = evaluate(expr.index, lookup)
+        target = _evaluate(expr.target, lookup, budget)
+        index = _evaluate(expr.index, lookup, budget)
         if not isinstance(target, tuple):
             raise error(f"only lists can be indexed, not {describe(target)}", expr.target.span)
         position = _to_int(index, expr.index.span)
@@ -269,18 +337,25 @@ def evaluate(expr: ast.Expr, lookup: Lookup) -> Value:
     raise AssertionError(f"unknown expression node {expr!r}")
 
 
-def interpolate(name: ast.Name, lookup: Lookup) -> str:
-    """The text of a name with its ``{expr}`` parts evaluated."""
+def interpolate(name: ast.Name, lookup: Lookup, budget: Budget | None = None) -> str:
+    """The text of a name with its ``{expr}`` parts evaluated, built in one join (linear in
+    its length, which is drawn from ``budget``)."""
+    if budget is None:
+        budget = Budget(DEFAULT_EVALUATION_BUDGET)
     pieces = []
+    length = 0
     for part in name.parts:
         if isinstance(part, str):
             pieces.append(part)
+            length += len(part)
             continue
-        value = evaluate(part, lookup)
+        value = _evaluate(part, lookup, budget)
         if isinstance(value, bool) or not isinstance(value, (int, str, Symbol, TensorRef)):
             raise error(f"a name can only interpolate integers and names, got {describe(value)}", part.span)
         pieces.append(str(value))
-    return "".join(pieces)
+        length += len(pieces[-1])
+    budget.charge(length, name.span)
+    return _checked_string("".join(pieces), name.span)
 
 
 def _number(value: Value, span: SourceSpan, op: str) -> int | float:
@@ -289,22 +364,25 @@ def _number(value: Value, span: SourceSpan, op: str) -> int | float:
     return value
 
 
-def _binary(expr: ast.Binary, lookup: Lookup) -> Value:
+def _binary(expr: ast.Binary, lookup: Lookup, budget: Budget) -> Value:
     if expr.op in ("and", "or"):
-        left = truthy(evaluate(expr.left, lookup), expr.left.span)
+        left = truthy(_evaluate(expr.left, lookup, budget), expr.left.span)
         if (expr.op == "and") != left:
             return left
-        return truthy(evaluate(expr.right, lookup), expr.right.span)
-    left_value = evaluate(expr.left, lookup)
-    right_value = evaluate(expr.right, lookup)
+        return truthy(_evaluate(expr.right, lookup, budget), expr.right.span)
+    left_value = _evaluate(expr.left, lookup, budget)
+    right_value = _evaluate(expr.right, lookup, budget)
     if expr.op in _COMPARISONS:
         if expr.op in ("==", "!="):
+            budget.charge(size(left_value) + size(right_value), expr.span)
             return _COMPARISONS[expr.op](_as_text(left_value), _as_text(right_value))
         left_number = _number(left_value, expr.left.span, expr.op)
         return _COMPARISONS[expr.op](left_number, _number(right_value, expr.right.span, expr.op))
     if expr.op == "+" and isinstance(left_value, tuple) and isinstance(right_value, tuple):
+        budget.charge(len(left_value) + len(right_value), expr.span)
         return make_list(left_value + right_value, expr.span)
     if expr.op == "+" and isinstance(left_value, str) and isinstance(right_value, str):
+        budget.charge(len(left_value) + len(right_value), expr.span)
         return _checked_string(left_value + right_value, expr.span)
     left_number = _number(left_value, expr.left.span, expr.op)
     right_number = _number(right_value, expr.right.span, expr.op)

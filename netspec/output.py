@@ -4,10 +4,14 @@ protobuf's 2 GiB limit are written with their weights in a data file beside them
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import stat
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -34,27 +38,89 @@ def write_atomic_with(path: str | os.PathLike[str], writer: Writer) -> None:
     write_atomic_group([(path, writer)])
 
 
+class OutputError(OSError):
+    """An output file could not be written where the user asked (a read-only folder, a full
+    disk, a folder missing); exit code 3. The old file, if any, is left as it was."""
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output whose folder does not exist or that names something
+    other than a regular file (a directory, a device such as /dev/null, a FIFO, a socket):
+    writing there would replace it with a regular file. A UsageError (exit 2)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+    raise UsageError(
+        f"the output {path} is {kind}; netspec writes its outputs only as regular files, "
+        "and does not replace anything else"
+    )
+
+
 def write_atomic_group(files: Sequence[tuple[str | os.PathLike[str], Writer]]) -> None:
     """Fill a temporary file for each ``(path, writer)``, and only when all are complete rename
-    them into place, in order: files that belong together are replaced together or not at all."""
+    them into place, in order: files that belong together are replaced together or not at all.
+    A failure, Ctrl-C or SIGTERM on the way removes the temporary files; a write the system
+    refuses is an OutputError naming the file and the reason."""
+    for path, _ in files:
+        check_output_path(path)
     temporaries: list[tuple[Path, Path]] = []
+    current: str | os.PathLike[str] = ""
     try:
-        for path, writer in files:
-            target = Path(path)
-            folder = target.parent if str(target.parent) else Path(".")
-            descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-            temporaries.append((Path(temporary), target))
-            os.chmod(temporary, _file_mode(target))
-            with os.fdopen(descriptor, "wb") as handle:
-                writer(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        for temporary, target in temporaries:
-            os.replace(temporary, target)
-    except BaseException:
+        with _terminate_as_interrupt():
+            for path, writer in files:
+                current = path
+                target = Path(path)
+                folder = target.parent if str(target.parent) else Path(".")
+                descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+                temporaries.append((Path(temporary), target))
+                os.chmod(temporary, _file_mode(target))
+                with os.fdopen(descriptor, "wb") as handle:
+                    writer(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            for temporary, target in temporaries:
+                current = target
+                os.replace(temporary, target)
+    except BaseException as exc:
         for temporary, _ in temporaries:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            reason = exc.strerror or str(exc)
+            raise OutputError(f"cannot write {current}: {reason}") from None
         raise
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while output files were being written (the temporaries are removed)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the block (as Ctrl-C raises KeyboardInterrupt), so that the
+    cleanup of temporary files runs for it too; only in the main thread, where Python can set
+    signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _file_mode(target: Path) -> int:
@@ -92,13 +158,6 @@ def external_data_path(path: str | os.PathLike[str]) -> Path:
     """Where the weights of a model too large for one file go: ``model.onnx.data`` beside it."""
     target = Path(path)
     return target.with_name(target.name + ".data")
-
-
-def check_output_path(path: str | os.PathLike[str]) -> None:
-    """Refuse, before any work, an output whose folder does not exist (a usage error)."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot write '{path}': the folder '{folder}' does not exist")
 
 
 def write_model_to_stream(model: onnx.ModelProto | LoweredModel, stream: BinaryIO) -> int:

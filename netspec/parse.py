@@ -135,12 +135,27 @@ def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
 
 
 def syntax_error(
-    source: SourceFile, exc: UnexpectedInput, text: str | None = None, ending: str = "end of file"
+    source: SourceFile,
+    exc: UnexpectedInput,
+    text: str | None = None,
+    ending: str = "end of file",
+    names_interpolate: bool = True,
 ) -> Exception:
     """The diagnostic for a Lark error. ``text`` is what was parsed when it is not the whole
-    file (a name's ``{expr}``, padded to its position), and ``ending`` names where that text ends."""
+    file (a name's ``{expr}``, padded to its position), and ``ending`` names where that text ends;
+    ``names_interpolate``: the language has ``name{expr}`` (.net, not Caffe)."""
     text = source.text if text is None else text
     line, column = max(exc.line, 1), max(exc.column, 1)
+    error_offset = len(text) if isinstance(exc, UnexpectedEOF) else _offset_of(exc, text)
+    unclosed = _unclosed_interpolation(text, error_offset) if names_interpolate else None
+    if unclosed is not None:
+        at_line = _line_of(text, unclosed)
+        at_column = unclosed - (text.rfind("\n", 0, unclosed) + 1) + 1
+        return error(
+            "the '{' of an interpolation in a name is not closed",
+            SourceSpan(source, at_line, at_column, at_line, at_column + 1),
+            hint="a name interpolates an expression as name{expr}, e.g. conv{i + 1}",
+        )
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = SourceSpan(source, line, column, line, column + 1)
@@ -162,6 +177,9 @@ def syntax_error(
         return error(f"unexpected {ending}; expected {expected}", span, hint=hint)
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
+    stray_else = _stray_else(text, token.start_pos or 0)
+    if stray_else is not None:
+        return stray_else_error(source, text, stray_else)
     width = max(len(str(token)), 1)
     span = SourceSpan(source, line, column, line, column + width)
     expected = _expected(exc.expected)
@@ -225,6 +243,60 @@ def _open_brackets(text: str, end: int) -> list[int]:
     return still_open
 
 
+_ELSE_BEFORE_BRACE = re.compile(r"\belse\s*$")
+_IF_HEADER = re.compile(r"(?:^|[{};\n])\s*(?:if|elif)\b[^{}]*$")
+
+
+def _stray_else(text: str, offset: int) -> int | None:
+    """The offset of an ``else`` that opens the innermost block still open at ``offset`` and
+    follows no ``if`` block. The parser reads such an ``else`` as a layer type and fails inside
+    its block, a line or more later; the mistake is the ``else`` itself."""
+    still_open = _open_brackets(text, offset)
+    if not still_open or text[still_open[-1]] != "{":
+        return None
+    found = _ELSE_BEFORE_BRACE.search(text, 0, still_open[-1])
+    if found is None:
+        return None
+    before = text[: found.start()].rstrip()
+    if before.endswith("}"):
+        opener = _open_brackets(text, len(before) - 1)
+        if opener and _IF_HEADER.search(text, 0, opener[-1]):
+            return None
+    return found.start()
+
+
+def stray_else_error(source: SourceFile, text: str, offset: int) -> Exception:
+    """The diagnostic for an ``else`` that follows no ``if`` block, at the ``else``."""
+    line = _line_of(text, offset)
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return error(
+        "'else' without 'if': an 'else' block must follow the '}' of an 'if' or 'elif' block",
+        SourceSpan(source, line, column, line, column + 4),
+    )
+
+
+# A '{' glued to a name, followed on its line by an expression and then a block or the line's
+# end, with no ':' (which would make it a layer's fields): an interpolation never closed.
+_GLUED_BRACE = re.compile(r"(?<=[\w.])\{[ \t]*[^\s{}:#][^{}:#\n]*(?=\{|\n|$)")
+
+
+def _offset_of(exc: UnexpectedInput, text: str) -> int:
+    token = getattr(exc, "token", None)
+    if token is not None and token.type != "$END" and token.start_pos is not None:
+        return int(token.start_pos)
+    position = getattr(exc, "pos_in_stream", None)
+    return len(text) if position is None else int(position)
+
+
+def _unclosed_interpolation(text: str, offset: int) -> int | None:
+    """The offset of a still-open '{' before ``offset`` that began an interpolation in a name
+    (``r{i {}``): the parser reads it as a block and fails lines later, at the file's end."""
+    for opener in reversed(_open_brackets(text, offset)):
+        if text[opener] == "{" and _GLUED_BRACE.match(text, opener):
+            return opener
+    return None
+
+
 def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
@@ -263,20 +335,32 @@ def _expected(names: Any) -> str:
 class _ToAst(Transformer[Token, Any]):
     """Lark tree to frozen AST nodes, with spans into ``source``."""
 
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile, line: int = 1, column: int = 1) -> None:
+        """``line`` and ``column``: where the parsed text starts in ``source`` (a name's
+        one-line ``{expr}``: its spans are shifted there)."""
         super().__init__()
         self.source = source
+        self.line_shift = line - 1
+        self.column_shift = column - 1
 
     # ------------------------------------------------------------- helpers
+    def _at(self, line: int, column: int, end_line: int, end_column: int) -> SourceSpan:
+        shift = self.column_shift
+        return SourceSpan(
+            self.source,
+            line + self.line_shift,
+            column + (shift if line == 1 else 0),
+            end_line + self.line_shift,
+            end_column + (shift if end_line == 1 else 0),
+        )
+
     def _span(self, meta: Any) -> SourceSpan:
         if getattr(meta, "empty", True):
-            return SourceSpan(self.source, 1, 1, 1, 1)
-        return SourceSpan(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+            return self._at(1, 1, 1, 1)
+        return self._at(meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _token_span(self, token: Token) -> SourceSpan:
-        return SourceSpan(
-            self.source, token.line or 1, token.column or 1, token.end_line or 1, token.end_column or 1
-        )
+        return self._at(token.line or 1, token.column or 1, token.end_line or 1, token.end_column or 1)
 
     def _name(self, token: Token) -> ast.Name:
         span = self._token_span(token)
@@ -298,9 +382,16 @@ class _ToAst(Transformer[Token, Any]):
         return ast.Name(tuple(parts), span)
 
     def _parse_interpolation(self, text: str, line: int, column: int) -> ast.Expr:
-        # Offset the inner text so spans inside the interpolation point into the real file.
-        padded = "\n" * (line - 1) + " " * (column - 1) + text
-        return _parse_expression(self.source, padded, "end of the '{...}' in a name")
+        # NOTE: the inner text is parsed on its own and its spans shifted to the name's place;
+        # padding it to its position would make a long line of interpolations quadratic. Only
+        # a mistake in it is parsed again padded, so that the diagnostic points into the file.
+        try:
+            tree = _parser().parse(text, start="expr")
+            check_nesting(tree, self.source)
+        except (UnexpectedInput, NetspecError):
+            padded = "\n" * (line - 1) + " " * (column - 1) + text
+            return _parse_expression(self.source, padded, "end of the '{...}' in a name")
+        return _transform(_ToAst(self.source, line, column), tree)
 
     # ------------------------------------------------------------- module level
     @v_args(meta=True)
@@ -366,6 +457,8 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def anonymous_layer(self, meta: Any, children: list[Any]) -> ast.LayerStmt:
         type_token, fields = children
+        if str(type_token) == "else":  # the grammar reads an 'else' after no 'if' as a layer type
+            raise stray_else_error(self.source, self.source.text, type_token.start_pos or 0)
         return ast.LayerStmt(
             str(type_token), None, None, fields, self._span(meta), self._token_span(type_token)
         )

@@ -49,7 +49,11 @@ def load_weights(path: str, graph: Graph, types: Mapping[str, TensorType]) -> di
     if suffix == ".caffemodel":
         found = _caffemodel_arrays(path, graph, types)
         return _match_arrays(path, found, graph, types, by_name=False)
-    found = read_safetensors(path) if suffix == ".safetensors" else read_npz(path)
+    if suffix == ".safetensors":
+        found = read_safetensors(path)
+    else:
+        sizes = {name: math.prod(a.spec.shape) for name, a in expected_arrays(graph, types).items()}
+        found = read_npz(path, sizes)
     return fit_named_arrays(path, found, graph, types)
 
 
@@ -69,25 +73,105 @@ def fit_named_arrays(
     return arrays
 
 
-def read_npz(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file as stored, read without pickle."""
+def read_npz(path: str, expected: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file as stored, read without pickle. With ``expected`` (array
+    name -> element count), every member's declared size is checked against it before anything
+    is inflated (a zip bomb is refused from its directory alone), and a member the net does not
+    have is not read (an empty stand-in keeps its name for the mismatch report)."""
     import zipfile
+    import zlib
 
     if not zipfile.is_zipfile(path):
         # NOTE: np.load would take any other file for a pickle or an .npy; an npz is a zip.
         raise error(f"cannot read weights from {path}: not an npz archive")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            _check_npz_directory(path, members, expected)
+            found: dict[str, np.ndarray] = {}
+            for member in members:
+                name = member.filename[: -len(".npy")]
+                if expected is not None and name not in expected and not _ignored(name):
+                    found[name] = np.zeros(0, np.float32)
+                    continue
+                with archive.open(member) as handle:
+                    found[name] = _read_npy(path, name, handle, member.file_size)
+            return found
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+            RuntimeError, NotImplementedError, OverflowError) as exc:  # fmt: skip
+        # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile lacks.
+        raise error(f"cannot read weights from {path}: not a readable npz archive ({exc})") from None
+
+
+# Bytes an .npy member may hold beyond its data: the header (numpy pads it to 64 bytes; format
+# 2.0 allows up to 4 GiB, which no real file uses).
+_NPY_HEADER_SLACK = 2**16
+# The widest float dtype an array may be stored in (float128 is 16 bytes).
+_WIDEST_ITEM = 16
+# num_batches_tracked is one int64; a member of that name larger than this is not one.
+_IGNORED_MAX_BYTES = 4096
+
+
+def _ignored(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] == IGNORED_SUFFIX
+
+
+def _check_npz_directory(path: str, members: list[Any], expected: Mapping[str, int] | None) -> None:
+    """Refuse members that are not ``.npy`` arrays, and (with ``expected``) members whose
+    declared size is larger than the array of that name can be, before any is inflated."""
+    for member in members:
+        # NOTE: not ZipInfo.is_dir(), which fails on an empty member name; a folder's name
+        # ends with '/', not '.npy'.
+        if not member.filename.endswith(".npy"):
             raise error(
-                f"{path}: an array in the file is pickled Python objects, which netspec does not load",
-                hint="save plain numeric arrays: np.savez(path, **{k: v.numpy() for k, v in sd.items()})",
-            ) from None
-        raise error(f"cannot read weights from {path}: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise error(f"cannot read weights from {path}: not an npz archive ({exc})") from None
+                f"cannot read weights from {path}: the member '{member.filename}' is not an .npy array"
+            )
+        if expected is None:
+            continue
+        name = member.filename[: -len(".npy")]
+        if _ignored(name):
+            bound = _IGNORED_MAX_BYTES
+        elif name in expected:
+            bound = expected[name] * _WIDEST_ITEM + _NPY_HEADER_SLACK
+        else:
+            continue
+        if member.file_size > bound:
+            raise error(
+                f"{path}: the member '{member.filename}' declares {member.file_size:,} bytes, more "
+                f"than the array '{name}' of the net can hold ({bound:,} at most); nothing was read"
+            )
+
+
+def _read_npy(path: str, name: str, handle: Any, declared: int) -> np.ndarray:
+    """One .npy member: its header read first, so that a shape claiming more bytes than the
+    member holds is refused before any memory is allocated for it."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(handle)
+    if version == (1, 0):
+        shape, fortran_order, dtype = npy.read_array_header_1_0(handle)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran_order, dtype = npy.read_array_header_2_0(handle)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise error(
+            f"{path}: an array in the file is pickled Python objects, which netspec does not load",
+            hint="save plain numeric arrays: np.savez(path, **{k: v.numpy() for k, v in sd.items()})",
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > declared:
+        raise error(
+            f"{path}: the array '{name}' claims shape {list(shape)} ({nbytes:,} bytes), more than "
+            f"its member holds ({declared:,} bytes)"
+        )
+    data = handle.read(nbytes)
+    if len(data) != nbytes:
+        raise error(f"{path}: the array '{name}' is cut short ({len(data):,} of {nbytes:,} bytes)")
+    array = np.frombuffer(data, dtype=dtype)
+    if fortran_order:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -103,14 +187,13 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
                 dtype = handle.get_slice(name).get_dtype()
                 if dtype in _RAW_DTYPES:
                     raw_dtypes[name] = dtype
-                else:
-                    try:
-                        found[name] = handle.get_tensor(name)
-                    except TypeError:  # a dtype numpy has no type for (float8 ...)
-                        raise error(
-                            f"{path}: array '{name}' has dtype {dtype}, which netspec does not read",
-                            hint="save it as float32, float16, bfloat16 or float64",
-                        ) from None
+                elif dtype in _NUMPY_DTYPES:
+                    found[name] = handle.get_tensor(name)
+                else:  # float8 and the like, which numpy has no type for
+                    raise error(
+                        f"{path}: array '{name}' has dtype {dtype}, which netspec does not read",
+                        hint="save it as float32, float16, bfloat16 or float64",
+                    )
         if raw_dtypes:
             for name, entry in deserialize(Path(path).read_bytes()):
                 if name in raw_dtypes:
@@ -127,6 +210,8 @@ def _bfloat16_to_float32(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
 
 
 _RAW_DTYPES = {"BF16": _bfloat16_to_float32}
+# safetensors dtypes numpy reads (integers and booleans only to be refused by name, or ignored).
+_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
 
 
 def _as_float32(
@@ -142,7 +227,7 @@ def _as_float32(
         if value.dtype.kind != "f" and not (fixed and name in fixed and value.dtype.kind in "iu"):
             refused.append(f"{name} ({value.dtype})")
             continue
-        arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+        arrays[name] = value
     if refused:
         raise error(
             f"{path}: weights must be floating point; {_listing(refused)} "
@@ -193,7 +278,7 @@ def _match_arrays(
         elif not _fits(value, array.spec.shape, by_name):
             mismatched.append(f"{name}: file {list(value.shape)}, net {list(array.spec.shape)}")
         else:
-            weights[name] = np.ascontiguousarray(value, dtype=np.float32).reshape(array.spec.shape)
+            weights[name] = _finite_float32(path, name, value).reshape(array.spec.shape)
     unexpected = [name for name in found if name not in expected] if by_name else []
     # "Did you mean" pairs a missing name with an unexpected one (only for the names shown:
     # a file for another net can have a thousand of each).
@@ -214,6 +299,21 @@ def _match_arrays(
         # One line per kind of problem, each listing its arrays.
         raise error(f"the weights in {path} do not fit the net:" + "".join(f"\n  {p}" for p in problems))
     return weights
+
+
+def _finite_float32(path: str, name: str, value: np.ndarray) -> np.ndarray:
+    """``value`` as float32, or an error naming it when it holds NaN or infinity, or values
+    past float32's range (which would become infinities)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(value, dtype=np.float32)
+    if not np.isfinite(converted).all():
+        source_finite = bool(np.isfinite(value).all())
+        what = "values past float32's range (about 3.4e38)" if source_finite else "NaN or infinite values"
+        raise error(
+            f"{path}: the array '{name}' holds {what}",
+            hint="trained weights must be finite numbers; check how the file was made",
+        )
+    return converted
 
 
 def _fits(value: np.ndarray, shape: tuple[int, ...], by_name: bool) -> bool:

@@ -275,9 +275,8 @@ HEAD = 'input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8\n'
         (HEAD + 'layer { name: "x" type: "ReLU" bottom: "data" top: "y" }\n'
                 'layer { name: "z" type: "TanH" bottom: "data" top: "y" }',
          "layer 'z' writes blob 'y', which an earlier layer already wrote", 3, 52),
-        (HEAD + 'layer { name: "x" type: "ReLU" bottom: "data" top: "x" }\n'
-                'layer { name: "x" type: "TanH" bottom: "x" top: "y" }',
-         "duplicate layer name 'x' (also at net.prototxt:2:15)", 3, 15),
+        (HEAD + 'layer { name: "x" type: "Slice" bottom: "data" top: "a" top: "a" }',
+         "layer 'x' names the top 'a' twice; a layer's tops need distinct names", 2, 62),
         (HEAD + 'layer { name: "x" type: "Convolution" bottom: "data" top: "x" '
                 "convolution_param { num_output: 2 kernel_size: 3 kernal_w: 2 } }",
          "Convolution has no parameter 'kernal_w'; did you mean 'kernel_w'?", 2, 112),

@@ -51,8 +51,8 @@ def net(
     return Case({"spec.net": text}, message, line, at, hint, **kw)  # type: ignore[arg-type]
 
 
-def caffe(text: str, message: str, line: int, at: str | None, hint: str | None = None) -> Case:
-    return Case({"model.prototxt": text}, message, line, at, hint)
+def caffe(text: str, message: str, line: int, at: str | None, hint: str | None = None, nth: int = 1) -> Case:
+    return Case({"model.prototxt": text}, message, line, at, hint, nth=nth)
 
 
 CATALOGUE = {
@@ -339,6 +339,161 @@ CATALOGUE = {
         "999",
     ),
     "caffe-empty-file": caffe("", "the file defines no layers for phase TEST", 1, None),
+    # ------------------------------------------------------------------ untrusted input (issue 13)
+    "whole-float-past-the-integer-limit": net(
+        HEAD + "Convolution c { num_output: 8  kernel_size: 3  stride: 1e19 }\n",
+        "Convolution parameter 'stride': expected a positive integer or a list [h, w] of them, "
+        "got number 1e+19",
+        2,
+        "1e19",
+    ),
+    "whole-float-dilation": net(
+        HEAD + "Convolution c { num_output: 8  kernel_size: 3  dilation: 1e19 }\n",
+        "Convolution parameter 'dilation': expected a positive integer or a list [h, w] of them, "
+        "got number 1e+19",
+        2,
+        "1e19",
+    ),
+    "range-of-a-whole-float-past-the-limit": net(
+        HEAD + "let x = range(1e19)\n",
+        "the value 1e+19 is too large; integers are limited to 2**62",
+        2,
+        "range",
+    ),
+    "range-longer-than-sys-maxsize": net(
+        HEAD + "let x = range(-2**62, 2**62)\n",
+        "range() of 9223372036854775808 values is too large",
+        2,
+        "range",
+    ),
+    "caffe-whole-float-stride": caffe(
+        CAFFE_HEAD + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+        "  convolution_param { num_output: 4 kernel_size: 3 stride: 1e19 } }\n",
+        "Convolution parameter 'stride': expected a positive integer or a list [h, w] of them, "
+        "got number 1e+19",
+        5,
+        "1e19",
+    ),
+    "same-top-twice": net(
+        "input data: [N, 4, 8, 8]\nSlice s { top: [a, a] }\n",
+        "'top:' names the tensor 'a' twice; a layer's outputs need distinct names",
+        2,
+        "[a, a]",
+    ),
+    "caffe-same-top-twice": caffe(
+        CAFFE_HEAD + 'layer { name: "s" type: "Slice" bottom: "data" top: "a" top: "a" }\n',
+        "layer 's' names the top 'a' twice; a layer's tops need distinct names",
+        4,
+        '"a"',
+        nth=2,
+    ),
+    "caffe-input-layer-same-top-twice": caffe(
+        'name: "x"\nlayer { name: "in" type: "Input" top: "d" top: "d"\n'
+        "  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n",
+        "layer 'in' names the top 'd' twice; a layer's tops need distinct names",
+        2,
+        '"d"',
+        nth=2,
+    ),
+    "terminal-escape-in-a-string": net(
+        HEAD + 'let s = "\x1b[2J\x1b]0;owned\x07"\nConvolution c { num_output: s  kernel_size: 3 }\n',
+        "Convolution parameter 'num_output': expected a positive integer, got string "
+        '"\\x1b[2J\\x1b]0;owned\\x07"',
+        3,
+        "s ",
+    ),
+    "loop-of-long-ranges": net(
+        HEAD + "repeat 100000 { let x = range(1000000) }\n",
+        "the spec's expressions exceed the evaluation budget of 10,000,000 steps, list items and "
+        "string characters in all",
+        2,
+        "range",
+        "--limit max_evaluation=VALUE",
+    ),
+    "comparing-long-lists-in-a-loop": net(
+        HEAD + "let a = range(1000000)\nrepeat 100000 { if a == a { ReLU {} } }\n",
+        "the spec's expressions exceed the evaluation budget of 10,000,000 steps, list items and "
+        "string characters in all",
+        3,
+        "a == a",
+        "--limit max_evaluation=VALUE",
+    ),
+    "many-long-lists": net(
+        HEAD + "".join(f"let a{i} = range(1000000)\n" for i in range(200)),
+        "the spec's expressions exceed the evaluation budget of 10,000,000 steps, list items and "
+        "string characters in all",
+        11,
+        "range",
+        "--limit max_evaluation=VALUE",
+    ),
+    "long-layer-names": net(
+        HEAD
+        + 'let s0 = "aaaaaaaaaaaaaaaa"\n'
+        + "".join(f"let s{i} = s{i - 1} + s{i - 1}\n" for i in range(1, 25))
+        + "repeat 400 as i { ReLU {s24}{i} {} }\n",
+        "the spec's expressions exceed the evaluation budget of 10,000,000 steps, list items and "
+        "string characters in all",
+        21,
+        "s18 + s18",
+        "--limit max_evaluation=VALUE",
+    ),
+    "weights-past-the-default-limit": net(
+        "input data: [N, 65536]\nInnerProduct fc { num_output: 262144 }\n",
+        "the weights reach 17,180,131,328 elements at InnerProduct 'fc', more than the limit of 536,870,912",
+        2,
+        "InnerProduct",
+        "--limit max_weight_elements=VALUE",
+    ),
+    "byte-order-mark": net(
+        ("\ufeff" + HEAD + "Convolutoin c { num_output: 8 }\n").encode(),
+        "unknown layer type or template 'Convolutoin'; did you mean 'Convolution'?",
+        2,
+        "Convolutoin",
+    ),
+    "caffe-byte-order-mark": Case(
+        {
+            "model.prototxt": (
+                "\ufeff" + CAFFE_HEAD + 'layer { name: "r" type: "ReLUU" bottom: "data" top: "r" }\n'
+            ).encode()
+        },
+        "layer 'r' has type 'ReLUU', which netspec does not support; did you mean 'ReLU'?",
+        4,
+        '"ReLUU"',
+    ),
+    "old-mac-line-ends": net(
+        (HEAD + "ReLU r {}\nConvolutoin c { num_output: 8 }\n").replace("\n", "\r").encode(),
+        "unknown layer type or template 'Convolutoin'; did you mean 'Convolution'?",
+        3,
+        "Convolutoin",
+    ),
+    "else-without-if": net(
+        HEAD + "ReLU r {}\nelse {\n  ReLU q {}\n}\n",
+        "'else' without 'if': an 'else' block must follow the '}' of an 'if' or 'elif' block",
+        3,
+        "else",
+    ),
+    "unclosed-brace-in-a-name": net(
+        HEAD + "repeat 2 as i {\n  ReLU r{i {}\n}\n",
+        "the '{' of an interpolation in a name is not closed",
+        3,
+        "{i",
+        "name{expr}",
+    ),
+    "caffe-zero-dim": caffe(
+        'name: "x"\ninput: "data"\ninput_shape { dim: 1 dim: 0 dim: 8 dim: 8 }\n'
+        'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n',
+        "input 'data' has the dimension 0 in its shape [1, 0, 8, 8]; dimensions are positive integers",
+        3,
+        "0",
+    ),
+    "caffe-unknown-data-layer": caffe(
+        'name: "x"\nlayer { name: "data" type: "DenseImageData" top: "data" top: "label" }\n'
+        'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n',
+        "layer 'data' has type 'DenseImageData', which netspec does not support",
+        2,
+        '"DenseImageData"',
+        "--input data:1x3x224x224",
+    ),
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, TraceFrame
+from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, TraceFrame, printable
 from netspec.elaborate import elaborate, load_spec, read_source
 from netspec.infer import infer_shapes
 
@@ -42,7 +42,7 @@ def assert_points_at(err: NetspecError, message: str, line: int, column: int) ->
     assert rendered[0].startswith(f"{path}:{line}:{column}: error: "), rendered[0]
     source_line = diagnostic.span.source.line(line)
     gutter = f"  {line} | "
-    assert rendered[1] == gutter + source_line
+    assert rendered[1] == gutter + printable(source_line)  # control characters escaped
     caret = rendered[2]
     assert caret.index("^") == len(gutter) + column - 1, "\n".join(rendered[:3])
     assert set(caret[len(gutter) :].strip()) <= {"^", "~"}

@@ -98,3 +98,65 @@ def test_the_fuzz_tool_runs_and_counts(tmp_path: Path, capsys: pytest.CaptureFix
     summary = capsys.readouterr().out
     assert " inputs in " in summary and summary.strip().endswith("0 findings")
     assert not (tmp_path / "crashes").exists()
+
+
+@pytest.fixture(scope="module")
+def weight_seeds() -> dict[str, bytes]:
+    import random
+
+    return fuzz.weight_seeds(random.Random(0))
+
+
+@settings(FUZZ_SETTINGS, max_examples=60)
+@given(suffix=st.sampled_from([".npz", ".safetensors"]), rng=st.randoms(use_true_random=False))
+def test_mutated_weight_files_give_results_or_diagnostics(
+    workspace: fuzz.Workspace, weight_seeds: dict[str, bytes], suffix: str, rng: object
+) -> None:
+    data = fuzz.mutate_bytes(weight_seeds[suffix], rng)  # type: ignore[arg-type]
+    path = workspace.write(data, suffix)
+    finding = fuzz.run_input(path, TIME_BOUND_S, fuzz.load_weights_check)
+    assert finding is None, finding
+
+
+def test_the_valid_weight_seeds_load(workspace: fuzz.Workspace, weight_seeds: dict[str, bytes]) -> None:
+    for suffix, data in weight_seeds.items():
+        fuzz.load_weights_check(workspace.write(data, suffix))
+
+
+@pytest.mark.parametrize(
+    ("mutation", "seed_name", "telltale"),
+    [
+        (fuzz.duplicate_top, "lenet.prototxt", re.compile(r'(top: "\w+") \1|top: \[zt, zt\]')),
+        (fuzz.control_characters, "resnet18.net", re.compile(r"[\x1b\x07\x08\r\x9b\u202e]")),
+        (fuzz.misplaced_brace, "resnet18.net", re.compile(r"else \{|zz\{|elif 1")),
+        (fuzz.line_ends, "resnet18.net", re.compile(r"\ufeff|\r")),
+        (fuzz.costly_expression, "resnet18.net", re.compile(r"range\(1000000\)|zs|zz \+ zz")),
+        (fuzz.extreme_number, "resnet18.net", None),
+    ],
+)
+def test_issue_13_strategies_make_their_inputs_and_only_diagnostics_follow(
+    workspace: fuzz.Workspace, mutation: object, seed_name: str, telltale: re.Pattern[str] | None
+) -> None:
+    """Each strategy added for issue 13 (duplicate tops, control characters, a stray 'else' or
+    an unclosed interpolation, BOM and CR line ends, costly expressions, whole floats past
+    2**62) produces what it is for, and netspec answers it with a result or a diagnostic."""
+    import random
+
+    seed = next(s for s in SEEDS if s.name == seed_name)
+    for number in range(6):
+        text = mutation(seed.text, random.Random(number))  # type: ignore[operator]
+        if telltale is not None:
+            assert telltale.search(text), text[:500]
+        data = text.encode("utf-8", errors="surrogateescape")
+        assert_only_diagnostics(workspace.write(data, seed.suffix))
+
+
+def test_a_raw_control_character_in_a_rendering_is_a_finding() -> None:
+    from netspec.diagnostics import NetspecError
+
+    class Raw(NetspecError):
+        def render(self) -> str:
+            return "spec.net:1:1: error: \x1b[2J"
+
+    assert fuzz.unsafe_rendering(Raw([])) is not None
+    assert fuzz.unsafe_rendering(NetspecError([])) is None

@@ -186,7 +186,7 @@ def test_only_regular_files_of_a_sane_size_are_read(tmp_path: Path) -> None:
         (Path("/dev/zero"), "/dev/zero is not a regular file"),
         (fifo, f"{fifo} is not a regular file"),  # opening it would wait for a writer
         (tmp_path, f"{tmp_path} is not a regular file"),
-        (huge, f"{huge} is larger than 64 MiB, too large for a spec"),
+        (huge, f"{huge} is larger than 1,048,576 bytes, the limit for a spec (max_source_bytes)"),
     ):
         with pytest.raises(NetspecError) as caught:
             load_graph(path)

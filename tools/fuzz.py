@@ -44,6 +44,8 @@ EXTREME_NUMBERS = (
     "0", "-1", "1", "2", "-0", "65535", "2147483648", "9223372036854775807", "4611686018427387905",
     "99999999999999999999999999", "1e308", "1e-320", "0.0", "-1e9", "3.5", "10**100", "2**62",
     "1000000", "[]", "[0]", "[N, 3, 0, 0]", "[1, 100000, 100000, 100000]",
+    # Whole floats past 2**62 (and past 2**63) where an integer is expected (issue 13).
+    "1e19", "9.3e18", "4.7e18", "1e300", "-1e19",
 )  # fmt: skip
 NOISE_IDENTIFIERS = (
     "in", "N", "bottom", "top", "repeat", "template", "include", "let", "if", "else", "for", "as",
@@ -177,6 +179,71 @@ def constant_chain(text: str, rng: random.Random) -> str:
     return "".join([*lines[:position], chain, *lines[position:]])
 
 
+def duplicate_top(text: str, rng: random.Random) -> str:
+    """The same name twice in one layer's tops: a Caffe 'top:' field repeated, or a .net
+    'top: [t, t]' put into a block."""
+    tops = [m for m in re.finditer(r"\btop:\s*(\"[^\"\n]*\"|\[[^\]\n]*\]|[\w.]+)", text)]
+    if tops and rng.random() < 0.7:
+        found = rng.choice(tops)
+        return text[: found.end()] + " " + found.group(0) + text[found.end() :]
+    braces = [m.end() for m in re.finditer(r"\{", text)]
+    if not braces:
+        return text
+    position = rng.choice(braces)
+    return text[:position] + " top: [zt, zt] " + text[position:]
+
+
+# Terminal control: clear screen, retitle (OSC), bell, a bidirectional override, C1 CSI.
+CONTROL_PIECES = ("\x1b[2J", "\x1b]0;title\x07", "\u202e", "\x9b31m", "\x08\x08", "\r")
+
+
+def control_characters(text: str, rng: random.Random) -> str:
+    """Control characters inside a string or a name, or loose (diagnostics must escape them)."""
+    piece = rng.choice(CONTROL_PIECES)
+    strings = [m for m in re.finditer(r'"[^"\n]*"', text)]
+    if strings and rng.random() < 0.6:
+        found = rng.choice(strings)
+        return text[: found.start() + 1] + piece + text[found.start() + 1 :]
+    position = rng.randrange(len(text) + 1)
+    return text[:position] + rng.choice((piece, f'"{piece}"')) + text[position:]
+
+
+def misplaced_brace(text: str, rng: random.Random) -> str:
+    """An 'else' after no 'if', or a '{' glued to a name and never closed: the diagnostics
+    must point at them, not at the file's end."""
+    lines = text.splitlines(keepends=True)
+    position = rng.randrange(len(lines) + 1)
+    piece = rng.choice(("else {\n", "} else {\n", "ReLU zz{i {}\n", "ReLU zz{1 {\n", "elif 1 {\n"))
+    return "".join([*lines[:position], piece, *lines[position:]])
+
+
+def line_ends(text: str, rng: random.Random) -> str:
+    """A byte order mark, Windows or old Mac line ends."""
+    choice = rng.randrange(3)
+    if choice == 0:
+        return "\ufeff" + text
+    return text.replace("\n", "\r\n" if choice == 1 else "\r")
+
+
+COSTLY = (
+    "repeat 100000 {{ let zz = range(1000000) }}",
+    "let zz = range(1000000)\nrepeat 100000 {{ if zz == zz {{ }} }}",
+    "let zz = range(1000000)\nrepeat 50000 as zi {{ Reshape zr{{zi}} {{ bottom: {tensor}  shape: zz }} }}",
+    'let zs = "{long}"\nrepeat 1000 as zi {{ ReLU zr{{zi}}{{zs}} {{ bottom: {tensor} }} }}',
+    "let zz = [" + "1, " * 20_000 + "1]\nrepeat 10000 {{ let zy = zz + zz }}",
+)
+
+
+def costly_expression(text: str, rng: random.Random) -> str:
+    """Loops over long lists, comparisons and names that stay under every cap one by one: the
+    evaluation budget must stop them within the CPU-time bound."""
+    tensor = next(iter(re.findall(r"\binput\s+([\w.]+)", text)), "data")
+    piece = rng.choice(COSTLY).format(tensor=tensor, long="a" * 5000)
+    lines = text.splitlines(keepends=True)
+    position = rng.randrange(len(lines) + 1)
+    return "".join([*lines[:position], piece + "\n", *lines[position:]])
+
+
 MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
     delete_token,
     duplicate_token,
@@ -191,6 +258,11 @@ MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
     nest_deeply,
     long_run,
     constant_chain,
+    duplicate_top,
+    control_characters,
+    misplaced_brace,
+    line_ends,
+    costly_expression,
 )
 
 
@@ -253,21 +325,118 @@ class Workspace:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+# Inputs whose net stores at most this many weights are also compiled and checked: the crashes
+# that 'netspec check' passes (a tensor name twice in the ONNX graph) show only there.
+COMPILE_MAX_WEIGHTS = 2_000_000
+
+
 def front_end(path: Path) -> None:
-    """What ``netspec check`` does with a file, raising whatever escapes."""
-    analyze(load_graph(path)).counts  # noqa: B018 (counting is part of the check)
+    """What ``netspec check`` does with a file, then, for a small net, what ``netspec compile``
+    does (the ONNX checker included), raising whatever escapes."""
+    analysis = analyze(load_graph(path))
+    if analysis.counts.totals.params + analysis.counts.totals.buffers > COMPILE_MAX_WEIGHTS:
+        return
+    from netspec.compiler import compile_graph
+    from netspec.export.onnx import check_model
+
+    check_model(compile_graph(analysis.graph))
 
 
-def run_input(path: Path, timeout: float) -> str | None:
-    """None when the input gives a result or a NetspecError; otherwise the finding's traceback."""
+# Characters a rendered diagnostic may hold besides printable ones.
+_ALLOWED_CONTROLS = {"\n"}
+
+
+def unsafe_rendering(exc: NetspecError) -> str | None:
+    """A finding when a diagnostic's rendering holds a raw control character (a spec could
+    then clear or retitle the user's terminal)."""
+    rendered = exc.render()
+    bad = sorted({c for c in rendered if not c.isprintable() and c not in _ALLOWED_CONTROLS})
+    if bad:
+        return f"a diagnostic shows raw control characters {bad!r}:\n{rendered[:2000]!r}"
+    return None
+
+
+def run_input(path: Path, timeout: float, check: Callable[[Path], object] | None = None) -> str | None:
+    """None when the input gives a result or a NetspecError that renders safely; otherwise
+    the finding's traceback. ``check`` is what is run on the file (default: front_end)."""
     try:
         with time_bound(timeout):
-            front_end(path)
-    except NetspecError:
-        return None
+            (check or front_end)(path)
+    except NetspecError as exc:
+        return unsafe_rendering(exc)
     except Exception:
         return traceback.format_exc()
     return None
+
+
+# ---------------------------------------------------------------- weight files
+
+# The net weight files are fuzzed against: small, with weights and biases.
+WEIGHTS_SPEC = "input data: [N, 3, 8, 8]\nConvolution c { num_output: 2  kernel_size: 3 }\n" + (
+    "InnerProduct fc { num_output: 3 }\n"
+)
+
+
+def weight_seeds(rng: random.Random) -> dict[str, bytes]:
+    """A valid .npz and .safetensors for WEIGHTS_SPEC (random values), by suffix."""
+    import io
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    from netspec.diagnostics import SourceFile
+    from netspec.elaborate import elaborate
+    from netspec.weights import expected_arrays
+
+    graph = elaborate(SourceFile("weights.net", WEIGHTS_SPEC))
+    arrays = {
+        name: np.asarray(
+            [rng.gauss(0, 1) for _ in range(int(np.prod(array.spec.shape)))], np.float32
+        ).reshape(array.spec.shape)
+        for name, array in expected_arrays(graph, analyze(graph).types).items()
+    }
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return {".npz": buffer.getvalue(), ".safetensors": save(arrays)}
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    """Flipped, inserted, cut or duplicated bytes; or a zip polyglot / odd member / NaN patch."""
+    buffer = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.randrange(6)
+        position = rng.randrange(len(buffer) + 1)
+        if choice == 0 and buffer:
+            buffer[min(position, len(buffer) - 1)] = rng.randrange(256)
+        elif choice == 1:
+            buffer[position:position] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+        elif choice == 2:
+            del buffer[position : position + rng.randint(1, 64)]
+        elif choice == 3:
+            buffer[:0] = rng.choice((b"\x89PNG\r\n\x1a\n", b"GIF89a", b"PK\x03\x04", b"\x93NUMPY"))
+        elif choice == 4:
+            # A float32 NaN or infinity, or a huge length, written over four bytes.
+            buffer[position : position + 4] = rng.choice(
+                (b"\x00\x00\xc0\x7f", b"\x00\x00\x80\x7f", b"\xff\xff\xff\x7f")
+            )
+        else:
+            chunk = buffer[position : position + rng.randint(1, 256)]
+            buffer[position:position] = chunk
+    return bytes(buffer)
+
+
+def load_weights_check(path: Path) -> None:
+    """What ``netspec compile --weights FILE`` does with a weights file for WEIGHTS_SPEC."""
+    import warnings
+
+    from netspec.diagnostics import SourceFile
+    from netspec.elaborate import elaborate
+    from netspec.weightfile import load_weights
+
+    graph = elaborate(SourceFile("weights.net", WEIGHTS_SPEC))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning leaking to the user is a finding
+        load_weights(str(path), graph, analyze(graph).types)
 
 
 @contextmanager
@@ -315,19 +484,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     seeds = corpus()
+    weights = weight_seeds(rng)
     workspace = Workspace()
     counts = {"inputs": 0, "findings": 0}
     started = time.monotonic()
     try:
         with memory_cap(args.memory_gib):
             while time.monotonic() - started < args.seconds:  # Ctrl-C stops early, with the summary
-                if rng.random() < 0.05:
+                check: Callable[[Path], object] | None = None
+                draw = rng.random()
+                if draw < 0.05:
                     seed_name, suffix, data = "random", rng.choice((".net", ".prototxt")), random_bytes(rng)
+                elif draw < 0.15:
+                    suffix = rng.choice(tuple(weights))
+                    seed_name, data, check = (
+                        f"weights{suffix}",
+                        mutate_bytes(weights[suffix], rng),
+                        load_weights_check,
+                    )
                 else:
                     seed = rng.choice(seeds)
                     seed_name, suffix, data = seed.name, seed.suffix, mutant(seed, rng, rng.randint(1, 4))
                 path = workspace.write(data, suffix)
-                finding = run_input(path, args.timeout)
+                finding = run_input(path, args.timeout, check)
                 counts["inputs"] += 1
                 if finding is None:
                     continue

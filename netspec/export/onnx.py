@@ -10,6 +10,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from netspec.layers.base import LayerError
 from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
+    from netspec.diagnostics import SourceSpan
     from netspec.weights import StoredArray
 
 DEFAULT_OPSET = 21
@@ -99,7 +101,7 @@ class NodeEmitter:
         node_name = self.name if self._count == 1 else f"{self.name}/{op_type}_{self._count}"
         proto = helper.make_node(op_type, list(inputs), list(outputs), name=node_name, **attributes)
         if self.node.span is not None:
-            proto.doc_string = self.node.span.location
+            proto.doc_string = spec_location(self.node.span)
         self._builder.nodes.append(proto)
 
 
@@ -151,6 +153,12 @@ class _ModelBuilder:
         tensor.dims.extend(shape)
         if data is not None:
             tensor.raw_data = data
+
+
+def spec_location(span: SourceSpan) -> str:
+    """``file:line:col`` of a node for its ``doc_string``, with the file's name only (not the
+    folder it was reached through)."""
+    return f"{PurePath(span.source.path).name}:{span.line}:{span.column}"
 
 
 # Stored arrays at least this large are deferred to the writer (smaller ones, Reshape targets
@@ -247,8 +255,11 @@ def lower_model(
     model.producer_version = __version__
     model.opset_import.append(helper.make_opsetid("", opset))
     model.ir_version = ir_version_for(opset)
-    model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {graph.source_path}"
-    metadata = {"netspec_version": __version__, "source": graph.source_path}
+    # NOTE: the spec's file name, not the path as typed: the same spec reached by two paths
+    # gives the same bytes (the model depends on the spec's name and content only).
+    spec_name = PurePath(graph.source_path).name if graph.source_path else ""
+    model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {spec_name}"
+    metadata = {"netspec_version": __version__, "source": spec_name}
     if spec_text is not None:
         metadata["spec_sha256"] = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
     metadata.update(dict(graph.metadata))

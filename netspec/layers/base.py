@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from netspec.diagnostics import SourceSpan, did_you_mean, error
-from netspec.expr import Symbol, TensorRef, Value, describe
+from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
 from netspec.graph import TensorType
 
 if TYPE_CHECKING:
@@ -60,13 +60,7 @@ class Kind:
 
 
 def _as_int(value: Value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+    return as_integer(value)
 
 
 @dataclass(frozen=True)
