@@ -54,7 +54,8 @@ class ListValue(tuple[object, ...]):
     checked in time proportional to its own length."""
 
     depth: int
-    count: int
+    # NOTE: not ``count``, which would hide tuple.count (a list's .count(x) must still work).
+    total: int
 
 
 class Budget:
@@ -86,7 +87,7 @@ DEFAULT_EVALUATION_BUDGET = 10_000_000
 def size(value: object) -> int:
     """What walking ``value`` costs: its values in all for a list, its length for a string."""
     if isinstance(value, ListValue):
-        return value.count + 1
+        return value.total + 1
     if isinstance(value, tuple):
         return len(value) + 1
     if isinstance(value, str):
@@ -100,7 +101,7 @@ def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> List
     for item in items:
         if isinstance(item, tuple):
             inner = item if isinstance(item, ListValue) else make_list(item, span)
-            depth, count = max(depth, inner.depth + 1), count + inner.count + 1
+            depth, count = max(depth, inner.depth + 1), count + inner.total + 1
         else:
             count += 1
     if depth > MAX_LIST_DEPTH:
@@ -108,7 +109,7 @@ def make_list(items: tuple[object, ...], span: SourceSpan | None = None) -> List
     if count > MAX_LIST_VALUES:
         raise error(f"the list holds more than {MAX_LIST_VALUES:,} values in all", span)
     value = ListValue(items)
-    value.depth, value.count = depth, count
+    value.depth, value.total = depth, count
     return value
 
 

@@ -270,3 +270,13 @@ def test_syntax_error(text: str, message: str, column: int) -> None:
     assert message in diagnostic.message
     assert diagnostic.span is not None
     assert diagnostic.span.column == column
+
+
+@pytest.mark.unit
+def test_a_list_value_is_still_a_tuple() -> None:
+    from netspec.expr import make_list
+
+    # Its bookkeeping does not hide tuple's own methods (``count`` once did).
+    value = make_list((1, 2, 2, (3, 2)))
+    assert value.count(2) == 2 and value.index((3, 2)) == 3
+    assert (value.depth, value.total) == (2, 6)
