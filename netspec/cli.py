@@ -388,7 +388,9 @@ def _add_bench_parsers(commands: Any) -> None:
     compare.add_argument("--bench", action="store_true", help="add measured latency and throughput")
     compare.add_argument("--device", choices=DEVICES, default="auto", help="for --bench")
     compare.add_argument(
-        "--plot", metavar="OUT.png", help="draw the efficiency chart, .png/.svg/.pdf (needs netspec[plot])"
+        "--plot",
+        metavar="OUT.png",
+        help="draw the efficiency chart, .png/.svg/.pdf (needs netspec-compiler[plot])",
     )
     compare.add_argument(
         "--y",

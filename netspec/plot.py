@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.backend_bases import RendererBase
     from matplotlib.figure import Figure
 
-INSTALL_HINT = "pip install 'netspec[plot]'"
+INSTALL_HINT = "pip install 'netspec-compiler[plot]'"
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 PLOT_X = ("macs", "latency")
 PLOT_Y = ("params", "top1")

@@ -168,7 +168,7 @@ def create_session(
         if device == "cuda":
             raise RuntimeFailure(
                 "CUDA was requested but onnxruntime cannot use it here (no GPU, or the CUDA "
-                "libraries are missing: pip install 'netspec[cuda]')"
+                "libraries are missing: pip install 'netspec-compiler[cuda]')"
             )
     try:
         session = _quiet_session(model, [_PROVIDERS["cpu"]], options)

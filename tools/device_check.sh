@@ -26,7 +26,7 @@ pip_install() {
 }
 # netspec's own dependencies (lark, numpy, onnx, networkx, protobuf, safetensors) and the GPU runtime.
 if ! "$VENV/bin/python" -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" 2>/dev/null; then
-  pip_install -e '.[cuda]' || pip_install -e . || echo "device_check: could not install netspec[cuda]; using what is there"
+  pip_install -e '.[cuda]' || pip_install -e . || echo "device_check: could not install netspec-compiler[cuda]; using what is there"
 fi
 "$VENV/bin/python" -c "import lark, numpy, onnx, onnxruntime" || { echo "device_check: netspec's dependencies are missing"; exit 3; }
 echo "setup took $((SECONDS - started)) s"
