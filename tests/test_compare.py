@@ -262,7 +262,9 @@ def test_plot_without_matplotlib(
     assert main(["compare", str(branchy), "--plot", str(output)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "--plot needs matplotlib" in captured.err and "pip install 'netspec-compiler[plot]'" in captured.err
+    assert (
+        "--plot needs matplotlib" in captured.err and "pip install 'netspec-compiler[plot]'" in captured.err
+    )
     assert list(tmp_path.iterdir()) == [branchy]
 
 
