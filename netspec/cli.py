@@ -20,6 +20,7 @@ from netspec.diagnostics import NetspecError, UsageError, error, printable
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
 
 STDIN = "-"
 SPEC_HELP = "a .net spec, a Caffe .prototxt, a zoo model's name (netspec zoo lists them) or - for stdin"
@@ -1035,6 +1036,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"netspec {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader of stdout went away (``netspec compile m -o - | head -c 10``): stop quietly,
+        # as a command killed by SIGPIPE does, and keep Python from failing to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as exc:
         from netspec.output import Terminated
 

@@ -229,7 +229,8 @@ def _write_tensor_data(lowered: LoweredModel, tensor: onnx.TensorProto, handle: 
         return handle.write(tensor.raw_data)
     written = 0
     for chunk in lowered.pending_chunks(tensor.name):
-        written += handle.write(memoryview(chunk).cast("B"))
+        handle.write(memoryview(chunk).cast("B"))
+        written += chunk.nbytes
     if written != _pending_bytes(lowered, tensor):
         raise ValueError(f"the values of {tensor.name} are {written} bytes, its shape {list(tensor.dims)}")
     return written

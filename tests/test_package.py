@@ -284,3 +284,19 @@ def test_identities_are_elided_so_simplifiers_find_nothing(spec: str) -> None:
     session = create_session(model.SerializeToString(), "cpu")
     outputs = session.run({"data": np.ones((1, 3, 227, 227), np.float32)})
     assert list(outputs) == list(graph.outputs)
+
+
+@pytest.mark.ort
+def test_a_closed_pipe_on_stdout_stops_quietly(tmp_path: Path) -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        f"'{sys.executable}' -m netspec compile resnet18 -o - | head -c 10 > /dev/null; "
+        "echo ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.stdout.strip() == "141" and "Error" not in result.stderr, result.stderr
