@@ -70,18 +70,14 @@ def fold_batchnorm(
         bias_name = arrays.get("bias", f"{node.name}.bias")
         if "bias" not in arrays and bias_name in weights:
             continue  # the name a bias would take is already another array's
-        scale, shift = _chain_affine(chain, types, weights)
-        weight = np.asarray(weights[arrays["weight"]], np.float64)
-        scaled = node.layer.scale_output_channels(weight, scale)
-        bias = np.asarray(weights[bias_name], np.float64) if "bias" in arrays else 0.0
-        folded_arrays[arrays["weight"]] = scaled.astype(np.float32)
-        folded_arrays[bias_name] = (bias * scale + shift).astype(np.float32)
+        scale, shift = _composed([affine for _, affine in chain])
+        folded_arrays.update(_absorbed(node, types, weights, scale, shift, bias_name))
         params = dataclasses.replace(node.layer.params, bias_term=True)
         folded_layer = type(node.layer)(params, node.layer.output_count)
-        removed.update(n.name for n in chain)
-        folds.append(Fold(node.name, tuple(n.name for n in chain)))
+        removed.update(n.name for n, _ in chain)
+        folds.append(Fold(node.name, tuple(n.name for n, _ in chain)))
         replacements[node.name] = dataclasses.replace(
-            node, layer=folded_layer, outputs=chain[-1].outputs, array_names=(), frozen_arrays=()
+            node, layer=folded_layer, outputs=chain[-1][0].outputs, array_names=(), frozen_arrays=()
         )
     nodes = tuple(replacements.get(n.name, n) for n in graph.nodes if n.name not in removed)
     folded = dataclasses.replace(graph, nodes=nodes)
@@ -94,36 +90,54 @@ def _array_names(node: Node, types: Mapping[str, TensorType]) -> dict[str, str]:
     return {a.spec.name: a.name for a in node_arrays(node, [types[t] for t in node.inputs])}
 
 
-def _local_arrays(
-    node: Node, types: Mapping[str, TensorType], weights: Mapping[str, np.ndarray]
+Affine = tuple[np.ndarray, np.ndarray]  # per channel y = a·x + b, float64
+
+
+def _absorbs(node: Node, types: Mapping[str, TensorType]) -> bool:
+    """Whether a per-channel affine after ``node`` can fold into it: one output with channels,
+    a layer that declares it can, arrays of its own (not shared by Caffe's ``param { name }``)."""
+    if len(node.outputs) != 1 or any(name is not None for name in node.array_names):
+        return False
+    output = types[node.outputs[0]]
+    return output.rank >= 2 and node.layer.absorbs_channel_affine(output)
+
+
+def _absorbed(
+    node: Node,
+    types: Mapping[str, TensorType],
+    weights: Mapping[str, np.ndarray],
+    scale: np.ndarray,
+    shift: np.ndarray | None,
+    bias_name: str,
 ) -> dict[str, np.ndarray]:
-    return {spec_name: weights[name] for spec_name, name in _array_names(node, types).items()}
-
-
-def _affine(
-    node: Node, types: Mapping[str, TensorType], weights: Mapping[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    return node.layer.channel_affine([types[t] for t in node.inputs], _local_arrays(node, types, weights))
+    """``node``'s weight and bias (``bias_name``) with y = scale·y + shift folded in, float32.
+    Without a shift a missing bias stays missing."""
+    arrays = _array_names(node, types)
+    weight = np.asarray(weights[arrays["weight"]], np.float64)
+    result = {arrays["weight"]: node.layer.scale_output_channels(weight, scale).astype(np.float32)}
+    bias = np.asarray(weights[bias_name], np.float64) if "bias" in arrays else None
+    if bias is not None or shift is not None:
+        folded = (0.0 if bias is None else bias) * scale + (0.0 if shift is None else shift)
+        result[bias_name] = np.asarray(folded).astype(np.float32)
+    return result
 
 
 def _foldable_chain(
     graph: Graph, types: Mapping[str, TensorType], weights: Mapping[str, np.ndarray], node: Node
-) -> list[Node]:
-    """The per-channel affine layers that ``node``'s output can be folded into it from (empty
-    when none can)."""
-    if len(node.outputs) != 1 or any(name is not None for name in node.array_names):
+) -> list[tuple[Node, Affine]]:
+    """The per-channel affine layers, each with its affine, that ``node``'s output can be
+    folded into it from (empty when none can)."""
+    if not _absorbs(node, types):
         return []
-    output = types[node.outputs[0]]
-    if not node.layer.absorbs_channel_affine(output) or output.rank < 2:
-        return []
-    channels = output.dims[1]
-    chain: list[Node] = []
+    channels = types[node.outputs[0]].dims[1]
+    chain: list[tuple[Node, Affine]] = []
     tensor = node.outputs[0]
     while (consumer := _sole_consumer(graph, tensor)) is not None:
-        affine = _affine(consumer, types, weights)
+        arrays = {name: weights[full] for name, full in _array_names(consumer, types).items()}
+        affine = consumer.layer.channel_affine([types[t] for t in consumer.inputs], arrays)
         if affine is None or affine[0].shape != (channels,):
             break
-        chain.append(consumer)
+        chain.append((consumer, affine))
         tensor = consumer.outputs[0]
     return chain
 
@@ -135,18 +149,11 @@ def _sole_consumer(graph: Graph, tensor: str) -> Node | None:
     return consumers[0]
 
 
-def _chain_affine(
-    chain: list[Node], types: Mapping[str, TensorType], weights: Mapping[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The chain as one per-channel y = scale·x + shift, in float64."""
-    scale: np.ndarray | None = None
-    shift: np.ndarray | None = None
-    for node in chain:
-        affine = _affine(node, types, weights)
-        assert affine is not None  # _foldable_chain asked
-        a, b = affine
-        scale, shift = (a, b) if scale is None else (scale * a, shift * a + b)
-    assert scale is not None and shift is not None
+def _composed(affines: list[Affine]) -> Affine:
+    """A chain of per-channel affines, applied in order, as one."""
+    scale, shift = affines[0]
+    for a, b in affines[1:]:
+        scale, shift = scale * a, shift * a + b
     return scale, shift
 
 
@@ -171,22 +178,13 @@ def fold_input_scales(
             producer = graph.producers.get(tensor)
             if scale == 1.0 or producer is None or node.inputs.count(tensor) != 1:
                 continue
-            if graph.consumers.get(tensor) != [node] or tensor in graph.outputs or len(producer.outputs) != 1:
+            if graph.consumers.get(tensor) != [node] or tensor in graph.outputs:
                 continue
-            if any(name is not None for name in producer.array_names):
+            if not _absorbs(producer, types):
                 continue
-            output = types[tensor]
-            if not producer.layer.absorbs_channel_affine(output) or output.rank < 2:
-                continue
-            arrays = _array_names(producer, types)
-            factor = np.full(output.dims[1], scale, np.float64)
-            weight = np.asarray(weights[arrays["weight"]], np.float64)
-            folded_arrays[arrays["weight"]] = producer.layer.scale_output_channels(weight, factor).astype(
-                np.float32
-            )
-            if "bias" in arrays:
-                bias = np.asarray(weights[arrays["bias"]], np.float64)
-                folded_arrays[arrays["bias"]] = (bias * scale).astype(np.float32)
+            factor = np.full(types[tensor].dims[1], scale, np.float64)
+            bias_name = _array_names(producer, types).get("bias", "")
+            folded_arrays.update(_absorbed(producer, types, weights, factor, None, bias_name))
             kept[index] = 1.0
             folds.append(Fold(producer.name, (f"{node.name} coeff {scale:g}",)))
         if kept != list(scales):
