@@ -701,6 +701,7 @@ def read_caffe(
         nodes=tuple(reader.nodes),
         outputs=outputs,
         source_path=source.path,
+        source_text=source.text,
         metadata=(("caffe_phase", phase),),
         warnings=tuple(reader.warnings),
     )

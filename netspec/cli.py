@@ -560,9 +560,7 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
         "includes": _include_rules(args),
     }
     if spec == STDIN:
-        # Kept for _spec_text: standard input can be read once.
-        args.stdin_source = read_stdin(_limits(args))
-        graph = load_source(args.stdin_source, _limits(args), **options)
+        graph = load_source(read_stdin(_limits(args)), _limits(args), **options)
     else:
         graph = load_graph(spec, _limits(args), **options)
     for warning in graph.warnings:
@@ -577,18 +575,6 @@ def _analysis(args: argparse.Namespace, graph: Any, dtype: str = "float32") -> A
     return analyze(
         graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes), dtype=dtype, limits=_limits(args)
     )
-
-
-def _spec_text(spec: str, args: argparse.Namespace) -> str | None:
-    """The text of the SPEC argument (hashed into the model's metadata), after :func:`_load`."""
-    if spec == STDIN:
-        return str(args.stdin_source.text)
-    from netspec.zoo import resolve_spec
-
-    try:
-        return Path(resolve_spec(spec)).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _output_name(spec: str, suffix: str) -> str:
@@ -616,7 +602,6 @@ def command_compile(args: argparse.Namespace) -> int:
         weights=_trained_weights(args, graph),
         seed=args.seed,
         opset=args.opset,
-        spec_text=_spec_text(args.spec, args),
         fold_bn=not args.keep_bn,
         dtype=args.dtype,
         limits=_limits(args),

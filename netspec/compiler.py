@@ -110,7 +110,6 @@ def lower_graph(
     weights: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
     opset: int | None = None,
-    spec_text: str | None = None,
     fold_bn: bool = True,
     dtype: str = "float32",
     limits: Limits = DEFAULT_LIMITS,
@@ -142,9 +141,7 @@ def lower_graph(
             folded = fold(graph, types, weights)
             graph, types, weights = folded.graph, folded.types, folded.weights
     opset = opset or DEFAULT_OPSET
-    return lower_model(
-        graph, types, weights, opset=opset, spec_text=spec_text, dtype=dtype, progress=progress
-    )
+    return lower_model(graph, types, weights, opset=opset, dtype=dtype, progress=progress)
 
 
 def compile_graph(
@@ -155,7 +152,6 @@ def compile_graph(
     weights: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
     opset: int | None = None,
-    spec_text: str | None = None,
     fold_bn: bool = True,
     dtype: str = "float32",
     limits: Limits = DEFAULT_LIMITS,
@@ -169,7 +165,6 @@ def compile_graph(
         weights=weights,
         seed=seed,
         opset=opset,
-        spec_text=spec_text,
         fold_bn=fold_bn,
         dtype=dtype,
         limits=limits,

@@ -821,7 +821,9 @@ class _Elaborator:
             outputs = tuple(
                 t for node in self.nodes if node.inputs for t in node.outputs if t not in consumed
             )
-        return Graph(name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path)
+        return Graph(
+            name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path, source_text=root.text
+        )
 
 
 def elaborate(

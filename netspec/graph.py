@@ -107,6 +107,8 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     source_path: str = "<string>"
+    # The root spec's text (hashed into a compiled model's metadata); None for an ONNX model.
+    source_text: str | None = field(default=None, repr=False, compare=False)
     metadata: tuple[tuple[str, str], ...] = field(default=())
     # Non-fatal diagnostics from reading the source (a Caffe fork field accepted, ...).
     warnings: tuple[Diagnostic, ...] = ()

@@ -201,7 +201,6 @@ def lower_model(
     weights: Mapping[str, np.ndarray],
     *,
     opset: int = DEFAULT_OPSET,
-    spec_text: str | None = None,
     dtype: str = "float32",
     progress: Progress = QUIET,
 ) -> LoweredModel:
@@ -260,8 +259,8 @@ def lower_model(
     spec_name = PurePath(graph.source_path).name if graph.source_path else ""
     model.doc_string = f"{graph.name}, compiled by netspec {__version__} from {spec_name}"
     metadata = {"netspec_version": __version__, "source": spec_name}
-    if spec_text is not None:
-        metadata["spec_sha256"] = hashlib.sha256(spec_text.encode("utf-8")).hexdigest()
+    if graph.source_text is not None:
+        metadata["spec_sha256"] = hashlib.sha256(graph.source_text.encode("utf-8")).hexdigest()
     metadata.update(dict(graph.metadata))
     helper.set_model_props(model, metadata)
     if dtype == "float16":

@@ -86,13 +86,9 @@ class Spec:
 def load_spec_text(spec: Spec, limits: Limits) -> Graph:
     """The spec's graph: a Caffe file by its suffix, else a .net spec whose includes read only
     from the zoo."""
-    from netspec.caffe import is_caffe_path, read_caffe
-    from netspec.elaborate import elaborate
+    from netspec.compiler import load_source
 
-    source = SourceFile(spec.path, spec.text)
-    if is_caffe_path(spec.filename):
-        return read_caffe(source, "TEST", {})
-    return elaborate(source, limits, IncludeRules())
+    return load_source(SourceFile(spec.path, spec.text), limits, includes=IncludeRules())
 
 
 class Workbench:
@@ -215,7 +211,7 @@ class Workbench:
         with self.lock:
             try:
                 graph = load_spec_text(spec, self.limits)
-                model = compile_graph(graph, batch=_batch(body), spec_text=spec.text, limits=self.limits)
+                model = compile_graph(graph, batch=_batch(body), limits=self.limits)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
             check_model(model)
