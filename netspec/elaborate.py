@@ -39,7 +39,7 @@ from netspec.limits import (
     count_tokens,
 )
 from netspec.parse import parse_source
-from netspec.zoo import zoo_folder
+from netspec.zoo import zoo_folder, zoo_names
 
 HEADER_KEYS = ("name", "output")
 
@@ -955,7 +955,5 @@ def _zoo_hint(path: str) -> str | None:
     """For a missing SPEC that looks like a model name: the zoo models it may mean."""
     if "/" in path or "\\" in path or "." in Path(path).name:
         return None
-    from netspec.zoo import zoo_names
-
     close = did_you_mean(path, zoo_names())
     return f"{close[:-1]} (a zoo model)" if close else "netspec zoo lists the zoo's models"
