@@ -936,6 +936,14 @@ def _move_weights(weights: dict[str, WeightSource], source: str, target: str) ->
         weights[f"{target}.{key.split('.', 1)[1]}"] = weights.pop(key)
 
 
+def _kept(
+    nodes: list[Node], scopes: list[tuple[str, str]], dropped: set[int]
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """What a merge pass returns: the nodes (and their scopes) it did not merge away."""
+    keep = [i for i in range(len(nodes)) if i not in dropped]
+    return [nodes[i] for i in keep], [scopes[i] for i in keep]
+
+
 def _merge_linear_bias(
     nodes: list[Node],
     scopes: list[tuple[str, str]],
@@ -970,8 +978,7 @@ def _merge_linear_bias(
         _move_weights(weights, node.name, last)
         scopes[bias] = scopes[index]
         dropped.add(index)
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _merge_flatten(
@@ -997,8 +1004,7 @@ def _merge_flatten(
             continue
         result[index] = Node(node.name, node.layer, flatten.inputs, node.outputs)
         dropped.add(source)
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _merge_gates(
@@ -1040,8 +1046,7 @@ def _merge_gates(
             result[index] = Node(node.name, layer, (x,), node.outputs)
             dropped.add(source)
             break
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _merge_shuffles(
@@ -1074,8 +1079,7 @@ def _merge_shuffles(
         layer = build_layer(LAYER_TYPES["ChannelShuffle"], {"group": RawParam(groups)}, None)
         result[index] = Node(node.name, layer, nodes[grid].inputs, node.outputs)
         dropped.update((grid, transpose))
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 class _Chains:
@@ -1156,8 +1160,7 @@ def _merge_gelus(
             result[last] = Node(nodes[last].name, layer, (x,), nodes[last].outputs)
             dropped.update(chain)
             break
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _merge_layer_norms(
@@ -1199,8 +1202,7 @@ def _merge_layer_norms(
         _move_weights(weights, node.name, last)
         scopes[after] = scopes[index]
         dropped.update((before, index))
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _merge_transposed_matmuls(
@@ -1224,8 +1226,7 @@ def _merge_transposed_matmuls(
         layer = build_layer(LAYER_TYPES["MatMul"], {"transpose_b": RawParam(True)}, None)
         result[index] = Node(node.name, layer, (node.inputs[0], nodes[swap].inputs[0]), node.outputs)
         dropped.add(swap)
-    keep = [i for i in range(len(nodes)) if i not in dropped]
-    return [result[i] for i in keep], [scopes[i] for i in keep]
+    return _kept(result, scopes, dropped)
 
 
 def _prefixes(scope: str) -> list[str]:
