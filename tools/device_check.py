@@ -22,7 +22,7 @@ from netspec.runtime import RuntimeFailure, create_session
 from netspec.verify import TOLERANCES, max_relative_error, sample_inputs
 from netspec.weights import initialize_weights
 
-MODELS = ("resnet50", "mobilenet_v2", "densenet121", "vgg16", "efficientnet_b0")
+MODELS = ("resnet50", "mobilenet_v2", "densenet121", "efficientnet_b0", "convnext_tiny", "vit_b_16", "vgg16")
 
 
 def check_model(name: str, batches: list[int], args: argparse.Namespace) -> tuple[list[list[str]], bool]:
@@ -55,7 +55,7 @@ def check_model(name: str, batches: list[int], args: argparse.Namespace) -> tupl
             passed = vs_cpu <= tolerance and (vs_ref is None or vs_ref <= tolerance)
             ok &= passed
             run = session_runner(session, typed)  # IO binding on CUDA
-            latency = Latency.of(time_runs(run, args.warmup, args.iterations, f"{name} {dtype}", None))
+            latency = Latency.of(time_runs(run, args.warmup, args.iterations, f"{name} {dtype}"))
             rows.append(
                 [
                     name,
