@@ -84,12 +84,21 @@ def onnxruntime_distributions() -> dict[str, str]:
     return found
 
 
+def _share_a_folder(distributions: list[str]) -> bool:
+    """Whether two of ``distributions`` are installed in one folder (then their files collide;
+    in different folders of the path the first simply shadows the other)."""
+    from importlib import metadata
+
+    folders = [str(metadata.distribution(name).locate_file("")) for name in distributions]
+    return len(set(folders)) < len(folders)
+
+
 def import_onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module, or a :class:`RuntimeFailure` that names the problem with the
     environment and its fix (exit code 3): none installed, two distributions fighting over the
     module's files, or a module that fails to import."""
     installed = onnxruntime_distributions()
-    if len(installed) > 1:
+    if len(installed) > 1 and _share_a_folder(list(installed)):
         names = " and ".join(installed)
         keep = "onnxruntime-gpu" if "onnxruntime-gpu" in installed else next(iter(installed))
         raise RuntimeFailure(
@@ -138,8 +147,12 @@ def _cuda_session(model: bytes | str, options: object) -> onnxruntime.InferenceS
                 preload()
         except Exception:
             pass
+    # NOTE: onnxruntime's CUDA provider computes float32 convolutions and GEMMs in TF32 on
+    # Ampere and later unless told not to (relative errors ~1e-3 on an H200); float32 here
+    # means float32, as on the CPU and in the float64 reference it is checked against.
+    cuda = (_PROVIDERS["cuda"], {"use_tf32": "0"})
     try:
-        session = _quiet_session(model, [_PROVIDERS["cuda"], _PROVIDERS["cpu"]], options)
+        session = _quiet_session(model, [cuda, _PROVIDERS["cpu"]], options)
     except Exception:
         return None
     return session if session.get_providers()[0] == _PROVIDERS["cuda"] else None

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +211,20 @@ def test_io_binding_runs_like_a_plain_run() -> None:
     (bound,) = binding.copy_outputs_to_cpu()
     (plain,) = session.run(feeds).values()
     np.testing.assert_array_equal(bound, plain)
+
+
+@pytest.mark.ort
+def test_the_gpu_check_script_dry_runs_on_the_cpu() -> None:
+    """tools/device_check.py runs where no GPU is (``--device cpu``): a GPU machine is lent
+    rarely, so a script broken by a change elsewhere must fail here, not there."""
+    root = ZOO.parent
+    done = subprocess.run(
+        [sys.executable, "tools/device_check.py", "lenet5", "--device", "cpu", "--batch", "1", *CHEAP],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| lenet5 | float32 | 1 |" in done.stdout and "all within tolerance" in done.stdout

@@ -214,6 +214,12 @@ def test_two_onnxruntime_distributions_are_named_with_the_fix(
         "onnxruntime_distributions",
         lambda: {"onnxruntime": "1.31.1", "onnxruntime-gpu": "1.31.1"},
     )
+    # In two folders of the path (a --target folder over a venv's packages) the first shadows
+    # the other and nothing collides.
+    monkeypatch.setattr(netspec.runtime, "_share_a_folder", lambda names: False)
+    assert main(["run", "lenet5"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(netspec.runtime, "_share_a_folder", lambda names: True)
     assert main(["run", "lenet5"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" not in err
