@@ -277,12 +277,11 @@ class ModelSource:
     def at_batch(self, batch: int) -> _Benchable:
         if self.graph is None:
             return _Benchable(self.path, None)
-        from netspec.compiler import analyze, compile_graph
+        from netspec.compiler import compile_graph
+        from netspec.typed import bind
 
-        shapes = dict(self.input_shapes)
-        flops = analyze(self.graph, batch=batch, input_shapes=shapes).counts.totals.flops
-        model = compile_graph(self.graph, batch=batch, input_shapes=shapes)
-        return _Benchable(model.SerializeToString(), flops)
+        typed = bind(self.graph, batch, dict(self.input_shapes))
+        return _Benchable(compile_graph(typed).SerializeToString(), typed.counts.totals.flops)
 
     def check_batch(self, batch: int) -> None:
         """An .onnx file with a fixed batch runs only at that batch."""

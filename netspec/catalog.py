@@ -42,14 +42,15 @@ ZOO_SORT_KEYS = ("name", "params", "macs", "top1", "top5")
 
 def zoo_rows(progress: Progress = QUIET) -> list[ZooRow]:
     """Every catalogued zoo model, analysed now (the figures are netspec's own counts)."""
-    from netspec.compiler import analyze, load_graph
+    from netspec.compiler import load_graph
+    from netspec.typed import bind
 
     entries = list(catalog().values())
     rows = []
     with progress.steps("zoo", len(entries)) as advance:
         for entry in entries:
             graph = load_graph(entry.path)
-            totals = analyze(graph).counts.totals
+            totals = bind(graph).counts.totals
             imagenet, metric = entry.imagenet, entry.metric
             rows.append(
                 ZooRow(

@@ -528,15 +528,13 @@ def _add_weights_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _trained_weights(args: argparse.Namespace, graph: Any) -> Any:
-    """The arrays of ``--weights`` mapped onto ``graph``, or None for random weights."""
+def _trained_weights(args: argparse.Namespace, typed: Any) -> Any:
+    """The arrays of ``--weights`` mapped onto the typed graph, or None for random weights."""
     if not args.weights:
         return None
-    from netspec.infer import infer_shapes
     from netspec.weightfile import load_weights
 
-    types = infer_shapes(graph, {"N": 1}, dict(getattr(args, "input_shapes", [])))
-    return load_weights(args.weights, graph, types)
+    return load_weights(args.weights, typed)
 
 
 def _add_phase_option(parser: argparse.ArgumentParser) -> None:
@@ -568,13 +566,12 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
     return graph
 
 
-def _analysis(args: argparse.Namespace, graph: Any, dtype: str = "float32") -> Any:
-    """``graph`` analysed at ``--batch`` with the ``--input`` shapes, within the ``--limit`` caps."""
-    from netspec.compiler import analyze
+def _bind(args: argparse.Namespace, graph: Any, dtype: str = "float32", batch: int | None = None) -> Any:
+    """``graph`` bound at ``batch`` (default ``--batch``, else 1) with the ``--input`` shapes,
+    within the ``--limit`` caps: the command's one typed graph."""
+    from netspec.typed import bind
 
-    return analyze(
-        graph, batch=args.batch or 1, input_shapes=dict(args.input_shapes), dtype=dtype, limits=_limits(args)
-    )
+    return bind(graph, batch or args.batch or 1, dict(args.input_shapes), dtype=dtype, limits=_limits(args))
 
 
 def _output_name(spec: str, suffix: str) -> str:
@@ -593,18 +590,17 @@ def command_compile(args: argparse.Namespace) -> int:
     output = args.output or _output_name(args.spec, ".onnx")
     if output != STDIN:
         check_output_path(output)
+    from netspec.typed import bind
+
     graph = _load(args.spec, args)
     batch = None if args.dynamic_batch else (args.batch or 1)
+    typed = bind(graph, batch, dict(args.input_shapes), dtype=args.dtype, limits=_limits(args))
     lowered = lower_graph(
-        graph,
-        batch=batch,
-        input_shapes=dict(args.input_shapes),
-        weights=_trained_weights(args, graph),
+        typed,
+        _trained_weights(args, typed),
         seed=args.seed,
         opset=args.opset,
         fold_bn=not args.keep_bn,
-        dtype=args.dtype,
-        limits=_limits(args),
         progress=_progress(args),
     )
     model = lowered.model
@@ -649,7 +645,7 @@ def command_report(args: argparse.Namespace) -> int:
 
     if args.output and args.output != STDIN:
         check_output_path(args.output)
-    analysis = _analysis(args, _load(args.spec, args), args.dtype)
+    analysis = _bind(args, _load(args.spec, args), args.dtype)
     if args.format == "html":
         from netspec.web import render_html
 
@@ -665,21 +661,21 @@ def command_viz(args: argparse.Namespace) -> int:
 
     output = args.output or _output_name(args.spec, ".svg")
     check_picture_output(output)
-    analysis = _analysis(args, _load(args.spec, args))
+    analysis = _bind(args, _load(args.spec, args))
     write_picture(graph_dot(analysis, depth=args.depth), output)
     _note(args, f"wrote {output}")
     return 0
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from netspec.compiler import analyze
+    from netspec.typed import bind
 
     failures = 0
     with _progress(args).steps("check", len(args.specs)) as advance:
         for path in args.specs:
             advance(1)
             try:
-                analysis = analyze(_load(path, args), limits=_limits(args))
+                analysis = bind(_load(path, args), limits=_limits(args))
             except NetspecError as exc:
                 failures += 1
                 print(exc.render(), file=sys.stderr)
@@ -786,16 +782,14 @@ def _feed_batch(graph: Any, feeds: dict[str, Any]) -> int | None:
 def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tuple[Any, Any, Any] | None]:
     """Run a spec in onnxruntime, or with --reference in the float64 reference executor. The
     graph, weights and inputs onnxruntime ran are returned for --check-reference."""
-    from netspec.compiler import analyze
     from netspec.verify import REFERENCE_DEVICE, sample_inputs
     from netspec.weights import initialize_weights
 
     graph = _load(args.model, args)
     given = _read_feeds(args.feeds, [node.outputs[0] for node in graph.input_nodes])
     batch = args.batch or _feed_batch(graph, given) or 1
-    shapes = dict(args.input_shapes)
-    limits = _limits(args)
-    types = analyze(graph, batch, shapes, limits=limits).types  # sizes checked before weights are made
+    typed = _bind(args, graph, args.dtype, batch)  # sizes checked before weights are made
+    types = typed.types
     for name, array in given.items():
         if array.shape != types[name].dims:
             raise error(
@@ -803,10 +797,10 @@ def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tup
                 f"'{name}' is {list(types[name].dims)} at batch {batch}",
                 hint="give an array of that shape, or --input NAME:SHAPE to change the input's shape",
             )
-    weights = _trained_weights(args, graph)
+    weights = _trained_weights(args, typed)
     if weights is None:
-        weights = initialize_weights(graph, types, args.seed)
-    feeds = {**sample_inputs(graph, types, args.seed), **given}
+        weights = initialize_weights(typed, args.seed)
+    feeds = {**sample_inputs(typed, args.seed), **given}
     if args.reference:
         from netspec.reference import run_reference
 
@@ -817,15 +811,7 @@ def _run_spec(args: argparse.Namespace) -> tuple[dict[str, Any], str, float, tup
     from netspec.compiler import compile_graph
     from netspec.runtime import create_session
 
-    model = compile_graph(
-        graph,
-        batch=batch,
-        input_shapes=shapes,
-        weights=weights,
-        fold_bn=not args.keep_bn,
-        dtype=args.dtype,
-        limits=limits,
-    )
+    model = compile_graph(typed, weights, fold_bn=not args.keep_bn)
     session = create_session(model.SerializeToString(), args.device)
     feeds = session.as_inputs(feeds)
     started = time.perf_counter()
@@ -933,11 +919,11 @@ def command_weights(args: argparse.Namespace) -> int:
     if args.init != bool(args.output):
         raise UsageError("--init and -o go together: netspec weights SPEC --init -o FILE")
     graph = _load(args.spec, args)
-    analysis = _analysis(args, graph)
+    typed = _bind(args, graph)
     if not args.init:
-        sys.stdout.write(render_listing(graph.name, array_listing(graph, analysis.types), args.format))
+        sys.stdout.write(render_listing(graph.name, array_listing(typed), args.format))
         return 0
-    arrays = initialize_weights(graph, analysis.types, args.seed)
+    arrays = initialize_weights(typed, args.seed)
     write_weights(args.output, arrays)
     print(f"wrote {args.output} ({len(arrays)} arrays, seed {args.seed})", file=sys.stderr)
     return 0

@@ -28,14 +28,14 @@ from typing import Any
 
 from netspec.bench import BenchResult, ModelSource, run_benchmarks, unique_names
 from netspec.catalog import percent
-from netspec.compiler import Analysis, analyze
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.graph import Graph, TensorType
 from netspec.limits import DEFAULT_LIMITS, Limits
 from netspec.progress import QUIET, Progress
-from netspec.receptive import ReceptiveField, receptive_fields
+from netspec.receptive import ReceptiveField
 from netspec.report import field_text, human_bytes, human_count
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.typed import TypedGraph, bind
 from netspec.zoo import ZooEntry, catalogued
 
 COUNT_KEYS = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes", "depth", "receptive_field")
@@ -54,7 +54,7 @@ CONVENTIONS = (
 )
 
 
-def weighted_depth(analysis: Analysis) -> int:
+def weighted_depth(analysis: TypedGraph) -> int:
     """The most weighted layers (layers with counted MACs) on any input-to-output path, not
     counting gating side branches: an input that is broadcast over the output's positions (a
     squeeze-and-excitation gate, 1x1 spatially, scaling a larger map) does not carry depth."""
@@ -85,12 +85,12 @@ class FinalField:
     field: ReceptiveField
 
 
-def final_feature_field(analysis: Analysis) -> FinalField | None:
+def final_feature_field(analysis: TypedGraph) -> FinalField | None:
     """The receptive field of the last output, in execution order, that is a feature map with
     more than one position; None for a network without one, or where the field is unknown
     there (a layer on the way has no receptive-field rule)."""
     graph, types = analysis.graph, analysis.types
-    fields = receptive_fields(graph, types)
+    fields = analysis.receptive_fields
     for node in reversed(graph.nodes):
         tensor = node.outputs[0]
         dims = types[tensor].dims
@@ -100,7 +100,9 @@ def final_feature_field(analysis: Analysis) -> FinalField | None:
     return None
 
 
-def compare_row(analysis: Analysis, name: str, source: str, entry: ZooEntry | None = None) -> dict[str, Any]:
+def compare_row(
+    analysis: TypedGraph, name: str, source: str, entry: ZooEntry | None = None
+) -> dict[str, Any]:
     """One model's row: exact integers, the receptive field as size and stride lists; for a zoo
     model (its catalogue ``entry``) its family and published ImageNet accuracy with its source,
     None elsewhere (never an estimate)."""
@@ -129,7 +131,7 @@ def compare_row(analysis: Analysis, name: str, source: str, entry: ZooEntry | No
 
 
 def compare_rows(
-    analyses: Sequence[Analysis],
+    analyses: Sequence[TypedGraph],
     sources: Sequence[str],
     entries: Sequence[ZooEntry | None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -194,7 +196,7 @@ def compare_graphs(
     model's latency and throughput measured by :mod:`netspec.bench` with its default warm-up
     and iterations. Each model's catalogue entry (published accuracy) is ``entries``' where
     given, else the zoo model the source names (:func:`netspec.zoo.catalogued`)."""
-    analyses = [analyze(graph, batch=batch, input_shapes=input_shapes, limits=limits) for graph in graphs]
+    analyses = [bind(graph, batch, input_shapes, limits=limits) for graph in graphs]
     rows = compare_rows(analyses, sources, entries)
     if bench:
         models = [ModelSource.spec(s, g, input_shapes) for s, g in zip(sources, graphs, strict=True)]

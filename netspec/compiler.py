@@ -1,50 +1,30 @@
-"""The whole pipeline as one call: spec file to graph, types, counts, weights and ONNX model.
-
-This is the Python API the CLI, tests and tools share.
+"""The pipeline's ends: a spec file (or text) read into a Graph, and a typed graph lowered to
+ONNX (weights drawn or given, folding passes run). Binding and inference between them are
+:func:`netspec.typed.bind`; the public API over all of it is :mod:`netspec.api`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netspec.collector import cycle_collector_paused
-from netspec.count import Counts, count_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate, read_source
-from netspec.graph import Dim, Graph, TensorType
-from netspec.infer import infer_shapes
-from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits, check_tensor_sizes
+from netspec.graph import Dim, Graph
+from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, Limits
 from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     import onnx
 
     from netspec.export.onnx import LoweredModel
+    from netspec.typed import TypedGraph
 
 DEFAULT_BATCH = 1
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """A spec elaborated and inferred at a fixed batch: the graph, its types and counts."""
-
-    graph: Graph
-    types: Mapping[str, TensorType]
-    batch: int
-    dtype: str = "float32"
-
-    @cached_property
-    def counts(self) -> Counts:
-        """Counts with weight and activation bytes in ``dtype`` elements."""
-        with cycle_collector_paused():
-            return count_graph(self.graph, self.types, self.dtype)
 
 
 def load_graph(
@@ -87,86 +67,47 @@ def load_source(
     return elaborate(source, limits, includes)
 
 
-def analyze(
-    graph: Graph,
-    batch: int = DEFAULT_BATCH,
-    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
-    dtype: str = "float32",
-    limits: Limits = DEFAULT_LIMITS,
-) -> Analysis:
-    """``graph`` inferred at ``batch``; its counts measure bytes in ``dtype`` elements. Tensors
-    and weights past ``limits`` are an error."""
-    with cycle_collector_paused():
-        types = infer_shapes(graph, {"N": batch}, input_shapes)
-        check_tensor_sizes(graph, types, limits)
-    return Analysis(graph, types, batch, dtype)
-
-
 def lower_graph(
-    graph: Graph,
-    *,
-    batch: int | None = DEFAULT_BATCH,
-    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    typed: TypedGraph,
     weights: Mapping[str, np.ndarray] | None = None,
+    *,
     seed: int = 0,
     opset: int | None = None,
     fold_bn: bool = True,
-    dtype: str = "float32",
-    limits: Limits = DEFAULT_LIMITS,
     progress: Progress = QUIET,
 ) -> LoweredModel:
-    """Lower a graph to ONNX, its large weights left to the writer (:class:`LoweredModel`:
-    ``netspec.output.write_model`` streams them from numpy into the file, ``.complete()`` puts
-    them in the model). ``batch=None`` keeps the batch dimension symbolic (``N``).
+    """Lower a typed graph (:func:`netspec.typed.bind`) to ONNX in its dtype, its large weights
+    left to the writer (:class:`LoweredModel`: ``netspec.output.write_model`` streams them from
+    numpy into the file, ``.complete()`` puts them in the model). ``weights`` by full name, or
+    random ones drawn from ``seed`` as they are written.
 
-    ``fold_bn`` (the default, as torch's exporters do) folds BatchNorm (and Scale) into the
-    layer before it wherever that is exact (:mod:`netspec.fold`); ``False`` keeps the
-    BatchNormalization nodes of the training structure;
-    ``dtype="float16"`` emits float16 weights, inputs and outputs (:mod:`netspec.export.float16`);
-    ``progress`` shows the weights being made on a terminal.
+    ``fold_bn`` (the default, as torch's exporters do) runs the folding passes
+    (:func:`netspec.passes.folding_passes`: BatchNorm and Scale into the layer before them
+    wherever that is exact, residual scale factors into their producers); ``False`` keeps the
+    BatchNormalization nodes of the training structure. ``progress`` shows the weights being
+    made on a terminal.
     """
     from netspec.export.onnx import DEFAULT_OPSET, lower_model
 
-    bindings = {} if batch is None else {"N": batch}
-    types = infer_shapes(graph, bindings, input_shapes)
-    check_tensor_sizes(graph, types, limits)
     if weights is None:
         from netspec.weights import InitialWeights
 
-        weights = InitialWeights(graph, types, seed)
+        weights = InitialWeights(typed, seed)
     if fold_bn:
-        from netspec.fold import fold_batchnorm, fold_input_scales
+        from netspec.passes import folding_passes, run_passes
 
-        for fold in (fold_batchnorm, fold_input_scales):
-            folded = fold(graph, types, weights)
-            graph, types, weights = folded.graph, folded.types, folded.weights
-    opset = opset or DEFAULT_OPSET
-    return lower_model(graph, types, weights, opset=opset, dtype=dtype, progress=progress)
+        folded = run_passes(typed, weights, folding_passes())
+        typed, weights = folded.typed, folded.weights
+    return lower_model(typed, weights, opset=opset or DEFAULT_OPSET, progress=progress)
 
 
 def compile_graph(
-    graph: Graph,
-    *,
-    batch: int | None = DEFAULT_BATCH,
-    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
+    typed: TypedGraph,
     weights: Mapping[str, np.ndarray] | None = None,
+    *,
     seed: int = 0,
     opset: int | None = None,
     fold_bn: bool = True,
-    dtype: str = "float32",
-    limits: Limits = DEFAULT_LIMITS,
-    progress: Progress = QUIET,
 ) -> onnx.ModelProto:
     """:func:`lower_graph` with every weight inside the returned model."""
-    return lower_graph(
-        graph,
-        batch=batch,
-        input_shapes=input_shapes,
-        weights=weights,
-        seed=seed,
-        opset=opset,
-        fold_bn=fold_bn,
-        dtype=dtype,
-        limits=limits,
-        progress=progress,
-    ).complete()
+    return lower_graph(typed, weights, seed=seed, opset=opset, fold_bn=fold_bn).complete()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from netspec.graph import DTYPE_SIZES, Graph, TensorType
-from netspec.weights import graph_arrays
+
+if TYPE_CHECKING:
+    from netspec.typed import TypedGraph
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,15 @@ class Counts:
     totals: Totals
 
 
-def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "float32") -> Counts:
-    """Count every layer of ``graph`` given fully static ``types`` (batch bound)."""
-    element = DTYPE_SIZES[dtype]
+def count_graph(typed: TypedGraph) -> Counts:
+    """Count every layer of ``typed`` (its types fully static: batch bound), bytes in its dtype."""
+    graph = typed.graph
+    element = DTYPE_SIZES[typed.dtype]
     rows = []
     counted: set[str] = set()
-    stored = graph_arrays(graph, types)
-    for node in graph.nodes:
-        inputs = [types[t] for t in node.inputs]
-        outputs = [types[t] for t in node.outputs]
+    stored = typed.arrays
+    for typed_node in typed.nodes:
+        node, inputs, outputs = typed_node.node, list(typed_node.inputs), list(typed_node.outputs)
         # An array shared by several layers (Caffe's param { name }) counts at its first user.
         arrays = [a for a in stored.get(node, ()) if a.name not in counted]
         counted.update(a.name for a in arrays)
@@ -80,7 +83,7 @@ def count_graph(graph: Graph, types: Mapping[str, TensorType], dtype: str = "flo
         activation_bytes=sum(
             r.output_bytes for r, node in zip(rows, graph.nodes, strict=True) if node.inputs
         ),
-        peak_activation_bytes=peak_activation_bytes(graph, types, element),
+        peak_activation_bytes=peak_activation_bytes(graph, typed.types, element),
         layers=sum(1 for node in graph.nodes if node.inputs),
     )
     return Counts(tuple(rows), totals)

@@ -10,12 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from netspec.diagnostics import did_you_mean, error
-
-if TYPE_CHECKING:
-    from netspec.graph import Graph, TensorType
 
 
 @dataclass(frozen=True)
@@ -96,57 +92,3 @@ class IncludeRules:
 
 
 DEFAULT_INCLUDE_RULES = IncludeRules()
-
-
-def check_tensor_sizes(
-    graph: Graph, types: Mapping[str, TensorType], limits: Limits = DEFAULT_LIMITS
-) -> None:
-    """Raise a diagnostic at the first layer whose output or stored array has more elements than
-    ``limits`` allow, or when all stored arrays together do. Symbolic dimensions count as 1."""
-    from netspec.weights import node_arrays
-
-    total = 0
-    for node in graph.nodes:
-        for tensor in node.outputs:
-            elements = _elements(types[tensor].dims)
-            if elements > limits.max_tensor_elements:
-                raise _size_error(
-                    f"{node.type} '{node.name}' produces the tensor {types[tensor]} of {elements:,} "
-                    f"elements, more than the limit of {limits.max_tensor_elements:,}",
-                    "max_tensor_elements",
-                    node,
-                )
-        for array in node_arrays(node, [types[t] for t in node.inputs]):
-            elements = _elements(array.spec.shape)
-            if elements > limits.max_tensor_elements:
-                raise _size_error(
-                    f"{node.type} '{node.name}' stores the array '{array.name}' of shape "
-                    f"{list(array.spec.shape)} ({elements:,} elements), more than the limit of "
-                    f"{limits.max_tensor_elements:,}",
-                    "max_tensor_elements",
-                    node,
-                )
-            total += elements
-        if total > limits.max_weight_elements:
-            raise _size_error(
-                f"the weights reach {total:,} elements at {node.type} '{node.name}', more than the "
-                f"limit of {limits.max_weight_elements:,}",
-                "max_weight_elements",
-                node,
-            )
-
-
-def _elements(dims: tuple[int | str, ...]) -> int:
-    count = 1
-    for d in dims:
-        count *= d if isinstance(d, int) else 1
-    return count
-
-
-def _size_error(message: str, limit: str, node: object) -> Exception:
-    return error(
-        message,
-        getattr(node, "span", None),
-        hint=f"check the sizes; to allow it, raise the cap with --limit {limit}=VALUE",
-        trace=getattr(node, "trace", ()),
-    )

@@ -126,14 +126,15 @@ def profile_model(
     """Compile ``graph`` at ``batch`` with ``input_shapes`` (random weights), run it ``warmup``
     times unprofiled and ``runs`` times under onnxruntime's profiler, and sum its kernels per
     fusion group."""
-    from netspec.compiler import analyze, compile_graph
+    from netspec.compiler import compile_graph
+    from netspec.typed import bind
 
-    analysis = analyze(graph, batch=batch, input_shapes=input_shapes)
+    analysis = bind(graph, batch, input_shapes)
     counts = {row.name: row for row in analysis.counts.layers}
     macs = {layer: row.macs for layer, row in counts.items()}
     graph = analysis.graph
     groups = fusion_groups(graph, dict(analysis.types), macs)
-    model = compile_graph(graph, batch=batch, input_shapes=input_shapes).SerializeToString()
+    model = compile_graph(analysis).SerializeToString()
     with tempfile.TemporaryDirectory(prefix="netspec-profile-") as folder:
         session = create_session(model, device, threads, profile_prefix=str(Path(folder) / "ort"))
         feeds = random_feeds(session, batch=batch)

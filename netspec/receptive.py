@@ -21,12 +21,14 @@ count).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from netspec.graph import Graph, TensorType
 from netspec.layers.base import IDENTITY_WINDOW, Window
+
+if TYPE_CHECKING:
+    from netspec.typed import TypedGraph
 
 # Exact numbers: ints on the common path (Fractions are slow to build), Fractions where a
 # transposed window divides the stride or an even kernel puts a centre between pixels.
@@ -117,17 +119,17 @@ def _widest(fields: list[AxisField]) -> AxisField:
     return max(fields, key=lambda f: f.size)
 
 
-def receptive_fields(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, ReceptiveField | None]:
-    """The receptive field of every tensor of ``graph`` with a spatial layout, relative to the
+def receptive_fields(typed: TypedGraph) -> dict[str, ReceptiveField | None]:
+    """The receptive field of every tensor of ``typed`` with a spatial layout, relative to the
     graph's 4-D inputs; None for other tensors (and after a layer with no sliding window)."""
     fields: dict[str, ReceptiveField | None] = {}
-    for node in graph.nodes:
+    for typed_node in typed.nodes:
+        node = typed_node.node
         if not node.inputs:
-            spatial = types[node.outputs[0]].rank == 4
+            spatial = typed_node.outputs[0].rank == 4
             fields[node.outputs[0]] = INPUT_FIELD if spatial else None
             continue
-        inputs = [types[t] for t in node.inputs]
-        outputs = [types[t] for t in node.outputs]
+        inputs, outputs = list(typed_node.inputs), list(typed_node.outputs)
         incoming = [fields.get(t) for t in node.inputs[: node.layer.field_inputs]]
         known = [f for f in incoming if f is not None]
         windows = node.layer.spatial_windows(inputs, outputs) if known else None

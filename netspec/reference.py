@@ -1,5 +1,8 @@
 """The float64 reference executor: runs a Graph through each layer's own numpy semantics,
-independently of ONNX. It is the oracle the compiled model's outputs are checked against."""
+independently of ONNX. It is the oracle the compiled model's outputs are checked against.
+
+NOTE: it takes the Graph, not the typed graph: an oracle should not trust the inference it
+checks, so each layer's arrays are sized from the values that really reach it."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from netspec.graph import Graph, TensorType
-from netspec.weights import node_arrays
+from netspec.typed import node_arrays
 
 
 def run_reference(

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netspec.compiler import Analysis
 from netspec.graph import Graph, Node
-from netspec.receptive import ReceptiveField, receptive_fields
+from netspec.receptive import ReceptiveField
 from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.typed import TypedGraph
 
 FORMATS = ("text", "json", "csv", "md")
 
@@ -135,7 +135,7 @@ def _field(fields: dict[str, ReceptiveField | None], tensor: str) -> dict[str, A
     return None if field is None else field.as_dict()
 
 
-def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
+def report_data(analysis: TypedGraph, depth: int = 0) -> dict[str, Any]:
     """The report as plain data: the JSON contract (DESIGN.md §8) plus extra keys.
 
     ``layers`` holds one row per layer, or with ``depth`` K > 0 one row per scope K deep
@@ -145,7 +145,7 @@ def report_data(analysis: Analysis, depth: int = 0) -> dict[str, Any]:
     ``before``, the index of its first row. Every row has its nesting ``level``.
     """
     graph, types, counts = analysis.graph, analysis.types, analysis.counts
-    fields = receptive_fields(graph, types)
+    fields = analysis.receptive_fields
     producers = graph.producers
     consumers = graph.consumers
 

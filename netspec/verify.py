@@ -9,11 +9,14 @@ infinity otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netspec.graph import Dim, Graph, TensorType
+from netspec.graph import Dim, Graph
+
+if TYPE_CHECKING:
+    from netspec.typed import TypedGraph
 
 # The largest max-norm relative error of a whole model's output against the float64 reference
 # accepted per model element type. float32 accumulates rounding through a deep net well inside
@@ -28,36 +31,34 @@ REFERENCE_DEVICE = "reference (numpy float64)"
 SAMPLE_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 
 
-def sample_inputs(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
+def sample_inputs(typed: TypedGraph, seed: int = 0) -> dict[str, np.ndarray]:
     """Random inputs for every graph input, arrays of its bound type (float32 unless typed
     otherwise).
 
     Float inputs are standard normal, never zeros. A layer that needs special inputs (integer
-    indices, region boxes) may define ``sample_input(index, input_types, rng)`` returning an
-    array for its ``index``-th input (``input_types``: the bound types of all its inputs, so
-    that e.g. boxes fit the feature map), or None to leave it to the default; the first
-    consumer of a graph input that answers decides.
+    indices, region boxes) answers ``Layer.sample_input(index, input_types, rng)`` with an array
+    for its ``index``-th input (``input_types``: the bound types of all its inputs, so that e.g.
+    boxes fit the feature map), or None to leave it to the default; the first consumer of a
+    graph input that answers decides.
     """
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
-    for node in graph.input_nodes:
+    for node in typed.graph.input_nodes:
         tensor = node.outputs[0]
-        tensor_type = types[tensor]
+        tensor_type = typed.types[tensor]
         if not tensor_type.is_static:
             raise ValueError(f"input '{tensor}' has symbolic dimensions {tensor_type}; bind the batch first")
-        feeds[tensor] = _sample_for_consumers(graph, types, tensor, rng)
+        feeds[tensor] = _sample_for_consumers(typed, tensor, rng)
     return feeds
 
 
-def _sample_for_consumers(
-    graph: Graph, types: Mapping[str, TensorType], tensor: str, rng: np.random.Generator
-) -> np.ndarray:
-    tensor_type = types[tensor]
-    for consumer in graph.consumers.get(tensor, []):
+def _sample_for_consumers(typed: TypedGraph, tensor: str, rng: np.random.Generator) -> np.ndarray:
+    tensor_type = typed.types[tensor]
+    for consumer in typed.graph.consumers.get(tensor, []):
         sampler = getattr(consumer.layer, "sample_input", None)
         if sampler is None:
             continue
-        value = sampler(consumer.inputs.index(tensor), [types[t] for t in consumer.inputs], rng)
+        value = sampler(consumer.inputs.index(tensor), list(typed.of(consumer).inputs), rng)
         if value is not None:
             return np.asarray(value)
     dtype = SAMPLE_DTYPES.get(tensor_type.dtype)
@@ -79,7 +80,7 @@ def small_input_shapes(
     can take with all its shapes valid, as ``--input``-style shapes; None when the declared
     shapes are already that small or none of ``sides`` fits (the graph keeps its own)."""
     from netspec.diagnostics import NetspecError
-    from netspec.infer import infer_shapes
+    from netspec.typed import bind
 
     declared = {n.outputs[0]: n.layer.infer([])[0].dims for n in graph.input_nodes}
     images = {name: dims for name, dims in declared.items() if len(dims) == 4 and isinstance(dims[2], int)}
@@ -91,7 +92,7 @@ def small_input_shapes(
             return None
         shapes = {name: (*dims[:2], side, side) for name, dims in images.items()}
         try:
-            infer_shapes(graph, {"N": 1}, shapes)
+            bind(graph, 1, shapes)  # NOTE: a search over candidate shapes, each bound once
         except NetspecError:
             continue
         return shapes
@@ -118,28 +119,29 @@ def relative_errors(
     input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
     seed: int = 0,
     weights: Mapping[str, np.ndarray] | None = None,
+    dtype: str = "float32",
     **compile_options: Any,
 ) -> dict[str, float]:
     """Per graph output, onnxruntime's (CPU) max relative error against the float64 reference.
 
-    ``graph`` is compiled at ``batch`` with ``weights`` (random by ``seed`` when None); the
-    inputs are :func:`sample_inputs` at ``seed``. ``compile_options`` go to
-    :func:`netspec.compiler.compile_graph` (``fold_bn``, ``dtype``, ``opset``); the reference
-    always runs the graph as written, in float64.
+    ``graph`` is bound once at ``batch`` and compiled in ``dtype`` with ``weights`` (random by
+    ``seed`` when None); the inputs are :func:`sample_inputs` at ``seed``. ``compile_options``
+    go to :func:`netspec.compiler.compile_graph` (``fold_bn``, ``opset``); the reference always
+    runs the graph as written, in float64.
     """
     from netspec.compiler import compile_graph
-    from netspec.infer import infer_shapes
     from netspec.reference import run_reference
     from netspec.runtime import create_session
+    from netspec.typed import bind
     from netspec.weights import initialize_weights
 
-    types = infer_shapes(graph, {"N": batch}, input_shapes)
+    typed = bind(graph, batch, input_shapes, dtype=dtype)
     if weights is None:
-        weights = initialize_weights(graph, types, seed)
-    model = compile_graph(graph, batch=batch, input_shapes=input_shapes, weights=weights, **compile_options)
+        weights = initialize_weights(typed, seed)
+    model = compile_graph(typed, weights, **compile_options)
     session = create_session(model.SerializeToString(), "cpu")
     # float16 models take float16 inputs: the reference is fed the same rounded values.
-    feeds = session.as_inputs(sample_inputs(graph, types, seed))
+    feeds = session.as_inputs(sample_inputs(typed, seed))
     return compare_outputs(session.run(feeds), run_reference(graph, weights, feeds))
 
 

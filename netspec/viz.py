@@ -9,11 +9,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from netspec.compiler import Analysis
 from netspec.diagnostics import UsageError, error
 from netspec.graph import Node
 from netspec.output import write_atomic
 from netspec.report import Group, human_count, scope_layout
+from netspec.typed import TypedGraph
 
 PICTURE_FORMATS = (".dot", ".svg", ".png")
 
@@ -53,7 +53,7 @@ def edge_label(dims: tuple[int | str, ...]) -> str:
     return "×".join(str(d) for d in shown)
 
 
-def graph_dot(analysis: Analysis, depth: int = 0) -> str:
+def graph_dot(analysis: TypedGraph, depth: int = 0) -> str:
     """The layer graph of ``analysis`` as DOT text.
 
     Every layer is a node (a box labelled with its name and type; parameters in K/M), every

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from netspec.diagnostics import did_you_mean, error
-from netspec.graph import Graph, TensorType
-from netspec.weights import expected_arrays, graph_arrays
+from netspec.typed import TypedGraph
 
 READ_FORMATS = (".safetensors", ".npz", ".caffemodel")
 WRITE_FORMATS = (".safetensors", ".npz")
@@ -30,8 +29,8 @@ IGNORED_SUFFIX = "num_batches_tracked"
 _MAX_LISTED = 8
 
 
-def load_weights(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
-    """Every stored array of ``graph`` from a weights file, as float32 by full name.
+def load_weights(path: str, typed: TypedGraph) -> dict[str, np.ndarray]:
+    """Every stored array of ``typed`` from a weights file, as float32 by full name.
 
     ``.safetensors`` and ``.npz`` hold arrays by full name; each must have the array's exact
     shape, and every array of the net must be there and nothing else. A ``.caffemodel`` holds
@@ -47,23 +46,21 @@ def load_weights(path: str, graph: Graph, types: Mapping[str, TensorType]) -> di
     if not Path(path).is_file():
         raise error(f"no such weights file: {path}")
     if suffix == ".caffemodel":
-        found = _caffemodel_arrays(path, graph, types)
-        return _match_arrays(path, found, graph, types, by_name=False)
+        found = _caffemodel_arrays(path, typed)
+        return _match_arrays(path, found, typed, by_name=False)
     if suffix == ".safetensors":
         found = read_safetensors(path)
     else:
-        sizes = {name: math.prod(a.spec.shape) for name, a in expected_arrays(graph, types).items()}
+        sizes = {name: math.prod(a.spec.shape) for name, a in typed.expected_arrays.items()}
         found = read_npz(path, sizes)
-    return fit_named_arrays(path, found, graph, types)
+    return fit_named_arrays(path, found, typed)
 
 
-def fit_named_arrays(
-    path: str, found: Mapping[str, np.ndarray], graph: Graph, types: Mapping[str, TensorType]
-) -> dict[str, np.ndarray]:
+def fit_named_arrays(path: str, found: Mapping[str, np.ndarray], typed: TypedGraph) -> dict[str, np.ndarray]:
     """Arrays by full name (read from ``path``) checked against ``graph``'s and made float32,
     or one error naming every array that does not fit."""
-    fixed = {name: a.spec for name, a in expected_arrays(graph, types).items() if a.spec.fixed is not None}
-    arrays = _match_arrays(path, _as_float32(path, found, fixed), graph, types, by_name=True)
+    fixed = {name: a.spec for name, a in typed.expected_arrays.items() if a.spec.fixed is not None}
+    arrays = _match_arrays(path, _as_float32(path, found, fixed), typed, by_name=True)
     for name, spec in fixed.items():
         if not np.array_equal(arrays[name].reshape(-1), np.array(spec.fixed, np.float32)):
             raise error(
@@ -238,13 +235,13 @@ def _as_float32(
     return arrays
 
 
-def _caffemodel_arrays(path: str, graph: Graph, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+def _caffemodel_arrays(path: str, typed: TypedGraph) -> dict[str, np.ndarray]:
     """Caffe blobs renamed to the graph's array names: blob i of layer L is array i of node L."""
     from netspec.caffemodel import read_caffemodel
 
     caffe = read_caffemodel(path)
     found: dict[str, np.ndarray] = {}
-    for node, arrays in graph_arrays(graph, types).items():
+    for node, arrays in typed.arrays.items():
         if node.name not in caffe:
             continue
         blobs = caffe[node.name]
@@ -262,13 +259,12 @@ def _caffemodel_arrays(path: str, graph: Graph, types: Mapping[str, TensorType])
 def _match_arrays(
     path: str,
     found: Mapping[str, np.ndarray],
-    graph: Graph,
-    types: Mapping[str, TensorType],
+    typed: TypedGraph,
     by_name: bool,
 ) -> dict[str, np.ndarray]:
     """``found`` checked against the net's arrays. ``by_name``: shapes must be equal and every
     array in the file must belong to the net; otherwise (Caffe blobs) sizes must be equal."""
-    expected = expected_arrays(graph, types)
+    expected = typed.expected_arrays
     weights: dict[str, np.ndarray] = {}
     missing, mismatched = [], []
     for name, array in expected.items():
@@ -351,8 +347,8 @@ def write_weights(path: str, arrays: Mapping[str, np.ndarray]) -> None:
 # ---------------------------------------------------------------- what a weights file holds
 
 
-def array_listing(graph: Graph, types: Mapping[str, TensorType]) -> list[dict[str, Any]]:
-    """What a weights file for ``graph`` holds, in the net's order: each array's name, shape,
+def array_listing(typed: TypedGraph) -> list[dict[str, Any]]:
+    """What a weights file for ``typed`` holds, in the net's order: each array's name, shape,
     dtype, kind (``param``: learnable, ``buffer``: stored statistics) and whether a Caffe
     ``lr_mult: 0`` freezes it."""
     return [
@@ -363,7 +359,7 @@ def array_listing(graph: Graph, types: Mapping[str, TensorType]) -> list[dict[st
             "kind": "param" if array.spec.learnable else "buffer",
             "frozen": array.frozen,
         }
-        for name, array in expected_arrays(graph, types).items()
+        for name, array in typed.expected_arrays.items()
     ]
 
 

@@ -1,83 +1,18 @@
-"""Stored arrays of a graph: their specs, and their initial values by each array's filler (by
-default He-uniform for weights, zeros for biases, BatchNorm at identity), deterministic per seed
-and per parameter name. Reading and writing weight files is netspec.weightfile."""
+"""Initial values of a typed graph's stored arrays by each array's filler (by default He-uniform
+for weights, zeros for biases, BatchNorm at identity), deterministic per seed and per parameter
+name. The arrays' specs are the typed graph's (netspec.typed); weight files are netspec.weightfile."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 from collections import ChainMap
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from netspec.diagnostics import error
-from netspec.graph import Graph, Node, TensorType
 from netspec.layers.base import ParamSpec
-
-
-@dataclass(frozen=True)
-class StoredArray:
-    """One array a node stores: its full name (``layer1.0.conv1.weight``, or the shared name
-    a Caffe ``param { name }`` gives it), its spec, and whether training leaves it fixed."""
-
-    name: str
-    spec: ParamSpec
-    frozen: bool = False
-
-
-def node_arrays(node: Node, input_types: Sequence[TensorType]) -> tuple[StoredArray, ...]:
-    """The arrays of one node, in the layer's order (Caffe's blob order)."""
-    arrays = []
-    for index, spec in enumerate(node.layer.parameters(input_types)):
-        shared = node.array_names[index] if index < len(node.array_names) else None
-        own = f"{node.name}.{spec.name}"
-        if spec.beside:  # a bare nn.Parameter of the enclosing module: ViT's class_token
-            scope = node.name.rpartition(".")[0]
-            own = f"{scope}.{spec.name}" if scope else spec.name
-        arrays.append(StoredArray(shared or own, spec, index in node.frozen_arrays))
-    return tuple(arrays)
-
-
-def graph_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[Node, tuple[StoredArray, ...]]:
-    """Each node's stored arrays (only nodes that have some). An array shared by name (Caffe's
-    ``param { name }``) must have one shape wherever it is used: a diagnostic at the layer
-    that differs, as Caffe refuses such a net."""
-    result = {}
-    owners: dict[str, tuple[Node, StoredArray]] = {}
-    for node in graph.nodes:
-        arrays = node_arrays(node, [types[t] for t in node.inputs])
-        for array in arrays:
-            if array.spec.beside and array.name in types:
-                raise error(
-                    f"layer '{node.name}' stores its array as '{array.name}', which is also a tensor's name",
-                    node.span,
-                    hint=f"name the layer otherwise; its array keeps the name '{array.name}'",
-                    trace=node.trace,
-                )
-            owner, first = owners.setdefault(array.name, (node, array))
-            if first.spec.shape != array.spec.shape:
-                raise error(
-                    f"layer '{node.name}' shares the array '{array.name}' with layer '{owner.name}', "
-                    f"but its {array.spec.name} is {list(array.spec.shape)} where "
-                    f"'{owner.name}' has {list(first.spec.shape)}",
-                    node.span,
-                    hint="layers that share an array (param { name }) need the same shape of it",
-                    trace=node.trace,
-                )
-        if arrays:
-            result[node] = arrays
-    return result
-
-
-def expected_arrays(graph: Graph, types: Mapping[str, TensorType]) -> dict[str, StoredArray]:
-    """Every distinct stored array of ``graph`` by full name (a shared array once), in order."""
-    expected: dict[str, StoredArray] = {}
-    for arrays in graph_arrays(graph, types).values():
-        for array in arrays:
-            expected.setdefault(array.name, array)
-    return expected
+from netspec.typed import TypedGraph
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -207,20 +142,20 @@ def _gaussian(rng: np.random.Generator, shape: tuple[int, ...], mean: float, std
     return values
 
 
-def initialize_weights(graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> dict[str, np.ndarray]:
-    """Every stored array of ``graph`` by full name, initialised by its spec's initialiser."""
-    return dict(InitialWeights(graph, types, seed).items())
+def initialize_weights(typed: TypedGraph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every stored array of ``typed`` by full name, initialised by its spec's initialiser."""
+    return dict(InitialWeights(typed, seed).items())
 
 
 class InitialWeights(Mapping[str, np.ndarray]):
-    """The initial values of ``graph``'s arrays, drawn when asked for and not kept: what
+    """The initial values of a typed graph's arrays, drawn when asked for and not kept: what
     initialize_weights returns, without holding every array at once. The ONNX builder turns
     each array into its initializer and drops it, so compiling with random weights peaks near
     the model's own size, not twice it. Each lookup draws afresh, the same values every time
     (a generator per seed and name)."""
 
-    def __init__(self, graph: Graph, types: Mapping[str, TensorType], seed: int = 0) -> None:
-        self._specs = {name: array.spec for name, array in expected_arrays(graph, types).items()}
+    def __init__(self, typed: TypedGraph, seed: int = 0) -> None:
+        self._specs = {name: array.spec for name, array in typed.expected_arrays.items()}
         self._seed = seed
 
     def __getitem__(self, name: str) -> np.ndarray:

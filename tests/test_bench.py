@@ -16,8 +16,9 @@ import pytest
 
 from netspec.bench import GEMM_SIZES, GemmPeak, Latency, _gemm_model
 from netspec.cli import main
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.progress import Progress
+from netspec.typed import bind
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 LENET = str(ZOO / "lenet5.net")
@@ -87,7 +88,7 @@ def test_gemm_model_multiplies_like_numpy_float64() -> None:
 @pytest.mark.ort
 def test_bench_json_schema(lenet_rows: list[dict[str, object]]) -> None:
     assert [(r["model"], r["batch"]) for r in lenet_rows] == [("LeNet-5", 1), ("LeNet-5", 2)]
-    flops_at_1 = analyze(load_graph(LENET), batch=1).counts.totals.flops
+    flops_at_1 = bind(load_graph(LENET), batch=1).counts.totals.flops
     for row in lenet_rows:
         assert list(row) == list(ROW_KEYS)
         assert row["warmup"] == 1 and row["iterations"] == 3 and row["threads"] is None
@@ -204,7 +205,7 @@ def test_io_binding_runs_like_a_plain_run() -> None:
     from netspec.compiler import compile_graph
     from netspec.runtime import create_session, random_feeds
 
-    session = create_session(compile_graph(load_graph(LENET), batch=2).SerializeToString(), "cpu")
+    session = create_session(compile_graph(bind(load_graph(LENET), batch=2)).SerializeToString(), "cpu")
     feeds = random_feeds(session, batch=2)
     run, binding = io_bound_runner(session, feeds, "cpu")
     run()

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.report import report_data
+from netspec.typed import bind
 from netspec.web import render_html
 from netspec.web import server as web_server
 
@@ -100,7 +101,7 @@ def severe_console_messages(driver: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def resnet50_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    data = report_data(analyze(load_graph(ZOO / "resnet50.net")), depth=0)
+    data = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0)
     path = tmp_path_factory.mktemp("html") / "resnet50.html"
     path.write_text(render_html(data, source="zoo/resnet50.net"), encoding="utf-8")
     return path, data
@@ -150,7 +151,7 @@ def test_report_folding_matches_the_text_report_depth(
     assert len(texts(browser, ".ns-graph .node-scope", "data-id")) == 1
     browser.find_element(By.CSS_SELECTOR, 'tr[data-name="layer1"] .ns-fold').click()
     assert len(texts(browser, "tr.ns-layer")) == everything
-    analysis = analyze(load_graph(ZOO / "resnet50.net"))
+    analysis = bind(load_graph(ZOO / "resnet50.net"))
     for depth in (1, 2):
         Select(browser.find_element(By.CSS_SELECTOR, ".ns-depth")).select_by_value(str(depth))
         shown = texts(browser, "tr.ns-layer, tr.ns-folded")
@@ -190,7 +191,7 @@ def test_report_sort_filter_and_selection(browser: Any, resnet50_report: tuple[P
 
 
 def test_report_of_a_caffe_file(browser: Any, tmp_path: Path) -> None:
-    data = report_data(analyze(load_graph(CAFFE / "bvlc_alexnet.prototxt")), depth=0)
+    data = report_data(bind(load_graph(CAFFE / "bvlc_alexnet.prototxt")), depth=0)
     path = tmp_path / "alexnet.html"
     path.write_text(render_html(data), encoding="utf-8")
     open_report(browser, path)
@@ -223,7 +224,7 @@ def open_editor(driver: Any, url: str) -> None:
 
 
 def zoo_rows(name: str) -> list[str]:
-    return [r["name"] for r in report_data(analyze(load_graph(ZOO / f"{name}.net")), depth=0)["layers"]]
+    return [r["name"] for r in report_data(bind(load_graph(ZOO / f"{name}.net")), depth=0)["layers"]]
 
 
 def test_editor_loads_zoo_models(browser: Any, served: str) -> None:
@@ -308,7 +309,7 @@ def test_editor_compare_view(browser: Any, served: str) -> None:
     rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "tr.ns-compare-row"), timeout=20.0)
     assert [row.find_element(By.TAG_NAME, "td").text for row in rows] == ["ResNet-18", "AlexNet", "VGG-11"]
     assert len(browser.find_elements(By.CSS_SELECTOR, ".ns-efficiency .ns-bubble")) == 3
-    reference = json.loads(json.dumps(analyze(load_graph(ZOO / "vgg11.net")).counts.totals.params))
+    reference = json.loads(json.dumps(bind(load_graph(ZOO / "vgg11.net")).counts.totals.params))
     assert rows[2].find_elements(By.TAG_NAME, "td")[1].text == browser.execute_script(
         "return NetspecReport.humanCount(arguments[0])", reference
     )
@@ -331,7 +332,7 @@ def test_editor_reads_an_uploaded_onnx_model(browser: Any, served: str, tmp_path
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    data = report_data(analyze(load_graph(ONNX_MODEL)), depth=0)
+    data = report_data(bind(load_graph(ONNX_MODEL)), depth=0)
     names = [row["name"] for row in data["layers"]]
     open_editor(browser, served + "?model=lenet5")
     choose_file(browser, ONNX_MODEL)

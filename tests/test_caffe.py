@@ -11,9 +11,10 @@ import pytest
 from test_layers import assert_shapes_agree
 
 from netspec.caffe import read_caffe
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.graph import Graph
+from netspec.typed import bind
 
 DATA = Path(__file__).resolve().parent / "data" / "caffe"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
@@ -41,7 +42,7 @@ def fails(text: str, **kwargs: object) -> NetspecError:
 def test_shared_file_counts(name: str) -> None:
     expected = EXPECTED[name]
     graph = load_graph(DATA / f"{name}.prototxt", phase=expected["options"].get("phase", "TEST"))
-    analysis = analyze(graph, batch=1)
+    analysis = bind(graph, batch=1)
     totals = analysis.counts.totals
     assert (totals.params, totals.buffers, totals.macs) == (
         expected["params"],
@@ -64,22 +65,22 @@ def test_shared_file_runs_and_matches_the_reference(name: str) -> None:
 
     from netspec.compiler import compile_graph
     from netspec.export.onnx import inferred_shapes
-    from netspec.infer import infer_shapes
     from netspec.reference import run_reference
     from netspec.weights import initialize_weights
 
     expected = EXPECTED[name]
     graph = load_graph(DATA / f"{name}.prototxt", phase=expected["options"].get("phase", "TEST"))
     shapes = NUMERIC_INPUTS.get(name, {})
-    types = infer_shapes(graph, {"N": 1}, shapes)
-    weights = initialize_weights(graph, types, seed=3)
+    typed = bind(graph, 1, shapes)
+    types = typed.types
+    weights = initialize_weights(typed, seed=3)
     rng = np.random.default_rng(7)
     for key, value in weights.items():  # BatchNorm statistics away from identity
         if key.endswith(("running_var", "scale_factor")):
             weights[key] = (0.5 + rng.random(value.shape)).astype(np.float32)
         elif key.endswith("running_mean"):
             weights[key] = (0.1 * rng.standard_normal(value.shape)).astype(np.float32)
-    model = compile_graph(graph, batch=1, input_shapes=shapes, weights=weights, fold_bn=False)
+    model = compile_graph(bind(graph, batch=1, input_shapes=shapes), weights, fold_bn=False)
     onnx.checker.check_model(model, full_check=True)
     assert_shapes_agree(graph, types, inferred_shapes(model))
     feeds = {
@@ -108,7 +109,7 @@ def test_input_layer() -> None:
     graph = read('layer { name: "in" type: "Input" top: "data" '
                  "input_param { shape: { dim: 10 dim: 3 dim: 8 dim: 8 } } }" + LAYERS)  # fmt: skip
     assert wiring(graph)["in"] == ((), ("data",))
-    assert analyze(graph, batch=2).types["conv"].dims == (2, 4, 6, 6)
+    assert bind(graph, batch=2).types["conv"].dims == (2, 4, 6, 6)
 
 
 @pytest.mark.unit
@@ -118,7 +119,7 @@ def test_top_level_input_with_input_shape_and_input_dim() -> None:
         'input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8',
     ):
         graph = read(header + LAYERS)
-        assert analyze(graph).types["conv"].dims == (1, 4, 6, 6)
+        assert bind(graph).types["conv"].dims == (1, 4, 6, 6)
 
 
 @pytest.mark.unit
@@ -135,7 +136,7 @@ layer { name: "acc" type: "Accuracy" bottom: "conv" bottom: "label" top: "acc" }
 """
     )
     assert [n.name for n in graph.nodes] == ["data", "conv"]
-    assert analyze(graph).types["data"].dims == (1, 3, 8, 8)
+    assert bind(graph).types["data"].dims == (1, 3, 8, 8)
     assert graph.outputs == ("conv",)
 
 
@@ -145,7 +146,7 @@ def test_data_layer_without_shape_needs_input_option() -> None:
     error = fails(text)
     assert "the shape of input 'data' is not in the file" in error.diagnostics[0].message
     assert error.diagnostics[0].hint == "give it on the command line: --input data:1x3x224x224"
-    assert analyze(read(text, data=(1, 1, 9, 9))).types["conv"].dims == (1, 4, 7, 7)
+    assert bind(read(text, data=(1, 1, 9, 9))).types["conv"].dims == (1, 4, 7, 7)
 
 
 # ------------------------------------------------------------------------------ semantics
@@ -206,7 +207,7 @@ layers { name: "loss" type: SOFTMAX_LOSS bottom: "fc" bottom: "label" }
 """)
     assert graph.name == "v1"
     assert [n.type for n in graph.nodes] == ["Input", "Convolution", "ReLU", "InnerProduct"]
-    totals = analyze(graph).counts.totals
+    totals = bind(graph).counts.totals
     assert totals.params == 4 * 3 * 9 + 4 + 5 * 144 + 5
     assert totals.frozen == 4 * 3 * 9 + 4
 
@@ -221,7 +222,7 @@ layer { name: "fa" type: "InnerProduct" bottom: "a" top: "fa" param { name: "w" 
 layer { name: "fb" type: "InnerProduct" bottom: "b" top: "fb" param { name: "w" } param { name: "bias" }
         inner_product_param { num_output: 3 } }
 """)
-    counts = analyze(graph).counts
+    counts = bind(graph).counts
     assert counts.totals.params == 6 * 3 + 3
     assert counts.totals.frozen == 18
     assert [row.params for row in counts.layers] == [0, 0, 21, 0]
@@ -238,7 +239,8 @@ layer { name: 'conv' type: "Convolution" bottom: "data" top: "conv";
 layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: AVE kernel_size: 2 } }
 """)
     assert graph.name == "quoted"
-    types = analyze(graph).types
+    typed = bind(graph)
+    types = typed.types
     assert types["conv"].dims == (1, 2, 5, 5)
     assert graph.node("conv").layer.params.kernel_size == (3, 1)
 
@@ -250,7 +252,7 @@ input: "data" input_dim: 1 input_dim: 1 input_dim: 6 input_dim: 6
 layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
         pooling_param { pool: MAX kernel_size: 3 stride: 2 ceil_mode: false } }
 """)
-    assert analyze(graph).types["pool"].dims == (1, 1, 2, 2)
+    assert bind(graph).types["pool"].dims == (1, 1, 2, 2)
     (warning,) = graph.warnings
     assert warning.severity == "warning" and "read as round_mode: FLOOR" in warning.message
     assert (warning.span.line, warning.span.column) == (4, 60)
@@ -318,14 +320,12 @@ def test_cli_reads_prototxt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def _caffe_blobs(graph: Graph, seed: int = 5) -> dict[str, list[np.ndarray]]:
     """Random blobs for every weighted layer, in Caffe's shapes and order."""
-    from netspec.infer import infer_shapes
-    from netspec.weights import graph_arrays
 
     rng = np.random.default_rng(seed)
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
     return {
         node.name: [rng.standard_normal(a.spec.shape).astype(np.float32) * 0.1 for a in arrays]
-        for node, arrays in graph_arrays(graph, types).items()
+        for node, arrays in typed.arrays.items()
     }
 
 
@@ -336,7 +336,6 @@ def test_caffemodel_weights_drive_the_compiled_model(tmp_path: Path, legacy: boo
 
     from netspec.caffemodel import write_caffemodel
     from netspec.cli import main
-    from netspec.infer import infer_shapes
     from netspec.reference import run_reference
     from netspec.weightfile import load_weights
 
@@ -351,7 +350,7 @@ def test_caffemodel_weights_drive_the_compiled_model(tmp_path: Path, legacy: boo
         == 0
     )
 
-    weights = load_weights(str(weights_file), graph, infer_shapes(graph, {"N": 1}))
+    weights = load_weights(str(weights_file), bind(graph, 1))
     assert np.array_equal(weights["conv1.weight"], blobs["conv1"][0])
     assert np.array_equal(weights["ip2.bias"], blobs["ip2"][1].reshape(-1))
     x = np.random.default_rng(1).standard_normal((1, 1, 28, 28)).astype(np.float32)
@@ -364,14 +363,13 @@ def test_caffemodel_weights_drive_the_compiled_model(tmp_path: Path, legacy: boo
 @pytest.mark.unit
 def test_caffe_batchnorm_scale_factor_blob_is_loaded(tmp_path: Path) -> None:
     from netspec.caffemodel import write_caffemodel
-    from netspec.infer import infer_shapes
     from netspec.weightfile import load_weights
 
     graph = read(HEAD + 'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }')
     mean, var, factor = np.arange(3.0), np.ones(3), np.array([2.0])
     path = tmp_path / "bn.caffemodel"
     write_caffemodel(path, {"bn": [mean, var, factor]})
-    weights = load_weights(str(path), graph, infer_shapes(graph, {"N": 1}))
+    weights = load_weights(str(path), bind(graph, 1))
     assert sorted(weights) == ["bn.running_mean", "bn.running_var", "bn.scale_factor"]
     assert weights["bn.scale_factor"].tolist() == [2.0]
 
@@ -379,11 +377,11 @@ def test_caffe_batchnorm_scale_factor_blob_is_loaded(tmp_path: Path) -> None:
 @pytest.mark.unit
 def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None:
     from netspec.caffemodel import write_caffemodel
-    from netspec.infer import infer_shapes
     from netspec.weightfile import load_weights
 
     graph = load_graph(DATA / "lenet.prototxt")
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
+    types = typed.types
     blobs = _caffe_blobs(graph)
     del blobs["ip1"]
     blobs["conv2"][0] = blobs["conv2"][0][:10]
@@ -407,11 +405,11 @@ def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None
 
 @pytest.mark.unit
 def test_npz_weights_by_name(tmp_path: Path) -> None:
-    from netspec.infer import infer_shapes
     from netspec.weightfile import load_weights
 
     graph = load_graph(DATA / "cifar10_quick.prototxt")
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
+    types = typed.types
     blobs = _caffe_blobs(graph)
     arrays = {
         f"{layer}.{suffix}": values[i]

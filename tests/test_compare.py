@@ -13,7 +13,8 @@ import pytest
 
 from netspec.cli import main
 from netspec.compare import final_feature_field, weighted_depth
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
+from netspec.typed import bind
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 LENET = str(ZOO / "lenet5.net")
@@ -104,7 +105,7 @@ def test_row_by_hand(branchy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_weighted_depth_is_the_published_depth(spec: str, depth: int) -> None:
-    assert weighted_depth(analyze(load_graph(ZOO / f"{spec}.net"))) == depth
+    assert weighted_depth(bind(load_graph(ZOO / f"{spec}.net"))) == depth
 
 
 @pytest.mark.zoo
@@ -122,7 +123,7 @@ def test_weighted_depth_is_the_published_depth(spec: str, depth: int) -> None:
     ],
 )
 def test_final_feature_field(spec: str, layer: str, size: int, stride: int) -> None:
-    final = final_feature_field(analyze(load_graph(ZOO / f"{spec}.net")))
+    final = final_feature_field(bind(load_graph(ZOO / f"{spec}.net")))
     assert final is not None
     assert (final.layer, final.field.size, final.field.stride) == (layer, (size, size), (stride, stride))
 

@@ -14,12 +14,12 @@ import pytest
 from netspec import __version__
 from netspec.caffe import read_caffe
 from netspec.cli import main
-from netspec.compiler import analyze
 from netspec.convert import Conversion, _mismatch, convert_caffe, convert_graph, render_value, valid_name
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
 from netspec.layers.base import Enum, Float, Padding, Shape, Spatial, Str
+from netspec.typed import bind
 
 DATA = Path(__file__).resolve().parent / "data" / "caffe"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
@@ -56,8 +56,8 @@ def lines_of(conversion: Conversion) -> list[str]:
 def test_shared_file_round_trips(name: str, templates: bool) -> None:
     conversion = convert(name, templates)
     converted = spec_graph(conversion)
-    original = analyze(conversion.source, batch=1)
-    again = analyze(converted, batch=1)
+    original = bind(conversion.source, batch=1)
+    again = bind(converted, batch=1)
     expected = EXPECTED[name]
     totals = again.counts.totals
     assert (totals.params, totals.buffers, totals.macs) == (
@@ -194,12 +194,14 @@ ORT_FILES = {
 
 def _weights_by_node_order(original: Graph, converted: Graph, seed: int) -> tuple[dict, dict, dict, dict]:
     """Random weights for ``original`` and the same arrays, node k to node k, for ``converted``."""
-    from netspec.infer import infer_shapes
-    from netspec.weights import initialize_weights, node_arrays
+    from netspec.typed import node_arrays
+    from netspec.weights import initialize_weights
 
-    types_a = infer_shapes(original, {"N": 1})
-    types_b = infer_shapes(converted, {"N": 1})
-    weights_a = initialize_weights(original, types_a, seed=seed)
+    typed_a = bind(original, 1)
+    types_a = typed_a.types
+    typed_b = bind(converted, 1)
+    types_b = typed_b.types
+    weights_a = initialize_weights(typed_a, seed=seed)
     rng = np.random.default_rng(seed)
     for key, value in weights_a.items():  # BatchNorm statistics away from identity
         if key.endswith(("running_var", "scale_factor")):
@@ -231,7 +233,7 @@ def test_converted_spec_computes_the_same_outputs(name: str) -> None:
     results = []
     feeds = None
     for graph, weights, shapes in ((original, weights_a, shapes_a), (converted, weights_b, shapes_b)):
-        model = compile_graph(graph, batch=1, input_shapes=shapes, weights=weights)
+        model = compile_graph(bind(graph, batch=1, input_shapes=shapes), weights)
         session = create_session(model.SerializeToString(), "cpu")
         if feeds is None:
             rng = np.random.default_rng(11)
@@ -313,8 +315,8 @@ def test_frozen_and_shared_arrays_are_kept() -> None:
     assert len(param_lines) == 3
     assert sum('param: { name: "w" }  param: { name: "b" }' in line for line in param_lines) == 2
     assert sum("param: { lr_mult: 0 }" in line for line in param_lines) == 1
-    original = analyze(conversion.source).counts.totals
-    again = analyze(converted).counts.totals
+    original = bind(conversion.source).counts.totals
+    again = bind(converted).counts.totals
     # The shared 3x3 conv counts once and the frozen deconvolution is frozen, in both.
     assert original.frozen == 3 * 3 * 4 * 4
     assert (again.params, again.frozen, again.buffers, again.macs) == (
@@ -323,8 +325,8 @@ def test_frozen_and_shared_arrays_are_kept() -> None:
         original.buffers,
         original.macs,
     )
-    assert [a.name for a in analyze(converted).graph.nodes if a.array_names] == [
-        n.name for n in analyze(conversion.source).graph.nodes if n.array_names
+    assert [a.name for a in bind(converted).graph.nodes if a.array_names] == [
+        n.name for n in bind(conversion.source).graph.nodes if n.array_names
     ]
 
 

@@ -15,7 +15,7 @@ from netspec.compiler import compile_graph, load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
-from netspec.infer import infer_shapes
+from netspec.typed import bind
 from netspec.verify import TOLERANCES, max_relative_error, sample_inputs, small_input_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +47,10 @@ def test_zoo_model_in_float16_matches_float32(spec: str) -> None:
 
     graph = load_graph(ROOT / "zoo" / spec)
     shapes = small_input_shapes(graph)
-    types = infer_shapes(graph, {"N": 1}, shapes)
+    typed = bind(graph, 1, shapes)
+    types = typed.types
     # BatchNorm kept, so that every tensor netspec typed is in the model.
-    half = compile_graph(graph, input_shapes=shapes, dtype="float16", fold_bn=False)
+    half = compile_graph(bind(graph, input_shapes=shapes, dtype="float16"), fold_bn=False)
     check_model(half)
     assert_shapes_agree(graph, types, inferred_shapes(half))
 
@@ -58,8 +59,8 @@ def test_zoo_model_in_float16_matches_float32(spec: str) -> None:
     assert {o.type.tensor_type.elem_type for o in half.graph.output} == {FLOAT16}
     assert {t.data_type for t in half.graph.initializer if len(t.dims) > 1} == {FLOAT16}
 
-    feeds = sample_inputs(graph, types, seed=3)
-    expected = run(compile_graph(graph, input_shapes=shapes, fold_bn=False), feeds)
+    feeds = sample_inputs(typed, seed=3)
+    expected = run(compile_graph(bind(graph, input_shapes=shapes), fold_bn=False), feeds)
     got = run(half, feeds)
     for name in graph.outputs:
         assert got[name].dtype == np.float16
@@ -79,7 +80,7 @@ def test_float32_ops_read_float32_and_their_tensors_stay_float16() -> None:
         "Convolution conv { num_output: 6 kernel_size: 3 }\n"
         "Softmax prob {}\n"
     )
-    model = compile_graph(graph, dtype="float16")
+    model = compile_graph(bind(graph, dtype="float16"))
     from netspec.export.onnx import check_model
 
     check_model(model)
@@ -94,9 +95,9 @@ def test_float32_ops_read_float32_and_their_tensors_stay_float16() -> None:
 
     # LRN squares its input: values of a few hundred overflow float16 (65504) inside a
     # float16 LRN, not in this one.
-    types = infer_shapes(graph, {"N": 1})
-    feeds = {"a": (300 * sample_inputs(graph, types, 0)["a"]).astype(np.float32)}
-    expected = run(compile_graph(graph), feeds)["prob"]
+    typed = bind(graph, 1)
+    feeds = {"a": (300 * sample_inputs(typed, 0)["a"]).astype(np.float32)}
+    expected = run(compile_graph(bind(graph)), feeds)["prob"]
     got = run(model, feeds)["prob"]
     assert np.isfinite(got).all()
     assert max_relative_error(got, expected) <= FLOAT16_LAYER_TOLERANCE
@@ -113,7 +114,7 @@ def test_index_outputs_stay_float32() -> None:
         "ArgMax arg { bottom: a axis: 1 }\n"
         "output: [up, mask, arg]\n"
     )
-    model = compile_graph(graph, batch=2, dtype="float16")
+    model = compile_graph(bind(graph, batch=2, dtype="float16"))
     from netspec.export.onnx import check_model
 
     check_model(model)
@@ -123,10 +124,10 @@ def test_index_outputs_stay_float32() -> None:
         "mask": element_type("FLOAT"),
         "arg": element_type("FLOAT"),
     }
-    types = infer_shapes(graph, {"N": 2})
+    typed = bind(graph, 2)
     # Inputs already float16 values: both models see the same numbers (and the same ties).
-    feeds = {k: v.astype(np.float16).astype(np.float32) for k, v in sample_inputs(graph, types, 0).items()}
-    expected = run(compile_graph(graph, batch=2), feeds)
+    feeds = {k: v.astype(np.float16).astype(np.float32) for k, v in sample_inputs(typed, 0).items()}
+    expected = run(compile_graph(bind(graph, batch=2)), feeds)
     got = run(model, feeds)
     np.testing.assert_array_equal(got["mask"], expected["mask"])
     assert got["mask"].max() > 2048
@@ -137,8 +138,8 @@ def test_index_outputs_stay_float32() -> None:
 @pytest.mark.ort
 def test_float16_halves_the_model_file() -> None:
     graph = load_graph(ROOT / "zoo" / "resnet18.net")
-    full = len(compile_graph(graph).SerializeToString())
-    half = len(compile_graph(graph, dtype="float16").SerializeToString())
+    full = len(compile_graph(bind(graph)).SerializeToString())
+    half = len(compile_graph(bind(graph, dtype="float16")).SerializeToString())
     # 11.7M parameters: 46.8 MB of float32 weights, 23.4 MB in float16; the graph itself is small.
     assert 0.49 < half / full < 0.52
 
@@ -163,7 +164,7 @@ def test_report_counts_bytes_in_the_dtype(capsys: pytest.CaptureFixture[str]) ->
 def test_unsupported_dtype_is_refused() -> None:
     graph = spec("input a: [1, 3]\nReLU r {}\n")
     with pytest.raises(ValueError, match="bfloat16"):
-        compile_graph(graph, dtype="bfloat16")
+        compile_graph(bind(graph, dtype="bfloat16"))
 
 
 def layer_cases() -> list[object]:
@@ -188,15 +189,15 @@ def test_every_layer_case_in_float16(case: object) -> None:
     from netspec.export.onnx import check_model
 
     graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
-    weights = random_weights(graph, types, seed=1)
+    typed = bind(graph, BATCH)
+    weights = random_weights(typed, seed=1)
     for name in weights:
         if name.endswith("scale_factor"):  # Caffe's BatchNorm divides by it: keep it positive
             weights[name] = np.abs(weights[name]) + 0.5
-    half = compile_graph(graph, batch=BATCH, weights=weights, dtype="float16")
+    half = compile_graph(bind(graph, batch=BATCH, dtype="float16"), weights)
     check_model(half)
-    feeds = {k: v.astype(np.float16).astype(np.float32) for k, v in sample_inputs(graph, types, 0).items()}
-    expected = run(compile_graph(graph, batch=BATCH, weights=weights), feeds)
+    feeds = {k: v.astype(np.float16).astype(np.float32) for k, v in sample_inputs(typed, 0).items()}
+    expected = run(compile_graph(bind(graph, batch=BATCH), weights), feeds)
     got = run(half, feeds)
     for name, value in expected.items():
         assert max_relative_error(got[name], value) <= FLOAT16_LAYER_TOLERANCE, name

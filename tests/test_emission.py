@@ -8,13 +8,14 @@ import pytest
 from netspec.compiler import compile_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
+from netspec.typed import bind
 
 pytestmark = pytest.mark.unit
 
 
 def emitted_ops(body: str, shape: str = "[1, 4, 7, 7]") -> list[str]:
     graph = elaborate(SourceFile("t.net", f"input data: {shape}\n{body}\n"))
-    return [node.op_type for node in compile_graph(graph, batch=1).graph.node]
+    return [node.op_type for node in compile_graph(bind(graph, batch=1)).graph.node]
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ import pytest
 from netspec.compiler import compile_graph, load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
-from netspec.fold import fold_batchnorm
-from netspec.graph import Graph, TensorType
-from netspec.infer import infer_shapes
+from netspec.graph import Graph
+from netspec.passes.fold_batchnorm import fold_batchnorm
 from netspec.reference import run_reference
+from netspec.typed import TypedGraph, bind
 from netspec.verify import max_relative_error, sample_inputs
 from netspec.weights import initialize_weights
 
@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"data": (1, 3, 64, 64)}
 
 
-def random_statistics(graph: Graph, types: Mapping[str, TensorType], seed: int) -> dict[str, np.ndarray]:
+def random_statistics(typed: TypedGraph, seed: int) -> dict[str, np.ndarray]:
     """He-initialised weights with every BatchNorm/Scale array drawn at random, far from
     identity: γ and Scale factors in [0.5, 1.5], β, biases and means N(0, 0.5²), variances in
     [0.5, 2], Caffe's scale factor in [0.5, 2]."""
     rng = np.random.default_rng(seed)
-    weights = initialize_weights(graph, types, seed)
+    weights = initialize_weights(typed, seed)
     for name, value in weights.items():
         suffix = name.rsplit(".", 1)[-1]
         if suffix in ("running_var", "scale_factor"):
@@ -61,11 +61,11 @@ def folded_and_unfolded(
     the folded model's op types, and the float64 reference's outputs."""
     from netspec.export.onnx import check_model
 
-    types = infer_shapes(graph, {"N": 1}, input_shapes)
-    weights = random_statistics(graph, types, seed)
-    feeds = sample_inputs(graph, types, seed)
-    unfolded = compile_graph(graph, input_shapes=input_shapes, weights=weights, fold_bn=False)
-    folded = compile_graph(graph, input_shapes=input_shapes, weights=weights)
+    typed = bind(graph, 1, input_shapes)
+    weights = random_statistics(typed, seed)
+    feeds = sample_inputs(typed, seed)
+    unfolded = compile_graph(typed, weights, fold_bn=False)
+    folded = compile_graph(typed, weights)
     check_model(folded)
     expected, got = run_onnx(unfolded, feeds), run_onnx(folded, feeds)
     errors = {name: max_relative_error(got[name], expected[name]) for name in graph.outputs}
@@ -89,10 +89,10 @@ def test_caffe_resnet50_folds_batchnorm_and_scale() -> None:
     # 200×200 is about the smallest input its 7×7 pool5 accepts (7×7 after five halvings).
     shapes = {"data": (1, 3, 200, 200)}
     graph = load_graph(ROOT / "tests" / "data" / "caffe" / "resnet50.prototxt", input_shapes=shapes)
-    types = infer_shapes(graph, {"N": 1}, shapes)
-    folded = fold_batchnorm(graph, types, random_statistics(graph, types, 1))
+    typed = bind(graph, 1, shapes)
+    folded = fold_batchnorm(typed, random_statistics(typed, 1))
     assert len(folded.folds) == 53
-    assert {node.type for node in folded.graph.nodes}.isdisjoint({"BatchNorm", "Scale"})
+    assert {node.type for node in folded.typed.graph.nodes}.isdisjoint({"BatchNorm", "Scale"})
     errors, ops, _ = folded_and_unfolded(graph, shapes, seed=1)
     assert max(errors.values()) <= 1e-5, errors
     assert "BatchNormalization" not in ops
@@ -171,9 +171,9 @@ def test_chain_folds_into_one_layer(name: str) -> None:
     assert max(errors.values()) <= 1e-5, errors
     assert ops in (["Conv"], ["ConvTranspose"], ["Flatten", "Gemm"])
     # The folded model against the float64 reference of the graph as written.
-    types = infer_shapes(graph, {"N": 1})
-    weights = random_statistics(graph, types, len(name))
-    expected = run_reference(graph, weights, sample_inputs(graph, types, len(name)))
+    typed = bind(graph, 1)
+    weights = random_statistics(typed, len(name))
+    expected = run_reference(graph, weights, sample_inputs(typed, len(name)))
     for output in graph.outputs:
         assert max_relative_error(got[output], expected[output]) <= 1e-5
 
@@ -213,8 +213,8 @@ NOT_FOLDABLE = {
 @pytest.mark.parametrize("name", NOT_FOLDABLE)
 def test_chain_is_left_alone(name: str) -> None:
     graph = spec(NOT_FOLDABLE[name])
-    types = infer_shapes(graph, {"N": 1})
-    assert not fold_batchnorm(graph, types, random_statistics(graph, types, 0)).folds
+    typed = bind(graph, 1)
+    assert not fold_batchnorm(typed, random_statistics(typed, 0)).folds
     errors, ops, _ = folded_and_unfolded(graph)
     assert max(errors.values()) <= 1e-5, errors
     assert "BatchNormalization" in ops
@@ -231,10 +231,10 @@ def test_scale_with_a_second_input_is_not_folded() -> None:
         Scale scale { bottom: [bn, s] }
         """
     )
-    types = infer_shapes(graph, {"N": 1})
-    folded = fold_batchnorm(graph, types, random_statistics(graph, types, 0))
+    typed = bind(graph, 1)
+    folded = fold_batchnorm(typed, random_statistics(typed, 0))
     assert [(f.kept, f.merged) for f in folded.folds] == [("conv", ("bn",))]
-    assert [n.type for n in folded.graph.nodes if n.inputs] == ["Convolution", "Scale"]
+    assert [n.type for n in folded.typed.graph.nodes if n.inputs] == ["Convolution", "Scale"]
     errors, _, _ = folded_and_unfolded(graph)
     assert max(errors.values()) <= 1e-5, errors
 
@@ -246,7 +246,7 @@ def test_folded_values_by_hand() -> None:
     graph = spec(
         "input a: [1, 1, 2, 2]\nConvolution conv { num_output: 1 kernel_size: 1 }\nBatchNorm bn {}\n"
     )
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
     weights = {
         "conv.weight": np.full((1, 1, 1, 1), 2, np.float32),
         "conv.bias": np.ones(1, np.float32),
@@ -255,10 +255,10 @@ def test_folded_values_by_hand() -> None:
         "bn.running_mean": np.full(1, 3, np.float32),
         "bn.running_var": np.full(1, 4 - 1e-5, np.float32),
     }
-    folded = fold_batchnorm(graph, types, weights)
+    folded = fold_batchnorm(typed, weights)
     np.testing.assert_allclose(folded.weights["conv.weight"].reshape(-1), [5.0], rtol=1e-6)
     np.testing.assert_allclose(folded.weights["conv.bias"], [1.0], rtol=1e-6)
-    (node,) = [n for n in folded.graph.nodes if n.inputs]
+    (node,) = [n for n in folded.typed.graph.nodes if n.inputs]
     assert (node.name, node.outputs) == ("conv", ("bn",))
 
 
@@ -296,7 +296,7 @@ def test_residual_scaling_folds_into_the_branch_convolution() -> None:
     errors, ops, got = folded_and_unfolded(graph, seed=4)
     assert max(errors.values()) <= 1e-5, errors
     assert ops == ["Conv", "Add", "Mul", "Add"]  # the 0.5 on the graph input cannot fold
-    types = infer_shapes(graph, {"N": 1})
-    weights = random_statistics(graph, types, 4)
-    expected = run_reference(graph, weights, sample_inputs(graph, types, 4))
+    typed = bind(graph, 1)
+    weights = random_statistics(typed, 4)
+    expected = run_reference(graph, weights, sample_inputs(typed, 4))
     assert max_relative_error(got["again"], expected["again"]) <= 1e-5

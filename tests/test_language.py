@@ -13,6 +13,7 @@ from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate, load_spec
 from netspec.graph import Graph, TensorType
 from netspec.infer import infer_shapes
+from netspec.typed import bind
 
 pytestmark = pytest.mark.unit
 
@@ -355,7 +356,6 @@ Sigmoid s{(1 + 2) * 2 // 3 - 1}
 
 
 def test_param_blocks_share_and_freeze_arrays() -> None:
-    from netspec.compiler import analyze
 
     graph = build("""
 input a: [N, 3, 8, 8]
@@ -366,7 +366,7 @@ Convolution cb { bottom: b  num_output: 4  kernel_size: 3
                  param { name: "w" }  param { name: "bias"  decay_mult: 0 } }
 Convolution cc { bottom: b  num_output: 2  kernel_size: 1  param { }  param { lr_mult: 0 } }
 """)
-    totals = analyze(graph).counts.totals
+    totals = bind(graph).counts.totals
     # The shared weight (4·3·3·3 = 108) and bias (4) once, cc's 6 + 2; frozen: w and cc's bias.
     assert (totals.params, totals.frozen) == (108 + 4 + 6 + 2, 108 + 2)
     assert graph.node("cb").array_names == ("w", "bias") and graph.node("cc").frozen_arrays == (1,)

@@ -23,6 +23,7 @@ from netspec.layers import LAYER_TYPES
 from netspec.layers.base import RawParam, build_layer
 from netspec.layers.pool import pool_output_size
 from netspec.reference import run_reference
+from netspec.typed import TypedGraph, bind
 from netspec.verify import sample_inputs
 from netspec.weights import initialize_weights
 
@@ -431,9 +432,10 @@ def assert_shape_and_counts(case: Any, outputs: tuple[tuple[int, ...], ...]) -> 
     """The case's layer gives ``outputs`` (at N = BATCH) and the case's params, buffers, MACs
     and FLOPs (every layer test file's Case has those fields)."""
     graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
+    typed = bind(graph, BATCH)
+    types = typed.types
     assert tuple(types[t].dims for t in graph.node("layer").outputs) == outputs
-    row = next(r for r in count_graph(graph, types).layers if r.name == "layer")
+    row = next(r for r in count_graph(typed).layers if r.name == "layer")
     counts = (row.params, row.buffers, row.macs, row.flops)
     assert counts == (case.params, case.buffers, case.macs, case.flops)
 
@@ -448,9 +450,10 @@ def test_shape_and_counts(case: Case) -> None:
 def test_input_shape_counts_nothing_and_keeps_symbolic_batch() -> None:
     graph = elaborate(SourceFile("input.net", "input data: [N, 3, 8, 8]\nReLU relu {}\n"))
     assert infer_shapes(graph)["data"].dims == ("N", 3, 8, 8)
-    types = infer_shapes(graph, {"N": 4})
+    typed = bind(graph, 4)
+    types = typed.types
     assert types["data"].dims == (4, 3, 8, 8)
-    row = count_graph(graph, types).layers[0]
+    row = count_graph(typed).layers[0]
     assert (row.type, row.params, row.buffers, row.macs, row.flops) == ("Input", 0, 0, 0, 0)
 
 
@@ -459,7 +462,8 @@ def test_symbolic_batch_passes_through_shape_layers() -> None:
     for case in CASES:
         if "N" not in case.inputs[0]:
             continue
-        types = infer_shapes(build_graph(case))
+        typed = bind(build_graph(case), None)
+        types = typed.types
         assert types["layer"].dims[0] == "N", case.id
         assert types["layer"].dims[1:] == case.output[1:], case.id
 
@@ -488,10 +492,10 @@ def test_pool_output_size(size: int, kernel: int, stride: int, pad: int, ceil: b
 # ---------------------------------------------------------------- ONNX and onnxruntime
 
 
-def random_weights(graph: Graph, types: Mapping[str, TensorType], seed: int) -> dict[str, np.ndarray]:
+def random_weights(typed: TypedGraph, seed: int) -> dict[str, np.ndarray]:
     """Every stored array with random non-trivial values (variances positive)."""
     rng = np.random.default_rng(seed)
-    weights = initialize_weights(graph, types, seed)
+    weights = initialize_weights(typed, seed)
     for name, value in weights.items():
         if name.endswith("running_var"):
             fresh = rng.uniform(0.5, 2.0, value.shape)
@@ -527,14 +531,12 @@ def check_against_reference(
     from netspec.export.onnx import check_model, inferred_shapes
 
     types = infer_shapes(graph, {} if dynamic else {"N": BATCH})
-    model = compile_graph(
-        graph, batch=None if dynamic else BATCH, weights=weights, opset=opset, fold_bn=False
-    )
+    model = compile_graph(bind(graph, batch=None if dynamic else BATCH), weights, opset=opset, fold_bn=False)
     check_model(model)
     assert_shapes_agree(graph, types, inferred_shapes(model))
 
     # Standard normal inputs, or what a layer asks for (valid boxes for RoI pooling).
-    feeds = sample_inputs(graph, {t: v.bind({"N": BATCH}) for t, v in types.items()}, seed=7)
+    feeds = sample_inputs(bind(graph, BATCH), seed=7)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -549,7 +551,7 @@ def check_against_reference(
 
 def run_case(case: Case, *, dynamic: bool, opset: int) -> None:
     graph = build_graph(case)
-    weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
+    weights = random_weights(bind(graph, BATCH), seed=len(case.id))
     outputs = check_against_reference(graph, weights, dynamic=dynamic, opset=opset)
     assert outputs["layer"].shape == case.output
 

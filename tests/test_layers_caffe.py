@@ -29,8 +29,8 @@ from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Dim, Graph, TensorType
 from netspec.infer import infer_shapes
-from netspec.receptive import receptive_fields
 from netspec.reference import run_reference
+from netspec.typed import bind
 from netspec.weights import initialize_weights
 
 
@@ -328,7 +328,7 @@ CASES = [
 
 
 def case_weights(case: Case, graph: Graph) -> dict[str, np.ndarray]:
-    weights = random_weights(graph, infer_shapes(graph, {"N": BATCH}), seed=len(case.id))
+    weights = random_weights(bind(graph, BATCH), seed=len(case.id))
     for suffix, value in case.fill:
         name = f"layer.{suffix}"
         weights[name] = np.full_like(weights[name], value)
@@ -349,7 +349,8 @@ def test_symbolic_batch_passes_through() -> None:
     for case in CASES:
         if "N" not in case.inputs[0]:
             continue
-        types = infer_shapes(build_graph(case))
+        typed = bind(build_graph(case), None)
+        types = typed.types
         for tensor, expected in zip(build_graph(case).node("layer").outputs, case.outputs, strict=True):
             assert types[tensor].dims == ("N", *expected[1:]), case.id
 
@@ -398,7 +399,8 @@ def test_stored_arrays_in_caffe_blob_order(
     layer: str, inputs: tuple[tuple[Dim, ...], ...], expected: list[tuple[str, tuple[int, ...], bool]]
 ) -> None:
     graph = build_graph(Case("blobs", layer, inputs, ()))
-    types = infer_shapes(graph, {"N": BATCH})
+    typed = bind(graph, BATCH)
+    types = typed.types
     node = graph.node("layer")
     specs = node.layer.parameters([types[t] for t in node.inputs])
     assert [(s.name, s.shape, s.learnable) for s in specs] == expected
@@ -409,7 +411,7 @@ def test_initial_values() -> None:
     graph = build_graph(
         Case("init", "PReLU layer {}\nBatchNorm bn { affine: false caffe_scale_factor: true }", (NCHW,), ())
     )
-    weights = initialize_weights(graph, infer_shapes(graph, {"N": BATCH}))
+    weights = initialize_weights(bind(graph, BATCH))
     np.testing.assert_array_equal(weights["layer.weight"], np.full(3, 0.25, np.float32))
     np.testing.assert_array_equal(weights["bn.scale_factor"], np.ones(1, np.float32))
 
@@ -426,7 +428,7 @@ def test_receptive_fields() -> None:
         "Deconvolution deconv { bottom: conv num_output: 3 kernel_size: 2 stride: 2 }\n"
     )
     graph = elaborate(SourceFile("rf.net", text))
-    fields = receptive_fields(graph, infer_shapes(graph, {"N": 1}))
+    fields = bind(graph).receptive_fields
     # The crop shifts the first output pixel by the offset: centre 1 + (2, 1).
     assert fields["crop"] is not None
     assert (fields["crop"].size, fields["crop"].offset) == ((3, 3), (3.0, 2.0))
@@ -494,7 +496,7 @@ def test_deconvolution_is_the_adjoint_of_convolution(
 
 def reference_outputs(text: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     graph = elaborate(SourceFile("semantics.net", text))
-    weights = initialize_weights(graph, infer_shapes(graph, {"N": BATCH}))
+    weights = initialize_weights(bind(graph, BATCH))
     return run_reference(graph, weights, inputs, keep="all")
 
 

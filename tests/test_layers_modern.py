@@ -24,6 +24,8 @@ from test_layers import (  # the shared harness and its Case
     run_case,
 )
 
+from netspec.typed import bind
+
 X = ("N", 8, 5, 5)  # 400 elements at N = 2
 
 CASES = [
@@ -84,7 +86,7 @@ def test_onnx_lowerings() -> None:
         ("ChannelShuffle layer { group: 2 }", ["Reshape", "Transpose", "Reshape"]),
     ]:
         graph = build_graph(Case(text, text, (X,), ()))
-        model = compile_graph(graph, batch=BATCH)
+        model = compile_graph(bind(graph, batch=BATCH))
         assert [n.op_type for n in model.graph.node] == ops, text
 
 

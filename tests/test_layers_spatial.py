@@ -31,6 +31,7 @@ from test_layers import (  # the shared harness and its Case
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
 from netspec.infer import infer_shapes
+from netspec.typed import bind
 from netspec.verify import relative_errors, sample_inputs
 
 THETA = ("N", 2, 3)
@@ -363,7 +364,7 @@ def test_netvlad_matches_its_matrix_form_and_is_normalised() -> None:
 def test_roi_inputs_are_valid_boxes() -> None:
     roi_pool = next(case for case in CASES if case.id == "roi-pool")  # [N, 4, 12, 10], 9 boxes, 1/4
     graph = build_graph(roi_pool)
-    rois = sample_inputs(graph, infer_shapes(graph, {"N": 3}), seed=0)["b"]
+    rois = sample_inputs(bind(graph, 3), seed=0)["b"]
     assert rois.shape == (9, 5) and rois.dtype == np.float32
     assert set(rois[:, 0]) <= {0.0, 1.0, 2.0}
     assert (rois[:, 1] <= rois[:, 3]).all() and (rois[:, 2] <= rois[:, 4]).all()
@@ -427,7 +428,7 @@ def test_opset_limits_are_diagnostics() -> None:
 
     graph = elaborate(SourceFile("resize.net", "input a: [N, 3, 6, 5]\nResize layer { size: [7, 9] }\n"))
     with pytest.raises(NetspecError) as caught:
-        compile_graph(graph, batch=1, opset=17)
+        compile_graph(bind(graph, batch=1), opset=17)
     assert "resize.net:2:1: error: Resize 'layer': a size needs opset 18 or later" in str(caught.value)
 
 

@@ -20,9 +20,8 @@ from test_layers import (  # the shared harness and its Case
 
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
-from netspec.infer import infer_shapes
-from netspec.receptive import receptive_fields
 from netspec.reference import run_reference
+from netspec.typed import bind
 
 CASES = [
     # -- Pad counts nothing: option A's channel padding, spatial padding, a non-zero value
@@ -94,8 +93,8 @@ def test_shape_and_counts(case: Case) -> None:
 @pytest.mark.parametrize("case", case_params(CASES))
 def test_onnx_matches_reference(case: Case) -> None:
     graph = build_graph(case)
-    types = infer_shapes(graph, {"N": BATCH})
-    outputs = check_against_reference(graph, random_weights(graph, types, seed=0))
+    typed = bind(graph, BATCH)
+    outputs = check_against_reference(graph, random_weights(typed, seed=0))
     first = graph.node("layer").outputs[0]
     assert outputs[first].shape == case.output
 
@@ -117,7 +116,7 @@ def test_pad_receptive_field() -> None:
         "Pad p { axis: 2 pad: [1, 0, 2, 0] }"
     )
     graph = elaborate(SourceFile("rf.net", text))
-    field = receptive_fields(graph, infer_shapes(graph, {"N": 1}))["p"]
+    field = bind(graph).receptive_fields["p"]
     assert field is not None and (field.size, field.offset) == ((3, 3), (0.0, -1.0))
 
 
@@ -156,7 +155,7 @@ def run_both(text: str, feeds: dict[str, np.ndarray]) -> tuple[list[np.ndarray],
     from netspec.compiler import compile_graph
 
     graph = elaborate(SourceFile("boxes.net", text))
-    model = compile_graph(graph, batch=1, weights={})
+    model = compile_graph(bind(graph, batch=1), {})
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, feeds), list(run_reference(graph, {}, feeds).values())
 

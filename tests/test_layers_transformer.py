@@ -26,6 +26,8 @@ from test_layers import (  # the shared harness and its Case
     run_case,
 )
 
+from netspec.typed import bind
+
 X = ("N", 8, 5, 5)  # 400 elements at N = 2
 T = ("N", 5, 8)  # a token sequence: 80 elements at N = 2
 
@@ -144,7 +146,7 @@ def test_onnx_lowerings(text: str, shape: tuple, opset: int, ops: list[str]) -> 
     from netspec.compiler import compile_graph
 
     graph = build_graph(Case(text, text, (shape,), ()))
-    model = compile_graph(graph, batch=BATCH, opset=opset)
+    model = compile_graph(bind(graph, batch=BATCH), opset=opset)
     assert [n.op_type for n in model.graph.node] == ops, text
 
 
@@ -155,7 +157,7 @@ def test_attention_is_one_projection_and_two_batched_matmuls() -> None:
     from netspec.compiler import compile_graph
 
     graph = build_graph(Case("a", "MultiheadAttention layer { num_heads: 2 }", (T,), ()))
-    model = compile_graph(graph, batch=BATCH)
+    model = compile_graph(bind(graph, batch=BATCH))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("MatMul") == 4 and ops.count("Softmax") == 1
     scale = next(i for i in model.graph.initializer if i.name == "layer/query_scale")
@@ -245,8 +247,6 @@ def test_class_token_and_position_embedding() -> None:
 def test_bare_arrays_sit_beside_the_layer() -> None:
     from netspec.diagnostics import SourceFile
     from netspec.elaborate import elaborate
-    from netspec.infer import infer_shapes
-    from netspec.weights import expected_arrays
 
     text = (
         "input a: [N, 4, 8]\nClassToken cls\nPositionEmbedding encoder.pos\n"
@@ -254,7 +254,7 @@ def test_bare_arrays_sit_beside_the_layer() -> None:
         "LayerScale encoder.scale2 { axis: -1  array: gamma }\n"
     )
     graph = elaborate(SourceFile("names.net", text))
-    arrays = expected_arrays(graph, infer_shapes(graph, {"N": 1}))
+    arrays = bind(graph).expected_arrays
     assert {name: a.spec.shape for name, a in arrays.items()} == {
         "class_token": (1, 1, 8),
         "encoder.pos_embedding": (1, 5, 8),
@@ -306,12 +306,10 @@ def test_error_message(text: str, message: str) -> None:
 def test_a_bare_array_may_not_take_a_tensor_name() -> None:
     from netspec.diagnostics import NetspecError, SourceFile
     from netspec.elaborate import elaborate
-    from netspec.infer import infer_shapes
-    from netspec.weights import expected_arrays
 
     graph = elaborate(SourceFile("bad.net", "input a: [N, 5, 8]\nLayerScale layer_scale { axis: -1 }\n"))
     with pytest.raises(NetspecError) as caught:
-        expected_arrays(graph, infer_shapes(graph, {"N": 1}))
+        bind(graph)
     assert "layer 'layer_scale' stores its array as 'layer_scale', which is also a tensor's name" in str(
         caught.value
     )

@@ -17,11 +17,12 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from netspec.cli import main  # noqa: E402
-from netspec.compiler import analyze, compile_graph, load_graph  # noqa: E402
+from netspec.compiler import compile_graph, load_graph  # noqa: E402
 from netspec.diagnostics import NetspecError, SourceFile  # noqa: E402
 from netspec.elaborate import elaborate, load_spec  # noqa: E402
 from netspec.onnx_import import convert_onnx, import_model, read_onnx, scope_name  # noqa: E402
 from netspec.report import report_data  # noqa: E402
+from netspec.typed import bind  # noqa: E402
 from netspec.zoo import zoo_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def test_torch_export_converts_and_round_trips(name: str, tmp_path: Path) -> Non
     path = DATA / name
     converted = convert_onnx(path)
     graph = elaborate(SourceFile("converted.net", converted.conversion.text))
-    model = compile_graph(graph, batch=1, weights=converted.weights)
+    model = compile_graph(bind(graph, batch=1), converted.weights)
     x = (
         np.random.default_rng(0)
         .standard_normal(graph.nodes[0].layer.params.shape[1:])
@@ -96,7 +97,7 @@ def test_torch_export_converts_and_round_trips(name: str, tmp_path: Path) -> Non
     expected = run_ort(str(path), x)
     assert relative_error(expected, run_ort(model.SerializeToString(), x)) <= 1e-5
     # Same counts as reading the ONNX file for analysis.
-    direct, spec = analyze(read_onnx(path)).counts.totals, analyze(graph).counts.totals
+    direct, spec = bind(read_onnx(path)).counts.totals, bind(graph).counts.totals
     assert (direct.params, direct.macs, direct.flops) == (spec.params, spec.macs, spec.flops)
 
 
@@ -118,7 +119,7 @@ def test_dynamic_batch_export_folds_its_shape_chains(name: str) -> None:
     graph = read_onnx(DATA / name)
     assert not [n for n in graph.nodes if n.type == "OnnxOp"]
     assert graph.nodes[0].layer.params.shape[0] == "N"
-    one, eight = analyze(graph, batch=1).counts.totals, analyze(graph, batch=8).counts.totals
+    one, eight = bind(graph, batch=1).counts.totals, bind(graph, batch=8).counts.totals
     assert eight.macs == 8 * one.macs
 
 
@@ -207,10 +208,10 @@ def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
     shapes and receptive fields, layer by layer."""
     graph = load_spec(zoo_folder() / f"{spec}.net")
-    model = compile_graph(graph, batch=1, fold_bn=False)
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
     imported = import_model(model, f"{spec}.onnx").graph
-    expected = _comparable(report_data(analyze(graph)))
-    got = _comparable(report_data(analyze(imported)))
+    expected = _comparable(report_data(bind(graph)))
+    got = _comparable(report_data(bind(imported)))
     assert got["totals"] == expected["totals"]
     assert got["outputs"] == expected["outputs"]
     # VGG's AdaptiveAvgPool at 224, Dropout, a one-output Split: netspec emits no node for them.
@@ -266,7 +267,7 @@ def test_hand_built_model_maps_onto_layers_and_converts(tmp_path: Path) -> None:
         ("stem.act", "ReLU6"),
         ("head", "InnerProduct"),
     ]
-    totals = analyze(graph, batch=2).counts.totals
+    totals = bind(graph, batch=2).counts.totals
     assert totals.macs == 2 * (4 * 8 * 8 * 3 * 3 * 3 + 5 * 256)
     assert totals.params == 4 * 27 + 4 + 8 + 5 * 256 + 5 and totals.buffers == 8
     out = tmp_path / "hand.net"
@@ -383,7 +384,7 @@ def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
         size_threshold=64,
     )
     (tmp_path / "external.bin").unlink()
-    assert analyze(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
+    assert bind(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
     with pytest.raises(NetspecError):
         convert_onnx(path)
 
@@ -687,14 +688,14 @@ def test_operator_reads_as_layers_and_round_trips(
     onnx.save(model, path)
     graph = read_onnx(path)
     assert [n.type for n in graph.nodes[1:]] == types
-    direct = analyze(graph).counts.totals
+    direct = bind(graph).counts.totals
     if case in OPERATOR_COUNTS:
         assert (direct.params, direct.macs, direct.flops) == OPERATOR_COUNTS[case]
     converted = convert_onnx(path)
     spec = elaborate(SourceFile("converted.net", converted.conversion.text))
-    totals = analyze(spec).counts.totals
+    totals = bind(spec).counts.totals
     assert (totals.params, totals.macs, totals.flops) == (direct.params, direct.macs, direct.flops)
-    compiled = compile_graph(spec, batch=1, weights=converted.weights)
+    compiled = compile_graph(bind(spec, batch=1), converted.weights)
     x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
     assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
 
@@ -752,11 +753,11 @@ def test_roi_align_reads_as_one_layer_and_round_trips(form: str, tmp_path: Path)
     assert [n.type for n in graph.nodes] == ["Input", "Input", "ROIAlign"]
     params = graph.nodes[2].layer.params
     assert (params.pooled_h, params.pooled_w, params.sampling_ratio, params.aligned) == (3, 2, 2, True)
-    direct = analyze(graph).counts.totals
+    direct = bind(graph).counts.totals
     assert (direct.params, direct.macs, direct.flops) == (0, 0, 3 * 4 * 3 * 2 * 8 * 2 * 2)
     converted = convert_onnx(path)
     spec = elaborate(SourceFile("converted.net", converted.conversion.text))
-    compiled = compile_graph(spec, batch=2, weights=converted.weights)
+    compiled = compile_graph(bind(spec, batch=2), converted.weights)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
     corners = np.sort(rng.uniform(0, 12, (3, 2, 2)), axis=1).reshape(3, 4)

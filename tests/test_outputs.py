@@ -16,6 +16,7 @@ import pytest
 
 from netspec.cli import main
 from netspec.output import external_data_path, write_atomic, write_atomic_group
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "netspec"
@@ -169,7 +170,7 @@ def test_models_are_streamed_as_onnx_save_lays_them_out(tmp_path: Path) -> None:
     from netspec.compiler import compile_graph, load_graph
     from netspec.output import write_model
 
-    model = compile_graph(load_graph(Path(__file__).resolve().parent.parent / "zoo" / "resnet18.net"))
+    model = compile_graph(bind(load_graph(Path(__file__).resolve().parent.parent / "zoo" / "resnet18.net")))
     # Also a tensor stored in a typed field rather than raw bytes, and one with a doc string (a
     # field numbered after raw_data).
     model.graph.initializer.append(
@@ -223,7 +224,7 @@ def test_a_lowered_model_streams_its_arrays_from_numpy_to_the_same_bytes(tmp_pat
     from netspec.output import write_model
 
     graph = load_graph("resnet18")
-    lowered = lower_graph(graph, seed=3)
+    lowered = lower_graph(bind(graph), seed=3)
     # The large arrays are not in the model: the writer takes them from the weights.
     assert len(lowered.pending) == 21 and all(
         not t.HasField("raw_data") for t in lowered.model.graph.initializer if t.name in lowered.pending
@@ -231,4 +232,4 @@ def test_a_lowered_model_streams_its_arrays_from_numpy_to_the_same_bytes(tmp_pat
     written = write_model(lowered, tmp_path / "streamed.onnx")
     data = (tmp_path / "streamed.onnx").read_bytes()
     assert written.size == len(data)
-    assert data == compile_graph(graph, seed=3).SerializeToString()
+    assert data == compile_graph(bind(graph), seed=3).SerializeToString()

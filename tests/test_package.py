@@ -15,6 +15,7 @@ import pytest
 import tomllib
 
 from netspec.cli import main
+from netspec.typed import bind
 from netspec.zoo import catalog, resolve_spec, zoo_folder, zoo_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,13 +88,13 @@ def test_commands_take_zoo_names_from_any_folder(
 
 @pytest.mark.unit
 def test_any_spec_can_include_the_zoo_libraries(tmp_path: Path) -> None:
-    from netspec.compiler import analyze, load_graph
+    from netspec.compiler import load_graph
 
     # resnet50.net copied anywhere still finds lib/resnet.net: the zoo is last on the include path.
     copy = tmp_path / "elsewhere" / "my_resnet50.net"
     copy.parent.mkdir()
     copy.write_text((ROOT / "zoo" / "resnet50.net").read_text())
-    assert analyze(load_graph(copy)).counts.totals.params == 25_557_032
+    assert bind(load_graph(copy)).counts.totals.params == 25_557_032
     # A folder of the user's own takes precedence over the zoo's.
     (tmp_path / "elsewhere" / "lib").mkdir()
     (tmp_path / "elsewhere" / "lib" / "resnet.net").write_text("ReLU only {}\n")
@@ -260,7 +261,7 @@ Eltwise two { bottom: [b, c] }
 Eltwise three { bottom: [b, c, two] }
 Eltwise scaled { bottom: [two, three]  coeff: [1, 0.5] }
 """
-    model = compile_graph(elaborate(SourceFile("t.net", spec)))
+    model = compile_graph(bind(elaborate(SourceFile("t.net", spec))))
     ops = {node.output[0]: node.op_type for node in model.graph.node}
     assert (ops["two"], ops["three"], ops["scaled"]) == ("Add", "Sum", "Add")
 
@@ -284,7 +285,7 @@ def test_identities_are_elided_so_simplifiers_find_nothing(spec: str) -> None:
     from netspec.runtime import create_session
 
     graph = load_graph(spec)
-    model = compile_graph(graph, input_shapes={"data": (1, 3, 227, 227)})
+    model = compile_graph(bind(graph, input_shapes={"data": (1, 3, 227, 227)}))
     assert "Identity" not in {node.op_type for node in model.graph.node}
     assert [o.name for o in model.graph.output] == list(graph.outputs)
     session = create_session(model.SerializeToString(), "cpu")

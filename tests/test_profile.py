@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from netspec.cli import main
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.profile import RUNTIME_ROW, fold_name, fusion_groups, spec_layer_of
+from netspec.typed import bind
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 CHEAP = ["--warmup", "1", "--iterations", "2", "--threads", "1"]
@@ -52,7 +53,7 @@ def test_fold_name(name: str, depth: int, folded: str) -> None:
 
 @pytest.mark.unit
 def test_a_conv_and_its_element_wise_epilogue_form_one_group() -> None:
-    analysis = analyze(load_graph(str(ZOO / "resnet18.net")), batch=1)
+    analysis = bind(load_graph(str(ZOO / "resnet18.net")), batch=1)
     macs = {row.name: row.macs for row in analysis.counts.layers}
     groups = fusion_groups(analysis.graph, dict(analysis.types), macs)
     members: dict[str, list[str]] = {}
@@ -83,7 +84,7 @@ def test_profile_rows_cover_every_layer_once_sorted_with_percentages(
     assert sum(row["percent"] for row in rows) == pytest.approx(100)
     assert sum(times) == pytest.approx(profile["kernel_ms"])
     assert profile["kernel_ms"] <= profile["run_ms"] * 1.001
-    graph = analyze(load_graph(spec), batch=1).counts
+    graph = bind(load_graph(spec), batch=1).counts
     assert sum(row["macs"] for row in rows) == graph.totals.macs  # every MAC layer ran, once
     for row in rows:
         assert (row["gflops"] is not None) == (row["macs"] > 0 and row["ms"] > 0)

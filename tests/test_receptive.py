@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
 from netspec.receptive import ReceptiveField, receptive_fields
 from netspec.reference import run_reference
+from netspec.typed import bind
 from netspec.weights import initialize_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 
 def fields_of(graph: Graph, batch: int = 1) -> dict[str, ReceptiveField | None]:
-    return receptive_fields(graph, analyze(graph, batch=batch).types)
+    return bind(graph, batch=batch).receptive_fields
 
 
 def field_at(fields: dict[str, ReceptiveField | None], graph: Graph, layer: str) -> ReceptiveField:
@@ -221,9 +222,9 @@ SMALL_NETS = {
 def test_small_nets_by_hand_and_by_measurement(name: str) -> None:
     text, (size, stride, offset) = SMALL_NETS[name]
     graph = build(text)
-    analysis = analyze(graph)
+    analysis = bind(graph)
     last = graph.nodes[-1].outputs[0]
-    field = receptive_fields(graph, analysis.types)[last]
+    field = receptive_fields(analysis)[last]
     assert field is not None
     assert (field.size, field.stride, field.offset) == ((size,) * 2, (stride,) * 2, (offset,) * 2)
     extent, centres = measured_rows(graph, analysis.types[last].dims[2])
@@ -238,8 +239,9 @@ def measured_rows(graph: Graph, out_height: int) -> tuple[int, dict[int, float]]
     """Which input rows change each output row, found by perturbing one input row at a time in
     the float64 reference executor; the widest extent among output rows whose field lies inside
     the image, and the centre of each such field."""
-    types = analyze(graph).types
-    weights = {k: np.abs(v) + 0.1 for k, v in initialize_weights(graph, types, seed=1).items()}
+    typed = bind(graph)
+    types = typed.types
+    weights = {k: np.abs(v) + 0.1 for k, v in initialize_weights(typed, seed=1).items()}
     (data,) = (n.outputs[0] for n in graph.input_nodes)
     shape = types[data].dims
     (output,) = graph.outputs
@@ -263,8 +265,8 @@ def test_ceil_and_floor_pooling_differ_in_shape_not_in_field() -> None:
     for mode in ("CEIL", "FLOOR"):
         pooling = f"Pooling p {{ pool: MAX  kernel_size: 3  stride: 2  round_mode: {mode} }}"
         graph = build(f"input data: [N, 1, 8, 8]\n{pooling}")
-        analysis = analyze(graph)
-        fields[mode] = (analysis.types["p"].dims[2], receptive_fields(graph, analysis.types)["p"])
+        analysis = bind(graph)
+        fields[mode] = (analysis.types["p"].dims[2], receptive_fields(analysis)["p"])
     # ceil((8 - 3) / 2) + 1 = 4 rows, floor: 3; both windows are 3 wide, 2 apart, centred at 1.
     assert fields["CEIL"][0] == 4 and fields["FLOOR"][0] == 3
     assert fields["CEIL"][1] == fields["FLOOR"][1]

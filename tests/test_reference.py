@@ -15,6 +15,7 @@ import pytest
 from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
+from netspec.typed import bind
 from netspec.verify import TOLERANCES, max_relative_error, sample_inputs, small_input_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +63,8 @@ def test_max_relative_error_conventions() -> None:
 @pytest.mark.unit
 def test_sampled_inputs_are_standard_normal_and_never_zero() -> None:
     graph = elaborate(SourceFile("in.net", "input a: [N, 3, 8, 8]\ninput b: [N, 5]\nReLU r { bottom: a }\n"))
-    from netspec.infer import infer_shapes
 
-    feeds = sample_inputs(graph, infer_shapes(graph, {"N": 4}), seed=1)
+    feeds = sample_inputs(bind(graph, 4), seed=1)
     assert {k: v.shape for k, v in feeds.items()} == {"a": (4, 3, 8, 8), "b": (4, 5)}
     assert all(v.dtype == np.float32 and np.count_nonzero(v) == v.size for v in feeds.values())
     assert abs(float(feeds["a"].std()) - 1.0) < 0.1

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from netspec.cli import main
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
 from netspec.report import CSV_COLUMNS, SUMMED_KEYS, render, report_data
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ def build(text: str) -> Graph:
     [("lenet5", 0, "text"), ("resnet18", 2, "text"), ("googlenet", 1, "text"), ("lenet5", 0, "md")],
 )
 def test_golden_reports(model: str, depth: int, fmt: str, golden: Callable[[str, str], None]) -> None:
-    analysis = analyze(load_graph(f"zoo/{model}.net"))
+    analysis = bind(load_graph(f"zoo/{model}.net"))
     suffix = "txt" if fmt == "text" else fmt
     golden(f"report_{model}_depth{depth}.{suffix}", render(report_data(analysis, depth), fmt))
 
@@ -74,7 +75,7 @@ def test_json_keeps_the_contract_at_every_depth(capsys: pytest.CaptureFixture[st
 
 
 def test_depth_one_collapses_the_stages() -> None:
-    data = report_data(analyze(load_graph("zoo/resnet18.net")), depth=1)
+    data = report_data(bind(load_graph("zoo/resnet18.net")), depth=1)
     names = [row["name"] for row in data["layers"]]
     assert names == [
         "conv1",
@@ -99,7 +100,7 @@ def test_depth_one_collapses_the_stages() -> None:
     assert layer1["output_shapes"] == [[1, 64, 56, 56]]
     assert layer1["receptive_field"]["size"] == [43, 43]  # 11 + 4 × (3 − 1) × 4
     assert data["scopes"] == []
-    depth2 = report_data(analyze(load_graph("zoo/resnet18.net")), depth=2)
+    depth2 = report_data(bind(load_graph("zoo/resnet18.net")), depth=2)
     assert [h["name"] for h in depth2["scopes"]] == ["layer1", "layer2", "layer3", "layer4"]
     block = next(row for row in depth2["layers"] if row["name"] == "layer2.0")
     assert block["type"] == "BasicBlock" and block["layer_count"] == 9  # with the downsample pair
@@ -138,7 +139,7 @@ def test_bad_depth_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def peak(text: str, batch: int = 1, dtype: str = "float32") -> int:
-    return analyze(build(text), batch=batch, dtype=dtype).counts.totals.peak_activation_bytes
+    return bind(build(text), batch=batch, dtype=dtype).counts.totals.peak_activation_bytes
 
 
 CHAIN = """
@@ -158,7 +159,7 @@ def test_peak_of_a_chain() -> None:
     # fc: 256 + 80 = 336.
     assert peak(CHAIN, batch=2) == 1536
     assert peak(CHAIN, batch=2, dtype="float16") == 768
-    analysis = analyze(build(CHAIN), batch=2)
+    analysis = bind(build(CHAIN), batch=2)
     totals = analysis.counts.totals
     assert totals.activation_bytes == 1024 + 1024 + 1024 + 256 + 80  # every layer output
     assert [row.output_bytes for row in analysis.counts.layers] == [512, 1024, 1024, 1024, 256, 80]
@@ -223,5 +224,5 @@ def test_caffe_in_place_blobs_get_their_buffer_back(tmp_path: Path) -> None:
         "inner_product_param { num_output: 10 } }\n",
         encoding="utf-8",
     )
-    caffe = analyze(load_graph(prototxt), batch=2).counts.totals.peak_activation_bytes
+    caffe = bind(load_graph(prototxt), batch=2).counts.totals.peak_activation_bytes
     assert caffe == peak(CHAIN, batch=2) == 1536

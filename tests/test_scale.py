@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.compiler import analyze, compile_graph
+from netspec.compiler import compile_graph
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate, load_spec
 from netspec.export.onnx import check_model
-from netspec.limits import Limits
+from netspec.limits import DEFAULT_LIMITS, Limits
 from netspec.runtime import create_session
+from netspec.typed import bind
 
 HEAD = "input data: [N, 3, 8, 8]\n"
 DEEP = 20_000
@@ -32,10 +33,10 @@ def test_ten_thousand_layers_written_out() -> None:
     lines = ["input data: [N, 3, 2, 2]"]
     lines += [f"{'ReLU' if i % 2 else 'Power'} layer{i} {{}}" for i in range(10_000)]
     graph = elaborate(SourceFile("deep.net", "\n".join(lines) + "\n"))
-    analysis = analyze(graph)
+    analysis = bind(graph)
     assert analysis.counts.totals.layers == 10_000
     assert analysis.types["layer9999"].dims == (1, 3, 2, 2)
-    model = compile_graph(graph)
+    model = compile_graph(bind(graph))
     check_model(model)
     x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
     (output,) = run(model, {"data": x}).values()
@@ -54,8 +55,8 @@ def test_a_thousand_input_concat() -> None:
     graph = elaborate(SourceFile("wide.net", text))
     node = next(n for n in graph.nodes if n.name == "all")
     assert len(node.inputs) == 1000
-    assert analyze(graph).types["all"].dims == (1, 1000, 2, 2)
-    model = compile_graph(graph)
+    assert bind(graph).types["all"].dims == (1, 1000, 2, 2)
+    model = compile_graph(bind(graph))
     check_model(model)
     x = np.random.default_rng(1).standard_normal((1, 1, 2, 2)).astype(np.float32)
     (output,) = run(model, {"data": x}).values()
@@ -95,7 +96,7 @@ def test_parentheses_20000_deep_are_only_grouping() -> None:
         + ")" * DEEP
         + "\nConvolution conv { num_output: c  kernel_size: 1 }\n"
     )
-    assert analyze(elaborate(SourceFile("parens.net", text))).types["conv"].dims == (1, 4, 8, 8)
+    assert bind(elaborate(SourceFile("parens.net", text))).types["conv"].dims == (1, 4, 8, 8)
 
 
 @pytest.mark.unit
@@ -223,7 +224,6 @@ def test_weights_past_2_gib_go_to_an_external_data_file(tmp_path: Path) -> None:
     import onnx
 
     from netspec.compiler import load_graph
-    from netspec.infer import infer_shapes
     from netspec.weights import initialize_weights
 
     assert INPUTS * OUTPUTS * 4 > 2**31
@@ -256,7 +256,8 @@ def test_weights_past_2_gib_go_to_an_external_data_file(tmp_path: Path) -> None:
     del session
 
     graph = load_graph(spec)
-    weights = initialize_weights(graph, infer_shapes(graph, {"N": 1}), seed=0)
+    limits = DEFAULT_LIMITS.with_settings({"max_weight_elements": 600_000_000})
+    weights = initialize_weights(bind(graph, 1, limits=limits), seed=0)
     weight, bias = weights["fc.weight"], weights["fc.bias"]
     x64 = x[0].astype(np.float64)
     expected = np.concatenate(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from netspec.cli import main
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
+from netspec.typed import bind
 from netspec.viz import edge_label, graph_dot
 
 pytestmark = pytest.mark.unit
@@ -30,7 +31,7 @@ def test_edge_label_drops_the_batch_axis() -> None:
 
 
 def test_resnet18_dot_has_shapes_on_edges_and_nested_clusters() -> None:
-    dot = graph_dot(analyze(load_graph("zoo/resnet18.net")))
+    dot = graph_dot(bind(load_graph("zoo/resnet18.net")))
     assert dot.startswith('digraph "ResNet-18" {')
     drawn = edges(dot)
     assert ("data", "conv1", "3×224×224") in drawn
@@ -51,7 +52,7 @@ def test_resnet18_dot_has_shapes_on_edges_and_nested_clusters() -> None:
 
 
 def test_depth_collapses_scopes_into_single_nodes() -> None:
-    dot = graph_dot(analyze(load_graph("zoo/resnet18.net")), depth=1)
+    dot = graph_dot(bind(load_graph("zoo/resnet18.net")), depth=1)
     assert cluster_titles(dot) == []
     assert '"layer1" [peripheries=2' in dot
     assert "2× BasicBlock, 14 layers" in dot

@@ -18,10 +18,10 @@ from netspec.compiler import load_graph
 from netspec.diagnostics import NetspecError, SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
-from netspec.infer import infer_shapes
 from netspec.layers.base import Filler
+from netspec.typed import bind
 from netspec.weightfile import fit_named_arrays, load_weights
-from netspec.weights import graph_arrays, initialize_weights
+from netspec.weights import initialize_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -32,7 +32,7 @@ def build(text: str) -> Graph:
 
 def initial(text: str, seed: int = 0) -> dict[str, np.ndarray]:
     graph = build(text)
-    return initialize_weights(graph, infer_shapes(graph, {"N": 1}), seed)
+    return initialize_weights(bind(graph, 1), seed)
 
 
 def conv_spec(filler: str, cin: int = 64, cout: int = 128, k: int = 3, extra: str = "") -> str:
@@ -271,7 +271,7 @@ def test_caffe_fillers_are_read() -> None:
     assert conv.weight_filler == Filler("gaussian", std=0.01)
     assert conv.bias_filler is None  # Caffe ignores the bias filler of a layer without a bias
     assert fc.weight_filler == Filler("xavier", variance_norm="AVERAGE")
-    weights = initialize_weights(graph, infer_shapes(graph, {"N": 1}))
+    weights = initialize_weights(bind(graph, 1))
     assert np.array_equal(weights["fc.bias"], np.full(2, 0.2, np.float32))
     assert np.array_equal(weights["prelu.weight"], np.full(4, 0.1, np.float32))
 
@@ -317,7 +317,7 @@ def torch_style(graph: Graph, seed: int = 1) -> dict[str, np.ndarray]:
     BatchNorm's int64 num_batches_tracked where torchvision stores it."""
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
-    for arrays_of_node in graph_arrays(graph, infer_shapes(graph, {"N": 1})).values():
+    for arrays_of_node in bind(graph).arrays.values():
         for array in arrays_of_node:
             shape, name = array.spec.shape, array.name
             if name.endswith("running_var") or (name.endswith("weight") and len(shape) == 1):
@@ -343,7 +343,7 @@ def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def load(spec: Path, weights: Path) -> dict[str, np.ndarray]:
     graph = load_graph(spec)
-    return load_weights(str(weights), graph, infer_shapes(graph, {"N": 1}))
+    return load_weights(str(weights), bind(graph, 1))
 
 
 @pytest.mark.unit
@@ -542,7 +542,7 @@ def test_weights_init_writes_the_initial_values(tmp_path: Path, suffix: str) -> 
     output = tmp_path / f"init{suffix}"
     assert cli("weights", str(spec), "--init", "-o", str(output), "--seed", "3") == 0
     graph = load_graph(spec)
-    expected = initialize_weights(graph, infer_shapes(graph, {"N": 1}), seed=3)
+    expected = initialize_weights(bind(graph, 1), seed=3)
     loaded = load(spec, output)
     assert sorted(loaded) == sorted(expected)
     for name, value in expected.items():
@@ -575,17 +575,17 @@ TORCHVISION_SPECS = [
 @pytest.mark.parametrize("spec", TORCHVISION_SPECS)
 def test_torchvision_state_dict_fits_every_torchvision_model(spec: str) -> None:
     graph = load_graph(ZOO / spec)
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
     # np.zeros maps untouched pages: a full-size state_dict costs no memory here.
     state_dict: dict[str, np.ndarray] = {}
-    for arrays in graph_arrays(graph, types).values():
+    for arrays in typed.arrays.values():
         for array in arrays:
             state_dict[array.name] = np.zeros(array.spec.shape, np.float32)
             if array.name.endswith(".running_var"):
                 state_dict[array.name.replace("running_var", "num_batches_tracked")] = np.array(0, np.int64)
     has_batchnorm = spec.startswith(("googlenet", "resnet", "densenet"))
     assert any(k.endswith("num_batches_tracked") for k in state_dict) == has_batchnorm
-    loaded = fit_named_arrays(f"{spec}.safetensors", state_dict, graph, types)
+    loaded = fit_named_arrays(f"{spec}.safetensors", state_dict, typed)
     assert len(loaded) == sum(not k.endswith("num_batches_tracked") for k in state_dict)
 
 

@@ -12,9 +12,10 @@ import pytest
 from test_layers import assert_shapes_agree
 from test_zoo_survey import damp_residual_branches
 
-from netspec.compiler import Analysis, analyze, compile_graph, load_graph
+from netspec.compiler import compile_graph, load_graph
+from netspec.typed import TypedGraph, bind
 from netspec.verify import sample_inputs
-from netspec.weights import graph_arrays, initialize_weights
+from netspec.weights import initialize_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -230,8 +231,8 @@ SPECS = [r.spec for r in REFERENCES]
 
 
 @functools.cache
-def analysis(spec: str) -> Analysis:
-    return analyze(load_graph(ZOO / spec), batch=1)
+def analysis(spec: str) -> TypedGraph:
+    return bind(load_graph(ZOO / spec), batch=1)
 
 
 @pytest.mark.zoo
@@ -265,11 +266,7 @@ NAMED_PARAMETERS = [
 
 def parameter_names(spec: str) -> dict[str, tuple[int, ...]]:
     result = analysis(spec)
-    return {
-        array.name: array.spec.shape
-        for arrays in graph_arrays(result.graph, result.types).values()
-        for array in arrays
-    }
+    return {array.name: array.spec.shape for arrays in result.arrays.values() for array in arrays}
 
 
 @pytest.mark.zoo
@@ -435,13 +432,11 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
     from netspec.export.onnx import inferred_shapes
 
     shapes = REDUCED_INPUTS.get(spec)
-    result = (
-        analysis(spec) if shapes is None else analyze(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
-    )
-    weights = damp_residual_branches(spec, initialize_weights(result.graph, result.types, seed=0))
+    result = analysis(spec) if shapes is None else bind(load_graph(ZOO / spec), batch=1, input_shapes=shapes)
+    weights = damp_residual_branches(spec, initialize_weights(result, seed=0))
     # The graph as written (BatchNorm kept), so that every tensor netspec typed is in the model
     # (but elided identities); the default folded form is checked against it in tests/test_fold.py.
-    model = compile_graph(result.graph, batch=1, weights=weights, input_shapes=shapes, fold_bn=False)
+    model = compile_graph(bind(result.graph, batch=1, input_shapes=shapes), weights, fold_bn=False)
     # Serialised once for both the checker and onnxruntime: VGG's weights are 0.5 GB.
     serialized = model.SerializeToString()
     onnx.checker.check_model(serialized, full_check=True)
@@ -451,7 +446,7 @@ def test_onnx_checks_infers_and_runs(spec: str) -> None:
     assert_shapes_agree(result.graph, result.types, inferred_shapes(model))
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
-    feeds = sample_inputs(result.graph, result.types, seed=0)  # valid boxes for RoI layers
+    feeds = sample_inputs(result, seed=0)  # valid boxes for RoI layers
     outputs = session.run(None, feeds)
     assert [o.shape for o in outputs] == [result.types[t].dims for t in result.graph.outputs]
     assert all(np.isfinite(o).all() for o in outputs)

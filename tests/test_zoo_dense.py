@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from netspec.compiler import Analysis, analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Dim, Graph
+from netspec.typed import TypedGraph, bind
 from netspec.verify import relative_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +28,8 @@ CAFFE = Path(__file__).resolve().parent / "data" / "caffe"
 
 
 @functools.cache
-def analysis(spec: str) -> Analysis:
-    return analyze(load_graph(ZOO / spec), batch=1)
+def analysis(spec: str) -> TypedGraph:
+    return bind(load_graph(ZOO / spec), batch=1)
 
 
 # ---------------------------------------------------------------- counts from the layer tables
@@ -240,7 +241,7 @@ def test_published_and_stated_figures() -> None:
 @pytest.mark.zoo
 def test_fcn8s_is_the_caffe_model_layer_for_layer() -> None:
     spec = analysis("fcn8s.net")
-    caffe = analyze(load_graph(CAFFE / "fcn8s_voc.prototxt"), batch=1)
+    caffe = bind(load_graph(CAFFE / "fcn8s_voc.prototxt"), batch=1)
     assert (spec.counts.totals.params, spec.counts.totals.macs) == (134_489_759, 181_529_034_048)
     assert spec.counts.totals.params == caffe.counts.totals.params
     assert spec.counts.totals.frozen == caffe.counts.totals.frozen == 21 * 21 * (4 * 4 + 4 * 4 + 16 * 16)
@@ -314,7 +315,7 @@ def test_stn_starts_at_the_identity_transform() -> None:
     from netspec.weights import initialize_weights
 
     result = analysis("stn_mnist.net")
-    weights = initialize_weights(result.graph, result.types, seed=0)
+    weights = initialize_weights(result, seed=0)
     assert not weights["fc_loc.2.weight"].any() and not weights["fc_loc.2.bias"].any()
     image = np.random.default_rng(0).standard_normal((1, 1, 28, 28))
     values = run_reference(result.graph, weights, {"data": image}, keep="all")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from netspec.compiler import Analysis, analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.receptive import receptive_fields
+from netspec.typed import TypedGraph, bind
 from netspec.verify import relative_errors
-from netspec.weights import graph_arrays
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -421,8 +421,8 @@ def tally(spec: str) -> Tally:
 
 
 @functools.cache
-def analysis(spec: str) -> Analysis:
-    return analyze(load_graph(ZOO / spec), batch=1)
+def analysis(spec: str) -> TypedGraph:
+    return bind(load_graph(ZOO / spec), batch=1)
 
 
 @pytest.mark.zoo
@@ -450,7 +450,7 @@ def test_parameters_are_torchvision_state_dict_keys(model: Published) -> None:
     # Same names in the same order (BatchNorm's num_batches_tracked aside): a torchvision
     # state_dict loads by name, with no mapping.
     result = analysis(model.spec)
-    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    names = [a.name for arrays in result.arrays.values() for a in arrays]
     assert names == tally(model.spec).keys
 
 
@@ -458,7 +458,7 @@ def test_parameters_are_torchvision_state_dict_keys(model: Published) -> None:
 def test_se_resnet_module_names() -> None:
     # Cadene's SENet port names the SE convolutions se_module.fc1 / fc2 inside each block.
     result = analysis("se_resnet50.net")
-    names = {a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays}
+    names = {a.name for arrays in result.arrays.values() for a in arrays}
     assert set(tally("se_resnet50.net").keys) == names
 
 
@@ -487,7 +487,7 @@ def test_receptive_field_matches_published_table(
     spec: str, tensor: str, size: int, stride: int, padding: int
 ) -> None:
     result = analysis(spec)
-    field = receptive_fields(result.graph, result.types)[tensor]
+    field = receptive_fields(result)[tensor]
     assert field is not None
     assert (field.size, field.stride, field.padding) == ((size, size), (stride, stride), (padding, padding))
 
@@ -498,7 +498,7 @@ def test_squeeze_excitation_keeps_the_receptive_field(spec: str) -> None:
     # The SE gate is one factor per image and channel, broadcast over the grid: fields follow
     # the gated tensor (stride 32 at the end, as without the gates), not the gate's global pool.
     result = analysis(spec)
-    fields = receptive_fields(result.graph, result.types)
+    fields = receptive_fields(result)
     last_spatial = [t for t in result.types if result.types[t].rank == 4 and result.types[t].dims[2] > 1][-1]
     field = fields[last_spatial]
     assert field is not None and field.stride == (32, 32)

@@ -24,9 +24,9 @@ from netspec.compiler import load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
 from netspec.graph import Graph
-from netspec.infer import infer_shapes
+from netspec.typed import bind
 from netspec.verify import relative_errors
-from netspec.weights import graph_arrays, initialize_weights
+from netspec.weights import initialize_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -420,7 +420,7 @@ def test_spec_counts_and_names_equal_the_tally(model: Published) -> None:
     result = analysis(model.spec)
     totals, counted = result.counts.totals, tally(model.spec)
     assert (totals.params, totals.buffers, totals.macs) == (counted.params, counted.buffers, counted.macs)
-    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    names = [a.name for arrays in result.arrays.values() for a in arrays]
     assert names == counted.keys
 
 
@@ -429,8 +429,8 @@ def test_spec_counts_and_names_equal_the_tally(model: Published) -> None:
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
 def test_onnx_matches_reference_at_a_small_input(model: Published) -> None:
     graph = load_graph(ZOO / model.spec)
-    types = infer_shapes(graph, {"N": 1}, model.small_input)
-    weights = damp_residual_branches(model.spec, initialize_weights(graph, types, seed=3))
+    typed = bind(graph, 1, model.small_input)
+    weights = damp_residual_branches(model.spec, initialize_weights(typed, seed=3))
     errors = relative_errors(graph, input_shapes=model.small_input, seed=3, weights=weights)
     assert max(errors.values()) <= 1e-4, errors
 
@@ -467,8 +467,8 @@ def test_dcgan_generator_draws_images_in_tanh_range() -> None:
     from netspec.compiler import compile_graph
 
     graph = load_graph(ZOO / "dcgan_generator.net")
-    types = infer_shapes(graph, {"N": 4})
-    model = compile_graph(graph, batch=4, weights=initialize_weights(graph, types, seed=0))
+    typed = bind(graph, 4)
+    model = compile_graph(bind(graph, batch=4), initialize_weights(typed, seed=0))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     codes = np.random.default_rng(0).standard_normal((4, 100, 1, 1)).astype(np.float32)
     (images,) = session.run(None, {"data": codes})
@@ -543,7 +543,7 @@ def test_faster_rcnn_counts_equal_the_layer_table() -> None:
     result = analysis("faster_rcnn_vgg16.net")
     totals = result.counts.totals
     assert (totals.params, totals.buffers, totals.macs) == (counted.params, 0, counted.macs)
-    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    names = [a.name for arrays in result.arrays.values() for a in arrays]
     assert names == counted.keys
     assert [result.types[t].dims for t in result.graph.outputs] == [(100, 4), (100,), (100,)]
     assert result.types["proposal"].dims == (300, 5)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netspec.compiler import Analysis, analyze, load_graph
-from netspec.infer import infer_shapes
+from netspec.compiler import load_graph
 from netspec.receptive import receptive_fields
+from netspec.typed import TypedGraph, bind
 from netspec.verify import relative_errors
-from netspec.weights import graph_arrays, initialize_weights
+from netspec.weights import initialize_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -255,8 +255,8 @@ def tally(spec: str) -> Tally:
 
 
 @functools.cache
-def analysis(spec: str) -> Analysis:
-    return analyze(load_graph(ZOO / spec), batch=1)
+def analysis(spec: str) -> TypedGraph:
+    return bind(load_graph(ZOO / spec), batch=1)
 
 
 @pytest.mark.zoo
@@ -282,7 +282,7 @@ def test_parameters_are_torchvision_state_dict_keys(model: Published) -> None:
     # in its module's state_dict, before the submodules that use it; netspec lists it where
     # the data flow uses it, so the order is compared apart from those.
     result = analysis(model.spec)
-    names = [a.name for arrays in graph_arrays(result.graph, result.types).values() for a in arrays]
+    names = [a.name for arrays in result.arrays.values() for a in arrays]
     keys = tally(model.spec).keys
     assert sorted(names) == sorted(keys) and len(set(names)) == len(names)
     bare = (
@@ -307,8 +307,8 @@ def random_weights(spec: str, side: int | None) -> tuple[dict[str, np.ndarray], 
     to the identity."""
     graph = load_graph(ZOO / spec)
     shapes = None if side is None else {"data": (1, 3, side, side)}
-    types = infer_shapes(graph, {"N": 1}, shapes)
-    weights = dict(initialize_weights(graph, types, seed=5))
+    typed = bind(graph, 1, shapes)
+    weights = dict(initialize_weights(typed, seed=5))
     rng = np.random.default_rng(5)
     # BatchNorm stays at its initial identity: random statistics over fifty convolutions with
     # He-uniform weights overflow float32 (tools/torch_transformers.py randomises them too,
@@ -357,12 +357,12 @@ def test_receptive_fields() -> None:
     # ViT's tokens have no spatial layout after the patch embedding (whose field is the 16×16
     # patch); global attention sees the whole input.
     result = analysis("convnext_tiny.net")
-    fields = receptive_fields(result.graph, result.types)
+    fields = receptive_fields(result)
     expected = {"features.1.2.scale": 76, "features.3.2.scale": 224, "features.5.8.scale": 1096}
     for tensor, size in {**expected, "features.7.2.scale": 1688}.items():
         assert fields[tensor].size == (size, size), tensor
     assert fields["features.7.2.scale"].stride == (32, 32)
     result = analysis("vit_b_16.net")
-    fields = receptive_fields(result.graph, result.types)
+    fields = receptive_fields(result)
     assert fields["conv_proj"].size == (16, 16)
     assert fields["encoder.ln"] is None

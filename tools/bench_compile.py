@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netspec.compiler import analyze, compile_graph, load_graph
+from netspec.compiler import compile_graph, load_graph
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,11 +37,11 @@ def best_of(repeat: int, action: Callable[[], object]) -> float:
 
 
 def analyse(path: Path) -> object:
-    return analyze(load_graph(path)).counts
+    return bind(load_graph(path)).counts
 
 
 def compile_full(path: Path) -> bytes:
-    return compile_graph(load_graph(path)).SerializeToString()
+    return compile_graph(bind(load_graph(path))).SerializeToString()
 
 
 def generated_spec(layers: int, templates: bool) -> str:
@@ -71,7 +72,7 @@ def scaling(repeat: int) -> list[tuple[str, int, float]]:
 
             def run(text: str = text) -> object:
                 graph = elaborate(SourceFile("chain.net", text))
-                return analyze(graph).counts
+                return bind(graph).counts
 
             label = "template+repeat" if templates else "one line a layer"
             rows.append((label, layers, best_of(repeat, run)))
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = args.specs or sorted((ROOT / "zoo").glob("*.net"))
     print(f"{'model':<22}{'layers':>7}{'params':>14}{'analyse ms':>12}{'compile ms':>12}{'MB':>9}")
     for spec in specs:
-        analysis = analyze(load_graph(spec))
+        analysis = bind(load_graph(spec))
         totals = analysis.counts.totals
         analyse_time = best_of(args.repeat, lambda spec=spec: analyse(spec))
         compile_time = best_of(args.repeat, lambda spec=spec: compile_full(spec))

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a pack
 from bench_vs_torch import TORCH_OPSETS, import_torch
 
 from netspec.compiler import compile_graph, load_graph
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 # Zoo specs that torchvision also has, under the same name.
@@ -181,7 +182,7 @@ def compare_model(torchvision: Any, name: str, args: argparse.Namespace) -> list
     size = INPUT_SIZE.get(name, 224)
     shape = (1, 3, size, size)
     spec = load_graph(ROOT / "zoo" / f"{name}.net")
-    ours = compile_graph(spec, batch=1, weights=torch_weights(module), fold_bn=True).SerializeToString()
+    ours = compile_graph(bind(spec, batch=1), torch_weights(module), fold_bn=True).SerializeToString()
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     with torch.no_grad():
         reference = module(torch.from_numpy(x)).numpy()

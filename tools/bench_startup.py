@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from netspec.typed import bind
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TORCH_EXPORT = """
@@ -70,9 +72,9 @@ def timed(command: list[str]) -> tuple[float, int]:
 
 
 def weight_count(spec: str) -> int:
-    from netspec.compiler import analyze, load_graph
+    from netspec.compiler import load_graph
 
-    totals = analyze(load_graph(ROOT / "zoo" / f"{spec}.net")).counts.totals
+    totals = bind(load_graph(ROOT / "zoo" / f"{spec}.net")).counts.totals
     return totals.params + totals.buffers
 
 

@@ -29,6 +29,7 @@ from bench_compile import best_of
 from netspec.bench import Latency, session_runner, time_runs
 from netspec.compiler import compile_graph, load_graph
 from netspec.runtime import create_session
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "zoo" / "resnet50.net"
@@ -71,7 +72,7 @@ def torch_export(model: object, example: object, dynamo: bool) -> bytes:
 
 
 def netspec_compile(weights: dict[str, np.ndarray] | None = None) -> bytes:
-    return compile_graph(load_graph(SPEC), batch=1, weights=weights).SerializeToString()
+    return compile_graph(bind(load_graph(SPEC), batch=1), weights).SerializeToString()
 
 
 def interleaved_latencies(

@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from netspec.typed import bind
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -43,7 +45,7 @@ def main() -> int:
     changed = 0
     for name in names:
         started = time.perf_counter()
-        model = compile_graph(load_graph(name))
+        model = compile_graph(bind(load_graph(name)))
         before = node_counts(model)
         slim = node_counts(onnxslim.slim(model))
         simplified, ok = onnxsim.simplify(model)

@@ -16,9 +16,10 @@ import sys
 import time
 
 from netspec.bench import Latency, session_runner, time_runs
-from netspec.compiler import analyze, compile_graph, load_graph
+from netspec.compiler import compile_graph, load_graph
 from netspec.reference import run_reference
 from netspec.runtime import RuntimeFailure, create_session
+from netspec.typed import bind
 from netspec.verify import TOLERANCES, max_relative_error, sample_inputs
 from netspec.weights import initialize_weights
 
@@ -27,26 +28,25 @@ MODELS = ("resnet50", "mobilenet_v2", "densenet121", "efficientnet_b0", "convnex
 
 def check_model(name: str, batches: list[int], args: argparse.Namespace) -> tuple[list[list[str]], bool]:
     graph = load_graph(f"zoo/{name}.net")
-    types = analyze(graph, batch=1).types
-    weights = initialize_weights(graph, types, seed=0)
+    weights = initialize_weights(bind(graph), seed=0)
     rows, ok = [], True
     for batch in batches:
-        types = analyze(graph, batch=batch).types
-        feeds = sample_inputs(graph, types, seed=batch)
+        typed = bind(graph, batch)
+        feeds = sample_inputs(typed, seed=batch)
         started = time.perf_counter()
         expected = run_reference(graph, weights, feeds) if batch == 1 else None
         reference_s = time.perf_counter() - started
-        fp32 = compile_graph(graph, batch=batch, weights=weights).SerializeToString()
+        fp32 = compile_graph(typed, weights).SerializeToString()
         cpu = create_session(fp32, "cpu").run(feeds)
         for dtype in ("float32", "float16"):
             data = fp32
             if dtype != "float32":
-                data = compile_graph(graph, batch=batch, weights=weights, dtype=dtype).SerializeToString()
+                data = compile_graph(typed.with_dtype(dtype), weights).SerializeToString()
             created = time.perf_counter()
             session = create_session(data, args.device)
             session_ms = (time.perf_counter() - created) * 1e3
-            typed = session.as_inputs(feeds)
-            got = session.run(typed)
+            session_feeds = session.as_inputs(feeds)
+            got = session.run(session_feeds)
             vs_cpu = max(max_relative_error(got[k], cpu[k]) for k in cpu)
             vs_ref = (
                 None if expected is None else max(max_relative_error(got[k], expected[k]) for k in expected)
@@ -54,7 +54,7 @@ def check_model(name: str, batches: list[int], args: argparse.Namespace) -> tupl
             tolerance = TOLERANCES[dtype]
             passed = vs_cpu <= tolerance and (vs_ref is None or vs_ref <= tolerance)
             ok &= passed
-            run = session_runner(session, typed)  # IO binding on CUDA
+            run = session_runner(session, session_feeds)  # IO binding on CUDA
             latency = Latency.of(time_runs(run, args.warmup, args.iterations, f"{name} {dtype}"))
             rows.append(
                 [
@@ -88,7 +88,7 @@ def main() -> int:
 
     print(f"onnxruntime {onnxruntime.__version__}, providers {onnxruntime.get_available_providers()}")
     try:
-        probe = compile_graph(load_graph("zoo/lenet5.net"), batch=1).SerializeToString()
+        probe = compile_graph(bind(load_graph("zoo/lenet5.net"), batch=1)).SerializeToString()
         create_session(probe, args.device)
     except RuntimeFailure as exc:
         print(f"device_check: {exc}", file=sys.stderr)

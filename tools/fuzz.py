@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from netspec.compiler import analyze, load_graph
+from netspec.compiler import load_graph
 from netspec.diagnostics import NetspecError
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -333,13 +334,13 @@ COMPILE_MAX_WEIGHTS = 2_000_000
 def front_end(path: Path) -> None:
     """What ``netspec check`` does with a file, then, for a small net, what ``netspec compile``
     does (the ONNX checker included), raising whatever escapes."""
-    analysis = analyze(load_graph(path))
+    analysis = bind(load_graph(path))
     if analysis.counts.totals.params + analysis.counts.totals.buffers > COMPILE_MAX_WEIGHTS:
         return
     from netspec.compiler import compile_graph
     from netspec.export.onnx import check_model
 
-    check_model(compile_graph(analysis.graph))
+    check_model(compile_graph(bind(analysis.graph)))
 
 
 # Characters a rendered diagnostic may hold besides printable ones.
@@ -386,14 +387,13 @@ def weight_seeds(rng: random.Random) -> dict[str, bytes]:
 
     from netspec.diagnostics import SourceFile
     from netspec.elaborate import elaborate
-    from netspec.weights import expected_arrays
 
     graph = elaborate(SourceFile("weights.net", WEIGHTS_SPEC))
     arrays = {
         name: np.asarray(
             [rng.gauss(0, 1) for _ in range(int(np.prod(array.spec.shape)))], np.float32
         ).reshape(array.spec.shape)
-        for name, array in expected_arrays(graph, analyze(graph).types).items()
+        for name, array in bind(graph).expected_arrays.items()
     }
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -436,7 +436,7 @@ def load_weights_check(path: Path) -> None:
     graph = elaborate(SourceFile("weights.net", WEIGHTS_SPEC))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy RuntimeWarning leaking to the user is a finding
-        load_weights(str(path), graph, analyze(graph).types)
+        load_weights(str(path), graph, bind(graph).types)
 
 
 @contextmanager

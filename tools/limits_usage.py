@@ -13,10 +13,9 @@ import math
 import sys
 from pathlib import Path
 
-from netspec.compiler import analyze
 from netspec.elaborate import _Context, _Elaborator, read_source
 from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, count_tokens
-from netspec.weights import expected_arrays
+from netspec.typed import bind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +26,8 @@ def spec_usage(path: Path) -> dict[str, int]:
     elaborator = _Elaborator(DEFAULT_LIMITS, DEFAULT_INCLUDE_RULES, path.parent)
     elaborator.run_file(source, _Context())
     graph = elaborator.graph(source)
-    analysis = analyze(graph)
-    arrays = expected_arrays(graph, analysis.types)
+    analysis = bind(graph)
+    arrays = analysis.expected_arrays
     largest_tensor = max(
         [t.numel for t in analysis.types.values()] + [math.prod(a.spec.shape) for a in arrays.values()]
     )

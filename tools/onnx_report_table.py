@@ -40,14 +40,13 @@ def timed(command: list[str], repeat: int) -> tuple[str, float]:
 
 
 def folded_params(spec: Path) -> int:
-    from netspec.compiler import analyze, load_graph
-    from netspec.count import count_graph
-    from netspec.fold import fold_batchnorm
+    from netspec.compiler import load_graph
+    from netspec.passes.fold_batchnorm import fold_batchnorm
+    from netspec.typed import bind
     from netspec.weights import InitialWeights
 
-    analysis = analyze(load_graph(spec))
-    folded = fold_batchnorm(analysis.graph, analysis.types, InitialWeights(analysis.graph, analysis.types, 0))
-    return count_graph(folded.graph, folded.types).totals.params
+    typed = bind(load_graph(spec))
+    return fold_batchnorm(typed, InitialWeights(typed, 0)).typed.counts.totals.params
 
 
 def last_field(data: dict) -> str:

@@ -33,6 +33,7 @@ from bench_vs_torch import import_torchvision
 
 from netspec.compiler import compile_graph, load_graph
 from netspec.runtime import create_session
+from netspec.typed import bind
 from netspec.weightfile import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,13 +83,13 @@ def prepare(name: str, seed: int = 0) -> tuple[object, Path]:
 
 def netspec_model(name: str, weights: Path) -> tuple[bytes, tuple[int, ...]]:
     """The compiled zoo spec with the weights file, and its input shape at batch 1."""
-    from netspec.infer import infer_shapes
 
     graph = load_graph(ROOT / "zoo" / f"{name}.net")
-    types = infer_shapes(graph, {"N": 1})
+    typed = bind(graph, 1)
+    types = typed.types
     loaded = load_weights(str(weights), graph, types)
     shape = types[graph.input_nodes[0].outputs[0]].dims
-    return compile_graph(graph, batch=1, weights=loaded).SerializeToString(), shape  # type: ignore[return-value]
+    return compile_graph(bind(graph, batch=1), loaded).SerializeToString(), shape  # type: ignore[return-value]
 
 
 def torch_model(model: object, shape: tuple[int, ...], dynamo: bool) -> bytes:

@@ -1,4 +1,4 @@
-"""The ONNX builder: a Graph with its inferred types and weights becomes a ModelProto.
+"""The ONNX builder: a typed graph (netspec.typed) and its weights become a ModelProto.
 
 Each layer lowers itself through a :class:`NodeEmitter`; this module owns naming, initializers,
 value_info, metadata and the pinned opset / IR version (DESIGN.md §6).
@@ -18,14 +18,14 @@ import onnx
 from onnx import TensorProto, helper
 
 from netspec import __version__
-from netspec.graph import Graph, Node, TensorType
+from netspec.graph import Node, TensorType
 from netspec.infer import located
 from netspec.layers.base import LayerError
 from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
     from netspec.diagnostics import SourceSpan
-    from netspec.weights import StoredArray
+    from netspec.typed import StoredArray, TypedGraph
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 13  # Softmax over an axis, Split/Squeeze with input tensors
@@ -196,25 +196,23 @@ class LoweredModel:
 
 
 def lower_model(
-    graph: Graph,
-    types: Mapping[str, TensorType],
+    typed: TypedGraph,
     weights: Mapping[str, np.ndarray],
     *,
     opset: int = DEFAULT_OPSET,
-    dtype: str = "float32",
     progress: Progress = QUIET,
 ) -> LoweredModel:
-    """Lower ``graph`` to ONNX. ``types`` are the inferred tensor types (symbolic batch allowed),
-    ``weights`` every stored array by its full name (``layer1.0.conv1.weight``); float32 models
-    leave their large arrays to the writer (:class:`LoweredModel`). ``dtype`` is one of
-    :data:`MODEL_DTYPES`; float16 is a rewrite of the float32 model, with every weight inside
+    """Lower ``typed`` to ONNX in its dtype (symbolic batch allowed); ``weights`` hold every
+    stored array by its full name (``layer1.0.conv1.weight``); float32 models leave their large
+    arrays to the writer (:class:`LoweredModel`). The dtype is one of :data:`MODEL_DTYPES`;
+    float16 is a rewrite of the float32 model, with every weight inside
     (:mod:`netspec.export.float16`)."""
+    dtype = typed.dtype
     if dtype not in MODEL_DTYPES:
         raise ValueError(f"unsupported model dtype {dtype!r} (expected one of {', '.join(MODEL_DTYPES)})")
-    from netspec.weights import graph_arrays
-
+    graph, types = typed.graph, typed.types
     builder = _ModelBuilder(weights, opset, defer=dtype == "float32")
-    arrays = graph_arrays(graph, types)
+    arrays = typed.arrays
     with progress.steps(f"weights of {graph.name}", len(arrays)) as advance:
         for node_arrays in arrays.values():
             for array in node_arrays:
@@ -223,13 +221,13 @@ def lower_model(
             advance(1)
 
     inputs = []
-    for node in graph.nodes:
-        output_types = [types[t] for t in node.outputs]
+    for typed_node in typed.nodes:
+        node = typed_node.node
         if not node.inputs:
             inputs.extend(tensor_value_info(t, types[t]) for t in node.outputs)
             continue
         emitter = NodeEmitter(
-            builder, node, arrays.get(node, ()), [types[t] for t in node.inputs], output_types
+            builder, node, typed_node.arrays, list(typed_node.inputs), list(typed_node.outputs)
         )
         try:
             node.layer.emit(emitter)

@@ -110,14 +110,14 @@ class Workbench:
         return {"name": name, "filename": path.name, "text": path.read_text(encoding="utf-8")}
 
     def report(self, body: dict[str, Any]) -> dict[str, Any]:
-        from netspec.compiler import analyze
         from netspec.report import report_data
+        from netspec.typed import bind
 
         spec = Spec.from_request(body)
         with self.lock:
             try:
                 graph = load_spec_text(spec, self.limits)
-                analysis = analyze(graph, batch=_batch(body), limits=self.limits)
+                analysis = bind(graph, _batch(body), limits=self.limits)
                 data = report_data(analysis, depth=0)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
@@ -134,10 +134,10 @@ class Workbench:
         text ``netspec convert`` would write for it (shown read-only: the report is the ONNX
         model's, and editing the text would describe another model), or a comment saying why
         there is none. Bad bytes are diagnostics; nothing is written to disk."""
-        from netspec.compiler import analyze
         from netspec.convert import convert_graph
         from netspec.onnx_import import import_model, parse_model
         from netspec.report import report_data
+        from netspec.typed import bind
 
         name = PurePath(filename.replace("\\", "/")).name or "model.onnx"
         if not name.lower().endswith(".onnx"):
@@ -152,7 +152,7 @@ class Workbench:
         with self.lock:
             try:
                 imported = import_model(parse_model(data, name), name)
-                analysis = analyze(imported.graph, batch=batch, limits=self.limits)
+                analysis = bind(imported.graph, batch, limits=self.limits)
                 report = report_data(analysis, depth=0)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, shown) for d in exc.diagnostics]}
@@ -206,12 +206,13 @@ class Workbench:
         from netspec.compiler import compile_graph
         from netspec.export.onnx import check_model
         from netspec.output import write_model_pieces
+        from netspec.typed import bind
 
         spec = Spec.from_request(body)
         with self.lock:
             try:
                 graph = load_spec_text(spec, self.limits)
-                model = compile_graph(graph, batch=_batch(body), limits=self.limits)
+                model = compile_graph(bind(graph, _batch(body), limits=self.limits))
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
             check_model(model)
