@@ -21,12 +21,16 @@ if TYPE_CHECKING:
 
 Dim = int | str
 
+# The name front ends give the batch dimension where the source names none: Caffe's input
+# dims are all numbers, and ONNX's batch dim_params (``batch_size``, ``unk__0``) are renamed.
+BATCH_SYMBOL = "N"
+
 DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8, "int64": 8}
 
 
 @dataclass(frozen=True)
 class TensorType:
-    """A tensor's element type and dimensions; a ``str`` dimension is symbolic (the batch ``N``)."""
+    """A tensor's element type and dimensions; a ``str`` dimension is symbolic (the batch, BATCH_SYMBOL)."""
 
     dims: tuple[Dim, ...]
     dtype: str = "float32"

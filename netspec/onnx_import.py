@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError, error
-from netspec.graph import Dim, Graph, Node, TensorType
+from netspec.graph import BATCH_SYMBOL, Dim, Graph, Node, TensorType
 from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
 from netspec.limits import MAX_ONNX_BYTES
 
@@ -361,7 +361,7 @@ class _Reader:
             provisional = f"#{len(netspec_nodes)}"
             self.alias[name] = provisional
             dims = self.types[name].dims
-            if any(isinstance(d, str) and d != "N" for d in dims):
+            if any(isinstance(d, str) and d != BATCH_SYMBOL for d in dims):
                 raise error(
                     f"{self.path}: the input '{name}' has symbolic dims {self.types[name]}; netspec "
                     "counts fixed sizes",
@@ -435,10 +435,12 @@ class _Reader:
                     known, own = self.types.get(onnx_name), own_types[tensor]
                     if (
                         known is None
-                        or any(isinstance(d, str) and d != "N" for d in known.dims)
+                        or any(isinstance(d, str) and d != BATCH_SYMBOL for d in known.dims)
                         # A fixed batch of 1 that a Reshape target spells out stays netspec's N.
                         or (
-                            own.rank == known.rank and own.dims[0] == "N" and known.dims == (1, *own.dims[1:])
+                            own.rank == known.rank
+                            and own.dims[0] == BATCH_SYMBOL
+                            and known.dims == (1, *own.dims[1:])
                         )
                     ):
                         self.types[onnx_name] = own
@@ -684,11 +686,11 @@ class _Reader:
             if dims is None:
                 continue
             elem = value.type.tensor_type.elem_type
-            dims = tuple("N" if d in batch_names else d for d in dims)
+            dims = tuple(BATCH_SYMBOL if d in batch_names else d for d in dims)
             if dims and isinstance(dims[0], str):
                 # NOTE: a symbolic leading dim that inference named afresh (unk__0 after a
                 # Resize) is the batch it was computed from.
-                dims = ("N", *dims[1:])
+                dims = (BATCH_SYMBOL, *dims[1:])
             self.types[value.name] = TensorType(dims, _ONNX_DTYPES.get(elem, "float32"))
 
     def _shape_model(self) -> onnx.ModelProto:
@@ -718,9 +720,9 @@ class _Reader:
                     if isinstance(size, int) and not (axis == 0 and size == 1 and len(given) >= 2):
                         dim.dim_value = size
                     else:
-                        dim.dim_param = "N"
+                        dim.dim_param = BATCH_SYMBOL
             elif value.name not in self.fixed_inputs:
-                copy.type.tensor_type.shape.dim[0].dim_param = "N"
+                copy.type.tensor_type.shape.dim[0].dim_param = BATCH_SYMBOL
         for init in source.graph.initializer:
             if init.name in self.constants:
                 graph.initializer.append(init)
@@ -751,7 +753,7 @@ class _Reader:
             found = TensorType(shape, _ONNX_DTYPES.get(elem, "float32"))
         elif found is None and tensor in self.constants:
             found = TensorType(tuple(self.constants[tensor].shape))
-        if found is None or any(isinstance(d, str) and d != "N" for d in found.dims):
+        if found is None or any(isinstance(d, str) and d != BATCH_SYMBOL for d in found.dims):
             known = f" (ONNX inference gives {found})" if found is not None else ""
             raise error(
                 f"{self.path}: node {_node_label(node)}: the shape of '{tensor}' cannot be inferred{known}",
@@ -762,9 +764,9 @@ class _Reader:
     def _static(self, node: onnx.NodeProto, tensor: str) -> tuple[int, ...]:
         """The dims of ``tensor`` with the batch as the sentinel (for folding Shape)."""
         dims = self.type_of(node, tensor).dims
-        if any(isinstance(d, str) and d != "N" for d in dims):
+        if any(isinstance(d, str) and d != BATCH_SYMBOL for d in dims):
             raise error(f"{self.path}: node {_node_label(node)}: '{tensor}' has symbolic dims {list(dims)}")
-        return tuple(_BATCH_SENTINEL if d == "N" else int(d) for d in dims)
+        return tuple(_BATCH_SENTINEL if d == BATCH_SYMBOL else int(d) for d in dims)
 
     # -- constant folding --------------------------------------------------------------------
 
@@ -1773,14 +1775,14 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             raise _Unsupported
         if (
             shape
-            and x.dims[0] == "N"
+            and x.dims[0] == BATCH_SYMBOL
             and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values())
         ):
             shape[0] = 0
         elif (
             shape
             and shape[0] == -1
-            and x.dims[0] == "N"
+            and x.dims[0] == BATCH_SYMBOL
             and all(isinstance(d, int) for d in x.dims[1:])
             and all(v > 0 for v in shape[1:])
             and math.prod(shape[1:]) == math.prod(x.dims[1:])  # type: ignore[arg-type]
@@ -1797,7 +1799,11 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             "netspec cannot fold",
             hint="export the model with a fixed batch size",
         )
-    rest = math.prod(d for d in x.dims[1:] if isinstance(d, int)) if x.is_static or x.dims[0] == "N" else None
+    rest = (
+        math.prod(d for d in x.dims[1:] if isinstance(d, int))
+        if x.is_static or x.dims[0] == BATCH_SYMBOL
+        else None
+    )
     if x.rank > 2 and len(shape) == 2 and shape[0] == 0 and shape[1] in (-1, rest):
         return _single("Flatten", node)
     return _single("Reshape", node, shape=tuple(shape))
@@ -1915,7 +1921,7 @@ def convert_onnx(
             hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
         )
     graph = imported.graph
-    types = infer_shapes(graph, {"N": 1})
+    types = infer_shapes(graph, {BATCH_SYMBOL: 1})
     arrays = read_weights(imported, types)
     conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
     names = conversion.node_names
