@@ -166,63 +166,37 @@ def parse_model(data: bytes, path: str = "<model>") -> onnx.ModelProto:
 
 
 def _sorted_nodes(path: str, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """The graph's nodes in a topological order (Kahn's algorithm); a cycle is an error."""
+    """The graph's nodes in a topological order: the file's own where it is one (the ONNX IR
+    asks for it and exporters write it), else the order nearest it, ready nodes by file index.
+    A read of a tensor that nothing produces, and a cycle, are errors."""
     available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    producers: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for output in node.output:
-            producers[output] = index
-    waiting = []
-    readers: dict[int, list[int]] = {}
-    for index, node in enumerate(graph.node):
-        needed = {t for t in node.input if t not in available and t in producers}
-        missing = [t for t in node.input if t not in available and t not in producers]
-        if missing:
-            raise error(f"{path}: node {_node_label(node)} reads '{missing[0]}', which nothing produces")
-        waiting.append(len(needed))
-        for tensor in needed:
-            readers.setdefault(producers[tensor], []).append(index)
-    ready = [i for i, count in enumerate(waiting) if count == 0]
-    order: list[int] = []
-    while ready:
-        index = ready.pop()
-        order.append(index)
-        for reader in readers.get(index, ()):
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                ready.append(reader)
-    if len(order) != len(graph.node):
-        stuck = next(graph.node[i] for i, count in enumerate(waiting) if count > 0)
-        raise error(f"{path}: the graph has a cycle through node {_node_label(stuck)}")
-    order.sort()  # the file's order where it is already topological
-    position = {index: rank for rank, index in enumerate(order)}
-    if all(position[i] == i for i in range(len(order))):
-        return list(graph.node)
-    return _kahn_in_file_order(graph, producers, available)
-
-
-def _kahn_in_file_order(
-    graph: onnx.GraphProto, producers: Mapping[str, int], available: set[str]
-) -> list[onnx.NodeProto]:
-    import heapq
-
-    waiting = [len({t for t in n.input if t not in available and t in producers}) for n in graph.node]
-    readers: dict[int, set[int]] = {}
+    producers = {output: index for index, node in enumerate(graph.node) for output in node.output}
+    edges: list[tuple[int, int]] = []
     for index, node in enumerate(graph.node):
         for tensor in node.input:
-            if tensor not in available and tensor in producers:
-                readers.setdefault(producers[tensor], set()).add(index)
-    heap = [i for i, count in enumerate(waiting) if count == 0]
-    heapq.heapify(heap)
-    result = []
-    while heap:
-        index = heapq.heappop(heap)
-        result.append(graph.node[index])
-        for reader in readers.get(index, ()):
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(heap, reader)
-    return result
+            if tensor in available:
+                continue
+            if tensor not in producers:
+                raise error(f"{path}: node {_node_label(node)} reads '{tensor}', which nothing produces")
+            edges.append((producers[tensor], index))
+    if all(producer < reader for producer, reader in edges):
+        return list(graph.node)
+    # Only a file out of order pays for networkx's import.
+    import networkx
+
+    digraph = networkx.DiGraph()
+    digraph.add_nodes_from(range(len(graph.node)))
+    digraph.add_edges_from(edges)
+    try:
+        # The vertices are the file indices, so the smallest ready index comes first.
+        order = list(networkx.lexicographical_topological_sort(digraph))
+    except networkx.NetworkXUnfeasible:
+        cycle = [producer for producer, _ in networkx.find_cycle(digraph)]
+        first = cycle.index(min(cycle))
+        cycle = cycle[first:] + cycle[:first] + [cycle[first]]
+        names = " -> ".join(_node_label(graph.node[index]) for index in cycle)
+        raise error(f"{path}: the graph has a cycle: {names}") from None
+    return [graph.node[index] for index in order]
 
 
 def _node_label(node: onnx.NodeProto) -> str:
@@ -345,7 +319,7 @@ class _Reader:
         opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.opset = opset
         self._read_initializers(graph)
-        self._infer_types(graph)
+        self._infer_types(graph, nodes)
         netspec_nodes: list[Node] = []
         weights: dict[str, WeightSource] = {}
         unknown: Counter[str] = Counter()
@@ -650,7 +624,7 @@ class _Reader:
             if math.prod(shape) <= SMALL_CONSTANT and not external:
                 self.constants[init.name] = numpy_helper.to_array(init)
 
-    def _infer_types(self, graph: onnx.GraphProto) -> None:
+    def _infer_types(self, graph: onnx.GraphProto, nodes: Sequence[onnx.NodeProto]) -> None:
         import onnx
 
         # The batch of every input becomes the symbolic N (as for Caffe files); a fixed batch
@@ -670,7 +644,7 @@ class _Reader:
                 self.fixed_inputs.add(value.name)
         try:
             inferred = onnx.shape_inference.infer_shapes(
-                self._shape_model(), strict_mode=True, data_prop=True
+                self._shape_model(nodes), strict_mode=True, data_prop=True
             )
         except Exception as exc:
             raise error(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
@@ -693,9 +667,10 @@ class _Reader:
                 dims = (BATCH_SYMBOL, *dims[1:])
             self.types[value.name] = TensorType(dims, _ONNX_DTYPES.get(elem, "float32"))
 
-    def _shape_model(self) -> onnx.ModelProto:
-        """The model as shape inference needs it: the large initializers as typed inputs (no
-        weight bytes copied), every input's batch the symbolic N."""
+    def _shape_model(self, nodes: Sequence[onnx.NodeProto]) -> onnx.ModelProto:
+        """The model as shape inference needs it: ``nodes`` in topological order (inference reads
+        them in turn), the large initializers as typed inputs (no weight bytes copied), every
+        input's batch the symbolic N."""
         import onnx
 
         source = self.model
@@ -704,7 +679,7 @@ class _Reader:
         model.opset_import.extend(source.opset_import)
         model.functions.extend(source.functions)
         graph = model.graph
-        graph.node.extend(source.graph.node)
+        graph.node.extend(nodes)
         graph.output.extend(source.graph.output)
         for value in source.graph.input:
             if value.name in self.initializers:

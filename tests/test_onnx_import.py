@@ -348,7 +348,10 @@ BAD = {
     "not_onnx": (lambda path: path.write_text("name: 'a spec'\n"), "not a readable ONNX model"),
     "truncated": (lambda path: path.write_bytes(_conv_bn_model().SerializeToString()[:300]), "ONNX model"),
     "loop": (lambda path: onnx.save(_loop_model(), path), "'the_loop' (Loop) is control flow"),
-    "cycle": (lambda path: onnx.save(_cycle_model(), path), "cycle through node"),
+    "cycle": (
+        lambda path: onnx.save(_cycle_model(), path),
+        "the graph has a cycle: 'first' (Add) -> 'second' (Relu) -> 'first' (Add)",
+    ),
     "uninferable": (lambda path: onnx.save(_uninferable_model(), path), "'reshape_by_input'"),
     "mismatched": (lambda path: onnx.save(_mismatched_model(), path), "bad_add"),
 }
@@ -386,6 +389,23 @@ def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
     assert analyze(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
     with pytest.raises(NetspecError):
         convert_onnx(path)
+
+
+@pytest.mark.unit
+def test_nodes_out_of_file_order_are_read_in_the_nearest_topological_order() -> None:
+    nodes = [
+        helper.make_node("Relu", ["a"], ["y"], name="/late/Relu"),
+        helper.make_node("Sigmoid", ["x"], ["a"], name="/early/Sigmoid"),
+        helper.make_node("Tanh", ["x"], ["t"], name="/side/Tanh"),
+    ]
+    model = make_model(nodes, [tensor("x", [1, 3])], [tensor("y", [1, 3]), tensor("t", [1, 3])])
+    graph = import_model(model).graph
+    assert [(n.name, n.type) for n in graph.nodes] == [
+        ("x", "Input"),
+        ("early", "Sigmoid"),
+        ("late", "ReLU"),
+        ("side", "TanH"),
+    ]
 
 
 # ------------------------------------------------------------------------------ one operator each
