@@ -118,7 +118,7 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
                         f"{imported.path}: cannot read the external data of '{tensor.name}': "
                         + _first_line(exc)
                     ) from None
-            array = numpy_helper.to_array(tensor).astype(np.float32)
+            array: np.ndarray = numpy_helper.to_array(tensor).astype(np.float32)
             if source.transform == "transpose":
                 array = array.T
             elif source.transform == "negate":
@@ -395,7 +395,9 @@ class _Reader:
                 try:
                     layer = build_layer(LAYER_TYPES[plan.type_name], raw, None, None, count)
                 except NetspecError as exc:
-                    raise error(f"{self.path}: node {_node_label(node)}: {exc.diagnostic.message}") from None
+                    raise error(
+                        f"{self.path}: node {_node_label(node)}: {exc.diagnostics[0].message}"
+                    ) from None
                 inputs = tuple(self._tensor(node, t) for t in plan.inputs)
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
                 try:
@@ -1388,7 +1390,7 @@ def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
     x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.output[0])
     if average and not any(pads) and kernel == tuple(x.dims[2:]) and y.dims[2:] == (1, 1):
         return _single("AdaptiveAvgPool", node, output_size=(1, 1))  # netspec's own AdaptiveAvgPool(1)
-    params = {
+    params: dict[str, Any] = {
         "pool": "AVE" if average else "MAX",
         "kernel_size": kernel,
         "stride": tuple(attrs.get("strides", [1, 1])),
@@ -1425,6 +1427,7 @@ def _max_unpool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
     if node.input[1] not in reader.masks or not reader.is_dynamic(node.input[0]):
         raise _Unsupported
     x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.input[1])
+    out_hw: tuple[Dim, ...]
     if len(node.input) > 2 and node.input[2]:
         size = reader.const(node.input[2])  # output_shape: ONNX inference leaves it to the value
         if size is None or size.size != 4:

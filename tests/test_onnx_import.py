@@ -344,6 +344,11 @@ def _mismatched_model() -> onnx.ModelProto:
     return make_model(nodes, [tensor("x", [1, 3]), tensor("z", [1, 4])], [tensor("y", [1, 3])])
 
 
+def _bad_attribute_model() -> onnx.ModelProto:
+    nodes = [helper.make_node("LRN", ["x"], ["y"], name="even_lrn", size=2)]
+    return make_model(nodes, [tensor("x", [1, 3, 4, 4])], [tensor("y", [1, 3, 4, 4])])
+
+
 BAD = {
     "not_onnx": (lambda path: path.write_text("name: 'a spec'\n"), "not a readable ONNX model"),
     "truncated": (lambda path: path.write_bytes(_conv_bn_model().SerializeToString()[:300]), "ONNX model"),
@@ -354,6 +359,10 @@ BAD = {
     ),
     "uninferable": (lambda path: onnx.save(_uninferable_model(), path), "'reshape_by_input'"),
     "mismatched": (lambda path: onnx.save(_mismatched_model(), path), "bad_add"),
+    "bad_attribute": (
+        lambda path: onnx.save(_bad_attribute_model(), path),
+        "node 'even_lrn' (LRN): LRN: local_size must be odd, got 2",
+    ),
 }
 
 
