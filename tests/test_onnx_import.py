@@ -8,6 +8,8 @@ tests/data/onnx/ holds small torch exports made by tools/export_torch_onnx.py (r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -415,6 +417,23 @@ def test_nodes_out_of_file_order_are_read_in_the_nearest_topological_order() -> 
         ("late", "ReLU"),
         ("side", "TanH"),
     ]
+
+
+@pytest.mark.unit
+def test_a_file_in_order_is_read_without_importing_networkx() -> None:
+    """networkx orders only a file that is out of order; exporters write theirs in order."""
+    code = (
+        "import sys\n"
+        "from netspec.onnx_import import read_onnx\n"
+        "read_onnx(sys.argv[1])\n"
+        "print('networkx' in sys.modules)"
+    )
+    path = DATA / "resnet_basic_torchscript17.onnx"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------------------------ one operator each
