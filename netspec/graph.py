@@ -1,7 +1,8 @@
 """The layer graph every later stage works on: tensor types, nodes and the graph itself.
 
-.net specs and Caffe files both elaborate into a :class:`Graph`; nodes run in their listed order,
-which is always a topological order. networkx is used (lazily) for whole-graph algorithms.
+.net specs, Caffe files and ONNX models all become a :class:`Graph`; nodes run in their listed
+order, which is always a topological order (each front end builds it so), so the stages after it
+walk the node list and need no graph library.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from typing import TYPE_CHECKING
 from netspec.diagnostics import Diagnostic, SourceSpan, TraceFrame
 
 if TYPE_CHECKING:
-    import networkx
-
     from netspec.layers.base import Layer
 
 Dim = int | str
+
+# The name front ends give the batch dimension where the source names none: Caffe's input
+# dims are all numbers, and ONNX's batch dim_params (``batch_size``, ``unk__0``) are renamed.
+BATCH_SYMBOL = "N"
 
 DTYPE_SIZES = {"float32": 4, "float16": 2, "float64": 8, "int64": 8}
 
 
 @dataclass(frozen=True)
 class TensorType:
-    """A tensor's element type and dimensions; a ``str`` dimension is symbolic (the batch ``N``)."""
+    """A tensor's element type and dimensions; a ``str`` dimension is symbolic (the batch, BATCH_SYMBOL)."""
 
     dims: tuple[Dim, ...]
     dtype: str = "float32"
@@ -134,15 +137,3 @@ class Graph:
             if node.name == name:
                 return node
         raise KeyError(name)
-
-    def to_networkx(self) -> networkx.DiGraph:
-        """A DiGraph with one vertex per node and an edge per tensor (``tensor`` attribute)."""
-        import networkx
-
-        digraph = networkx.DiGraph()
-        for node in self.nodes:
-            digraph.add_node(node.name, node=node)
-        for node in self.nodes:
-            for tensor in node.inputs:
-                digraph.add_edge(self.producers[tensor].name, node.name, tensor=tensor)
-        return digraph

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError, error
-from netspec.graph import Dim, Graph, Node, TensorType
+from netspec.graph import BATCH_SYMBOL, Dim, Graph, Node, TensorType
 from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
 from netspec.limits import MAX_ONNX_BYTES
 
@@ -118,7 +118,7 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
                         f"{imported.path}: cannot read the external data of '{tensor.name}': "
                         + _first_line(exc)
                     ) from None
-            array = numpy_helper.to_array(tensor).astype(np.float32)
+            array: np.ndarray = numpy_helper.to_array(tensor).astype(np.float32)
             if source.transform == "transpose":
                 array = array.T
             elif source.transform == "negate":
@@ -166,63 +166,37 @@ def parse_model(data: bytes, path: str = "<model>") -> onnx.ModelProto:
 
 
 def _sorted_nodes(path: str, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """The graph's nodes in a topological order (Kahn's algorithm); a cycle is an error."""
+    """The graph's nodes in a topological order: the file's own where it is one (the ONNX IR
+    asks for it and exporters write it), else the order nearest it, ready nodes by file index.
+    A read of a tensor that nothing produces, and a cycle, are errors."""
     available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    producers: dict[str, int] = {}
-    for index, node in enumerate(graph.node):
-        for output in node.output:
-            producers[output] = index
-    waiting = []
-    readers: dict[int, list[int]] = {}
-    for index, node in enumerate(graph.node):
-        needed = {t for t in node.input if t not in available and t in producers}
-        missing = [t for t in node.input if t not in available and t not in producers]
-        if missing:
-            raise error(f"{path}: node {_node_label(node)} reads '{missing[0]}', which nothing produces")
-        waiting.append(len(needed))
-        for tensor in needed:
-            readers.setdefault(producers[tensor], []).append(index)
-    ready = [i for i, count in enumerate(waiting) if count == 0]
-    order: list[int] = []
-    while ready:
-        index = ready.pop()
-        order.append(index)
-        for reader in readers.get(index, ()):
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                ready.append(reader)
-    if len(order) != len(graph.node):
-        stuck = next(graph.node[i] for i, count in enumerate(waiting) if count > 0)
-        raise error(f"{path}: the graph has a cycle through node {_node_label(stuck)}")
-    order.sort()  # the file's order where it is already topological
-    position = {index: rank for rank, index in enumerate(order)}
-    if all(position[i] == i for i in range(len(order))):
-        return list(graph.node)
-    return _kahn_in_file_order(graph, producers, available)
-
-
-def _kahn_in_file_order(
-    graph: onnx.GraphProto, producers: Mapping[str, int], available: set[str]
-) -> list[onnx.NodeProto]:
-    import heapq
-
-    waiting = [len({t for t in n.input if t not in available and t in producers}) for n in graph.node]
-    readers: dict[int, set[int]] = {}
+    producers = {output: index for index, node in enumerate(graph.node) for output in node.output}
+    edges: list[tuple[int, int]] = []
     for index, node in enumerate(graph.node):
         for tensor in node.input:
-            if tensor not in available and tensor in producers:
-                readers.setdefault(producers[tensor], set()).add(index)
-    heap = [i for i, count in enumerate(waiting) if count == 0]
-    heapq.heapify(heap)
-    result = []
-    while heap:
-        index = heapq.heappop(heap)
-        result.append(graph.node[index])
-        for reader in readers.get(index, ()):
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(heap, reader)
-    return result
+            if tensor in available:
+                continue
+            if tensor not in producers:
+                raise error(f"{path}: node {_node_label(node)} reads '{tensor}', which nothing produces")
+            edges.append((producers[tensor], index))
+    if all(producer < reader for producer, reader in edges):
+        return list(graph.node)
+    # Only a file out of order pays for networkx's import.
+    import networkx
+
+    digraph = networkx.DiGraph()
+    digraph.add_nodes_from(range(len(graph.node)))
+    digraph.add_edges_from(edges)
+    try:
+        # The vertices are the file indices, so the smallest ready index comes first.
+        order = list(networkx.lexicographical_topological_sort(digraph))
+    except networkx.NetworkXUnfeasible:
+        cycle = [producer for producer, _ in networkx.find_cycle(digraph)]
+        first = cycle.index(min(cycle))
+        cycle = cycle[first:] + cycle[:first] + [cycle[first]]
+        names = " -> ".join(_node_label(graph.node[index]) for index in cycle)
+        raise error(f"{path}: the graph has a cycle: {names}") from None
+    return [graph.node[index] for index in order]
 
 
 def _node_label(node: onnx.NodeProto) -> str:
@@ -345,7 +319,7 @@ class _Reader:
         opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.opset = opset
         self._read_initializers(graph)
-        self._infer_types(graph)
+        self._infer_types(graph, nodes)
         netspec_nodes: list[Node] = []
         weights: dict[str, WeightSource] = {}
         unknown: Counter[str] = Counter()
@@ -361,7 +335,7 @@ class _Reader:
             provisional = f"#{len(netspec_nodes)}"
             self.alias[name] = provisional
             dims = self.types[name].dims
-            if any(isinstance(d, str) and d != "N" for d in dims):
+            if any(isinstance(d, str) and d != BATCH_SYMBOL for d in dims):
                 raise error(
                     f"{self.path}: the input '{name}' has symbolic dims {self.types[name]}; netspec "
                     "counts fixed sizes",
@@ -421,7 +395,9 @@ class _Reader:
                 try:
                     layer = build_layer(LAYER_TYPES[plan.type_name], raw, None, None, count)
                 except NetspecError as exc:
-                    raise error(f"{self.path}: node {_node_label(node)}: {exc.diagnostic.message}") from None
+                    raise error(
+                        f"{self.path}: node {_node_label(node)}: {exc.diagnostics[0].message}"
+                    ) from None
                 inputs = tuple(self._tensor(node, t) for t in plan.inputs)
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
                 try:
@@ -435,10 +411,12 @@ class _Reader:
                     known, own = self.types.get(onnx_name), own_types[tensor]
                     if (
                         known is None
-                        or any(isinstance(d, str) and d != "N" for d in known.dims)
+                        or any(isinstance(d, str) and d != BATCH_SYMBOL for d in known.dims)
                         # A fixed batch of 1 that a Reshape target spells out stays netspec's N.
                         or (
-                            own.rank == known.rank and own.dims[0] == "N" and known.dims == (1, *own.dims[1:])
+                            own.rank == known.rank
+                            and own.dims[0] == BATCH_SYMBOL
+                            and known.dims == (1, *own.dims[1:])
                         )
                     ):
                         self.types[onnx_name] = own
@@ -648,7 +626,7 @@ class _Reader:
             if math.prod(shape) <= SMALL_CONSTANT and not external:
                 self.constants[init.name] = numpy_helper.to_array(init)
 
-    def _infer_types(self, graph: onnx.GraphProto) -> None:
+    def _infer_types(self, graph: onnx.GraphProto, nodes: Sequence[onnx.NodeProto]) -> None:
         import onnx
 
         # The batch of every input becomes the symbolic N (as for Caffe files); a fixed batch
@@ -668,7 +646,7 @@ class _Reader:
                 self.fixed_inputs.add(value.name)
         try:
             inferred = onnx.shape_inference.infer_shapes(
-                self._shape_model(), strict_mode=True, data_prop=True
+                self._shape_model(nodes), strict_mode=True, data_prop=True
             )
         except Exception as exc:
             raise error(f"{self.path}: ONNX shape inference failed: {_first_line(exc)}") from None
@@ -684,16 +662,17 @@ class _Reader:
             if dims is None:
                 continue
             elem = value.type.tensor_type.elem_type
-            dims = tuple("N" if d in batch_names else d for d in dims)
+            dims = tuple(BATCH_SYMBOL if d in batch_names else d for d in dims)
             if dims and isinstance(dims[0], str):
                 # NOTE: a symbolic leading dim that inference named afresh (unk__0 after a
                 # Resize) is the batch it was computed from.
-                dims = ("N", *dims[1:])
+                dims = (BATCH_SYMBOL, *dims[1:])
             self.types[value.name] = TensorType(dims, _ONNX_DTYPES.get(elem, "float32"))
 
-    def _shape_model(self) -> onnx.ModelProto:
-        """The model as shape inference needs it: the large initializers as typed inputs (no
-        weight bytes copied), every input's batch the symbolic N."""
+    def _shape_model(self, nodes: Sequence[onnx.NodeProto]) -> onnx.ModelProto:
+        """The model as shape inference needs it: ``nodes`` in topological order (inference reads
+        them in turn), the large initializers as typed inputs (no weight bytes copied), every
+        input's batch the symbolic N."""
         import onnx
 
         source = self.model
@@ -702,7 +681,7 @@ class _Reader:
         model.opset_import.extend(source.opset_import)
         model.functions.extend(source.functions)
         graph = model.graph
-        graph.node.extend(source.graph.node)
+        graph.node.extend(nodes)
         graph.output.extend(source.graph.output)
         for value in source.graph.input:
             if value.name in self.initializers:
@@ -718,9 +697,9 @@ class _Reader:
                     if isinstance(size, int) and not (axis == 0 and size == 1 and len(given) >= 2):
                         dim.dim_value = size
                     else:
-                        dim.dim_param = "N"
+                        dim.dim_param = BATCH_SYMBOL
             elif value.name not in self.fixed_inputs:
-                copy.type.tensor_type.shape.dim[0].dim_param = "N"
+                copy.type.tensor_type.shape.dim[0].dim_param = BATCH_SYMBOL
         for init in source.graph.initializer:
             if init.name in self.constants:
                 graph.initializer.append(init)
@@ -751,7 +730,7 @@ class _Reader:
             found = TensorType(shape, _ONNX_DTYPES.get(elem, "float32"))
         elif found is None and tensor in self.constants:
             found = TensorType(tuple(self.constants[tensor].shape))
-        if found is None or any(isinstance(d, str) and d != "N" for d in found.dims):
+        if found is None or any(isinstance(d, str) and d != BATCH_SYMBOL for d in found.dims):
             known = f" (ONNX inference gives {found})" if found is not None else ""
             raise error(
                 f"{self.path}: node {_node_label(node)}: the shape of '{tensor}' cannot be inferred{known}",
@@ -762,9 +741,9 @@ class _Reader:
     def _static(self, node: onnx.NodeProto, tensor: str) -> tuple[int, ...]:
         """The dims of ``tensor`` with the batch as the sentinel (for folding Shape)."""
         dims = self.type_of(node, tensor).dims
-        if any(isinstance(d, str) and d != "N" for d in dims):
+        if any(isinstance(d, str) and d != BATCH_SYMBOL for d in dims):
             raise error(f"{self.path}: node {_node_label(node)}: '{tensor}' has symbolic dims {list(dims)}")
-        return tuple(_BATCH_SENTINEL if d == "N" else int(d) for d in dims)
+        return tuple(_BATCH_SENTINEL if d == BATCH_SYMBOL else int(d) for d in dims)
 
     # -- constant folding --------------------------------------------------------------------
 
@@ -1411,7 +1390,7 @@ def _pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[
     x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.output[0])
     if average and not any(pads) and kernel == tuple(x.dims[2:]) and y.dims[2:] == (1, 1):
         return _single("AdaptiveAvgPool", node, output_size=(1, 1))  # netspec's own AdaptiveAvgPool(1)
-    params = {
+    params: dict[str, Any] = {
         "pool": "AVE" if average else "MAX",
         "kernel_size": kernel,
         "stride": tuple(attrs.get("strides", [1, 1])),
@@ -1448,6 +1427,7 @@ def _max_unpool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
     if node.input[1] not in reader.masks or not reader.is_dynamic(node.input[0]):
         raise _Unsupported
     x, y = reader.type_of(node, node.input[0]), reader.type_of(node, node.input[1])
+    out_hw: tuple[Dim, ...]
     if len(node.input) > 2 and node.input[2]:
         size = reader.const(node.input[2])  # output_shape: ONNX inference leaves it to the value
         if size is None or size.size != 4:
@@ -1773,14 +1753,14 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             raise _Unsupported
         if (
             shape
-            and x.dims[0] == "N"
+            and x.dims[0] == BATCH_SYMBOL
             and (shape[0] == _BATCH_SENTINEL or shape[0] in reader.fixed_batch.values())
         ):
             shape[0] = 0
         elif (
             shape
             and shape[0] == -1
-            and x.dims[0] == "N"
+            and x.dims[0] == BATCH_SYMBOL
             and all(isinstance(d, int) for d in x.dims[1:])
             and all(v > 0 for v in shape[1:])
             and math.prod(shape[1:]) == math.prod(x.dims[1:])  # type: ignore[arg-type]
@@ -1797,7 +1777,11 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             "netspec cannot fold",
             hint="export the model with a fixed batch size",
         )
-    rest = math.prod(d for d in x.dims[1:] if isinstance(d, int)) if x.is_static or x.dims[0] == "N" else None
+    rest = (
+        math.prod(d for d in x.dims[1:] if isinstance(d, int))
+        if x.is_static or x.dims[0] == BATCH_SYMBOL
+        else None
+    )
     if x.rank > 2 and len(shape) == 2 and shape[0] == 0 and shape[1] in (-1, rest):
         return _single("Flatten", node)
     return _single("Reshape", node, shape=tuple(shape))
@@ -1915,7 +1899,7 @@ def convert_onnx(
             hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
         )
     graph = imported.graph
-    types = infer_shapes(graph, {"N": 1})
+    types = infer_shapes(graph, {BATCH_SYMBOL: 1})
     arrays = read_weights(imported, types)
     conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
     names = conversion.node_names

@@ -8,6 +8,8 @@ tests/data/onnx/ holds small torch exports made by tools/export_torch_onnx.py (r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -345,13 +347,25 @@ def _mismatched_model() -> onnx.ModelProto:
     return make_model(nodes, [tensor("x", [1, 3]), tensor("z", [1, 4])], [tensor("y", [1, 3])])
 
 
+def _bad_attribute_model() -> onnx.ModelProto:
+    nodes = [helper.make_node("LRN", ["x"], ["y"], name="even_lrn", size=2)]
+    return make_model(nodes, [tensor("x", [1, 3, 4, 4])], [tensor("y", [1, 3, 4, 4])])
+
+
 BAD = {
     "not_onnx": (lambda path: path.write_text("name: 'a spec'\n"), "not a readable ONNX model"),
     "truncated": (lambda path: path.write_bytes(_conv_bn_model().SerializeToString()[:300]), "ONNX model"),
     "loop": (lambda path: onnx.save(_loop_model(), path), "'the_loop' (Loop) is control flow"),
-    "cycle": (lambda path: onnx.save(_cycle_model(), path), "cycle through node"),
+    "cycle": (
+        lambda path: onnx.save(_cycle_model(), path),
+        "the graph has a cycle: 'first' (Add) -> 'second' (Relu) -> 'first' (Add)",
+    ),
     "uninferable": (lambda path: onnx.save(_uninferable_model(), path), "'reshape_by_input'"),
     "mismatched": (lambda path: onnx.save(_mismatched_model(), path), "bad_add"),
+    "bad_attribute": (
+        lambda path: onnx.save(_bad_attribute_model(), path),
+        "node 'even_lrn' (LRN): LRN: local_size must be odd, got 2",
+    ),
 }
 
 
@@ -387,6 +401,40 @@ def test_analysis_does_not_read_external_weights(tmp_path: Path) -> None:
     assert bind(load_graph(path)).counts.totals.macs == 4 * 8 * 8 * 27 + 5 * 256
     with pytest.raises(NetspecError):
         convert_onnx(path)
+
+
+@pytest.mark.unit
+def test_nodes_out_of_file_order_are_read_in_the_nearest_topological_order() -> None:
+    nodes = [
+        helper.make_node("Relu", ["a"], ["y"], name="/late/Relu"),
+        helper.make_node("Sigmoid", ["x"], ["a"], name="/early/Sigmoid"),
+        helper.make_node("Tanh", ["x"], ["t"], name="/side/Tanh"),
+    ]
+    model = make_model(nodes, [tensor("x", [1, 3])], [tensor("y", [1, 3]), tensor("t", [1, 3])])
+    graph = import_model(model).graph
+    assert [(n.name, n.type) for n in graph.nodes] == [
+        ("x", "Input"),
+        ("early", "Sigmoid"),
+        ("late", "ReLU"),
+        ("side", "TanH"),
+    ]
+
+
+@pytest.mark.unit
+def test_a_file_in_order_is_read_without_importing_networkx() -> None:
+    """networkx orders only a file that is out of order; exporters write theirs in order."""
+    code = (
+        "import sys\n"
+        "from netspec.onnx_import import read_onnx\n"
+        "read_onnx(sys.argv[1])\n"
+        "print('networkx' in sys.modules)"
+    )
+    path = DATA / "resnet_basic_torchscript17.onnx"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 # ------------------------------------------------------------------------------ one operator each

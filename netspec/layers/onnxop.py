@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from netspec.expr import Value
-from netspec.graph import TensorType
+from netspec.graph import BATCH_SYMBOL, TensorType
 from netspec.layers.base import Arity, Kind, Layer, LayerError, ParamSpec, param, register
 
 if TYPE_CHECKING:
@@ -69,9 +69,9 @@ class OnnxOp(Layer):
         return Arity(count, count)
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
-        batch = inputs[0].dims[0] if inputs and inputs[0].rank else "N"
+        batch = inputs[0].dims[0] if inputs and inputs[0].rank else BATCH_SYMBOL
         return tuple(
-            TensorType(tuple(batch if d == "N" else d for d in t.dims), t.dtype)
+            TensorType(tuple(batch if d == BATCH_SYMBOL else d for d in t.dims), t.dtype)
             for t in self.params.output_types
         )
 
