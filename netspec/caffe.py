@@ -13,15 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput, VisitError
 
 from netspec import parse_tables
-from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
+from netspec.diagnostics import Diagnostic, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
-from netspec.parse import check_nesting, integer_literal, reject_nul_bytes, syntax_error, unquote
+from netspec.parse import (
+    PUNCTUATION_WORDS,
+    Syntax,
+    integer_literal,
+    parse_tree,
+    reject_nul_bytes,
+    transform,
+    unquote,
+)
 
 PHASES = ("TEST", "TRAIN")
 
@@ -122,19 +129,31 @@ class _ToMessage(Transformer[Token, Any]):
         return Word(text), self._span(meta)
 
 
+def _caffe_hint(text: str, token: Token, expected: set[str], still_open: list[int]) -> str | None:
+    """The text format's common mistake: a value after a key with no ':' between them."""
+    if "COLON" in expected and token.type in ("NAME", "NUMBER", "STRING", "LSQB", "SIGN"):
+        return "fields are written 'key: value'; is the ':' missing?"
+    return None
+
+
+CAFFE_SYNTAX = Syntax(
+    token_words={
+        **PUNCTUATION_WORDS,
+        "NAME": "a name",
+        "NUMBER": "a number",
+        "STRING": "a string",
+        "SIGN": "'-'",
+    },
+    valued_tokens=frozenset({"NAME", "NUMBER", "STRING"}),
+    hint=_caffe_hint,
+)
+
+
 def parse_prototxt(source: SourceFile) -> TextMessage:
     """Parse a prototxt file into its top-level message, or raise a diagnostic."""
     reject_nul_bytes(source)
-    try:
-        tree = _parser().parse(source.text)
-        check_nesting(tree, source)
-        return _ToMessage(source).transform(tree)
-    except UnexpectedInput as exc:
-        raise syntax_error(source, exc, names_interpolate=False) from None
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, NetspecError):
-            raise exc.orig_exc from None
-        raise
+    tree = parse_tree(_parser(), source, CAFFE_SYNTAX, "message")
+    return transform(_ToMessage(source), tree)
 
 
 # ---------------------------------------------------------------- Caffe's vocabulary
