@@ -205,12 +205,13 @@ def _unexpected_character(
 ) -> Exception:
     """A character no token starts with: most often a string or quoted name left open."""
     line, column = max(exc.line, 1), max(exc.column, 1)
-    char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+    position = exc.pos_in_stream or 0  # always set for UnexpectedCharacters
+    char = text[position] if position < len(text) else ""
     span = SourceSpan(source, line, column, line, column + 1)
     if char in "\"'":
         return error("unterminated string", span, hint="close the string on the same line")
     if char == "`" and syntax.quoted_names:
-        empty = text[exc.pos_in_stream + 1 : exc.pos_in_stream + 2] == "`"
+        empty = text[position + 1 : position + 2] == "`"
         message = "empty quoted name" if empty else "unterminated quoted name"
         return error(message, span, hint="a quoted name is `name` on one line, e.g. `block1-0`")
     hint = "fields are written 'key: value'" if char == "=" else None
