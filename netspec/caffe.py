@@ -13,15 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput, VisitError
 
 from netspec import parse_tables
-from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan, did_you_mean, error
+from netspec.diagnostics import Diagnostic, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
-from netspec.parse import check_nesting, integer_literal, reject_nul_bytes, syntax_error, unquote
+from netspec.parse import (
+    PUNCTUATION_WORDS,
+    Syntax,
+    integer_literal,
+    parse_tree,
+    reject_nul_bytes,
+    transform,
+    unquote,
+)
 
 PHASES = ("TEST", "TRAIN")
 
@@ -122,19 +129,31 @@ class _ToMessage(Transformer[Token, Any]):
         return Word(text), self._span(meta)
 
 
+def _caffe_hint(text: str, token: Token, expected: set[str], still_open: list[int]) -> str | None:
+    """The text format's common mistake: a value after a key with no ':' between them."""
+    if "COLON" in expected and token.type in ("NAME", "NUMBER", "STRING", "LSQB", "SIGN"):
+        return "fields are written 'key: value'; is the ':' missing?"
+    return None
+
+
+CAFFE_SYNTAX = Syntax(
+    token_words={
+        **PUNCTUATION_WORDS,
+        "NAME": "a name",
+        "NUMBER": "a number",
+        "STRING": "a string",
+        "SIGN": "'-'",
+    },
+    valued_tokens=frozenset({"NAME", "NUMBER", "STRING"}),
+    hint=_caffe_hint,
+)
+
+
 def parse_prototxt(source: SourceFile) -> TextMessage:
     """Parse a prototxt file into its top-level message, or raise a diagnostic."""
     reject_nul_bytes(source)
-    try:
-        tree = _parser().parse(source.text)
-        check_nesting(tree, source)
-        return _ToMessage(source).transform(tree)
-    except UnexpectedInput as exc:
-        raise syntax_error(source, exc, names_interpolate=False) from None
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, NetspecError):
-            raise exc.orig_exc from None
-        raise
+    tree = parse_tree(_parser(), source, CAFFE_SYNTAX, "message")
+    return transform(_ToMessage(source), tree)
 
 
 # ---------------------------------------------------------------- Caffe's vocabulary
@@ -240,6 +259,9 @@ def _to_value(scalar: Any) -> Value:
 
 @dataclass
 class _CaffeReader:
+    """The graph being built from a net's messages: its nodes so far, each blob's latest
+    tensor, the layer names taken and the warnings given."""
+
     source: SourceFile
     phase: str
     input_shapes: Mapping[str, tuple[int, ...]]
@@ -382,6 +404,36 @@ class _CaffeReader:
                 candidate = f"{blob}/{layer_name}"
             names.append(candidate)
         return names
+
+    def add_entry(self, entry: _LayerEntry, consumed: set[str]) -> None:
+        """The nodes for one layer of the phase: inputs for a data or Input layer (``consumed``:
+        the blobs later layers read), else the layer itself."""
+        _check_distinct_tops(entry.layer, entry.name)
+        name = self.unique_name(entry.name, entry.span)
+        tops = [str(t.value) for t in entry.layer.all("top")]
+        if entry.type in DATA_TYPES or _is_fork_data_layer(entry.layer, entry.type, self.input_shapes):
+            self.data_layer(entry.layer, name, tops, entry.span, consumed)
+        elif entry.type == "Input":
+            shapes = _input_layer_shapes(entry.layer, len(tops), entry.span)
+            for index, (top, shape) in enumerate(zip(tops, shapes, strict=True)):
+                self.add_input(name if index == 0 else f"{name}.{top}", top, shape, entry.span)
+        else:
+            self.add_layer(entry.layer, entry.type, name, entry.span)
+
+    def graph(self, net: TextMessage) -> Graph:
+        """The Graph of the nodes read: its outputs are the tensors no layer reads."""
+        read = {t for node in self.nodes for t in node.inputs}
+        outputs = tuple(t for node in self.nodes if node.inputs for t in node.outputs if t not in read)
+        name = net.scalar("name") or Path(self.source.path).stem
+        return Graph(
+            name=str(name),
+            nodes=tuple(self.nodes),
+            outputs=outputs,
+            source_path=self.source.path,
+            source_text=self.source.text,
+            metadata=(("caffe_phase", self.phase),),
+            warnings=tuple(self.warnings),
+        )
 
     def add_layer(self, layer: TextMessage, layer_type: str, name: str, span: SourceSpan) -> None:
         layer_class = LAYER_TYPES.get(layer_type)
@@ -650,20 +702,56 @@ def read_caffe(
 ) -> Graph:
     """A Caffe prototxt as a netspec Graph for ``phase`` (TEST: the deploy/inference net)."""
     net = parse_prototxt(source)
-    reader = _CaffeReader(source, phase, dict(input_shapes or {}))
+    _check_net_fields(net)
     layer_fields = [f for f in net.fields if f.key in ("layer", "layers")]
+    reader = _CaffeReader(source, phase, dict(input_shapes or {}), all_blob_names=_top_blobs(layer_fields))
+    reader.top_level_inputs(net)
+    layers = _phase_layers(layer_fields, phase)
+    consumed = {
+        str(b.value) for entry in layers if entry.type not in DATA_TYPES for b in entry.layer.all("bottom")
+    }
+    for entry in layers:
+        reader.add_entry(entry, consumed)
+    if not reader.nodes:
+        raise error("the file defines no layers for phase " + phase, SourceSpan(source, 1, 1, 1, 1))
+    return reader.graph(net)
+
+
+_NET_FIELDS = frozenset({
+    "layer", "layers", "name", "input", "input_dim", "input_shape", "force_backward", "state", "debug_info",
+})  # fmt: skip
+
+
+def _check_net_fields(net: TextMessage) -> None:
+    """Refuse a top-level field that NetParameter does not have (a typo of ``layers``...)."""
     for entry in net.fields:
-        if entry.key not in ("layer", "layers", "name", "input", "input_dim", "input_shape",
-                             "force_backward", "state", "debug_info"):  # fmt: skip
+        if entry.key not in _NET_FIELDS:
             hint = did_you_mean(entry.key, ("layer", "layers", "input", "input_dim", "input_shape"))
             raise error(f"'{entry.key}' is not a field of a Caffe net" + (f"; {hint}" if hint else ""),
                         entry.key_span)  # fmt: skip
-    reader.all_blob_names = {
+
+
+def _top_blobs(layer_fields: Sequence[TextField]) -> set[str]:
+    """Every blob any layer writes, in any phase (an in-place tensor's name must avoid them)."""
+    return {
         str(top.value) for f in layer_fields if isinstance(f.value, TextMessage) for top in f.value.all("top")
     }
-    reader.top_level_inputs(net)
 
-    kept: list[tuple[TextMessage, str, str, SourceSpan]] = []
+
+@dataclass(frozen=True)
+class _LayerEntry:
+    """A layer of the net in the phase read: its message, netspec type, name and where it is."""
+
+    layer: TextMessage
+    type: str
+    name: str
+    span: SourceSpan
+
+
+def _phase_layers(layer_fields: Sequence[TextField], phase: str) -> list[_LayerEntry]:
+    """The layers that belong to the net in ``phase``, less the training-only ones (losses,
+    accuracy); an unnamed layer is named after its type and position among them."""
+    kept: list[_LayerEntry] = []
     for entry in layer_fields:
         layer = entry.value
         if not isinstance(layer, TextMessage):
@@ -672,39 +760,9 @@ def read_caffe(
         span = name_field.value_span if name_field else entry.key_span
         layer_type = _layer_type(layer, span)
         name = str(name_field.value) if name_field else f"{layer_type.lower()}{len(kept) + 1}"
-        if not _included(layer, phase) or layer_type in TRAINING_ONLY_TYPES:
-            continue
-        kept.append((layer, layer_type, name, span))
-
-    consumed = {str(b.value) for layer, t, _, _ in kept if t not in DATA_TYPES for b in layer.all("bottom")}
-    for layer, layer_type, name, span in kept:
-        _check_distinct_tops(layer, name)
-        name = reader.unique_name(name, span)
-        tops = [str(t.value) for t in layer.all("top")]
-        if layer_type in DATA_TYPES or _is_fork_data_layer(layer, layer_type, reader.input_shapes):
-            reader.data_layer(layer, name, tops, span, consumed)
-        elif layer_type == "Input":
-            for index, (top, shape) in enumerate(
-                zip(tops, _input_layer_shapes(layer, len(tops), span), strict=True)
-            ):
-                reader.add_input(name if index == 0 else f"{name}.{top}", top, shape, span)
-        else:
-            reader.add_layer(layer, layer_type, name, span)
-
-    if not reader.nodes:
-        raise error("the file defines no layers for phase " + phase, SourceSpan(source, 1, 1, 1, 1))
-    read = {t for node in reader.nodes for t in node.inputs}
-    outputs = tuple(t for node in reader.nodes if node.inputs for t in node.outputs if t not in read)
-    name = net.scalar("name") or Path(source.path).stem
-    return Graph(
-        name=str(name),
-        nodes=tuple(reader.nodes),
-        outputs=outputs,
-        source_path=source.path,
-        source_text=source.text,
-        metadata=(("caffe_phase", phase),),
-        warnings=tuple(reader.warnings),
-    )
+        if _included(layer, phase) and layer_type not in TRAINING_ONLY_TYPES:
+            kept.append(_LayerEntry(layer, layer_type, name, span))
+    return kept
 
 
 def is_caffe_path(path: str | Path) -> bool:

@@ -23,13 +23,12 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from netspec import __version__
 from netspec.diagnostics import NetspecError, SourceFile, error
-from netspec.graph import Dim, Graph, Node, TensorType
+from netspec.graph import Dim, Graph, Node
 from netspec.layers.base import Enum, Filler, FillerBlock, Kind, ListOf, Padding, Shape, Spatial, Str
 
 KEYWORDS = frozenset({
@@ -602,66 +601,81 @@ def _is_layer_type(name: str) -> bool:
 
 @dataclass
 class _Instance:
+    """One use of a template: which template, which of its units, its name, and its
+    ``bottom`` where it does not read the previous statement's output."""
+
     template: _Template
     index: int
     name: str = ""
     bottom: str | None = None
 
+    @property
+    def unit(self) -> _Unit:
+        return self.template.units[self.index]
+
+    def node_indices(self) -> range:
+        return range(self.unit.start, self.unit.end + 1)
+
 
 @dataclass
 class _Writer:
+    """Writes one graph as .net text; collects each graph node's name in the spec as it goes."""
+
     graph: Graph
     origin: str | None
     fold: bool
     notes: list[str] = field(default_factory=list)
     node_names: dict[str, str] = field(default_factory=dict)
 
-    @cached_property
-    def types(self) -> Mapping[str, TensorType] | None:
-        from netspec.infer import infer_shapes
-
-        try:
-            return infer_shapes(self.graph, {"N": 1})
-        except NetspecError:
-            return None
-
     def write(self) -> Conversion:
-        graph = self.graph
-        templates: list[_Template] = []
-        if self.fold:
-            used_templates: set[str] = set()
-            built = (_build_template(graph, units, used_templates) for units in _find_groups(graph))
-            templates = [template for template in built if template is not None]
-        folded: dict[int, _Instance] = {}
-        inside: set[int] = set()
-        for template in templates:
-            for index, unit in enumerate(template.units):
-                folded[unit.start] = _Instance(template, index)
-                inside.update(range(unit.start, unit.end + 1))
-
-        # Names: Caffe's (made valid) for the layers left flat, then the instances'.
-        # Names that are valid as they are come first, so that a made-valid one ('conv/1')
-        # never takes the name of a layer that has it already ('conv_1').
+        """The spec: find the repeated blocks (when folding), name everything, write the
+        statements in node order, then put the header, inputs, templates and body together."""
+        templates = self.templates() if self.fold else []
+        folded = _instances_by_start(templates)
         used: set[str] = set()
-        flat_names: dict[int, str] = {}
+        flat_names = self.flat_layer_names(folded, used)
+        _name_instances(folded, used)
+        refs, tops = self.tensor_names(flat_names, folded, used)
+        inputs, body = self.statements(folded, flat_names, refs, tops)
+        lines = [*self.header(folded), f"name: {_string_text(self.graph.name)}", *inputs]
+        lines.extend(self.template_definitions(templates, folded))
+        lines.extend(_with_loops(body))
+        text = "\n".join(lines) + "\n"
+        return Conversion(text, self.graph, dict(self.node_names), tuple(t.name for t in templates))
+
+    def templates(self) -> list[_Template]:
+        """A template for each group of repeated blocks that reads better as one."""
+        used_templates: set[str] = set()
+        built = (_build_template(self.graph, units, used_templates) for units in _find_groups(self.graph))
+        return [template for template in built if template is not None]
+
+    def flat_layer_names(self, folded: Mapping[int, _Instance], used: set[str]) -> dict[int, str]:
+        """The spec name of each node left flat (outside every instance), by node index:
+        Caffe's, made valid. Names that are valid as they are come first, so that a made-valid
+        one ('conv/1') never takes the name of a layer that has it already ('conv_1')."""
+        inside = {i for instance in folded.values() for i in instance.node_indices()}
         wanted = {
             index: node.name if node.inputs else node.outputs[0]  # an input is named by its tensor
-            for index, node in enumerate(graph.nodes)
+            for index, node in enumerate(self.graph.nodes)
             if index not in inside
         }
+        flat_names: dict[int, str] = {}
         for already_valid in (True, False):
             for index, name in wanted.items():
                 if (valid_name(name) == name) == already_valid:
                     flat_names[index] = _unique(valid_name(name), used)
-        flat_prefixes = {n.split(".")[0] for n in used}
-        for start in sorted(folded):
-            instance = folded[start]
-            wanted = instance.template.instance_names[instance.index]
-            instance.name = _unique(wanted, used, lambda n: n in flat_prefixes)
+        return flat_names
+
+    def tensor_names(
+        self, flat_names: Mapping[int, str], folded: Mapping[int, _Instance], used: set[str]
+    ) -> tuple[dict[str, str], dict[int, list[str]]]:
+        """How the spec refers to each tensor a later statement reads, and the ``top`` names of
+        the flat layers whose outputs are not the default ``NAME.0``, ``NAME.1``... Records the
+        spec names of the layers inside instances (``INSTANCE.LAYER``)."""
         refs: dict[str, str] = {}
         tops: dict[int, list[str]] = {}
         for index, name in sorted(flat_names.items()):
-            node = graph.nodes[index]
+            node = self.graph.nodes[index]
             if len(node.outputs) == 1:
                 refs[node.outputs[0]] = name
                 continue
@@ -672,71 +686,43 @@ class _Writer:
                 tops[index] = names
             refs.update(zip(node.outputs, names, strict=True))
         for instance in folded.values():
-            template = instance.template
-            unit = template.units[instance.index]
-            refs[graph.nodes[unit.end].outputs[0]] = instance.name
-            for offset, local in enumerate(template.local_names):
-                self.node_names[graph.nodes[unit.start + offset].name] = f"{instance.name}.{local}"
+            unit = instance.unit
+            refs[self.graph.nodes[unit.end].outputs[0]] = instance.name
+            for offset, local in enumerate(instance.template.local_names):
+                self.node_names[self.graph.nodes[unit.start + offset].name] = f"{instance.name}.{local}"
+        return refs, tops
 
-        # The statements in node order.
-        body: list[str | _Instance] = []
+    def statements(
+        self,
+        folded: Mapping[int, _Instance],
+        flat_names: Mapping[int, str],
+        refs: Mapping[str, str],
+        tops: Mapping[int, list[str]],
+    ) -> tuple[list[str], list[str | _Instance]]:
+        """The inputs declared before the first layer, and the body in node order: an instance
+        for each folded block, a line for each layer or input left flat."""
         inputs: list[str] = []
+        body: list[str | _Instance] = []
+        nodes = self.graph.nodes
         index = 0
-        nodes = graph.nodes
         while index < len(nodes):
             node = nodes[index]
             previous = nodes[index - 1].outputs[0] if index > 0 else None
             if index in folded:
                 instance = folded[index]
-                unit = instance.template.units[instance.index]
-                if unit.entry != previous:
-                    instance.bottom = refs[unit.entry]
+                if instance.unit.entry != previous:
+                    instance.bottom = refs[instance.unit.entry]
                 body.append(instance)
-                index = unit.end + 1
+                index = instance.unit.end + 1
                 continue
             name = flat_names[index]
             self.node_names[node.name] = name
-            if not node.inputs:
-                shape = node.layer.params.shape
-                line = f"input {name}: {render_value(shape, Shape())}"
-                (inputs if len(body) == 0 else body).append(line)
-                index += 1
-                continue
-            fields: list[tuple[str, str]] = []
-            if node.inputs != (previous,):
-                fields.append(_bottom_field([refs[t] for t in node.inputs]))
-            if index in tops:
-                fields.append(("top", "[" + ", ".join(tops[index]) + "]"))
-            for spec_field in _fields_of(node):
-                value = getattr(node.layer.params, spec_field.name)
-                if _differs_from_default(spec_field, value):
-                    fields.append(_param_field(node, spec_field, value))
-            fields.extend(_array_settings_fields(node))
-            comment = node.name if name != node.name else ""
-            body.append(_layer_line(node.type, name, fields, comment))
+            if node.inputs:
+                body.append(_flat_layer_line(node, name, previous, refs, tops.get(index)))
+            else:
+                (body if body else inputs).append(_input_line(node, name))
             index += 1
-
-        lines = self.header(folded)
-        lines.append(f"name: {_string_text(graph.name)}")
-        lines.extend(inputs)
-        for template in templates:
-            names = sorted((i for i in folded.values() if i.template is template), key=lambda i: i.index)
-            listed = [i.name for i in names]
-            if len(listed) > 4:
-                listed = [*listed[:2], "...", listed[-1]]
-            lines.append("")
-            lines.append(
-                f"# {len(names)} instances: {', '.join(listed)}; "
-                f"the {self.source_kind} names noted are {names[0].name}'s"
-            )
-            lines.append(f"template {template.name}({', '.join(template.params)}) {{")
-            lines.extend(template.lines)
-            lines.append("}")
-        if templates:
-            lines.append("")
-        lines.extend(_with_loops(body))
-        text = "\n".join(lines) + "\n"
-        return Conversion(text, graph, dict(self.node_names), tuple(t.name for t in templates))
+        return inputs, body
 
     @property
     def source_kind(self) -> str:
@@ -751,14 +737,78 @@ class _Writer:
             *(f"# note: {note}" for note in self.notes),
         ]
         if folded:
-            first = folded[min(folded)]
-            node = self.graph.nodes[first.template.units[first.index].start]
+            node = self.graph.nodes[folded[min(folded)].unit.start]
             example = self.node_names[node.name]
             lines.append(
                 "# A layer in a template instance is named INSTANCE.LAYER: "
                 f"{example} is {self.source_kind}'s {node.name}."
             )
         return lines
+
+    def template_definitions(
+        self, templates: Sequence[_Template], folded: Mapping[int, _Instance]
+    ) -> list[str]:
+        """Each template's definition, after a comment that names its instances."""
+        lines = []
+        for template in templates:
+            instances = sorted((i for i in folded.values() if i.template is template), key=lambda i: i.index)
+            listed = [i.name for i in instances]
+            if len(listed) > 4:
+                listed = [*listed[:2], "...", listed[-1]]
+            lines.append("")
+            lines.append(
+                f"# {len(instances)} instances: {', '.join(listed)}; "
+                f"the {self.source_kind} names noted are {instances[0].name}'s"
+            )
+            lines.append(f"template {template.name}({', '.join(template.params)}) {{")
+            lines.extend(template.lines)
+            lines.append("}")
+        if templates:
+            lines.append("")
+        return lines
+
+
+def _instances_by_start(templates: Sequence[_Template]) -> dict[int, _Instance]:
+    """Every instance of ``templates`` (not yet named), by the index of its first node."""
+    return {
+        unit.start: _Instance(template, index)
+        for template in templates
+        for index, unit in enumerate(template.units)
+    }
+
+
+def _name_instances(folded: Mapping[int, _Instance], used: set[str]) -> None:
+    """Name the instances in node order: never a name already used, nor one that a flat
+    layer's name starts with (``res2a`` where ``res2a.x`` is flat)."""
+    flat_prefixes = {n.split(".")[0] for n in used}
+    for start in sorted(folded):
+        instance = folded[start]
+        wanted = instance.template.instance_names[instance.index]
+        instance.name = _unique(wanted, used, lambda n: n in flat_prefixes)
+
+
+def _input_line(node: Node, name: str) -> str:
+    return f"input {name}: {render_value(node.layer.params.shape, Shape())}"
+
+
+def _flat_layer_line(
+    node: Node, name: str, previous: str | None, refs: Mapping[str, str], tops: Sequence[str] | None
+) -> str:
+    """A layer left flat: its bottoms unless it reads the previous layer's output, its tops
+    where they are not the default names, the parameters that differ from their defaults and
+    its arrays' settings; the source's name in a comment where the spec's differs."""
+    fields: list[tuple[str, str]] = []
+    if node.inputs != (previous,):
+        fields.append(_bottom_field([refs[t] for t in node.inputs]))
+    if tops is not None:
+        fields.append(("top", "[" + ", ".join(tops) + "]"))
+    for spec_field in _fields_of(node):
+        value = getattr(node.layer.params, spec_field.name)
+        if _differs_from_default(spec_field, value):
+            fields.append(_param_field(node, spec_field, value))
+    fields.extend(_array_settings_fields(node))
+    comment = node.name if name != node.name else ""
+    return _layer_line(node.type, name, fields, comment)
 
 
 def _instance_line(instance: _Instance, name: str | None = None) -> str:

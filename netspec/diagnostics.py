@@ -2,6 +2,11 @@
 
 Every user mistake becomes a :class:`NetspecError` carrying one or more :class:`Diagnostic`;
 the CLI prints them and exits 1. A Python traceback is never a user's error message.
+
+The error family, all under :class:`NetspecException`: :class:`NetspecError` (a spec's
+mistake, exit 1), :class:`UsageError` (arguments that cannot work, exit 2),
+``netspec.runtime.RuntimeFailure`` and ``netspec.output.OutputError`` (onnxruntime or the file
+system refused, exit 3).
 """
 
 from __future__ import annotations
@@ -145,21 +150,37 @@ def _excerpt(span: SourceSpan) -> list[str]:
     ]
 
 
-class UsageError(Exception):
+class NetspecException(Exception):
+    """The root of every exception netspec raises for a person to read rather than for a bug:
+    ``except NetspecException`` catches them all. Each kind keeps its facts as fields and
+    builds its text only when it is shown (``str()``, :meth:`render`)."""
+
+    def render(self) -> str:
+        """The error as a person reads it."""
+        return str(self)
+
+
+class UsageError(NetspecException):
     """A command's arguments that cannot work: options that do not go together, an output whose
     format needs a program or package that is not installed, an .onnx where a spec is needed.
     The command line reports it before any work and exits with code 2 (a spec's own mistakes
     are NetspecError, code 1)."""
 
 
-class NetspecError(Exception):
-    """Raised for any mistake in a spec or a command's arguments; carries the diagnostics."""
+class NetspecError(NetspecException):
+    """Raised for any mistake in a spec or a command's arguments; carries the diagnostics
+    (message, span, hint, trace each), rendered only when the error is shown."""
 
     def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]) -> None:
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
-        super().__init__(self.render())
+        # NOTE: the text is not built here: errors that a caller catches and replaces (a name's
+        # interpolation parsed again, padded) never pay for their source excerpts.
+        super().__init__(self.diagnostics)
+
+    def __str__(self) -> str:
+        return self.render()
 
     def render(self) -> str:
         return "\n".join(d.render() for d in self.diagnostics)

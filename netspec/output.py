@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from netspec.diagnostics import UsageError
+from netspec.diagnostics import NetspecException, UsageError
 from netspec.progress import QUIET, Advance, Progress
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def write_atomic_with(path: str | os.PathLike[str], writer: Writer) -> None:
     write_atomic_group([(path, writer)])
 
 
-class OutputError(OSError):
+class OutputError(OSError, NetspecException):
     """An output file could not be written where the user asked (a read-only folder, a full
     disk, a folder missing); exit code 3. The old file, if any, is left as it was."""
 

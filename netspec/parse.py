@@ -1,12 +1,15 @@
 """Text to AST: the Lark LALR parser for .net files.
 
-Lark's exceptions become netspec diagnostics here and nowhere else.
+Lark's exceptions become netspec diagnostics here and nowhere else, for .net files and (through
+:func:`parse_tree` with its own :class:`Syntax`) for Caffe's prototxt files.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -25,38 +28,61 @@ from netspec.limits import MAX_NESTING
 
 _INTERPOLATION = re.compile(r"\{([^{}]*)\}")
 
-_TOKEN_DESCRIPTIONS = {
-    "NAME": "a name",
-    "QUOTED_NAME": "a quoted name",
-    "INT": "an integer",
-    "FLOAT": "a number",
-    "STRING": "a string",
+# The words for the punctuation both grammars share.
+PUNCTUATION_WORDS = {
     "LBRACE": "'{'",
     "RBRACE": "'}'",
-    "LPAR": "'('",
-    "RPAR": "')'",
     "LSQB": "'['",
     "RSQB": "']'",
     "COLON": "':'",
-    "EQUAL": "'='",
     "COMMA": "','",
     "SEMICOLON": "';'",
     "$END": "the end of the file",
-    "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*', '/', '//' or '%'",
-    "POW_OP": "'**'",
-    "COMPARE_OP": "a comparison",
-    "QMARK": "'?'",
 }
 
-# Tokens that can start an expression or a statement; where a parser state wants any of them,
-# "an expression" or "a statement" says it better than a list of ten tokens.
-_EXPRESSION_START = frozenset(
-    {"INT", "FLOAT", "STRING", "NAME", "QUOTED_NAME", "LSQB", "LPAR", "ADD_OP", "TRUE", "FALSE", "NOT"}
-)
-_STATEMENT_START = frozenset(
-    {"NAME", "LET", "IF", "REPEAT", "FOR", "INCLUDE", "INPUT", "TEMPLATE", "DEF", "SET", "COMMA", "SEMICOLON"}
-)
+
+@dataclass(frozen=True)
+class Syntax:
+    """What turning one grammar's Lark errors into diagnostics depends on.
+
+    ``token_words`` names each terminal for a person ("a number", "'{'"); a token of a type in
+    ``valued_tokens`` is quoted with its kind ("integer '7'"); ``summaries`` are (terminals,
+    telltale subset, phrase): where the parser expects the telltale ones, the phrase ("an
+    expression") stands for all of them. ``hint`` adds the grammar's own advice for an
+    unexpected token (given the text, the token, the expected terminals and the offsets of the
+    brackets still open) after the advice on brackets every grammar gets. The flags say which
+    .net constructs the grammar has: ``name{expr}`` interpolation, `quoted names`, ``else``.
+    """
+
+    token_words: Mapping[str, str]
+    valued_tokens: frozenset[str]
+    hint: Callable[[str, Token, set[str], list[int]], str | None]
+    summaries: tuple[tuple[frozenset[str], frozenset[str], str], ...] = ()
+    interpolated_names: bool = False
+    quoted_names: bool = False
+    else_blocks: bool = False
+
+    def describe(self, token: Token) -> str:
+        """``token`` as a message quotes it: ``integer '7'``, ``'}'``."""
+        if token.type in self.valued_tokens:
+            return f"{self.token_words[token.type].split()[-1]} '{token}'"
+        return f"'{token}'"
+
+    def expected(self, names: Any) -> str:
+        """The terminals a parser state accepts, as words: "':' or '{'", "an expression"."""
+        names = set(names)
+        summaries = []
+        for start, telltale, summary in self.summaries:
+            if telltale <= names:
+                names -= start
+                summaries.append(summary)
+        words = sorted({self.token_words.get(n, repr(n.lower()) if n.isupper() else n) for n in names})
+        words += summaries
+        if not words:
+            return "something else"
+        if len(words) > 6:
+            words = [*words[:6], "..."]
+        return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0]
 
 
 def _parser() -> Lark:
@@ -97,15 +123,30 @@ def check_nesting(tree: Tree[Token], source: SourceFile) -> None:
 def parse_source(source: SourceFile) -> ast.Module:
     """Parse a whole .net file into an AST, or raise a NetspecError pointing at the mistake."""
     reject_nul_bytes(source)
+    tree = parse_tree(_parser(), source, NET_SYNTAX, "module")
+    return transform(_ToAst(source), tree)
+
+
+def parse_tree(
+    parser: Lark,
+    source: SourceFile,
+    syntax: Syntax,
+    start: str,
+    text: str | None = None,
+    ending: str = "end of file",
+) -> Tree[Token]:
+    """The Lark tree of ``source`` (or of ``text``, see :func:`syntax_error`) from ``start``;
+    a syntax error, or nesting deeper than MAX_NESTING, is raised as a diagnostic."""
     try:
-        tree = _parser().parse(source.text, start="module")
+        tree = parser.parse(source.text if text is None else text, start=start)
     except UnexpectedInput as exc:
-        raise syntax_error(source, exc) from None
+        raise syntax_error(source, exc, syntax, text, ending=ending) from None
     check_nesting(tree, source)
-    return _transform(_ToAst(source), tree)
+    return tree
 
 
-def _transform(transformer: _ToAst, tree: Any) -> Any:
+def transform(transformer: Transformer[Token, Any], tree: Tree[Token]) -> Any:
+    """``transformer`` applied to ``tree``, a diagnostic raised inside it raised as it is."""
     # NOTE: Lark wraps exceptions raised in Transformer callbacks (a bad name interpolation, an
     # integer literal out of range) in VisitError; the user must see the diagnostic itself.
     try:
@@ -126,28 +167,23 @@ def parse_expression(text: str, path: str = "<expression>") -> ast.Expr:
 
 
 def _parse_expression(source: SourceFile, text: str, ending: str) -> ast.Expr:
-    try:
-        tree = _parser().parse(text, start="expr")
-    except UnexpectedInput as exc:
-        raise syntax_error(source, exc, text, ending=ending) from None
-    check_nesting(tree, source)
-    return _transform(_ToAst(source), tree)
+    tree = parse_tree(_parser(), source, NET_SYNTAX, "expr", text, ending=ending)
+    return transform(_ToAst(source), tree)
 
 
 def syntax_error(
     source: SourceFile,
     exc: UnexpectedInput,
+    syntax: Syntax,
     text: str | None = None,
     ending: str = "end of file",
-    names_interpolate: bool = True,
 ) -> Exception:
-    """The diagnostic for a Lark error. ``text`` is what was parsed when it is not the whole
-    file (a name's ``{expr}``, padded to its position), and ``ending`` names where that text ends;
-    ``names_interpolate``: the language has ``name{expr}`` (.net, not Caffe)."""
+    """The diagnostic for a Lark error in a file of ``syntax``. ``text`` is what was parsed
+    when it is not the whole file (a name's ``{expr}``, padded to its position), and ``ending``
+    names where that text ends."""
     text = source.text if text is None else text
-    line, column = max(exc.line, 1), max(exc.column, 1)
     error_offset = len(text) if isinstance(exc, UnexpectedEOF) else _offset_of(exc, text)
-    unclosed = _unclosed_interpolation(text, error_offset) if names_interpolate else None
+    unclosed = _unclosed_interpolation(text, error_offset) if syntax.interpolated_names else None
     if unclosed is not None:
         at_line = _line_of(text, unclosed)
         at_column = unclosed - (text.rfind("\n", 0, unclosed) + 1) + 1
@@ -157,33 +193,56 @@ def syntax_error(
             hint="a name interpolates an expression as name{expr}, e.g. conv{i + 1}",
         )
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        span = SourceSpan(source, line, column, line, column + 1)
-        if char in "\"'":
-            return error("unterminated string", span, hint="close the string on the same line")
-        if char == "`":
-            empty = text[exc.pos_in_stream + 1 : exc.pos_in_stream + 2] == "`"
-            message = "empty quoted name" if empty else "unterminated quoted name"
-            return error(message, span, hint="a quoted name is `name` on one line, e.g. `block1-0`")
-        hint = "fields are written 'key: value'" if char == "=" else None
-        return error(f"unexpected character {char!r}", span, hint=hint)
+        return _unexpected_character(source, exc, syntax, text)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = text.splitlines() or [""]
-        last_line, last_column = len(lines), len(lines[-1]) + 1
-        span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
-        expected = _expected(getattr(exc, "expected", set()))
-        still_open = _open_brackets(text, len(text))
-        hint = _not_closed(text, still_open[-1]) if still_open else None
-        return error(f"unexpected {ending}; expected {expected}", span, hint=hint)
+        return _unexpected_end(source, exc, syntax, text, ending)
     assert isinstance(exc, UnexpectedToken)
+    return _unexpected_token(source, exc, syntax, text)
+
+
+def _unexpected_character(
+    source: SourceFile, exc: UnexpectedCharacters, syntax: Syntax, text: str
+) -> Exception:
+    """A character no token starts with: most often a string or quoted name left open."""
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    position = exc.pos_in_stream or 0  # always set for UnexpectedCharacters
+    char = text[position] if position < len(text) else ""
+    span = SourceSpan(source, line, column, line, column + 1)
+    if char in "\"'":
+        return error("unterminated string", span, hint="close the string on the same line")
+    if char == "`" and syntax.quoted_names:
+        empty = text[position + 1 : position + 2] == "`"
+        message = "empty quoted name" if empty else "unterminated quoted name"
+        return error(message, span, hint="a quoted name is `name` on one line, e.g. `block1-0`")
+    hint = "fields are written 'key: value'" if char == "=" else None
+    return error(f"unexpected character {char!r}", span, hint=hint)
+
+
+def _unexpected_end(
+    source: SourceFile, exc: UnexpectedInput, syntax: Syntax, text: str, ending: str
+) -> Exception:
+    """The text ended where more was wanted: at its end, naming the bracket left open."""
+    lines = text.splitlines() or [""]
+    last_line, last_column = len(lines), len(lines[-1]) + 1
+    span = SourceSpan(source, last_line, last_column, last_line, last_column + 1)
+    expected = syntax.expected(getattr(exc, "expected", set()))
+    still_open = _open_brackets(text, len(text))
+    hint = _not_closed(text, still_open[-1]) if still_open else None
+    return error(f"unexpected {ending}; expected {expected}", span, hint=hint)
+
+
+def _unexpected_token(source: SourceFile, exc: UnexpectedToken, syntax: Syntax, text: str) -> Exception:
+    """A token the grammar does not allow where it stands, with what was expected instead."""
     token = exc.token
-    stray_else = _stray_else(text, token.start_pos or 0)
+    stray_else = _stray_else(text, token.start_pos or 0) if syntax.else_blocks else None
     if stray_else is not None:
         return stray_else_error(source, text, stray_else)
+    line, column = max(exc.line, 1), max(exc.column, 1)
     width = max(len(str(token)), 1)
     span = SourceSpan(source, line, column, line, column + width)
-    expected = _expected(exc.expected)
-    return error(f"unexpected {_describe(token)}; expected {expected}", span, hint=_hint(text, token, exc))
+    expected = syntax.expected(exc.expected)
+    hint = _hint(text, token, set(exc.expected), syntax)
+    return error(f"unexpected {syntax.describe(token)}; expected {expected}", span, hint=hint)
 
 
 _MATCHING = {"{": "}", "[": "]", "(": ")"}
@@ -191,10 +250,9 @@ _CLOSERS = {closer: opener for opener, closer in _MATCHING.items()}
 _LINE_START = re.compile(r"(?:[A-Za-z_][\w.]*)?")
 
 
-def _hint(text: str, token: Token, exc: UnexpectedToken) -> str | None:
-    """A friendly word for the common mistakes: '=' for ':', a missing ':', a bracket left open
-    or closed twice."""
-    expected = set(exc.expected)
+def _hint(text: str, token: Token, expected: set[str], syntax: Syntax) -> str | None:
+    """A friendly word for the common mistakes: a bracket left open or closed twice, '=' for
+    ':', then the grammar's own."""
     still_open = _open_brackets(text, token.start_pos or 0)
     if str(token) in _CLOSERS:
         if not still_open:
@@ -203,6 +261,12 @@ def _hint(text: str, token: Token, exc: UnexpectedToken) -> str | None:
             return _not_closed(text, still_open[-1])
     if token.type == "EQUAL" and "COLON" in expected:
         return "fields are written 'key: value'"
+    return syntax.hint(text, token, expected, still_open)
+
+
+def _net_hint(text: str, token: Token, expected: set[str], still_open: list[int]) -> str | None:
+    """.net's common mistakes: ':' for '=', a block never closed, a missing ':', a layer
+    written without its name or braces."""
     if token.type == "COLON" and "EQUAL" in expected:
         return "constants and keyword arguments are written 'name = value'"
     # A statement that starts a line (or a layer's name after its type) inside a bracket opened
@@ -307,29 +371,72 @@ def _not_closed(text: str, offset: int) -> str:
     return f"the '{text[offset]}' at line {line}, column {column} is not closed"
 
 
-def _describe(token: Token) -> str:
-    if token.type in ("NAME", "INT", "FLOAT", "STRING"):
-        return f"{_TOKEN_DESCRIPTIONS[token.type].split()[-1]} '{token}'"
-    return f"'{token}'"
-
-
-def _expected(names: Any) -> str:
-    names = set(names)
-    summaries = []
-    for start, telltale, summary in (
-        (_EXPRESSION_START, {"INT", "STRING", "LSQB"}, "an expression"),
-        (_STATEMENT_START, {"LET", "REPEAT", "FOR"}, "a statement"),
-    ):
-        if telltale <= names:
-            names -= start
-            summaries.append(summary)
-    words = sorted({_TOKEN_DESCRIPTIONS.get(n, repr(n.lower()) if n.isupper() else n) for n in names})
-    words += summaries
-    if not words:
-        return "something else"
-    if len(words) > 6:
-        words = [*words[:6], "..."]
-    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0]
+NET_SYNTAX = Syntax(
+    token_words={
+        **PUNCTUATION_WORDS,
+        "NAME": "a name",
+        "QUOTED_NAME": "a quoted name",
+        "INT": "an integer",
+        "FLOAT": "a number",
+        "STRING": "a string",
+        "LPAR": "'('",
+        "RPAR": "')'",
+        "EQUAL": "'='",
+        "ADD_OP": "'+' or '-'",
+        "MUL_OP": "'*', '/', '//' or '%'",
+        "POW_OP": "'**'",
+        "COMPARE_OP": "a comparison",
+        "QMARK": "'?'",
+    },
+    valued_tokens=frozenset({"NAME", "INT", "FLOAT", "STRING"}),
+    hint=_net_hint,
+    # Tokens that can start an expression or a statement; where a parser state wants any of
+    # them, "an expression" or "a statement" says it better than a list of ten tokens.
+    summaries=(
+        (
+            frozenset(
+                {
+                    "INT",
+                    "FLOAT",
+                    "STRING",
+                    "NAME",
+                    "QUOTED_NAME",
+                    "LSQB",
+                    "LPAR",
+                    "ADD_OP",
+                    "TRUE",
+                    "FALSE",
+                    "NOT",
+                }
+            ),
+            frozenset({"INT", "STRING", "LSQB"}),
+            "an expression",
+        ),
+        (
+            frozenset(
+                {
+                    "NAME",
+                    "LET",
+                    "IF",
+                    "REPEAT",
+                    "FOR",
+                    "INCLUDE",
+                    "INPUT",
+                    "TEMPLATE",
+                    "DEF",
+                    "SET",
+                    "COMMA",
+                    "SEMICOLON",
+                }
+            ),
+            frozenset({"LET", "REPEAT", "FOR"}),
+            "a statement",
+        ),
+    ),
+    interpolated_names=True,
+    quoted_names=True,
+    else_blocks=True,
+)
 
 
 class _ToAst(Transformer[Token, Any]):
@@ -391,7 +498,7 @@ class _ToAst(Transformer[Token, Any]):
         except (UnexpectedInput, NetspecError):
             padded = "\n" * (line - 1) + " " * (column - 1) + text
             return _parse_expression(self.source, padded, "end of the '{...}' in a name")
-        return _transform(_ToAst(self.source, line, column), tree)
+        return transform(_ToAst(self.source, line, column), tree)
 
     # ------------------------------------------------------------- module level
     @v_args(meta=True)

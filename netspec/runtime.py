@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netspec.diagnostics import NetspecException
+
 if TYPE_CHECKING:
     import onnxruntime
 
@@ -22,7 +24,7 @@ _PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 _ORT_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
-class RuntimeFailure(Exception):
+class RuntimeFailure(NetspecException):
     """onnxruntime could not do what was asked (no CUDA, a kernel failed); exit code 3."""
 
 

@@ -299,6 +299,29 @@ def test_caffe_errors(text: str, message: str, line: int, column: int) -> None:
     assert (diagnostic.span.line, diagnostic.span.column) == (line, column)
 
 
+MISSING_COLON = "fields are written 'key: value'; is the ':' missing?"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        # The text format's own words for its tokens, not .net's (nor the grammar's names).
+        ("a: [", "unexpected end of file; expected '-', ']', a name, a number or a string",
+         "the '[' at line 1, column 4 is not closed"),
+        ("layer { a: 1 2 }", "unexpected number '2'; expected ',', ';', ']', '}' or a name", None),
+        # No .net advice for a prototxt: it has no 'else' blocks, quoted names or 'Type name {'.
+        ("else { a: 1 b }", "unexpected '}'; expected ':' or '{'", None),
+        ("a: `x`", "unexpected character '`'", None),
+        ("layer foo { }", "unexpected name 'foo'; expected ':' or '{'", MISSING_COLON),
+        ('layer {\n  name "x"\n}', "unexpected string '\"x\"'; expected ':' or '{'", MISSING_COLON),
+    ],
+)  # fmt: skip
+def test_caffe_syntax_errors(text: str, message: str, hint: str | None) -> None:
+    diagnostic = fails(text).diagnostics[0]
+    assert (diagnostic.message, diagnostic.hint) == (message, hint)
+
+
 @pytest.mark.unit
 def test_cli_reads_prototxt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from netspec.cli import main

@@ -772,3 +772,32 @@ def test_render_without_span_hint_and_notes() -> None:
         "  note: see that",
         "  note: in template 't' instantiated at a.net:1:1",
     ]
+
+
+# ------------------------------------------------------------------------------ the error family
+
+
+def test_every_error_for_a_person_shares_one_root() -> None:
+    from netspec.diagnostics import NetspecException, UsageError
+    from netspec.output import OutputError
+    from netspec.runtime import RuntimeFailure
+
+    for kind in (NetspecError, UsageError, RuntimeFailure, OutputError):
+        assert issubclass(kind, NetspecException)
+    assert issubclass(OutputError, OSError)  # callers that catch OSError still see it
+    assert not issubclass(UsageError, NetspecError)  # the CLI exits 2 for it, not 1
+    assert OutputError("cannot write x: disk full").render() == "cannot write x: disk full"
+
+
+def test_a_spec_error_renders_only_when_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from netspec.diagnostics import error
+
+    rendered: list[Diagnostic] = []
+    monkeypatch.setattr(Diagnostic, "render", lambda self: rendered.append(self) or self.message)
+    caught = error("bad width", hint="use 4")
+    assert rendered == []
+    assert (caught.diagnostics[0].message, caught.diagnostics[0].hint) == ("bad width", "use 4")
+    assert str(caught) == caught.render() == "bad width"
+    assert pickle.loads(pickle.dumps(caught)).diagnostics == caught.diagnostics
