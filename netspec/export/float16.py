@@ -136,20 +136,24 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
             )
         return casts[key]
 
-    for node, (kind, generic) in zip(list(graph.node), compute, strict=True):
-        if kind is None:
+    for node, (computes_in, generic) in zip(list(graph.node), compute, strict=True):
+        if computes_in is None:
             nodes.append(node)
             continue
         for index, tensor in enumerate(node.input):
             current = element_types.get(tensor)
             # A float32 op's fixed float inputs (NonMaxSuppression's boxes) take float32 too.
-            if current in (FLOAT, HALF) and current != kind and (generic[index] or kind == FLOAT):
-                node.input[index] = cast(tensor, kind)
-        if node.op_type == "ConstantOfShape" and kind == HALF:
+            if (
+                current in (FLOAT, HALF)
+                and current != computes_in
+                and (generic[index] or computes_in == FLOAT)
+            ):
+                node.input[index] = cast(tensor, computes_in)
+        if node.op_type == "ConstantOfShape" and computes_in == HALF:
             _constant_of_shape_to_half(node)
         nodes.append(node)
         outputs = [t for t in node.output if is_float(t)]
-        if kind == FLOAT and not any(t in exact for t in outputs):
+        if computes_in == FLOAT and not any(t in exact for t in outputs):
             # The op computes in float32; the tensor the spec names stays float16.
             for index, tensor in enumerate(node.output):
                 if tensor in outputs:
@@ -160,9 +164,9 @@ def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
                             "Cast", [node.output[index]], [tensor], name=f"{tensor}/cast_float16", to=HALF
                         )
                     )
-            kind = HALF
+            computes_in = HALF
         for tensor in outputs:
-            element_types[tensor] = kind
+            element_types[tensor] = computes_in
 
     del graph.node[:]
     graph.node.extend(nodes)
