@@ -523,7 +523,7 @@ class Layer(Generic[P]):
     uncounted: ClassVar[bool] = False
 
     def __init__(self, params: P, output_count: int = 1) -> None:
-        self.params: P = params
+        self.params = params
         self.output_count = output_count
 
     def check(self) -> None:
@@ -618,10 +618,11 @@ class Layer(Generic[P]):
 
 LAYER_TYPES: dict[str, type[Layer[Any]]] = {}
 
-AnyLayerType = TypeVar("AnyLayerType", bound="type[Layer[Any]]")
+# A layer class, whatever its schema: register and build_layer give back the class they are given.
+AnyLayer = TypeVar("AnyLayer", bound="Layer[Any]")
 
 
-def register(cls: AnyLayerType) -> AnyLayerType:
+def register(cls: type[AnyLayer]) -> type[AnyLayer]:
     """Class decorator: make a layer type known by its ``type_name``."""
     if cls.type_name in LAYER_TYPES:
         raise RuntimeError(f"layer type {cls.type_name} registered twice")
@@ -655,12 +656,12 @@ class Message:
 
 
 def build_layer(
-    layer_type: type[Layer[Any]],
+    layer_type: type[AnyLayer],
     raw: Mapping[str, RawParam],
     span: SourceSpan | None,
     name: str | None = None,
     output_count: int | None = None,
-) -> Layer[Any]:
+) -> AnyLayer:
     """Check ``raw`` against the layer type's schema and build the layer, or raise a diagnostic.
 
     ``output_count`` is the number of output tensors the spec names (``top:``); without it the
@@ -717,8 +718,8 @@ def build_layer(
             )
         layer.output_count = count
     except LayerError as exc:
-        at_param = raw.get(exc.param) if exc.param is not None else None
-        where = exc.span or (at_param.value_span if at_param is not None else span)
+        written = raw.get(exc.param) if exc.param is not None else None
+        where = exc.span or (written.value_span if written is not None else span)
         subject = f"{layer_type.type_name} '{name}'" if name else layer_type.type_name
         raise error(f"{subject}: {exc.message}", where, hint=exc.hint) from None
     return layer
