@@ -61,14 +61,14 @@ def zoo_rows(progress: Progress = QUIET) -> list[ZooRow]:
                     totals.buffers,
                     totals.macs,
                     entry.counts_source,
-                    imagenet and imagenet.top1,
-                    imagenet and imagenet.top5,
-                    imagenet and imagenet.source,
-                    imagenet and imagenet.evaluation,
-                    metric and metric.name,
-                    metric and metric.value,
-                    metric and metric.dataset,
-                    metric and metric.source,
+                    imagenet.top1 if imagenet else None,
+                    imagenet.top5 if imagenet else None,
+                    imagenet.source if imagenet else None,
+                    imagenet.evaluation if imagenet else None,
+                    metric.name if metric else None,
+                    metric.value if metric else None,
+                    metric.dataset if metric else None,
+                    metric.source if metric else None,
                 )
             )
             advance(1)

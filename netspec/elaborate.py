@@ -626,9 +626,7 @@ class _Elaborator:
             count = layer.output_count
             tops = (name,) if count == 1 else tuple(f"{name}.{i}" for i in range(count))
         param_spans = tuple(
-            (k, v.value_span or v.key_span)
-            for k, v in raw.items()
-            if (v.value_span or v.key_span) is not None
+            (k, where) for k, v in raw.items() if (where := v.value_span or v.key_span) is not None
         )
         node = Node(name, layer, inputs, tops, span, context.trace, param_spans, array_names, frozen_arrays)
         self.add_node(node, span, context)

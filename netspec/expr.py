@@ -8,6 +8,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from netspec import ast
 from netspec.diagnostics import SourceSpan, did_you_mean, error
@@ -229,7 +230,7 @@ _ARITHMETIC: dict[str, Callable[[object, object], object]] = {
     "**": operator.pow,
 }
 
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netspec.diagnostics import Diagnostic, SourceSpan, TraceFrame
 
@@ -43,10 +43,16 @@ class TensorType:
         return all(isinstance(d, int) for d in self.dims)
 
     @property
-    def numel(self) -> int:
-        if not self.is_static:
+    def static_dims(self) -> tuple[int, ...]:
+        """The dimensions as integers (a numpy shape); ValueError when one is symbolic."""
+        dims = tuple(d for d in self.dims if isinstance(d, int))
+        if len(dims) != self.rank:
             raise ValueError(f"tensor {self} has symbolic dimensions")
-        return math.prod(self.dims)  # type: ignore[arg-type]
+        return dims
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.static_dims)
 
     @property
     def nbytes(self) -> int:
@@ -81,7 +87,7 @@ class Node:
     """One layer instance: its unique scoped name, the layer, and the tensors it reads and writes."""
 
     name: str
-    layer: Layer
+    layer: Layer[Any]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     span: SourceSpan | None = None

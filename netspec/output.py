@@ -80,9 +80,11 @@ def write_atomic_group(files: Sequence[tuple[str | os.PathLike[str], Writer]]) -
                 current = path
                 target = Path(path)
                 folder = target.parent if str(target.parent) else Path(".")
-                descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-                temporaries.append((Path(temporary), target))
-                os.chmod(temporary, _file_mode(target))
+                descriptor, temporary_name = tempfile.mkstemp(
+                    dir=folder, prefix=f".{target.name}.", suffix=".tmp"
+                )
+                temporaries.append((Path(temporary_name), target))
+                os.chmod(temporary_name, _file_mode(target))
                 with os.fdopen(descriptor, "wb") as handle:
                     writer(handle)
                     handle.flush()
@@ -229,7 +231,7 @@ def _write_tensor_data(lowered: LoweredModel, tensor: onnx.TensorProto, handle: 
         return handle.write(tensor.raw_data)
     written = 0
     for chunk in lowered.pending_chunks(tensor.name):
-        handle.write(memoryview(chunk).cast("B"))
+        handle.write(chunk.data.cast("B"))
         written += chunk.nbytes
     if written != _pending_bytes(lowered, tensor):
         raise ValueError(f"the values of {tensor.name} are {written} bytes, its shape {list(tensor.dims)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -124,7 +124,13 @@ def import_onnxruntime() -> ModuleType:
     return onnxruntime
 
 
-def _quiet_session(model: bytes | str, providers: list[str], options: object) -> onnxruntime.InferenceSession:
+# An execution provider by name, or with its options: (name, {option: value}).
+Provider = str | tuple[str, dict[str, str]]
+
+
+def _quiet_session(
+    model: bytes | str, providers: Sequence[Provider], options: object
+) -> onnxruntime.InferenceSession:
     onnxruntime = import_onnxruntime()
 
     # onnxruntime logs a loud error when a CUDA provider cannot load; while probing we only

@@ -11,9 +11,10 @@ executed: npz is read without pickle, safetensors holds only raw tensors.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -336,12 +337,22 @@ def write_weights(path: str, arrays: Mapping[str, np.ndarray]) -> None:
 
         write_atomic(path, save({name: np.ascontiguousarray(v) for name, v in arrays.items()}))
     elif suffix == ".npz":
-        write_atomic_with(path, lambda handle: np.savez(handle, **arrays))
+        write_atomic_with(path, lambda handle: write_npz(handle, arrays))
     else:
         raise error(
             f"cannot write weights to {path}: unknown format '{suffix or path}'; "
             f"expected one of {', '.join(WRITE_FORMATS)}"
         )
+
+
+def write_npz(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
+    """``arrays`` as ``np.savez`` writes them (an uncompressed zip of one ``NAME.npy`` each),
+    for any names: ``np.savez`` takes the names as keyword arguments, so it drops an array named
+    ``allow_pickle`` and fails on one named ``file``."""
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 # ---------------------------------------------------------------- what a weights file holds

@@ -53,8 +53,9 @@ def tensor_value_info(name: str, tensor: TensorType) -> onnx.ValueInfoProto:
 
 
 class NodeEmitter:
-    """What a layer's ``emit`` works with: its node's tensor names and types, its weights, and
-    a way to add ONNX nodes, constants and intermediate tensors named after the node."""
+    """What a layer's ``emit`` works with (:class:`netspec.layers.base.Emitter`, the protocol
+    layers see): its node's tensor names and types, its weights' initializer names, and a way to
+    add ONNX nodes, constants and intermediate tensors named after the node."""
 
     def __init__(
         self,
@@ -81,9 +82,6 @@ class NodeEmitter:
             return self._arrays[suffix]
         except KeyError:
             raise KeyError(f"{self.name} has no stored array '{suffix}'") from None
-
-    def weight_value(self, suffix: str) -> np.ndarray:
-        return self._builder.weights[self.param(suffix)]
 
     def constant(self, suffix: str, value: np.ndarray) -> str:
         """Add a constant initializer named after the node and return its name."""
@@ -220,7 +218,7 @@ def lower_model(
                     builder.add_weight(array.name, array.spec.shape)
             advance(1)
 
-    inputs = []
+    inputs: list[onnx.ValueInfoProto] = []
     for typed_node in typed.nodes:
         node = typed_node.node
         if not node.inputs:

@@ -7,19 +7,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
     Bool,
+    Emitter,
     Filler,
     FillerBlock,
     Float,
     Int,
     Layer,
     LayerError,
+    LayerParams,
+    NoParams,
+    P,
     ParamSpec,
     aligned_shape,
     check_filler,
@@ -31,11 +34,8 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_aligned
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
-
-class Elementwise(Layer):
+class Elementwise(Layer[P]):
     """A layer whose output has its input's type; FLOPs = ``flops_per_element`` × elements."""
 
     flops_per_element = 1
@@ -48,7 +48,7 @@ class Elementwise(Layer):
         return self.flops_per_element * numel(outputs[0])
 
 
-def emit_chain(node: NodeEmitter, steps: Sequence[tuple[str, float | None]]) -> None:
+def emit_chain(node: Emitter, steps: Sequence[tuple[str, float | None]]) -> None:
     """Apply ``steps`` in turn to the node's input, the last one writing its output: each an ONNX
     op with its constant second operand (None for a unary op). No steps: an Identity."""
     if not steps:
@@ -65,7 +65,7 @@ def emit_chain(node: NodeEmitter, steps: Sequence[tuple[str, float | None]]) -> 
 
 
 @register
-class ReLU(Elementwise):
+class ReLU(Elementwise["ReLU.Params"]):
     """max(x, 0), or leaky with ``negative_slope`` (x < 0: slope·x).
 
     FLOPs = 1 per element (a comparison), 2 when leaky (and a multiply).
@@ -74,14 +74,14 @@ class ReLU(Elementwise):
     type_name = "ReLU"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         negative_slope: float = param(Float(), 0.0, "slope for x < 0 (0: plain ReLU)")
 
     @property
     def flops_per_element(self) -> int:  # type: ignore[override]
         return 1 if self.params.negative_slope == 0 else 2
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         if self.params.negative_slope == 0:
             node.add("Relu", node.inputs, node.outputs)
         else:
@@ -93,13 +93,13 @@ class ReLU(Elementwise):
 
 
 @register
-class ReLU6(Elementwise):
+class ReLU6(Elementwise[NoParams]):
     """min(max(x, 0), 6) (MobileNet forks); ONNX Clip. FLOPs = 2 per element (comparisons)."""
 
     type_name = "ReLU6"
     flops_per_element = 2
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         low = node.constant("min", np.array(0.0, np.float32))
         high = node.constant("max", np.array(6.0, np.float32))
         node.add("Clip", [node.inputs[0], low, high], node.outputs)
@@ -109,7 +109,7 @@ class ReLU6(Elementwise):
 
 
 @register
-class PReLU(Elementwise):
+class PReLU(Elementwise["PReLU.Params"]):
     """max(x, 0) + a·min(x, 0) with a learned slope a per channel (axis 1), or one slope for all
     channels with ``channel_shared``; slopes start at 0.25 (Caffe's default filler).
 
@@ -120,7 +120,7 @@ class PReLU(Elementwise):
     flops_per_element = 2
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         channel_shared: bool = param(Bool(), False, "one slope for every channel")
         filler: Filler | None = param(FillerBlock(), None, "initial slopes (default: constant 0.25)")
 
@@ -141,7 +141,7 @@ class PReLU(Elementwise):
         init = self.params.filler or Filler("constant", 0.25)
         return (ParamSpec("weight", (self.slopes(inputs[0]),), init=init),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         slope_type = TensorType((self.slopes(x),))
         slope = emit_aligned(node, node.param("weight"), slope_type, x.rank, 1, "weight")
@@ -155,7 +155,7 @@ class PReLU(Elementwise):
 
 
 @register
-class ELU(Elementwise):
+class ELU(Elementwise["ELU.Params"]):
     """x for x > 0, else α·(exp(x) − 1). FLOPs = 3 per element (a comparison, an exponential and
     a multiply)."""
 
@@ -163,10 +163,10 @@ class ELU(Elementwise):
     flops_per_element = 3
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         alpha: float = param(Float(), 1.0, "α, the negative saturation value")
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Elu", node.inputs, node.outputs, alpha=self.params.alpha)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -175,12 +175,12 @@ class ELU(Elementwise):
 
 
 @register
-class AbsVal(Elementwise):
+class AbsVal(Elementwise[NoParams]):
     """|x|. FLOPs = 1 per element."""
 
     type_name = "AbsVal"
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Abs", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -188,14 +188,14 @@ class AbsVal(Elementwise):
 
 
 @register
-class BNLL(Elementwise):
+class BNLL(Elementwise[NoParams]):
     """log(1 + exp(x)) (Caffe's binomial normal log likelihood); ONNX Softplus.
     FLOPs = 3 per element (an exponential, an add and a logarithm)."""
 
     type_name = "BNLL"
     flops_per_element = 3
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Softplus", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -203,14 +203,14 @@ class BNLL(Elementwise):
 
 
 @register
-class Power(Elementwise):
+class Power(Elementwise["Power.Params"]):
     """(shift + scale·x)^power. FLOPs = 1 per element for each of the multiply, the add and the
     power that is not the identity (scale 1, shift 0, power 1)."""
 
     type_name = "Power"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         power: float = param(Float(), 1.0, "the exponent")
         scale: float = param(Float(), 1.0, "multiplies x first")
         shift: float = param(Float(), 0.0, "added after the scale")
@@ -227,7 +227,7 @@ class Power(Elementwise):
     def flops_per_element(self) -> int:  # type: ignore[override]
         return len(self.steps())
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         emit_chain(node, self.steps())
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -242,7 +242,7 @@ def check_base(base: float, allow_one: bool) -> None:
 
 
 @register
-class Exp(Elementwise):
+class Exp(Elementwise["Exp.Params"]):
     """base^(shift + scale·x), with base e for ``base: -1``. FLOPs = 1 per element for the
     exponential, plus 1 for each of the scaling multiplies it needs (inside: scale·ln(base) ≠ 1;
     outside: base^shift ≠ 1)."""
@@ -250,7 +250,7 @@ class Exp(Elementwise):
     type_name = "Exp"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         base: float = param(Float(), -1.0, "the base (-1: e)")
         scale: float = param(Float(), 1.0, "multiplies x first")
         shift: float = param(Float(), 0.0, "added after the scale")
@@ -273,7 +273,7 @@ class Exp(Elementwise):
     def flops_per_element(self) -> int:  # type: ignore[override]
         return len(self.steps())
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         emit_chain(node, self.steps())
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -283,7 +283,7 @@ class Exp(Elementwise):
 
 
 @register
-class Log(Elementwise):
+class Log(Elementwise["Log.Params"]):
     """log_base(shift + scale·x), the natural logarithm for ``base: -1``. FLOPs = 1 per element for
     the logarithm, plus 1 for each of the multiply (scale ≠ 1), the add (shift ≠ 0) and the
     change of base (base ≠ e)."""
@@ -291,7 +291,7 @@ class Log(Elementwise):
     type_name = "Log"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         base: float = param(Float(), -1.0, "the base (-1: e)")
         scale: float = param(Float(), 1.0, "multiplies x first")
         shift: float = param(Float(), 0.0, "added after the scale")
@@ -312,7 +312,7 @@ class Log(Elementwise):
     def flops_per_element(self) -> int:  # type: ignore[override]
         return len(self.steps())
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         emit_chain(node, self.steps())
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -322,12 +322,12 @@ class Log(Elementwise):
 
 
 @register
-class TanH(Elementwise):
+class TanH(Elementwise[NoParams]):
     """tanh(x). FLOPs = 1 per element."""
 
     type_name = "TanH"
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Tanh", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -335,12 +335,12 @@ class TanH(Elementwise):
 
 
 @register
-class Sigmoid(Elementwise):
+class Sigmoid(Elementwise[NoParams]):
     """1 / (1 + exp(−x)). FLOPs = 1 per element."""
 
     type_name = "Sigmoid"
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Sigmoid", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -356,7 +356,7 @@ TORCH_HARD_SIGMOID = (1 / 6, 0.5)  # relu6(x + 3) / 6, torch's Hardsigmoid and H
 
 
 @register
-class HardSigmoid(Elementwise):
+class HardSigmoid(Elementwise["HardSigmoid.Params"]):
     """max(0, min(1, α·x + β)): a piecewise-linear sigmoid; ONNX HardSigmoid.
 
     The defaults are torch's ``Hardsigmoid`` (α = 1/6, β = 0.5, i.e. relu6(x + 3) / 6, as in
@@ -368,11 +368,11 @@ class HardSigmoid(Elementwise):
     flops_per_element = 4
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         alpha: float = param(Float(), TORCH_HARD_SIGMOID[0], "slope α (torch: 1/6, ONNX's default: 0.2)")
         beta: float = param(Float(), TORCH_HARD_SIGMOID[1], "offset β")
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("HardSigmoid", node.inputs, node.outputs, alpha=self.params.alpha, beta=self.params.beta)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -380,7 +380,7 @@ class HardSigmoid(Elementwise):
 
 
 @register
-class HardSwish(Elementwise):
+class HardSwish(Elementwise[NoParams]):
     """x·relu6(x + 3)/6 = x·HardSigmoid(x) with torch's α = 1/6, β = 0.5 (MobileNetV3).
 
     Emitted as HardSigmoid then Mul: onnxruntime has no CPU kernel for ONNX HardSwish.
@@ -390,7 +390,7 @@ class HardSwish(Elementwise):
     type_name = "HardSwish"
     flops_per_element = 5
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         gate = node.temp("gate")
         alpha, beta = TORCH_HARD_SIGMOID
         node.add("HardSigmoid", node.inputs, [gate], alpha=alpha, beta=beta)
@@ -400,25 +400,22 @@ class HardSwish(Elementwise):
         return [np.asarray(inputs[0], np.float64) * hard_sigmoid(inputs[0], *TORCH_HARD_SIGMOID)]
 
 
-@register
-class SiLU(Elementwise):
-    """x·sigmoid(x) (torch SiLU, EfficientNet; Swish with β = 1), emitted as Sigmoid then Mul.
+class SigmoidGate(Elementwise[P]):
+    """x·sigmoid(β·x), emitted as (Mul), Sigmoid, Mul: what SiLU and Swish share.
 
-    FLOPs = 2 per element (the sigmoid and a multiply).
+    FLOPs = 2 per element (the sigmoid and a multiply), 3 when β ≠ 1 (the scaling multiply).
     """
-
-    type_name = "SiLU"
 
     @property
     def beta(self) -> float:
         """The sigmoid's input scale β in x·sigmoid(β·x)."""
-        return 1.0
+        raise NotImplementedError
 
     @property
     def flops_per_element(self) -> int:  # type: ignore[override]
         return 2 if self.beta == 1 else 3
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         gate_input = node.inputs[0]
         if self.beta != 1:
             gate_input = node.temp("scaled")
@@ -434,14 +431,28 @@ class SiLU(Elementwise):
 
 
 @register
-class Swish(SiLU):
+class SiLU(SigmoidGate[NoParams]):
+    """x·sigmoid(x) (torch SiLU, EfficientNet; Swish with β = 1), emitted as Sigmoid then Mul.
+
+    FLOPs = 2 per element (the sigmoid and a multiply).
+    """
+
+    type_name = "SiLU"
+
+    @property
+    def beta(self) -> float:
+        return 1.0
+
+
+@register
+class Swish(SigmoidGate["Swish.Params"]):
     """x·sigmoid(β·x) (Caffe Swish, ``swish_param { beta }``); SiLU for β = 1. Emitted as
     (Mul), Sigmoid, Mul. FLOPs = 2 per element, 3 when β ≠ 1 (the scaling multiply)."""
 
     type_name = "Swish"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         beta: float = param(Float(), 1.0, "scale β of the sigmoid's input")
 
     @property
@@ -450,7 +461,7 @@ class Swish(SiLU):
 
 
 @register
-class Dropout(Elementwise):
+class Dropout(Elementwise["Dropout.Params"]):
     """Dropout: the identity at inference (emitted as Identity, which onnxruntime removes).
 
     FLOPs = 0.
@@ -461,7 +472,7 @@ class Dropout(Elementwise):
     flops_per_element = 0
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         dropout_ratio: float = param(
             Float(min=0.0, max=1.0), 0.5, "training-time drop probability, in [0, 1)"
         )
@@ -472,7 +483,7 @@ class Dropout(Elementwise):
                 f"dropout_ratio must be below 1, got {self.params.dropout_ratio}", param="dropout_ratio"
             )
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Identity", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -480,7 +491,7 @@ class Dropout(Elementwise):
 
 
 @register
-class Softmax(Elementwise):
+class Softmax(Elementwise["Softmax.Params"]):
     """exp(x) / Σ exp(x) along ``axis`` (default: channels).
 
     FLOPs = 3 per element: an exponential, an add into the sum and a divide (the maximum
@@ -492,14 +503,14 @@ class Softmax(Elementwise):
     flops_per_element = 3
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "the axis normalised (negative: from the end)")
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         normalize_axis(self.params.axis, inputs[0])
         return (inputs[0],)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         # NOTE: opset >= 13 normalises along this one axis; older opsets flattened from it.
         axis = normalize_axis(self.params.axis, node.input_types[0])
         node.add("Softmax", node.inputs, node.outputs, axis=axis)

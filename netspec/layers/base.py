@@ -8,16 +8,13 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from netspec.diagnostics import SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
 from netspec.graph import TensorType
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 # ---------------------------------------------------------------- errors raised by layer rules
 
@@ -257,8 +254,19 @@ def param(kind: Kind, default: Any = REQUIRED, doc: str = "") -> Any:
 
 
 @dataclass(frozen=True)
-class NoParams:
+class LayerParams:
+    """Base of every layer type's parameter schema: a frozen dataclass whose fields are declared
+    with :func:`param` (the class ``Params`` nested in the layer class)."""
+
+
+@dataclass(frozen=True)
+class NoParams(LayerParams):
     """A layer type without parameters."""
+
+
+# The parameter schema a layer class is generic in: ``class Convolution(Layer["Convolution.Params"])``
+# makes ``self.params.kernel_size`` a checked ``tuple[int, int]``.
+P = TypeVar("P", bound=LayerParams)
 
 
 # ---------------------------------------------------------------- initialisers (fillers)
@@ -442,14 +450,65 @@ class Arity:
         return count >= self.min and (self.max is None or count <= self.max)
 
 
-class Layer:
+class Emitter(Protocol):
+    """What a layer's :meth:`Layer.emit` works with: its node's tensor names and types, the
+    target opset, its stored arrays' initializer names, and a way to add ONNX nodes, constants
+    and intermediate tensors named after the node. :class:`netspec.export.onnx.NodeEmitter`
+    implements it; layers see only this, so that they do not depend on the exporter."""
+
+    @property
+    def inputs(self) -> Sequence[str]:
+        """The node's input tensor names, in order."""
+        ...
+
+    @property
+    def outputs(self) -> Sequence[str]:
+        """The node's output tensor names, in order."""
+        ...
+
+    @property
+    def input_types(self) -> Sequence[TensorType]:
+        """The inferred types of :attr:`inputs`."""
+        ...
+
+    @property
+    def output_types(self) -> Sequence[TensorType]:
+        """The inferred types of :attr:`outputs`."""
+        ...
+
+    @property
+    def opset(self) -> int:
+        """The ONNX opset the model targets (a lowering may depend on it)."""
+        ...
+
+    def param(self, suffix: str) -> str:
+        """The initializer name of one of the node's own arrays (``conv1.weight``)."""
+        ...
+
+    def constant(self, suffix: str, value: np.ndarray) -> str:
+        """Add a constant initializer named after the node and return its name."""
+        ...
+
+    def temp(self, suffix: str) -> str:
+        """A fresh intermediate tensor name for multi-op lowerings."""
+        ...
+
+    def add(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **attributes: Any) -> None:
+        """Add one ONNX node of ``op_type`` reading ``inputs`` and writing ``outputs``."""
+        ...
+
+
+class Layer(Generic[P]):
     """Base of every layer type. Subclasses set ``type_name``, ``Params`` and override the rules.
 
-    The class docstring of a layer states its counting formula; ``docs/language.md`` lists them.
+    A layer class is generic in its parameter schema: ``class Convolution(Layer["Convolution.Params"])``
+    with the nested ``Params`` dataclass (a subclass that extends the schema redeclares
+    ``params: Deconvolution.Params``). The class docstring of a layer states its counting formula;
+    ``docs/language.md`` lists them.
     """
 
     type_name: ClassVar[str]
-    Params: ClassVar[type] = NoParams
+    Params: ClassVar[type[LayerParams]] = NoParams
     arity: ClassVar[Arity] = Arity()
     # Where the output lives at inference, for peak memory (netspec.count): "new" (a buffer of
     # its own), "view" (the first input's memory: Dropout, Flatten, Reshape, Split copy nothing),
@@ -459,10 +518,17 @@ class Layer:
     # How many leading inputs the output's values come from, for receptive fields (None: all;
     # Crop's second input only lends its shape).
     field_inputs: ClassVar[int | None] = None
+    # Whether the report leaves the layer out of its counts (an ONNX operator netspec only passes
+    # through, whose costs it does not know): the report names such layers in a note.
+    uncounted: ClassVar[bool] = False
 
-    def __init__(self, params: Any, output_count: int = 1) -> None:
+    def __init__(self, params: P, output_count: int = 1) -> None:
         self.params = params
         self.output_count = output_count
+
+    def check(self) -> None:
+        """Refuse parameters that are valid one by one but not together (raise
+        :class:`LayerError`); run once when the layer is built. By default there is nothing to check."""
 
     def output_arity(self) -> Arity:
         """How many output tensors the layer can produce with its parameters (one by default;
@@ -527,12 +593,22 @@ class Layer:
         the layer that writes that input (:func:`netspec.fold.fold_input_scales`)."""
         return None
 
-    def with_input_scales(self, scales: tuple[float, ...]) -> Layer:
+    def with_input_scales(self, scales: tuple[float, ...]) -> Layer[P]:
         """This layer with its input factors replaced by ``scales`` (see :meth:`input_scales`)."""
         raise NotImplementedError
 
+    # -- test inputs ----------------------------------------------------------------------------
+    def sample_input(
+        self, index: int, input_types: Sequence[TensorType], rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """A valid random value for input ``index`` (of ``input_types``) where not every value is
+        valid (indices, region boxes), for :func:`netspec.verify.sample_inputs`; None (the
+        default) for an input that takes any values of its type."""
+        return None
+
     # -- ONNX and reference semantics ------------------------------------------------------------
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
+        """Lower the layer to ONNX nodes through ``node``."""
         raise NotImplementedError
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -540,10 +616,13 @@ class Layer:
         raise NotImplementedError
 
 
-LAYER_TYPES: dict[str, type[Layer]] = {}
+LAYER_TYPES: dict[str, type[Layer[Any]]] = {}
+
+# A layer class, whatever its schema: register and build_layer give back the class they are given.
+AnyLayer = TypeVar("AnyLayer", bound="Layer[Any]")
 
 
-def register(cls: type[Layer]) -> type[Layer]:
+def register(cls: type[AnyLayer]) -> type[AnyLayer]:
     """Class decorator: make a layer type known by its ``type_name``."""
     if cls.type_name in LAYER_TYPES:
         raise RuntimeError(f"layer type {cls.type_name} registered twice")
@@ -551,7 +630,7 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
-def schema(layer_type: type[Layer]) -> list[dataclasses.Field[Any]]:
+def schema(layer_type: type[Layer[Any]]) -> list[dataclasses.Field[Any]]:
     """The declared parameters of a layer type, in declaration order."""
     return list(dataclasses.fields(layer_type.Params))
 
@@ -577,12 +656,12 @@ class Message:
 
 
 def build_layer(
-    layer_type: type[Layer],
+    layer_type: type[AnyLayer],
     raw: Mapping[str, RawParam],
     span: SourceSpan | None,
     name: str | None = None,
     output_count: int | None = None,
-) -> Layer:
+) -> AnyLayer:
     """Check ``raw`` against the layer type's schema and build the layer, or raise a diagnostic.
 
     ``output_count`` is the number of output tensors the spec names (``top:``); without it the
@@ -628,9 +707,7 @@ def build_layer(
     try:
         params = layer_type.Params(**values)
         layer = layer_type(params)
-        check = getattr(layer, "check", None)
-        if check is not None:
-            check()
+        layer.check()
         outputs = layer.output_arity()
         count = outputs.min if output_count is None else output_count
         if not outputs.accepts(count):
@@ -641,7 +718,8 @@ def build_layer(
             )
         layer.output_count = count
     except LayerError as exc:
-        where = exc.span or (raw[exc.param].value_span if exc.param in raw else span)
+        written = raw.get(exc.param) if exc.param is not None else None
+        where = exc.span or (written.value_span if written is not None else span)
         subject = f"{layer_type.type_name} '{name}'" if name else layer_type.type_name
         raise error(f"{subject}: {exc.message}", where, hint=exc.hint) from None
     return layer

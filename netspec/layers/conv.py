@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,11 +13,13 @@ from netspec.layers.base import (
     HE_UNIFORM,
     ZEROS,
     Bool,
+    Emitter,
     Filler,
     FillerBlock,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     Padding,
     ParamSpec,
     Spatial,
@@ -30,9 +31,6 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:
@@ -62,7 +60,7 @@ def pad_nchw(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0)
 
 
 @register
-class Convolution(Layer):
+class Convolution(Layer["Convolution.Params"]):
     """2-D convolution (Caffe Convolution, torch Conv2d).
 
     params = Cout·(Cin/g)·kh·kw (+ Cout bias); MACs = N·Cout·Ho·Wo·(Cin/g)·kh·kw;
@@ -72,7 +70,7 @@ class Convolution(Layer):
     type_name = "Convolution"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_output: int = param(Int(min=1), doc="output channels")
         kernel_size: tuple[int, int] = param(Spatial(), doc="kernel size, k or [kh, kw]")
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
@@ -161,7 +159,7 @@ class Convolution(Layer):
         # The weight leads with the output channel: [Cout, Cin/g, kh, kw].
         return weight * scale.reshape(-1, *(1,) * (weight.ndim - 1))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         inputs = [node.inputs[0], node.param("weight")]
         if p.bias_term:
@@ -215,6 +213,8 @@ class ConvolutionDepthwise(Convolution):
         group: int | None = param(  # type: ignore[assignment]
             Int(min=1), None, "the input channels (set from the input; if written, it must match)"
         )
+
+    params: ConvolutionDepthwise.Params
 
     def check(self) -> None:
         self.check_fillers()  # the group is known only with the input
@@ -279,6 +279,8 @@ class Deconvolution(Convolution):
             Spatial(min=0), 0, "extra output rows/columns at the bottom/right, each < stride"
         )
 
+    params: Deconvolution.Params
+
     def check(self) -> None:
         super().check()
         p = self.params
@@ -328,7 +330,7 @@ class Deconvolution(Convolution):
         height, width = super().spatial_windows(inputs, outputs)
         return (replace(height, transposed=True), replace(width, transposed=True))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         inputs = [node.inputs[0], node.param("weight")]
         if p.bias_term:

@@ -14,26 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
     Arity,
+    Emitter,
     Float,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ListOf,
     expect_rank,
     param,
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 # NOTE: ONNX NonMaxSuppression measures boxes without py-faster-rcnn's +1; the same IoU comes out
 # when x2 and y2 move one pixel out, which this offset does before every NMS.
@@ -118,7 +116,7 @@ def greedy_nms(
     return kept
 
 
-def _column(node: NodeEmitter, source: str, start: int, suffix: str, axis: int = 1) -> str:
+def _column(node: Emitter, source: str, start: int, suffix: str, axis: int = 1) -> str:
     """``source[..., start:start + 1]`` along ``axis`` (kept as a size-1 axis)."""
     out = node.temp(suffix)
     starts = node.constant(f"{suffix}_start", np.array([start], np.int64))
@@ -128,7 +126,7 @@ def _column(node: NodeEmitter, source: str, start: int, suffix: str, axis: int =
     return out
 
 
-def _emit_decode(node: NodeEmitter, boxes: str, deltas: str, axis: int, prefix: str) -> str:
+def _emit_decode(node: Emitter, boxes: str, deltas: str, axis: int, prefix: str) -> str:
     """ONNX nodes of :func:`decode_boxes`: ``boxes`` and ``deltas`` hold 4 values along
     ``axis`` (broadcasting elsewhere); returns the decoded corners, 4 along ``axis``."""
     x1, y1, x2, y2 = (_column(node, boxes, i, f"{prefix}_box{i}", axis) for i in range(4))
@@ -160,7 +158,7 @@ def _emit_decode(node: NodeEmitter, boxes: str, deltas: str, axis: int, prefix: 
     return decoded
 
 
-def _emit_clip(node: NodeEmitter, boxes: str, im_info: str, rank: int, prefix: str) -> str:
+def _emit_clip(node: Emitter, boxes: str, im_info: str, rank: int, prefix: str) -> str:
     """Corners clipped to the image that ``im_info`` [1, 3] = (height, width, scale) gives."""
     height, width = (
         _column(node, im_info, 0, f"{prefix}_height"),
@@ -187,7 +185,7 @@ def _check_im_info(im_info: TensorType) -> None:
 
 
 @register
-class Proposal(Layer):
+class Proposal(Layer["Proposal.Params"]):
     """Faster R-CNN's region proposal layer (py-faster-rcnn ``rpn.proposal_layer``) at test time.
 
     Inputs: the RPN's object probabilities [1, 2A, H, W] (background maps, then foreground),
@@ -208,7 +206,7 @@ class Proposal(Layer):
     arity = Arity(3, 3)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         feat_stride: int = param(Int(min=1), 16, "image pixels between feature-map positions")
         base_size: int = param(Int(min=1), 16, "side of the base anchor")
         ratios: tuple[float, ...] = param(
@@ -254,7 +252,7 @@ class Proposal(Layer):
     ) -> np.ndarray | None:
         """Inputs of the right kind for differential checks: probabilities in [0, 1], deltas of
         a trained RPN's size, and the image the feature map covers (scale 1)."""
-        dims = input_types[index].dims
+        dims = input_types[index].static_dims
         if index == 0:
             return rng.uniform(0.0, 1.0, dims).astype(np.float32)
         if index == 1:
@@ -272,7 +270,7 @@ class Proposal(Layer):
     def candidates(self, height: int, width: int) -> int:
         return min(self.params.pre_nms_top_n, height * width * self.anchor_count())
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p, count = self.params, self.anchor_count()
         height, width = static_dim(node.input_types[0], 2), static_dim(node.input_types[0], 3)
         total, top = height * width * count, self.candidates(height, width)
@@ -384,7 +382,7 @@ class Proposal(Layer):
         return [np.concatenate([np.zeros((len(kept), 1)), boxes[kept]], axis=1)]
 
 
-def _selected_column(node: NodeEmitter, selected: str, column: int, suffix: str) -> str:
+def _selected_column(node: Emitter, selected: str, column: int, suffix: str) -> str:
     """Column ``column`` of NonMaxSuppression's [K, 3] output as a [K] vector."""
     cut, flat = node.temp(f"{suffix}_column"), node.temp(suffix)
     node.add("Gather", [selected, node.constant(f"{suffix}_at", np.array([column], np.int64))], [cut], axis=1)
@@ -393,7 +391,7 @@ def _selected_column(node: NodeEmitter, selected: str, column: int, suffix: str)
 
 
 def _emit_nms(
-    node: NodeEmitter,
+    node: Emitter,
     boxes: str,
     scores: str,
     boxes_shape: list[int],
@@ -435,7 +433,7 @@ def _emit_nms(
 
 
 @register
-class RCNNDetection(Layer):
+class RCNNDetection(Layer["RCNNDetection.Params"]):
     """Fast R-CNN's test-time detections (py-faster-rcnn ``fast_rcnn.test.im_detect`` and
     ``test_net``): each region of ``rois`` [R, 5] is decoded by its class-specific deltas
     (``bbox_pred`` [R, 4C]) and clipped to the image (``im_info`` [1, 3]); for every class but the
@@ -453,7 +451,7 @@ class RCNNDetection(Layer):
     arity = Arity(4, 4)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         score_threshold: float = param(Float(min=0, max=1), 0.05, "least class score considered (test: 0.05)")
         nms_threshold: float = param(
             Float(min=0, max=1), 0.3, "IoU above which a box is suppressed (test: 0.3)"
@@ -506,7 +504,7 @@ class RCNNDetection(Layer):
             return (0.3 * rng.standard_normal((regions, 4 * classes))).astype(np.float32)
         return np.array([[100.0, 150.0, 1.0]], np.float32)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         regions, classes = self.classes(node.input_types)
         rois, probs, deltas, im_info = node.inputs
@@ -599,7 +597,7 @@ class RCNNDetection(Layer):
         best_scores, best = node.temp("best_scores"), node.temp("best")
         node.add("TopK", [found_scores, k], [best_scores, best], axis=0)
         picks = {"boxes": found_boxes, "labels": found_labels}
-        padding = {
+        padding: dict[str, np.ndarray] = {
             "boxes": np.zeros((p.max_detections, 4), np.float32),
             "scores": np.zeros(p.max_detections, np.float32),
             "labels": np.full(p.max_detections, -1, np.int64),
@@ -633,7 +631,7 @@ class RCNNDetection(Layer):
         for label in range(1, classes):
             for index in greedy_nms(boxes[:, label], probs[:, label], p.nms_threshold, p.score_threshold):
                 found.append((boxes[index, label], probs[index, label], label))
-        order = ranked(np.array([score for _, score, _ in found]))[: p.max_detections] if found else []
+        order = ranked(np.array([score for _, score, _ in found], np.float64))[: p.max_detections]
         out_boxes = np.zeros((p.max_detections, 4))
         out_scores = np.zeros(p.max_detections)
         out_labels = np.full(p.max_detections, -1, np.int64)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from netspec.graph import TensorType
-from netspec.layers.base import Arity, Layer, Shape, param, register
+from netspec.layers.base import Arity, Layer, LayerParams, Shape, param, register
 
 
 @register
-class InputLayer(Layer):
+class InputLayer(Layer["InputLayer.Params"]):
     """A network input of a declared shape; ``N`` (any name) is a symbolic dimension.
 
     Written ``input data: [N, 3, 224, 224]`` or ``Input data { shape: [...] }``.
@@ -23,7 +23,7 @@ class InputLayer(Layer):
     arity = Arity(0, 0)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         shape: tuple[int | str, ...] = param(Shape(), doc="dimensions; names are symbolic")
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,11 +14,13 @@ from netspec.layers.base import (
     IDENTITY_WINDOW,
     ZEROS,
     Bool,
+    Emitter,
     Filler,
     FillerBlock,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ParamSpec,
     Window,
     check_filler,
@@ -31,12 +32,9 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_reshape
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 
 @register
-class InnerProduct(Layer):
+class InnerProduct(Layer["InnerProduct.Params"]):
     """Fully connected: every dim from ``axis`` on is flattened into ``in`` features.
 
     params = out·in (+ out bias); MACs = rows·in·out, where rows = the product of the dims
@@ -46,7 +44,7 @@ class InnerProduct(Layer):
     type_name = "InnerProduct"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_output: int = param(Int(min=1), doc="output features")
         bias_term: bool = param(Bool(), True, "add a learned bias")
         axis: int = param(Int(), 1, "first axis flattened into the features (negative: from the end)")
@@ -107,7 +105,7 @@ class InnerProduct(Layer):
     def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
         return weight * scale[:, None]  # the weight is [out, in]
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         axis = self.feature_axis(x)
         weight = node.param("weight")

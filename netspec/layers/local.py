@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +12,11 @@ from netspec.graph import TensorType
 from netspec.layers.base import (
     ZEROS,
     Bool,
+    Emitter,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     Padding,
     ParamSpec,
     Spatial,
@@ -29,12 +30,9 @@ from netspec.layers.base import (
 from netspec.layers.conv import conv_output_size, pad_nchw
 from netspec.layers.shape import emit_reshape
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 
 @register
-class LocallyConnected(Layer):
+class LocallyConnected(Layer["LocallyConnected.Params"]):
     """Unshared 2-D convolution: output position (i, j) applies its own filter to its window
     (DeepFace's locally connected layers; Keras ``LocallyConnected2D``). Output size as
     Convolution's (no dilation, no groups).
@@ -50,7 +48,7 @@ class LocallyConnected(Layer):
     type_name = "LocallyConnected"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_output: int = param(Int(min=1), doc="output channels")
         kernel_size: tuple[int, int] = param(Spatial(), doc="kernel size, k or [kh, kw]")
         stride: tuple[int, int] = param(Spatial(), 1, "stride, s or [sh, sw]")
@@ -117,7 +115,7 @@ class LocallyConnected(Layer):
         taps = np.eye(kh * kw, dtype=np.float32).reshape(kh * kw, 1, kh, kw)  # tap u·kw + v: one-hot (u, v)
         return np.tile(taps, (channels, 1, 1, 1))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         x, y = node.input_types[0], node.output_types[0]
         batch, channels = x.dims[0], static_dim(x, 1)

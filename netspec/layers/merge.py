@@ -7,19 +7,21 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
     Arity,
+    Emitter,
     Enum,
     Float,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ListOf,
+    NoParams,
     aligned_shape,
     normalize_axis,
     numel,
@@ -29,12 +31,9 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_aligned
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 
 @register
-class Eltwise(Layer):
+class Eltwise(Layer["Eltwise.Params"]):
     """Elementwise SUM (optionally weighted by ``coeff``), PROD or MAX of inputs of one shape.
 
     FLOPs = (inputs − 1) per element, plus 1 per element for each ``coeff`` other than 1.
@@ -45,7 +44,7 @@ class Eltwise(Layer):
     arity = Arity(2, None)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         operation: str = param(Enum(("SUM", "PROD", "MAX")), "SUM", "SUM, PROD or MAX")
         coeff: tuple[float, ...] | None = param(
             ListOf(Float(), min_length=1), None, "SUM only: one factor per input"
@@ -83,7 +82,7 @@ class Eltwise(Layer):
         scaled = sum(1 for c in self.coefficients(len(inputs)) if c != 1.0)
         return (len(inputs) - 1 + scaled) * numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         operation = self.params.operation
         if operation == "PROD":
             # NOTE: ONNX Mul is binary (Sum and Max are variadic): chain it.
@@ -117,18 +116,18 @@ class Eltwise(Layer):
             return [reduce(np.multiply, arrays)]
         if self.params.operation == "MAX":
             return [reduce(np.maximum, arrays)]
-        return [sum(c * x for c, x in zip(self.coefficients(len(arrays)), arrays, strict=True))]
+        return [reduce(np.add, (c * x for c, x in zip(self.coefficients(len(arrays)), arrays, strict=True)))]
 
 
 @register
-class Concat(Layer):
+class Concat(Layer["Concat.Params"]):
     """Concatenation along ``axis``; every other dim must agree. Counts nothing."""
 
     type_name = "Concat"
     arity = Arity(1, None)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "the axis joined (negative: from the end)")
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
@@ -145,7 +144,7 @@ class Concat(Layer):
         joined = sum(static_dim(t, axis) for t in inputs) if len(inputs) > 1 else first.dims[axis]
         return (TensorType((*first.dims[:axis], joined, *first.dims[axis + 1 :]), first.dtype),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         axis = normalize_axis(self.params.axis, node.input_types[0])
         node.add("Concat", node.inputs, node.outputs, axis=axis)
 
@@ -154,7 +153,7 @@ class Concat(Layer):
 
 
 @register
-class Axpy(Layer):
+class Axpy(Layer[NoParams]):
     """SENet's Axpy (Caffe fork): a·x + y for inputs ``[a, x, y]``, where a holds one factor per
     image and channel ([N, C] or [N, C, 1, 1]) and x and y share one shape [N, C, ...].
 
@@ -180,7 +179,7 @@ class Axpy(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return 2 * numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         factor = emit_aligned(
             node, node.inputs[0], node.input_types[0], node.input_types[1].rank, 0, "factor"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from netspec.layers.base import (
     ZEROS,
     Arity,
     Bool,
+    Emitter,
     Enum,
     Filler,
     FillerBlock,
@@ -23,6 +24,7 @@ from netspec.layers.base import (
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ParamSpec,
     Window,
     aligned_shape,
@@ -38,9 +40,6 @@ from netspec.layers.base import (
 from netspec.layers.conv import pad_nchw, sliding_windows
 from netspec.layers.shape import emit_aligned
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 
 def per_channel(vector: np.ndarray, rank: int, axis: int = 1) -> np.ndarray:
     """A per-channel vector in float64, shaped to broadcast along ``axis`` of a rank-``rank`` array."""
@@ -55,7 +54,7 @@ def caffe_statistics_factor(scale_factor: np.ndarray) -> float:
 
 
 @register
-class BatchNorm(Layer):
+class BatchNorm(Layer["BatchNorm.Params"]):
     """Batch normalisation in inference form: (x − mean) / √(var + eps) · weight + bias, per channel
     (axis 1). Stored as torchvision names it: ``weight``, ``bias`` (params, only when ``affine``),
     ``running_mean``, ``running_var`` (buffers).
@@ -72,7 +71,7 @@ class BatchNorm(Layer):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         eps: float = param(Float(min=0.0, exclusive_min=True), 1e-5, "added to the variance")
         affine: bool = param(Bool(), True, "learned per-channel weight and bias (false: Caffe BatchNorm)")
         use_global_stats: bool | None = param(
@@ -115,7 +114,7 @@ class BatchNorm(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return 2 * numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         if self.params.affine:
             scale, bias = node.param("weight"), node.param("bias")
         else:
@@ -150,7 +149,7 @@ class BatchNorm(Layer):
         return a, b
 
     @staticmethod
-    def _scaled(node: NodeEmitter, source: str, factor: str, suffix: str) -> str:
+    def _scaled(node: Emitter, source: str, factor: str, suffix: str) -> str:
         result = node.temp(suffix)
         node.add("Mul", [source, factor], [result])
         return result
@@ -169,7 +168,7 @@ class BatchNorm(Layer):
 
 
 @register
-class BN(Layer):
+class BN(Layer["BN.Params"]):
     """SegNet's BN (Caffe fork): x·slope + bias with a per-channel ``slope`` and ``bias`` stored
     [1, C, 1, 1], the statistics folded in (as SegNet's inference weights store them). ``bn_mode``
     is accepted; LEARN mode's batch statistics are a training matter and are not modelled.
@@ -181,7 +180,7 @@ class BN(Layer):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         bn_mode: str = param(
             Enum(("LEARN", "INFERENCE")), "LEARN", "SegNet's mode (inference always applies slope and bias)"
         )
@@ -206,7 +205,7 @@ class BN(Layer):
             np.asarray(arrays["bias"], np.float64).reshape(-1),
         )
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         scaled = node.temp("scaled")
         node.add("Mul", [node.inputs[0], node.param("slope")], [scaled])
         node.add("Add", [scaled, node.param("bias")], node.outputs)
@@ -216,7 +215,17 @@ class BN(Layer):
         return [x * np.asarray(weights["slope"], np.float64) + np.asarray(weights["bias"], np.float64)]
 
 
-class AxisOperand(Layer):
+class AxisOperandParams(LayerParams):
+    """What the schema of an :class:`AxisOperand` layer declares (as fields of its own, in its own order)."""
+
+    axis: int
+    num_axes: int
+
+
+AxisOperandP = TypeVar("AxisOperandP", bound=AxisOperandParams)
+
+
+class AxisOperand(Layer[AxisOperandP]):
     """A layer that combines its input with an operand covering axes ``axis`` … of it (Caffe's
     Scale and Bias): a second input, or a learned array of the dims of ``num_axes`` input axes
     (``num_axes: -1``: all from ``axis`` on; 0: one scalar).
@@ -269,7 +278,7 @@ class AxisOperand(Layer):
             return tuple(static_dim(inputs[1], axis) for axis in range(inputs[1].rank))
         return dims  # type: ignore[return-value]
 
-    def emit_operand(self, node: NodeEmitter, source: str, suffix: str, from_input: bool = False) -> str:
+    def emit_operand(self, node: Emitter, source: str, suffix: str, from_input: bool = False) -> str:
         """``source`` (the second input, or a stored array) shaped to broadcast against the input."""
         x = node.input_types[0]
         start, _ = self.operand(node.input_types)
@@ -285,7 +294,7 @@ class AxisOperand(Layer):
 
 
 @register
-class Scale(AxisOperand):
+class Scale(AxisOperand["Scale.Params"]):
     """Caffe Scale: the input multiplied by a learned factor (one input) or by a second input,
     broadcast along axes ``axis`` … (with one input ``num_axes`` of them: per channel by
     default; a second input may also have 1 where the input has more, as a squeeze-and-excitation
@@ -300,7 +309,7 @@ class Scale(AxisOperand):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(AxisOperandParams):
         bias_term: bool = param(Bool(), False, "add a learned bias of the factor's shape")
         axis: int = param(Int(), 1, "the first input axis the factor covers (negative: from the end)")
         num_axes: int = param(
@@ -339,7 +348,7 @@ class Scale(AxisOperand):
         b = np.asarray(arrays["bias"], np.float64).reshape(-1) if "bias" in arrays else np.zeros_like(a)
         return a, b
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         # NOTE: stored arrays keep the operand's shape (what a state_dict or caffemodel holds);
         # the Reshape that aligns them is on constants and folded away by onnxruntime.
         if len(node.inputs) == 2:
@@ -364,7 +373,7 @@ class Scale(AxisOperand):
 
 
 @register
-class Bias(AxisOperand):
+class Bias(AxisOperand["Bias.Params"]):
     """Caffe Bias: the input plus a learned array (one input) or a second input, broadcast along
     axes ``axis`` … (with one input ``num_axes`` of them: per channel by default).
 
@@ -375,7 +384,7 @@ class Bias(AxisOperand):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(AxisOperandParams):
         axis: int = param(Int(), 1, "the first input axis the bias covers (negative: from the end)")
         num_axes: int = param(
             Int(min=-1), 1, "one input: axes the learned bias covers (-1: all from axis on; 0: a scalar)"
@@ -397,7 +406,7 @@ class Bias(AxisOperand):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         if len(node.inputs) == 2:
             bias = self.emit_operand(node, node.inputs[1], "operand", from_input=True)
         else:
@@ -411,7 +420,7 @@ class Bias(AxisOperand):
 
 
 @register
-class LRN(Layer):
+class LRN(Layer["LRN.Params"]):
     """Local response normalisation (Caffe LRN, AlexNet/GoogLeNet).
 
     ACROSS_CHANNELS: x / (k + α/n · Σ x²)^β over n neighbouring channels (ONNX LRN is the same).
@@ -424,7 +433,7 @@ class LRN(Layer):
     type_name = "LRN"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         local_size: int = param(Int(min=1), 5, "window size n (odd)")
         alpha: float = param(Float(), 1.0, "scale α (divided by n, or n² within a channel)")
         beta: float = param(Float(), 0.75, "exponent β")
@@ -459,7 +468,7 @@ class LRN(Layer):
         n = self.params.local_size
         return (Window(n, 1, (n - 1) // 2), Window(n, 1, (n - 1) // 2))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         if p.norm_region == "ACROSS_CHANNELS":
             node.add(

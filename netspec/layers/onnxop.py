@@ -5,16 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from netspec.expr import Value
 from netspec.graph import BATCH_SYMBOL, TensorType
-from netspec.layers.base import Arity, Kind, Layer, LayerError, ParamSpec, param, register
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
+from netspec.layers.base import (
+    Arity,
+    Emitter,
+    Kind,
+    Layer,
+    LayerError,
+    LayerParams,
+    ParamSpec,
+    param,
+    register,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class _AsRead(Kind):
 
 
 @register
-class OnnxOp(Layer):
+class OnnxOp(Layer["OnnxOp.Params"]):
     """An ONNX node kept as it is (``op_type`` with its attributes), made only by the ONNX
     front end for operators netspec has no layer for; it cannot be written in a .net spec.
 
@@ -39,10 +46,10 @@ class OnnxOp(Layer):
 
     type_name = "OnnxOp"
     arity = Arity(0, None)
-    uncounted: ClassVar[bool] = True
+    uncounted = True
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         op_type: str = param(_AsRead(), doc="the ONNX operator")
         domain: str = param(_AsRead(), "", "the operator's domain ('' for ai.onnx)")
         attributes: tuple[tuple[str, Any], ...] = param(_AsRead(), (), "the node's attributes")
@@ -86,7 +93,7 @@ class OnnxOp(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None  # unknown: receptive fields stop here
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         constants = {index: (dtype, shape, values) for index, dtype, shape, values in self.params.constants}
         names: list[str] = []
         tensors = iter(node.inputs)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,10 +14,12 @@ from netspec.graph import TensorType
 from netspec.layers.base import (
     Arity,
     Bool,
+    Emitter,
     Enum,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     Padding,
     Spatial,
     Window,
@@ -29,9 +30,6 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.conv import pad_nchw, sliding_windows
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, ceil: bool) -> int:
@@ -55,7 +53,7 @@ def overhang(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, 
 
 
 @register
-class Pooling(Layer):
+class Pooling(Layer["Pooling.Params"]):
     """Max or average pooling with Caffe's semantics; rounds up unless ``round_mode: FLOOR``.
 
     Average pooling divides by the window clipped to the padded input (padding counted, the
@@ -69,7 +67,7 @@ class Pooling(Layer):
     type_name = "Pooling"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         pool: str = param(Enum(("MAX", "AVE")), "MAX", "MAX or AVE")
         kernel_size: tuple[int, int] | None = param(
             Spatial(), None, "window, k or [kh, kw] (not with global_pooling)"
@@ -135,7 +133,7 @@ class Pooling(Layer):
         per_window = kh * kw - 1 if self.params.pool == "MAX" else kh * kw
         return numel(outputs[0]) * per_window
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         x, y = node.input_types[0], node.output_types[0]
         kernel = self.window(x)
@@ -182,8 +180,10 @@ class Pooling(Layer):
             source = node.inputs[0]
             if any(p.pad):
                 source = node.temp("padded")
-                pads = node.constant("pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
-                node.add("Pad", [node.inputs[0], pads], [source])
+                pad_amounts = node.constant(
+                    "pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+                )
+                node.add("Pad", [node.inputs[0], pad_amounts], [source])
             node.add(
                 "AveragePool",
                 [source],
@@ -235,7 +235,7 @@ class Pooling(Layer):
 
 
 @register
-class Upsample(Layer):
+class Upsample(Layer["Upsample.Params"]):
     """SegNet's unpooling (Caffe fork): with inputs ``[x, mask]``, where the mask is the second
     output of a MAX Pooling, each value of x goes to the position its mask names in a zero
     output plane (a later write to the same position wins, as in Caffe). The output is
@@ -251,7 +251,7 @@ class Upsample(Layer):
     arity = Arity(1, 2)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         scale: int = param(Int(min=1), 2, "factor on both axes (unless scale_h and scale_w are given)")
         scale_h: int | None = param(Int(min=1), None, "factor on the height (with scale_w)")
         scale_w: int | None = param(Int(min=1), None, "factor on the width (with scale_h)")
@@ -323,7 +323,7 @@ class Upsample(Layer):
             Window(scales[1], scales[1], 0, transposed=True),
         )
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         if len(node.inputs) == 1:
             scales = np.array([1, 1, *self.scales()], np.float32)
             node.add(
@@ -390,7 +390,7 @@ def adaptive_pooling_matrix(size: int, out: int) -> np.ndarray:
 
 
 @register
-class AdaptiveAvgPool(Layer):
+class AdaptiveAvgPool(Layer["AdaptiveAvgPool.Params"]):
     """Average pooling to a fixed output size (torch ``AdaptiveAvgPool2d``).
 
     Lowered to Identity, GlobalAveragePool (output 1x1), an exact AveragePool when the sizes
@@ -402,7 +402,7 @@ class AdaptiveAvgPool(Layer):
     type_name = "AdaptiveAvgPool"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         output_size: tuple[int, int] = param(Spatial(), doc="output size, s or [h, w]")
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
@@ -427,7 +427,7 @@ class AdaptiveAvgPool(Layer):
             return 0
         return numel(inputs[0]) + numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         height, width = (static_dim(node.input_types[0], 2), static_dim(node.input_types[0], 3))
         out_h, out_w = self.params.output_size
         if (height, width) == (out_h, out_w):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     Bool,
+    Emitter,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     normalize_axis,
     numel,
     param,
@@ -23,12 +24,9 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_reshape
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 
 @register
-class ArgMax(Layer):
+class ArgMax(Layer["ArgMax.Params"]):
     """Caffe ArgMax: the indices of the ``top_k`` largest values, in decreasing order of value, as
     floats (Caffe's blobs are float).
 
@@ -42,7 +40,7 @@ class ArgMax(Layer):
     type_name = "ArgMax"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         out_max_val: bool = param(Bool(), False, "also (no axis) or instead (with axis) give the values")
         top_k: int = param(Int(min=1), 1, "how many of the largest values")
         axis: int | None = param(Int(), None, "rank along this axis (negative: from the end); unset: all")
@@ -73,7 +71,7 @@ class ArgMax(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return numel(inputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         from onnx import TensorProto
 
         p = self.params

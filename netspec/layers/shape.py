@@ -10,7 +10,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,11 +17,14 @@ from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     IDENTITY_WINDOW,
     Arity,
+    Emitter,
     Float,
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ListOf,
+    NoParams,
     Window,
     aligned_shape,
     normalize_axis,
@@ -30,9 +32,6 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 
 def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:
@@ -58,7 +57,7 @@ def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:
 
 
 def emit_reshape(
-    node: NodeEmitter,
+    node: Emitter,
     source: str,
     source_type: TensorType,
     target: Sequence[Dim],
@@ -71,7 +70,7 @@ def emit_reshape(
 
 
 def emit_aligned(
-    node: NodeEmitter, source: str, source_type: TensorType, rank: int, axis: int, suffix: str
+    node: Emitter, source: str, source_type: TensorType, rank: int, axis: int, suffix: str
 ) -> str:
     """``source``, an operand covering axes ``axis`` … of a rank-``rank`` tensor, reshaped with
     the trailing ones that make it broadcast against that tensor; ``source`` itself when it
@@ -92,7 +91,7 @@ def merged_dim(tensor: TensorType, start: int, end: int) -> Dim:
 
 
 @register
-class Flatten(Layer):
+class Flatten(Layer["Flatten.Params"]):
     """Merge axes ``axis`` … ``end_axis`` (inclusive) into one (Caffe Flatten).
 
     ``[N, C, H, W]`` becomes ``[N, C·H·W]`` with the defaults. Counts nothing.
@@ -102,7 +101,7 @@ class Flatten(Layer):
     output_memory = "view"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "first axis to merge (negative: from the end)")
         end_axis: int = param(Int(), -1, "last axis to merge, inclusive (negative: from the end)")
 
@@ -124,7 +123,7 @@ class Flatten(Layer):
         dims = (*x.dims[:start], merged_dim(x, start, end), *x.dims[end:])
         return (TensorType(dims, x.dtype),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         start, end = self.axes(x)
         if start == 1 and end == x.rank:
@@ -141,7 +140,7 @@ class Flatten(Layer):
 
 
 @register
-class Reshape(Layer):
+class Reshape(Layer["Reshape.Params"]):
     """Caffe Reshape: replace the input dims [axis, axis + num_axes) by ``shape``, where 0 copies
     the input dim at that position and one -1 is inferred from the element count.
 
@@ -153,7 +152,7 @@ class Reshape(Layer):
     output_memory = "view"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         shape: tuple[int, ...] = param(ListOf(Int(min=-1)), doc="new dims: 0 copies, -1 is inferred")
         axis: int = param(Int(), 0, "first input axis replaced (negative: from the end, -1 = after the last)")
         num_axes: int = param(Int(min=-1), -1, "how many input axes are replaced (-1: all from axis on)")
@@ -198,16 +197,16 @@ class Reshape(Layer):
         kept = {start + i for i, dim in enumerate(self.params.shape) if dim == 0 and start + i < end}
         count = math.prod(static_dim(x, axis) for axis in range(start, end) if axis not in kept)
         known = 1
-        for i, dim in enumerate(new_dims):
-            if start + i in kept or dim == -1:
+        for i, new_dim in enumerate(new_dims):
+            if start + i in kept or new_dim == -1:
                 continue
-            if not isinstance(dim, int):
+            if not isinstance(new_dim, int):
                 raise LayerError(
-                    f"shape {wanted} moves the symbolic dim '{dim}' of {x}; "
+                    f"shape {wanted} moves the symbolic dim '{new_dim}' of {x}; "
                     "fix the batch size or copy it at its own position",
                     param="shape",
                 )
-            known *= dim
+            known *= new_dim
         if -1 in new_dims:
             if count % known:
                 raise LayerError(
@@ -224,17 +223,17 @@ class Reshape(Layer):
             )
         return (TensorType((*x.dims[:start], *new_dims, *x.dims[end:]), x.dtype),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         emit_reshape(node, node.inputs[0], node.input_types[0], node.output_types[0].dims, node.outputs[0])
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)
         (out,) = self.infer([TensorType(x.shape)])
-        return [x.reshape(out.dims)]
+        return [x.reshape(out.static_dims)]
 
 
 @register
-class ChannelShuffle(Layer):
+class ChannelShuffle(Layer["ChannelShuffle.Params"]):
     """ShuffleNet's channel shuffle (torch ``ChannelShuffle``, torchvision's ``channel_shuffle``,
     the Caffe forks' ShuffleChannel): the C channels, read as a [group, C/group] grid, are
     transposed, so output channel j·group + i is input channel i·(C/group) + j.
@@ -245,7 +244,7 @@ class ChannelShuffle(Layer):
     type_name = "ChannelShuffle"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         group: int = param(Int(min=1), doc="channel groups (ShuffleNet v2: 2)")
 
     def grid(self, x: TensorType) -> tuple[Dim, ...]:
@@ -261,7 +260,7 @@ class ChannelShuffle(Layer):
         self.grid(inputs[0])
         return (inputs[0],)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         grid = self.grid(x)
         split, transposed = node.temp("grid"), node.temp("transposed")
@@ -279,7 +278,7 @@ class ChannelShuffle(Layer):
 
 
 @register
-class Crop(Layer):
+class Crop(Layer["Crop.Params"]):
     """Caffe Crop: the first input cut to the dims of the second from ``axis`` on, each cropped
     axis starting at its ``offset`` (one value for every cropped axis, or one per axis; 0 when
     unset). FCN aligns its upsampled scores this way. Counts nothing.
@@ -290,7 +289,7 @@ class Crop(Layer):
     arity = Arity(2, 2)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 2, "first axis cropped; later axes are cropped too (negative: from the end)")
         offset: tuple[int, ...] | None = param(
             ListOf(Int(min=0), min_length=1),
@@ -347,7 +346,7 @@ class Crop(Layer):
         windows = [Window(1, 1, -offsets[axis]) if axis in offsets else IDENTITY_WINDOW for axis in (2, 3)]
         return (windows[0], windows[1])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         cut = [(a, o, s) for a, o, s in self.crops(node.input_types) if (o, s) != (0, x.dims[a])]
         if not cut:
@@ -367,7 +366,7 @@ class Crop(Layer):
 
 
 @register
-class Slice(Layer):
+class Slice(Layer["Slice.Params"]):
     """Caffe Slice: the input cut along ``axis`` at each ``slice_point`` into
     len(slice_point) + 1 outputs; without slice points, into as many equal parts as the layer
     names outputs (``top: [a, b, c]``). Counts nothing.
@@ -376,7 +375,7 @@ class Slice(Layer):
     type_name = "Slice"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "the axis cut (negative: from the end)")
         slice_point: tuple[int, ...] | None = param(
             ListOf(Int(min=1), min_length=1), None, "where the 2nd, 3rd, ... outputs start (increasing)"
@@ -425,7 +424,7 @@ class Slice(Layer):
             TensorType((*x.dims[:axis], size, *x.dims[axis + 1 :]), x.dtype) for size in self.sizes(x)
         )
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         split = node.constant("split", np.array(self.sizes(x), np.int64))
         node.add("Split", [node.inputs[0], split], node.outputs, axis=self.axis(x))
@@ -437,7 +436,7 @@ class Slice(Layer):
 
 
 @register
-class Split(Layer):
+class Split(Layer[NoParams]):
     """Caffe Split: the input copied to every output the layer names (``top: [a, b]``); ONNX
     Identity nodes, which onnxruntime removes. Counts nothing.
     """
@@ -451,7 +450,7 @@ class Split(Layer):
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         return (inputs[0],) * self.output_count
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         for output in node.outputs:
             node.add("Identity", node.inputs, [output])
 
@@ -460,7 +459,7 @@ class Split(Layer):
 
 
 @register
-class Pad(Layer):
+class Pad(Layer["Pad.Params"]):
     """Constant padding of the axes from ``axis`` on: ``pad`` holds a (before, after) pair per
     padded axis, ``value`` fills the new cells. The option-A shortcut of He et al.'s CIFAR
     ResNets (subsampled identity, channels zero-padded on both sides) pads axis 1. Counts
@@ -470,7 +469,7 @@ class Pad(Layer):
     type_name = "Pad"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "first padded axis (negative: from the end)")
         pad: tuple[int, ...] = param(
             ListOf(Int(min=0), min_length=2),
@@ -507,7 +506,7 @@ class Pad(Layer):
         widths = self.widths(inputs[0])
         return (Window(1, 1, widths[2][0]), Window(1, 1, widths[3][0]))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         widths = self.widths(node.input_types[0])
         pads = node.constant("pads", np.array([b for b, _ in widths] + [a for _, a in widths], np.int64))
         value = node.constant("value", np.array(self.params.value, np.float32))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
 
@@ -14,11 +14,14 @@ from netspec.graph import TensorType
 from netspec.layers.base import (
     Arity,
     Bool,
+    Emitter,
     Enum,
     Float,
     Int,
     Layer,
     LayerError,
+    LayerParams,
+    P,
     Spatial,
     Window,
     batch_size,
@@ -29,9 +32,6 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 AFFINE_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
@@ -57,7 +57,7 @@ def pixel_coordinate(normalized: np.ndarray, size: int, align_corners: bool) -> 
     return ((normalized + 1.0) * size - 1.0) / 2.0
 
 
-class Resampling(Layer):
+class Resampling(Layer[P]):
     """A layer whose outputs read the input at computed coordinates, not through a sliding
     window: no receptive field is reported after it."""
 
@@ -67,7 +67,16 @@ class Resampling(Layer):
         return None
 
 
-class Interpolation(Resampling):
+class InterpolationParams(LayerParams):
+    """What the schema of an :class:`Interpolation` layer declares (as a field of its own)."""
+
+    mode: str
+
+
+InterpolationP = TypeVar("InterpolationP", bound=InterpolationParams)
+
+
+class Interpolation(Resampling[InterpolationP]):
     """Resampling with a ``mode`` of BILINEAR (FLOPs = 7 per output element: four products and
     three sums) or NEAREST (a gather, 0 FLOPs)."""
 
@@ -76,7 +85,7 @@ class Interpolation(Resampling):
 
 
 @register
-class AffineGrid(Resampling):
+class AffineGrid(Resampling["AffineGrid.Params"]):
     """The spatial transformer's sampling grid (torch ``affine_grid``): for each θ of the input
     [N, 2, 3] and each output pixel (i, j), the source point θ·(x_j, y_i, 1) in [-1, 1]
     coordinates, as an [N, H, W, 2] grid of (x, y) for GridSample. ``align_corners`` as in torch
@@ -91,7 +100,7 @@ class AffineGrid(Resampling):
     type_name = "AffineGrid"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         output_size: tuple[int, int] = param(
             Spatial(), doc="grid size, s or [h, w] (the sampled output's H, W)"
         )
@@ -126,7 +135,7 @@ class AffineGrid(Resampling):
         offset = numel(inputs[0]) if self.params.relative_to_identity else 0
         return 2 * self.macs(inputs, outputs) + offset
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         theta = node.input_types[0]
         height, width = self.params.output_size
         base = node.constant("base_grid", self.base_grid().astype(np.float32))
@@ -157,7 +166,7 @@ class AffineGrid(Resampling):
 
 
 @register
-class GridSample(Interpolation):
+class GridSample(Interpolation["GridSample.Params"]):
     """Samples the input [N, C, H, W] at the points of a grid [N, Ho, Wo, 2] of (x, y) in
     [-1, 1] coordinates (torch ``grid_sample``, ONNX GridSample): bilinear or nearest, with
     zeros or the border value outside the image. ``align_corners`` false (torch's default):
@@ -172,7 +181,7 @@ class GridSample(Interpolation):
     arity = Arity(2, 2)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(InterpolationParams):
         mode: str = param(Enum(("BILINEAR", "NEAREST")), "BILINEAR", "interpolation")
         padding_mode: str = param(Enum(("ZEROS", "BORDER")), "ZEROS", "value outside the image")
         align_corners: bool = param(
@@ -190,7 +199,7 @@ class GridSample(Interpolation):
             )
         return (TensorType((x.dims[0], x.dims[1], grid.dims[1], grid.dims[2]), x.dtype),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         # Opset 20 renamed the modes ("bilinear" -> "linear").
         mode = ("linear" if node.opset >= 20 else "bilinear") if p.mode == "BILINEAR" else "nearest"
@@ -213,8 +222,8 @@ class GridSample(Interpolation):
         for n in range(batch):
             for i in range(out_h):
                 for j in range(out_w):
-                    px = pixel_coordinate(grid[n, i, j, 0], width, p.align_corners)
-                    py = pixel_coordinate(grid[n, i, j, 1], height, p.align_corners)
+                    px = float(pixel_coordinate(grid[n, i, j, 0], width, p.align_corners))
+                    py = float(pixel_coordinate(grid[n, i, j, 1], height, p.align_corners))
                     if p.padding_mode == "BORDER":
                         px, py = min(max(px, 0.0), width - 1.0), min(max(py, 0.0), height - 1.0)
                     result[n, :, i, j] = self._sample(x[n], px, py)
@@ -247,7 +256,7 @@ def bilinear_sample(image: np.ndarray, py: float, px: float) -> np.ndarray:
     )
 
 
-class RegionPooling(Resampling):
+class RegionPooling(Resampling["RegionPooling.Params"]):
     """What RoI max pooling and RoI align share: inputs [features N, C, H, W] and regions [R, 5]
     of (batch index, x1, y1, x2, y2) in input-image pixels, scaled to the feature map by
     ``spatial_scale``; the output [R, C, pooled_h, pooled_w]."""
@@ -255,7 +264,7 @@ class RegionPooling(Resampling):
     arity = Arity(2, 2)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         pooled_h: int = param(Int(min=1), doc="output height")
         pooled_w: int = param(Int(min=1), doc="output width")
         spatial_scale: float = param(
@@ -287,10 +296,12 @@ class RegionPooling(Resampling):
         corners_x = np.sort(rng.uniform(0, image_w - 1, (count, 2)), axis=1)
         corners_y = np.sort(rng.uniform(0, image_h - 1, (count, 2)), axis=1)
         batch = rng.integers(0, batch_size(features), count)
-        rois = np.stack([batch, corners_x[:, 0], corners_y[:, 0], corners_x[:, 1], corners_y[:, 1]], axis=1)
-        return rois.astype(np.float32)
+        regions = np.stack(
+            [batch, corners_x[:, 0], corners_y[:, 0], corners_x[:, 1], corners_y[:, 1]], axis=1
+        )
+        return regions.astype(np.float32)
 
-    def check_opset(self, node: NodeEmitter) -> None:
+    def check_opset(self, node: Emitter) -> None:
         if node.opset > ROI_MAX_OPSET:
             raise LayerError(
                 f"needs opset {ROI_MAX_OPSET} or lower: onnxruntime has no kernel for it at "
@@ -320,7 +331,7 @@ class ROIPooling(RegionPooling):
         bin_w = -(-static_dim(inputs[0], 3) // p.pooled_w)
         return numel(outputs[0]) * bin_h * bin_w
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         self.check_opset(node)
         p = self.params
         node.add(
@@ -383,11 +394,13 @@ class ROIAlign(RegionPooling):
         sampling_ratio: int = param(Int(min=0), 0, "samples per bin and axis (0: adaptive)")
         aligned: bool = param(Bool(), True, "half-pixel offset (torchvision aligned=True)")
 
+    params: ROIAlign.Params
+
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         samples = (self.params.sampling_ratio or 2) ** 2
         return numel(outputs[0]) * 8 * samples
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         self.check_opset(node)
         from onnx import TensorProto
 
@@ -462,7 +475,7 @@ def _roi_align_sample(image: np.ndarray, py: float, px: float) -> np.ndarray:
 
 
 @register
-class Resize(Interpolation):
+class Resize(Interpolation["Resize.Params"]):
     """Resizes H and W by integer factors (``scale``) or to a ``size`` (torch ``interpolate``,
     ONNX Resize). NEAREST reads source pixel ⌊i·H/Ho⌋ (torch's ``nearest``, ONNX asymmetric
     with floor). BILINEAR with ``align_corners`` false (torch's default) reads
@@ -476,7 +489,7 @@ class Resize(Interpolation):
     type_name = "Resize"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(InterpolationParams):
         scale: tuple[int, int] | None = param(Spatial(), None, "integer factor, s or [sh, sw]")
         size: tuple[int, int] | None = param(Spatial(), None, "output size, s or [h, w] (instead of scale)")
         mode: str = param(Enum(("NEAREST", "BILINEAR")), "NEAREST", "interpolation")
@@ -506,7 +519,7 @@ class Resize(Interpolation):
         height, width = self.output_hw(static_dim(x, 2), static_dim(x, 3))
         return (TensorType((x.dims[0], x.dims[1], height, width), x.dtype),)
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         p = self.params
         if p.mode == "NEAREST":
             attributes = {

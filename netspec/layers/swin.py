@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,10 +14,13 @@ from netspec.graph import TensorType
 from netspec.layers.base import (
     ZEROS,
     Bool,
+    Emitter,
     Filler,
     Int,
     Layer,
     LayerError,
+    LayerParams,
+    NoParams,
     ParamSpec,
     Window,
     batch_size,
@@ -26,9 +28,6 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
 
 MASKED = -100.0  # torchvision's additive mask between regions a shift brought together
 
@@ -64,7 +63,7 @@ def shift_mask(height: int, width: int, window: int, shift: tuple[int, int]) -> 
 
 
 @register
-class ShiftedWindowAttention(Layer):
+class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
     """Swin's (shifted) window multi-head self-attention on [N, H, W, C] (torchvision
     ``ShiftedWindowAttention``): the map zero-padded to multiples of the window w, rolled by
     −``shift_size`` (a shifted block; no shift when the window covers the map), cut into w×w
@@ -88,7 +87,7 @@ class ShiftedWindowAttention(Layer):
     type_name = "ShiftedWindowAttention"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_heads: int = param(Int(min=1), doc="attention heads (C must divide by them)")
         window_size: int = param(Int(min=1), 7, "window side w")
         shift_size: int = param(Int(min=0), 0, "the roll (torchvision: w // 2 in odd blocks, else 0)")
@@ -160,7 +159,7 @@ class ShiftedWindowAttention(Layer):
         return (Window(2 * window - 1, 1, window - 1), Window(2 * window - 1, 1, window - 1))
 
     # -- ONNX ------------------------------------------------------------------------------
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x_type = node.input_types[0]
         height, width, channels, padded_h, padded_w, shift = self.geometry(x_type)
         p = self.params
@@ -259,7 +258,7 @@ class ShiftedWindowAttention(Layer):
             starts, ends = shape("crop_starts", [0, 0]), shape("crop_ends", [height, width])
             node.add("Slice", [result, starts, ends, shape("crop_axes", [1, 2])], node.outputs)
 
-    def _emit_bias(self, node: NodeEmitter, window: int, heads: int) -> str:
+    def _emit_bias(self, node: Emitter, window: int, heads: int) -> str:
         """The relative-position bias [heads, w², w²]: the table gathered by the index (all
         constants: onnxruntime folds it before the first run)."""
         area = window * window
@@ -278,7 +277,7 @@ class ShiftedWindowAttention(Layer):
 
     def _emit_roll(
         self,
-        node: NodeEmitter,
+        node: Emitter,
         x: str,
         amounts: tuple[int, int],
         height: int,
@@ -362,7 +361,7 @@ class ShiftedWindowAttention(Layer):
 
 
 @register
-class PatchMerge(Layer):
+class PatchMerge(Layer[NoParams]):
     """Swin's patch merging gather (torchvision ``PatchMerging`` before its norm and reduction):
     a channels-last map [N, H, W, C], zero-padded to even H and W, becomes [N, H/2, W/2, 4C],
     each output pixel the concatenation of its 2×2 neighbours in torchvision's order
@@ -384,7 +383,7 @@ class PatchMerge(Layer):
     ) -> tuple[Window, Window]:
         return (Window(2, 2, 0), Window(2, 2, 0))
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         height, width, channels = self.sizes(x)
         source = node.inputs[0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from netspec.layers.base import (
     ZEROS,
     Arity,
     Bool,
+    Emitter,
     Enum,
     Filler,
     FillerBlock,
@@ -32,6 +32,7 @@ from netspec.layers.base import (
     Int,
     Layer,
     LayerError,
+    LayerParams,
     ListOf,
     ParamSpec,
     Str,
@@ -47,9 +48,6 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_reshape
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 LAYER_NORMALIZATION_OPSET = 17  # ONNX LayerNormalization
 GELU_OPSET = 20  # ONNX Gelu
 
@@ -60,7 +58,7 @@ def _last_axis_perm(rank: int, axis: int) -> list[int]:
 
 
 @register
-class LayerNorm(Layer):
+class LayerNorm(Layer["LayerNorm.Params"]):
     """Layer normalisation over one axis, per position: (x − mean) / √(var + eps) · weight + bias,
     mean and (biased) variance taken along ``axis``. ``axis: -1`` is torch's ``LayerNorm(C)`` over
     the last axis; ``axis: 1`` normalises the channels of NCHW at each pixel (ConvNeXt's
@@ -78,7 +76,7 @@ class LayerNorm(Layer):
     output_memory = "new"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), -1, "the normalised axis (-1: the last; 1: the channels of NCHW)")
         eps: float = param(Float(min=0.0, exclusive_min=True), 1e-5, "added to the variance")
         elementwise_affine: bool = param(Bool(), True, "learned per-feature weight and bias")
@@ -99,7 +97,7 @@ class LayerNorm(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return (7 if self.params.elementwise_affine else 5) * numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         axis = normalize_axis(self.params.axis, x)
         source, target = node.inputs[0], node.outputs[0]
@@ -121,7 +119,7 @@ class LayerNorm(Layer):
         if moved:
             node.add("Transpose", [target], node.outputs, perm=list(np.argsort(perm)))
 
-    def _emit_decomposed(self, node: NodeEmitter, x: str, scale: str, bias: str, output: str) -> None:
+    def _emit_decomposed(self, node: Emitter, x: str, scale: str, bias: str, output: str) -> None:
         mean, centred, squared, var, shifted, std, normalized, scaled = (
             node.temp(s)
             for s in ("mean", "centred", "squared", "var", "shifted", "std", "normalized", "scaled")
@@ -150,7 +148,7 @@ class LayerNorm(Layer):
 
 
 @register
-class GELU(Elementwise):
+class GELU(Elementwise["GELU.Params"]):
     """x·Φ(x), Φ the standard normal CDF (torch ``GELU``): exact, 0.5·x·(1 + erf(x/√2)), or with
     ``approximate: tanh``, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 
@@ -162,14 +160,14 @@ class GELU(Elementwise):
     type_name = "GELU"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         approximate: str = param(Enum(("none", "tanh")), "none", "none (erf, exact) or tanh")
 
     @property
     def flops_per_element(self) -> int:  # type: ignore[override]
         return 5 if self.params.approximate == "none" else 9
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         if node.opset >= GELU_OPSET:
             node.add("Gelu", node.inputs, node.outputs, approximate=self.params.approximate)
             return
@@ -201,7 +199,7 @@ class GELU(Elementwise):
 
 
 @register
-class Permute(Layer):
+class Permute(Layer["Permute.Params"]):
     """The input's axes reordered: output axis i is input axis ``order[i]`` (torch ``permute``,
     ONNX Transpose). Counts nothing. Receptive fields pass through NCHW ↔ NHWC permutations
     ([0, 2, 3, 1] and [0, 3, 1, 2]): a channels-last tensor keeps each pixel's field."""
@@ -209,7 +207,7 @@ class Permute(Layer):
     type_name = "Permute"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         order: tuple[int, ...] = param(
             ListOf(Int(min=0), min_length=1), doc="the input axis of each output axis"
         )
@@ -233,7 +231,7 @@ class Permute(Layer):
             return (IDENTITY_WINDOW, IDENTITY_WINDOW)
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Transpose", node.inputs, node.outputs, perm=list(self.params.order))
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -266,7 +264,7 @@ def _matmul_dims(a: TensorType, b: TensorType, transpose_b: bool) -> tuple[tuple
 
 
 @register
-class MatMul(Layer):
+class MatMul(Layer["MatMul.Params"]):
     """The matrix product of two activations over their last two axes, the leading axes
     broadcast as numpy's ``matmul`` does (attention's QKᵀ and AV); ``transpose_b`` multiplies by
     the second input's transpose in its last two axes.
@@ -278,7 +276,7 @@ class MatMul(Layer):
     arity = Arity(2, 2)
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         transpose_b: bool = param(Bool(), False, "multiply by the second input transposed (last two axes)")
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
@@ -295,7 +293,7 @@ class MatMul(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         right = node.inputs[1]
         if self.params.transpose_b:
             b = node.input_types[1]
@@ -311,14 +309,14 @@ class MatMul(Layer):
 
 
 @register
-class Take(Layer):
+class Take(Layer["Take.Params"]):
     """One index along ``axis``, the axis removed (torch ``x[:, 0]``: ViT's class token;
     ONNX Gather with a scalar index). Counts nothing."""
 
     type_name = "Take"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "the axis indexed (negative: from the end)")
         index: int = param(Int(), 0, "the index taken (negative: from the end)")
 
@@ -341,7 +339,7 @@ class Take(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         axis, index = self.position(node.input_types[0])
         indices = node.constant("index", np.array(index, np.int64))
         node.add("Gather", [node.inputs[0], indices], node.outputs, axis=axis)
@@ -360,7 +358,7 @@ def tokens_input(layer: Layer, x: TensorType) -> int:
 
 
 @register
-class ClassToken(Layer):
+class ClassToken(Layer["ClassToken.Params"]):
     """``tokens`` learned vectors put before the sequence along axis 1 (ViT's class token):
     [N, L, D] becomes [N, L + tokens, D]. The array, [1, tokens, D], is named ``array`` in the
     layer's scope (torchvision: ``class_token``) and starts at zeros, as torchvision's does.
@@ -371,7 +369,7 @@ class ClassToken(Layer):
     type_name = "ClassToken"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         tokens: int = param(Int(min=1), 1, "how many learned tokens")
         array: str = param(Str(), "class_token", "the array's name, in the layer's scope")
         filler: Filler | None = param(FillerBlock(), None, "initial values (default: constant 0)")
@@ -391,7 +389,7 @@ class ClassToken(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         token = node.param(self.params.array)
         width = tokens_input(self, x)
@@ -420,7 +418,7 @@ class ClassToken(Layer):
 
 
 @register
-class PositionEmbedding(Layer):
+class PositionEmbedding(Layer["PositionEmbedding.Params"]):
     """A learned array of the input's shape per batch item added to it (ViT's
     ``encoder.pos_embedding``): [1, ...] broadcast over the batch, named ``array`` in the layer's
     scope, drawn N(0, 0.02²) as torchvision draws it.
@@ -432,7 +430,7 @@ class PositionEmbedding(Layer):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         array: str = param(Str(), "pos_embedding", "the array's name, in the layer's scope")
         filler: Filler | None = param(FillerBlock(), None, "initial values (default: gaussian std 0.02)")
 
@@ -457,7 +455,7 @@ class PositionEmbedding(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Add", [node.inputs[0], node.param(self.params.array)], node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -465,7 +463,7 @@ class PositionEmbedding(Layer):
 
 
 @register
-class MultiheadAttention(Layer):
+class MultiheadAttention(Layer["MultiheadAttention.Params"]):
     """Multi-head self-attention over a token sequence [N, L, D] (torch ``nn.MultiheadAttention``
     with ``batch_first``, query = key = value = the input): q, k, v = x·in_proj_weightᵀ +
     in_proj_bias split in three, per head h of d = D/heads: softmax(q_h·k_hᵀ/√d)·v_h, the heads
@@ -488,7 +486,7 @@ class MultiheadAttention(Layer):
     type_name = "MultiheadAttention"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_heads: int = param(Int(min=1), doc="attention heads (D must divide by it)")
         bias: bool = param(Bool(), True, "learned biases of the input and output projections")
 
@@ -528,7 +526,7 @@ class MultiheadAttention(Layer):
     def spatial_windows(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> None:
         return None
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         length, width, head = self.sizes(x)
         heads = self.params.num_heads
@@ -613,7 +611,7 @@ class MultiheadAttention(Layer):
 
 
 @register
-class StochasticDepth(Elementwise):
+class StochasticDepth(Elementwise["StochasticDepth.Params"]):
     """Stochastic depth (Huang et al. 2016; torchvision ``StochasticDepth``): at training, a
     residual branch dropped with probability ``p`` per sample (``row``) or per batch; at
     inference, the identity (an ONNX Identity, which onnxruntime removes). FLOPs = 0.
@@ -624,11 +622,11 @@ class StochasticDepth(Elementwise):
     flops_per_element = 0
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         p: float = param(Float(min=0.0, max=1.0), 0.0, "training-time drop probability")
         mode: str = param(Enum(("row", "batch")), "row", "drop per sample (row) or per batch")
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         node.add("Identity", node.inputs, node.outputs)
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -636,7 +634,7 @@ class StochasticDepth(Elementwise):
 
 
 @register
-class LayerScale(Layer):
+class LayerScale(Layer["LayerScale.Params"]):
     """The input multiplied by a learned per-feature factor along ``axis`` (Touvron et al.'s
     layer scale; ConvNeXt's ``layer_scale`` [C, 1, 1] at axis 1 of NCHW, CaiT's [D] at the last
     axis); with a second input, the residual it is added to (ConvNeXt's
@@ -653,7 +651,7 @@ class LayerScale(Layer):
     output_memory = "in_place"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         axis: int = param(Int(), 1, "the scaled axis (negative: from the end)")
         init: float = param(Float(), 1e-6, "initial value of every factor")
         array: str = param(Str(), "layer_scale", "the array's name, in the layer's scope")
@@ -675,7 +673,7 @@ class LayerScale(Layer):
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return len(inputs) * numel(outputs[0])
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         factor = node.param(self.params.array)
         if len(node.inputs) == 1:
             node.add("Mul", [node.inputs[0], factor], node.outputs)

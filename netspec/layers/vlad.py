@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,8 +13,10 @@ from netspec.graph import TensorType
 from netspec.layers.base import (
     ZEROS,
     Bool,
+    Emitter,
     Int,
     Layer,
+    LayerParams,
     ParamSpec,
     expect_rank,
     numel,
@@ -25,16 +26,13 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_reshape
 
-if TYPE_CHECKING:
-    from netspec.export.onnx import NodeEmitter
-
 # Norms are floored here before dividing (torch's F.normalize default): an all-zero vector
 # stays zero instead of becoming NaN.
 NORM_EPSILON = 1e-12
 
 
 @register
-class NetVLAD(Layer):
+class NetVLAD(Layer["NetVLAD.Params"]):
     """NetVLAD over the H·W descriptors x_i ∈ R^D of an [N, D, H, W] map: soft assignment
     a_k(x_i) = softmax_k(w_k·x_i + b_k) (a 1×1 convolution), residuals
     V(k, ·) = Σ_i a_k(x_i)(x_i − c_k), each row V(k, ·) L2-normalised (intra-normalisation), then
@@ -51,7 +49,7 @@ class NetVLAD(Layer):
     type_name = "NetVLAD"
 
     @dataclass(frozen=True, kw_only=True)
-    class Params:
+    class Params(LayerParams):
         num_clusters: int = param(Int(min=1), doc="K, the number of cluster centres")
         normalize_input: bool = param(Bool(), True, "L2-normalise each descriptor before assigning it")
 
@@ -81,7 +79,7 @@ class NetVLAD(Layer):
         normalised = 3 * numel(x) if self.params.normalize_input else 0
         return 2 * self.macs(inputs, outputs) + 4 * positions * k + 2 * vlad + normalised + 6 * vlad
 
-    def emit(self, node: NodeEmitter) -> None:
+    def emit(self, node: Emitter) -> None:
         x = node.input_types[0]
         batch, d = x.dims[0], static_dim(x, 1)
         positions, k = static_dim(x, 2) * static_dim(x, 3), self.params.num_clusters
@@ -146,7 +144,7 @@ def _normalized(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.sqrt((vector**2).sum())), NORM_EPSILON)
 
 
-def _emit_reduce(node: NodeEmitter, op: str, source: str, axis: int, output: str) -> None:
+def _emit_reduce(node: Emitter, op: str, source: str, axis: int, output: str) -> None:
     """A keepdims reduction over one axis; the axes are an input from opset 18 on (ReduceSum
     from 13), an attribute before."""
     axes_are_input = node.opset >= (13 if op == "ReduceSum" else 18)
@@ -157,7 +155,7 @@ def _emit_reduce(node: NodeEmitter, op: str, source: str, axis: int, output: str
         node.add(op, [source], [output], axes=[axis], keepdims=1)
 
 
-def _emit_l2_normalize(node: NodeEmitter, source: str, axis: int, output: str, suffix: str) -> None:
+def _emit_l2_normalize(node: Emitter, source: str, axis: int, output: str, suffix: str) -> None:
     """``source`` divided by its L2 norm along ``axis``, floored at NORM_EPSILON (ReduceL2, Max,
     Div: LpNormalization has no CUDA kernel)."""
     norm, floored = node.temp(f"{suffix}_norm"), node.temp(f"{suffix}_norm_floored")
