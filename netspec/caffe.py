@@ -17,7 +17,7 @@ from lark import Lark, Token, Transformer, v_args
 from netspec import parse_tables
 from netspec.diagnostics import Diagnostic, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
-from netspec.graph import ArraySetting, Graph, Node, array_settings
+from netspec.graph import BATCH_SYMBOL, ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
 from netspec.parse import (
@@ -308,7 +308,7 @@ class _CaffeReader:
             )
         # The declared batch (often 10 in deploy files) is Caffe's test batch, not part of the
         # architecture: it becomes the symbolic N that --batch fixes.
-        shape: tuple[Value, ...] = (Symbol("N"), *dims[1:])  # type: ignore[arg-type]
+        shape: tuple[Value, ...] = (Symbol(BATCH_SYMBOL), *dims[1:])  # type: ignore[arg-type]
         layer = build_layer(InputLayer, {"shape": RawParam(shape)}, span)
         self.add_node(Node(name, layer, (), (tensor,), span), {tensor: tensor}, span)
 

@@ -31,6 +31,8 @@ from netspec.limits import MAX_ONNX_BYTES
 if TYPE_CHECKING:
     import onnx
 
+    from netspec.typed import TypedGraph
+
 # Initializers up to this many elements are read as values (shape chains, scalars of Add/Mul,
 # Clip bounds); larger ones only by shape and type until their weights are asked for.
 SMALL_CONSTANT = 4096
@@ -90,7 +92,7 @@ def import_model(
     return _Reader(model, path, dict(input_shapes or {})).read()
 
 
-def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+def read_weights(imported: OnnxImport, typed: TypedGraph) -> dict[str, np.ndarray]:
     """The layers' arrays by their graph names (``layer1.0.conv1.weight``), read from the file's
     initializers (external data included) and shaped as the layers declare them."""
     import onnx
@@ -100,9 +102,10 @@ def read_weights(imported: OnnxImport, types: Mapping[str, TensorType]) -> dict[
     initializers = {init.name: init for init in model.graph.initializer}
     base = str(Path(imported.path).parent)
     arrays: dict[str, np.ndarray] = {}
-    for node in imported.graph.nodes:
-        inputs = [types[t] for t in node.inputs]
-        for spec in node.layer.parameters(inputs):
+    for typed_node in typed.nodes:
+        node = typed_node.node
+        for array_spec in typed_node.arrays:
+            spec = array_spec.spec
             key = f"{node.name}.{spec.name}"
             source = imported.weights.get(key)
             if source is None:
@@ -1889,7 +1892,7 @@ def convert_onnx(
     implicit chaining, templates for repeated blocks, loops), with its initializers as the
     spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
     from netspec.convert import convert_graph
-    from netspec.infer import infer_shapes
+    from netspec.typed import bind
 
     imported = import_onnx(path, input_shapes)
     if imported.unknown:
@@ -1899,8 +1902,7 @@ def convert_onnx(
             hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
         )
     graph = imported.graph
-    types = infer_shapes(graph, {BATCH_SYMBOL: 1})
-    arrays = read_weights(imported, types)
+    arrays = read_weights(imported, bind(graph))
     conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
     names = conversion.node_names
     weights = {}
