@@ -264,3 +264,50 @@ def test_the_ir_version_is_the_one_the_opset_needs(opset: int, ir_version: int) 
     from netspec.export.onnx import ir_version_for
 
     assert ir_version_for(opset) == ir_version
+
+
+# ------------------------------------------------------------------------------ one inference
+
+
+@pytest.mark.ort
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "lenet5", "--check-reference"],
+        ["compile", "lenet5", "-o", "{out}"],
+        ["report", "lenet5"],
+        ["weights", "lenet5"],
+    ],
+)
+def test_a_command_infers_shapes_once(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Binding is the one place inference runs (netspec.typed.bind): every stage after it
+    reads the typed graph, so a whole `netspec run` infers the graph's types exactly once."""
+    import netspec.typed
+
+    calls = []
+    real = netspec.typed.infer_shapes
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(netspec.typed, "infer_shapes", counted)
+    assert main([part.format(out=tmp_path / "m.onnx") for part in command]) == 0
+    assert len(calls) == 1
+
+
+@pytest.mark.unit
+def test_batch_binds_the_symbol_the_inputs_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "b.net"
+    spec.write_text("input data: [B, 3, 8, 8]\nConvolution conv { num_output: 4 kernel_size: 3 }\n")
+    assert main(["report", str(spec), "--batch", "5", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["inputs"] == [{"name": "data", "shape": [5, 3, 8, 8]}]
+    assert data["outputs"] == [{"name": "conv", "shape": [5, 4, 6, 6]}]
+    spec.write_text("input a: [B, 3, 8, 8]\ninput b: [N, 3, 8, 8]\nEltwise sum { bottom: [a, b] }\n")
+    assert main(["report", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "input 'b' names its batch dimension 'N' where input 'a' names it 'B'" in err
+    assert "--batch binds the leading dimension of every input" in err
