@@ -219,8 +219,8 @@ CATALOGUE = {
         "Convolution",
     ),
     "unbound-symbolic-dimension": net(
-        "input data: [B, 3, 8, 8]\nReLU r {}\n",
-        "input 'data' has the symbolic dimension 'B', which the batch size does not fix (it sets N)",
+        "input data: [N, C, 8, 8]\nReLU r {}\n",
+        "input 'data' has the symbolic dimension 'C', which the batch size does not fix (it sets N)",
         1,
         "input",
     ),
