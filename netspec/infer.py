@@ -58,7 +58,7 @@ def infer_shapes(
                     f"input '{node.name}' has the symbolic dimension '{unbound[0]}', which the batch "
                     f"size does not fix (it sets {', '.join(sorted(bindings))})",
                     node.span,
-                    hint="the batch binds the leading dimension of each input; write the other dimensions as numbers",
+                    hint="the batch binds the leading dimension of each input; write the others as numbers",
                     trace=node.trace,
                 )
         for tensor, tensor_type in zip(node.outputs, outputs, strict=True):
