@@ -404,14 +404,13 @@ def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None
 
     graph = load_graph(DATA / "lenet.prototxt")
     typed = bind(graph, 1)
-    types = typed.types
     blobs = _caffe_blobs(graph)
     del blobs["ip1"]
     blobs["conv2"][0] = blobs["conv2"][0][:10]
     path = tmp_path / "bad.caffemodel"
     write_caffemodel(path, blobs)
     with pytest.raises(NetspecError) as caught:
-        load_weights(str(path), graph, types)
+        load_weights(str(path), typed)
     message = caught.value.diagnostics[0].message
     assert "missing 2 array(s): ip1.weight [500, 800]; ip1.bias [500]" in message
     assert "shapes that do not fit: conv2.weight: file [10, 20, 5, 5], net [50, 20, 5, 5]" in message
@@ -420,7 +419,7 @@ def test_caffemodel_that_does_not_fit_names_the_problems(tmp_path: Path) -> None
     blobs["conv1"] = blobs["conv1"][:1]
     write_caffemodel(path, blobs)
     with pytest.raises(NetspecError) as caught:
-        load_weights(str(path), graph, types)
+        load_weights(str(path), typed)
     assert "layer 'conv1' has 1 blobs; the Convolution in the net stores 2 (weight, bias)" in str(
         caught.value
     )
@@ -432,7 +431,6 @@ def test_npz_weights_by_name(tmp_path: Path) -> None:
 
     graph = load_graph(DATA / "cifar10_quick.prototxt")
     typed = bind(graph, 1)
-    types = typed.types
     blobs = _caffe_blobs(graph)
     arrays = {
         f"{layer}.{suffix}": values[i]
@@ -441,8 +439,8 @@ def test_npz_weights_by_name(tmp_path: Path) -> None:
     }
     path = tmp_path / "w.npz"
     np.savez(path, **arrays)
-    assert load_weights(str(path), graph, types)["ip2.bias"].shape == (10,)
+    assert load_weights(str(path), typed)["ip2.bias"].shape == (10,)
     np.savez(path, **arrays, stray=np.zeros(1))
     with pytest.raises(NetspecError) as caught:
-        load_weights(str(path), graph, types)
+        load_weights(str(path), typed)
     assert "arrays the net does not have: stray" in caught.value.diagnostics[0].message

@@ -436,7 +436,7 @@ def load_weights_check(path: Path) -> None:
     graph = elaborate(SourceFile("weights.net", WEIGHTS_SPEC))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy RuntimeWarning leaking to the user is a finding
-        load_weights(str(path), graph, bind(graph).types)
+        load_weights(str(path), bind(graph))
 
 
 @contextmanager
