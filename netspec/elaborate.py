@@ -29,7 +29,7 @@ from netspec.expr import (
 )
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Message, RawParam, build_layer
+from netspec.layers.base import Message, ParamValue, RawParam, build_layer
 from netspec.limits import (
     DEFAULT_INCLUDE_RULES,
     DEFAULT_LIMITS,
@@ -511,10 +511,10 @@ class _Elaborator:
     def collect_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> dict[str, RawParam]:
         """Evaluate a layer's fields; a field written more than once (Caffe's repeated
         ``bottom: "a" bottom: "b"``) becomes the list of its values."""
-        written: dict[str, list[tuple[Value | Message, ast.Field]]] = {}
+        written: dict[str, list[tuple[ParamValue, ast.Field]]] = {}
         for item in self.flatten_fields(fields, context):
             if isinstance(item, ast.ValueField):
-                value: Value | Message = self.value(item.value, context)
+                value: ParamValue = self.value(item.value, context)
                 # The layer's schema walks the value: a constant list named by many layers
                 # costs each of them.
                 self.budget.charge(size(value), item.value.span)
@@ -526,7 +526,7 @@ class _Elaborator:
             first = occurrences[0][1]
             value = occurrences[0][0] if len(occurrences) == 1 else tuple(v for v, _ in occurrences)
             value_span = first.value.span if isinstance(first, ast.ValueField) else first.span
-            raw[key] = RawParam(value, first.key_span, value_span)  # type: ignore[arg-type]
+            raw[key] = RawParam(value, first.key_span, value_span)
         return raw
 
     def flatten_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> list[ast.Field]:

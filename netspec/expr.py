@@ -240,7 +240,7 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def describe(value: Value) -> str:
+def describe(value: object) -> str:
     """A value as a person reads it in a message: its type and its text."""
     if isinstance(value, bool):
         return f"boolean {'true' if value else 'false'}"

@@ -49,15 +49,11 @@ class Kind:
 
     description = "a value"
 
-    def convert(self, value: Value) -> Any:
+    def convert(self, value: ParamValue) -> Any:
         raise NotImplementedError
 
-    def reject(self, value: Value) -> LayerError:
+    def reject(self, value: ParamValue) -> LayerError:
         return LayerError(f"expected {self.description}, got {describe(value)}")
-
-
-def _as_int(value: Value) -> int | None:
-    return as_integer(value)
 
 
 @dataclass(frozen=True)
@@ -69,8 +65,8 @@ class Int(Kind):
     def description(self) -> str:  # type: ignore[override]
         return _range_text("an integer", self.min, self.max)
 
-    def convert(self, value: Value) -> int:
-        number = _as_int(value)
+    def convert(self, value: ParamValue) -> int:
+        number = as_integer(value)
         if number is None or not _within(number, self.min, self.max):
             raise self.reject(value)
         return number
@@ -87,7 +83,7 @@ class Float(Kind):
         text = _range_text("a number", self.min, self.max)
         return text.replace(">=", ">") if self.exclusive_min else text
 
-    def convert(self, value: Value) -> float:
+    def convert(self, value: ParamValue) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.reject(value)
         number = float(value)
@@ -102,7 +98,7 @@ class Float(Kind):
 class Bool(Kind):
     description = "true or false"
 
-    def convert(self, value: Value) -> bool:
+    def convert(self, value: ParamValue) -> bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, Symbol) and value.name.lower() in ("true", "false"):
@@ -118,7 +114,7 @@ class Enum(Kind):
     def description(self) -> str:  # type: ignore[override]
         return "one of " + ", ".join(self.choices)
 
-    def convert(self, value: Value) -> str:
+    def convert(self, value: ParamValue) -> str:
         word = value.name if isinstance(value, (Symbol, TensorRef)) else value
         if isinstance(word, str):
             if word in self.choices:
@@ -134,7 +130,7 @@ class Enum(Kind):
 class Str(Kind):
     description = "a string"
 
-    def convert(self, value: Value) -> str:
+    def convert(self, value: ParamValue) -> str:
         if isinstance(value, (Symbol, TensorRef)):
             return value.name
         if isinstance(value, str):
@@ -152,11 +148,11 @@ class Spatial(Kind):
     def description(self) -> str:  # type: ignore[override]
         return _range_text("an integer", self.min, None) + " or a list [h, w] of them"
 
-    def convert(self, value: Value) -> tuple[int, int]:
+    def convert(self, value: ParamValue) -> tuple[int, int]:
         items = value if isinstance(value, tuple) else (value, value)
         if len(items) == 1:
             items = (items[0], items[0])
-        numbers = [_as_int(v) for v in items]
+        numbers = [as_integer(v) for v in items]
         if len(numbers) != 2 or any(n is None or n < self.min for n in numbers):
             raise self.reject(value)
         return (numbers[0], numbers[1])  # type: ignore[return-value]
@@ -168,9 +164,9 @@ class Padding(Kind):
 
     description = "a non-negative integer, [h, w], or [top, left, bottom, right]"
 
-    def convert(self, value: Value) -> tuple[int, int, int, int]:
+    def convert(self, value: ParamValue) -> tuple[int, int, int, int]:
         items = value if isinstance(value, tuple) else (value,)
-        numbers = [_as_int(v) for v in items]
+        numbers = [as_integer(v) for v in items]
         if any(n is None or n < 0 for n in numbers) or len(numbers) not in (1, 2, 4):
             raise self.reject(value)
         if len(numbers) == 1:
@@ -191,7 +187,7 @@ class ListOf(Kind):
     def description(self) -> str:  # type: ignore[override]
         return f"a list of values, each {self.item.description}"
 
-    def convert(self, value: Value) -> tuple[Any, ...]:
+    def convert(self, value: ParamValue) -> tuple[Any, ...]:
         items = value if isinstance(value, tuple) else (value,)
         if len(items) < self.min_length:
             raise self.reject(value)
@@ -207,12 +203,12 @@ class Shape(Kind):
 
     description = "a list of positive integers or dimension names"
 
-    def convert(self, value: Value) -> tuple[int | str, ...]:
+    def convert(self, value: ParamValue) -> tuple[int | str, ...]:
         if not isinstance(value, tuple) or not value:
             raise self.reject(value)
         dims: list[int | str] = []
         for item in value:
-            number = _as_int(item)
+            number = as_integer(item)
             if number is not None and number > 0:
                 dims.append(number)
             elif isinstance(item, Symbol):
@@ -346,7 +342,7 @@ class FillerBlock(Kind):
 
     description = 'a filler block { type: "..." ... }'
 
-    def convert(self, value: Value) -> Filler:
+    def convert(self, value: ParamValue) -> Filler:
         if isinstance(value, Filler):
             return value
         if not isinstance(value, Message):
@@ -639,7 +635,7 @@ def schema(layer_type: type[Layer[Any]]) -> list[dataclasses.Field[Any]]:
 class RawParam:
     """A parameter as written in a spec, before its kind checked it."""
 
-    value: Value
+    value: ParamValue
     key_span: SourceSpan | None = None
     value_span: SourceSpan | None = None
 
@@ -653,6 +649,10 @@ class Message:
 
     def __repr__(self) -> str:
         return "a { } block"
+
+
+# What a parameter is written as: an expression's value, or a block.
+ParamValue = Value | Message
 
 
 def build_layer(
