@@ -12,15 +12,16 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from netspec.diagnostics import SourceSpan, did_you_mean, error
+from netspec.diagnostics import NetspecError, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
-from netspec.graph import TensorType
+from netspec.graph import Node, TensorType
 
 # ---------------------------------------------------------------- errors raised by layer rules
 
 
 class LayerError(Exception):
-    """A layer's rule refused its inputs or parameters; the infer stage adds the location.
+    """A layer's rule refused its inputs or parameters; the stage that ran the rule adds the
+    location (:meth:`located`).
 
     ``param`` names the parameter at fault so the diagnostic can point at where it was written;
     ``span``, where given, points inside it (a field of a ``weight_filler { }`` block).
@@ -39,6 +40,16 @@ class LayerError(Exception):
         self.param = param
         self.hint = hint
         self.span = span
+
+    def located(self, node: Node, detail: str = "") -> NetspecError:
+        """This refusal as a diagnostic at ``node``'s spec: ``Type 'name': message``, pointing at
+        the parameter at fault (``detail``, e.g. the input shapes, is added when no parameter is)."""
+        return error(
+            f"{node.type} '{node.name}': {self.message}{detail if self.param is None else ''}",
+            node.param_span(self.param),
+            hint=self.hint,
+            trace=node.trace,
+        )
 
 
 # ---------------------------------------------------------------- parameter kinds
