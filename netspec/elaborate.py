@@ -930,6 +930,14 @@ def decode_source(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> So
     return SourceFile(path, text)
 
 
+def source_from_text(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> SourceFile:
+    """A spec handed over as text (the web editor's) read as a file's bytes are: the same caps,
+    byte order mark and line ends as :func:`decode_source`."""
+    # NOTE: surrogatepass keeps a lone surrogate (JSON can carry one) as bytes that fail to
+    # decode, so it is reported at its place as invalid UTF-8.
+    return decode_source(text.encode("utf-8", "surrogatepass"), path, limits)
+
+
 def _source_too_large(shown: str, size: int, cap: int) -> NetspecError:
     return error(
         f"{shown} is larger than {cap:,} bytes, the limit for a spec (max_source_bytes)",
