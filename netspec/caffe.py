@@ -18,7 +18,7 @@ from lark import Lark, Token, Transformer, v_args
 from netspec import parse_tables
 from netspec.diagnostics import Diagnostic, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
-from netspec.graph import BATCH_SYMBOL, ArraySetting, Graph, Node, array_settings
+from netspec.graph import BATCH_SYMBOL, ArraySetting, Dim, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
 from netspec.layers.base import Layer, Message, ParamValue, RawParam, build_layer, schema
 from netspec.parse import (
@@ -265,7 +265,7 @@ class _CaffeReader:
 
     source: SourceFile
     phase: str
-    input_shapes: Mapping[str, tuple[int, ...]]
+    input_shapes: Mapping[str, tuple[Dim, ...]]  # as --input gives them; add_input checks them
     nodes: list[Node] = field(default_factory=list)
     current: dict[str, str] = field(default_factory=dict)  # blob -> its latest tensor
     tensors: set[str] = field(default_factory=set)
@@ -702,7 +702,7 @@ def _layer_type(layer: TextMessage, span: SourceSpan) -> str:
 def read_caffe(
     source: SourceFile,
     phase: str = "TEST",
-    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
 ) -> Graph:
     """A Caffe prototxt as a netspec Graph for ``phase`` (TEST: the deploy/inference net)."""
     net = parse_prototxt(source)

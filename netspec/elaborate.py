@@ -298,7 +298,7 @@ class _Elaborator:
         defaults = tuple(
             None if p.default is None else self.value(p.default, context) for p in statement.params
         )
-        self.constants[statement.name] = UserFunction(statement, defaults, self.constants)  # type: ignore[assignment]
+        self.constants[statement.name] = UserFunction(statement, defaults, self.constants)  # type: ignore[assignment]  # a function is a constant no expression computes
 
     def loop(
         self,

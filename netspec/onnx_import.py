@@ -518,8 +518,8 @@ class _Reader:
                 bounds = [self.const(t) for t in node.input[1:]]
                 if any(b is None for b in bounds):
                     return None
-                starts, ends, axes = (b.ravel().tolist() for b in bounds[:3])  # type: ignore[union-attr]
-                steps = bounds[3].ravel().tolist() if len(bounds) > 3 else [1]  # type: ignore[union-attr]
+                starts, ends, axes = (b.ravel().tolist() for b in bounds[:3])  # type: ignore[union-attr]  # no None: checked above
+                steps = bounds[3].ravel().tolist() if len(bounds) > 3 else [1]  # type: ignore[union-attr]  # no None: checked above
                 if (starts, ends, steps) == ([wanted[0]], [wanted[-1] + 1], [1]) and axes in ([1], [-1]):
                     return node.input[0], node
             return None
@@ -1322,7 +1322,7 @@ def _with_absorbed(
     reader: _Reader, node: onnx.NodeProto, pads: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int]:
     extra = reader.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
-    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]
+    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]  # four pairs make four
 
 
 @_maps("Gemm")
@@ -1816,8 +1816,10 @@ def _resize(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
         raise _Unsupported
     h, w = x.dims[2], x.dims[3]
     oh, ow = y.dims[2], y.dims[3]
-    if oh % h == 0 and ow % w == 0:  # type: ignore[operator]
-        params["scale"] = (oh // h, ow // w)  # type: ignore[operator]
+    if not (isinstance(h, int) and isinstance(w, int) and isinstance(oh, int) and isinstance(ow, int)):
+        raise _Unsupported  # a symbolic spatial size: no fixed scale to read
+    if oh % h == 0 and ow % w == 0:
+        params["scale"] = (oh // h, ow // w)
     else:
         params["size"] = (oh, ow)
     return _single("Resize", node, **params)

@@ -73,7 +73,7 @@ class Int(Kind):
     max: int | None = None
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return _range_text("an integer", self.min, self.max)
 
     def convert(self, value: ParamValue) -> int:
@@ -90,7 +90,7 @@ class Float(Kind):
     exclusive_min: bool = False
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         text = _range_text("a number", self.min, self.max)
         return text.replace(">=", ">") if self.exclusive_min else text
 
@@ -122,7 +122,7 @@ class Enum(Kind):
     choices: tuple[str, ...]
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return "one of " + ", ".join(self.choices)
 
     def convert(self, value: ParamValue) -> str:
@@ -156,17 +156,17 @@ class Spatial(Kind):
     min: int = 1
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return _range_text("an integer", self.min, None) + " or a list [h, w] of them"
 
     def convert(self, value: ParamValue) -> tuple[int, int]:
         items = value if isinstance(value, tuple) else (value, value)
         if len(items) == 1:
             items = (items[0], items[0])
-        numbers = [as_integer(v) for v in items]
-        if len(numbers) != 2 or any(n is None or n < self.min for n in numbers):
+        numbers = [n for v in items if (n := as_integer(v)) is not None and n >= self.min]
+        if len(items) != 2 or len(numbers) != 2:
             raise self.reject(value)
-        return (numbers[0], numbers[1])  # type: ignore[return-value]
+        return (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)
@@ -177,14 +177,14 @@ class Padding(Kind):
 
     def convert(self, value: ParamValue) -> tuple[int, int, int, int]:
         items = value if isinstance(value, tuple) else (value,)
-        numbers = [as_integer(v) for v in items]
-        if any(n is None or n < 0 for n in numbers) or len(numbers) not in (1, 2, 4):
+        numbers = [n for v in items if (n := as_integer(v)) is not None and n >= 0]
+        if len(numbers) != len(items) or len(numbers) not in (1, 2, 4):
             raise self.reject(value)
         if len(numbers) == 1:
-            numbers = numbers * 4
-        elif len(numbers) == 2:
-            numbers = numbers * 2
-        return tuple(numbers)  # type: ignore[return-value]
+            return (numbers[0],) * 4
+        if len(numbers) == 2:
+            return (numbers[0], numbers[1], numbers[0], numbers[1])
+        return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ class ListOf(Kind):
     min_length: int = 0
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return f"a list of values, each {self.item.description}"
 
     def convert(self, value: ParamValue) -> tuple[Any, ...]:
