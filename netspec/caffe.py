@@ -6,6 +6,7 @@ later stage shares with .net specs (DESIGN.md §4)."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,9 +18,9 @@ from lark import Lark, Token, Transformer, v_args
 from netspec import parse_tables
 from netspec.diagnostics import Diagnostic, SourceFile, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, Value
-from netspec.graph import BATCH_SYMBOL, ArraySetting, Graph, Node, array_settings
+from netspec.graph import BATCH_SYMBOL, ArraySetting, Dim, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Layer, Message, RawParam, build_layer, schema
+from netspec.layers.base import Layer, Message, ParamValue, RawParam, build_layer, schema
 from netspec.parse import (
     PUNCTUATION_WORDS,
     Syntax,
@@ -264,7 +265,7 @@ class _CaffeReader:
 
     source: SourceFile
     phase: str
-    input_shapes: Mapping[str, tuple[int, ...]]
+    input_shapes: Mapping[str, tuple[Dim, ...]]  # as --input gives them; add_input checks them
     nodes: list[Node] = field(default_factory=list)
     current: dict[str, str] = field(default_factory=dict)  # blob -> its latest tensor
     tensors: set[str] = field(default_factory=set)
@@ -298,7 +299,8 @@ class _CaffeReader:
                 span,
                 hint=f"give it on the command line: --input {tensor}:1x3x224x224",
             )
-        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        sizes = [d for d in dims if isinstance(d, int) and not isinstance(d, bool) and d >= 1]
+        if not dims or len(sizes) != len(dims):
             raise error(f"input '{tensor}' has an invalid shape {list(dims)}", span)
         if tensor in self.current:
             raise error(
@@ -308,7 +310,7 @@ class _CaffeReader:
             )
         # The declared batch (often 10 in deploy files) is Caffe's test batch, not part of the
         # architecture: it becomes the symbolic N that --batch fixes.
-        shape: tuple[Value, ...] = (Symbol(BATCH_SYMBOL), *dims[1:])  # type: ignore[arg-type]
+        shape: tuple[Value, ...] = (Symbol(BATCH_SYMBOL), *sizes[1:])
         layer = build_layer(InputLayer, {"shape": RawParam(shape)}, span)
         self.add_node(Node(name, layer, (), (tensor,), span), {tensor: tensor}, span)
 
@@ -483,7 +485,7 @@ def _unknown_type_hint(layer: TextMessage, did_you_mean_hint: str | None) -> str
 
 def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic]) -> dict[str, RawParam]:
     """The layer's *_param blocks flattened into netspec parameters."""
-    written: dict[str, list[tuple[Value | Message, TextField]]] = {}
+    written: dict[str, list[tuple[ParamValue, TextField]]] = {}
     pairs: dict[str, dict[int, TextField]] = {}
     declared = {f.name for f in schema(LAYER_TYPES[layer_type])}
     for block in layer.fields:
@@ -502,7 +504,7 @@ def _layer_params(layer: TextMessage, layer_type: str, warnings: list[Diagnostic
                 target, axis = _AXIS_PAIRS[item.key]
                 pairs.setdefault(target, {})[axis] = item
                 continue
-            raw_value: Value | Message
+            raw_value: ParamValue
             if isinstance(item.value, TextMessage):
                 raw_value = _nested_param(item, layer_type)
             else:
@@ -549,8 +551,8 @@ def _check_known(layer_class: type[Layer], raw: Mapping[str, RawParam]) -> None:
             )
 
 
-def _rename(layer_type: str, key: str, value: Value, item: TextField,
-            warnings: list[Diagnostic]) -> tuple[str, Value]:  # fmt: skip
+def _rename(layer_type: str, key: str, value: ParamValue, item: TextField,
+            warnings: list[Diagnostic]) -> tuple[str, ParamValue]:  # fmt: skip
     """Caffe spellings that netspec names differently."""
     if key == "concat_dim":  # ConcatParameter's legacy name for axis
         return "axis", value
@@ -585,7 +587,7 @@ def _message(message: TextMessage) -> Message:
     )
 
 
-def _nested_param(item: TextField, layer_type: str) -> Value | Message:
+def _nested_param(item: TextField, layer_type: str) -> ParamValue:
     message = item.value
     assert isinstance(message, TextMessage)
     if item.key in _FILLER_FIELDS:
@@ -646,7 +648,9 @@ def _input_layer_shapes(layer: TextMessage, tops: int, span: SourceSpan) -> list
         raise error(f"an Input layer with {tops} tops needs 1 or {tops} shapes, got {len(shapes)}", span)
     if not shapes:
         return [None] * tops
-    dims = [shape.all("dim") for shape in shapes if isinstance(shape, TextMessage)]
+    dims: list[list[TextField] | None] = [
+        shape.all("dim") for shape in shapes if isinstance(shape, TextMessage)
+    ]
     return dims * tops if len(dims) == 1 else dims
 
 
@@ -698,7 +702,7 @@ def _layer_type(layer: TextMessage, span: SourceSpan) -> str:
 def read_caffe(
     source: SourceFile,
     phase: str = "TEST",
-    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    input_shapes: Mapping[str, tuple[Dim, ...]] | None = None,
 ) -> Graph:
     """A Caffe prototxt as a netspec Graph for ``phase`` (TEST: the deploy/inference net)."""
     net = parse_prototxt(source)
@@ -765,7 +769,7 @@ def _phase_layers(layer_fields: Sequence[TextField], phase: str) -> list[_LayerE
     return kept
 
 
-def is_caffe_path(path: str | Path) -> bool:
+def is_caffe_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
 
 

@@ -985,6 +985,7 @@ def command_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET/AF_INET6 socket's host is text; only typeshed allows bytes
     shown = f"[{host}]" if ":" in host else host
     print(f"netspec serve: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:

@@ -63,7 +63,7 @@ def load_source(
 
     named = Path(source.path).suffix != ""
     if is_caffe_path(source.path) or (not named and looks_like_caffe(source.text)):
-        return read_caffe(source, phase, input_shapes)  # type: ignore[arg-type]
+        return read_caffe(source, phase, input_shapes)
     return elaborate(source, limits, includes)
 
 

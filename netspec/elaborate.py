@@ -29,7 +29,7 @@ from netspec.expr import (
 )
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Message, RawParam, build_layer
+from netspec.layers.base import Message, ParamValue, RawParam, build_layer
 from netspec.limits import (
     DEFAULT_INCLUDE_RULES,
     DEFAULT_LIMITS,
@@ -298,7 +298,7 @@ class _Elaborator:
         defaults = tuple(
             None if p.default is None else self.value(p.default, context) for p in statement.params
         )
-        self.constants[statement.name] = UserFunction(statement, defaults, self.constants)  # type: ignore[assignment]
+        self.constants[statement.name] = UserFunction(statement, defaults, self.constants)  # type: ignore[assignment]  # a function is a constant no expression computes
 
     def loop(
         self,
@@ -511,10 +511,10 @@ class _Elaborator:
     def collect_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> dict[str, RawParam]:
         """Evaluate a layer's fields; a field written more than once (Caffe's repeated
         ``bottom: "a" bottom: "b"``) becomes the list of its values."""
-        written: dict[str, list[tuple[Value | Message, ast.Field]]] = {}
+        written: dict[str, list[tuple[ParamValue, ast.Field]]] = {}
         for item in self.flatten_fields(fields, context):
             if isinstance(item, ast.ValueField):
-                value: Value | Message = self.value(item.value, context)
+                value: ParamValue = self.value(item.value, context)
                 # The layer's schema walks the value: a constant list named by many layers
                 # costs each of them.
                 self.budget.charge(size(value), item.value.span)
@@ -526,7 +526,7 @@ class _Elaborator:
             first = occurrences[0][1]
             value = occurrences[0][0] if len(occurrences) == 1 else tuple(v for v, _ in occurrences)
             value_span = first.value.span if isinstance(first, ast.ValueField) else first.span
-            raw[key] = RawParam(value, first.key_span, value_span)  # type: ignore[arg-type]
+            raw[key] = RawParam(value, first.key_span, value_span)
         return raw
 
     def flatten_fields(self, fields: tuple[ast.Field, ...], context: _Context) -> list[ast.Field]:
@@ -928,6 +928,14 @@ def decode_source(data: bytes, path: str, limits: Limits = DEFAULT_LIMITS) -> So
             "--limit max_source_tokens=VALUE",
         )
     return SourceFile(path, text)
+
+
+def source_from_text(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> SourceFile:
+    """A spec handed over as text (the web editor's) read as a file's bytes are: the same caps,
+    byte order mark and line ends as :func:`decode_source`."""
+    # NOTE: surrogatepass keeps a lone surrogate (JSON can carry one) as bytes that fail to
+    # decode, so it is reported at its place as invalid UTF-8.
+    return decode_source(text.encode("utf-8", "surrogatepass"), path, limits)
 
 
 def _source_too_large(shown: str, size: int, cap: int) -> NetspecError:

@@ -174,7 +174,7 @@ def _numeric(name: str, function: Callable[..., object]) -> Callable[..., Value]
         elif len(values) != 1:
             raise error(f"{name}() takes exactly one argument, got {len(values)}", span)
         try:
-            return function(*values)  # type: ignore[return-value]
+            return function(*values)  # type: ignore[return-value]  # math functions of numbers give numbers
         except (ValueError, OverflowError):
             raise error(f"{name}() is not defined for {describe(values[0])}", span) from None
 
@@ -240,7 +240,7 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def describe(value: Value) -> str:
+def describe(value: object) -> str:
     """A value as a person reads it in a message: its type and its text."""
     if isinstance(value, bool):
         return f"boolean {'true' if value else 'false'}"
@@ -287,7 +287,7 @@ def _evaluate(expr: ast.Expr, lookup: Lookup, budget: Budget) -> Value:
         return expr.value
     if isinstance(expr, ast.Name):
         if expr.is_plain:
-            return lookup(expr.parts[0], expr.span)  # type: ignore[arg-type]
+            return lookup(expr.parts[0], expr.span)  # type: ignore[arg-type]  # a plain name is one str part
         return Symbol(interpolate(expr, lookup, budget))
     if isinstance(expr, ast.ListExpr):
         budget.charge(len(expr.items), expr.span)
@@ -409,7 +409,7 @@ def _binary(expr: ast.Binary, lookup: Lookup, budget: Budget) -> Value:
         raise error(f"{operation} divides by zero", expr.span) from None
     if isinstance(result, complex):
         raise error(f"{operation} is not a real number", expr.span)
-    return _checked(result, expr.span)  # type: ignore[arg-type]
+    return _checked(result, expr.span)  # type: ignore[arg-type]  # complex refused above
 
 
 def _as_text(value: Value) -> Value:

@@ -52,7 +52,7 @@ class UserFunction:
             )
         values = dict(zip((p.name for p in params), arguments, strict=False))
         for param, default in zip(params[len(arguments) :], self.defaults[len(arguments) :], strict=True):
-            values[param.name] = default  # type: ignore[assignment]
+            values[param.name] = default  # type: ignore[assignment]  # past the arguments, defaults are given (checked above)
         return evaluate(self.definition.body, _BodyLookup(values, self.constants, depth + 1))
 
     def signature(self) -> str:

@@ -5,20 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from netspec.diagnostics import NetspecError, error
-from netspec.graph import Dim, Graph, Node, TensorType
+from netspec.diagnostics import error
+from netspec.graph import Dim, Graph, TensorType
 from netspec.layers.base import LayerError
-
-
-def located(node: Node, exc: LayerError, detail: str = "") -> NetspecError:
-    """A layer's refusal as a diagnostic at its spec: ``Type 'name': message``, pointing at the
-    parameter at fault (``detail``, e.g. the input shapes, is added when no parameter is)."""
-    return error(
-        f"{node.type} '{node.name}': {exc.message}{detail if exc.param is None else ''}",
-        node.param_span(exc.param),
-        hint=exc.hint,
-        trace=node.trace,
-    )
 
 
 def infer_shapes(
@@ -48,7 +37,7 @@ def infer_shapes(
         except LayerError as exc:
             shapes = ", ".join(str(types[t]) for t in node.inputs)
             detail = f" (input{'s' if len(node.inputs) > 1 else ''} {shapes})" if node.inputs else ""
-            raise located(node, exc, detail) from None
+            raise exc.located(node, detail) from None
         if not node.inputs:
             outputs = tuple(t.bind(bindings) for t in outputs)
             unbound = [d for t in outputs for d in t.dims if isinstance(d, str)]

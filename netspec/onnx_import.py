@@ -518,8 +518,8 @@ class _Reader:
                 bounds = [self.const(t) for t in node.input[1:]]
                 if any(b is None for b in bounds):
                     return None
-                starts, ends, axes = (b.ravel().tolist() for b in bounds[:3])  # type: ignore[union-attr]
-                steps = bounds[3].ravel().tolist() if len(bounds) > 3 else [1]  # type: ignore[union-attr]
+                starts, ends, axes = (b.ravel().tolist() for b in bounds[:3])  # type: ignore[union-attr]  # no None: checked above
+                steps = bounds[3].ravel().tolist() if len(bounds) > 3 else [1]  # type: ignore[union-attr]  # no None: checked above
                 if (starts, ends, steps) == ([wanted[0]], [wanted[-1] + 1], [1]) and axes in ([1], [-1]):
                     return node.input[0], node
             return None
@@ -585,7 +585,7 @@ class _Reader:
             return False
         before = self.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
         own = (pads[2], pads[3], pads[6], pads[7])
-        self.absorbed_pads[node.output[0]] = tuple(a + b for a, b in zip(before, own, strict=True))  # type: ignore[assignment]
+        self.absorbed_pads[node.output[0]] = tuple(a + b for a, b in zip(before, own, strict=True))
         self.alias[node.output[0]] = self.alias[node.input[0]]
         return True
 
@@ -1322,7 +1322,7 @@ def _with_absorbed(
     reader: _Reader, node: onnx.NodeProto, pads: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int]:
     extra = reader.absorbed_pads.get(node.input[0], (0, 0, 0, 0))
-    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]
+    return tuple(a + b for a, b in zip(pads, extra, strict=True))  # type: ignore[return-value]  # four pairs make four
 
 
 @_maps("Gemm")
@@ -1444,7 +1444,7 @@ def _max_unpool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) ->
     params: dict[str, Any] = (
         {"scale": strides[0]} if strides[0] == strides[1] else {"scale_h": strides[0], "scale_w": strides[1]}
     )
-    if out_hw != (x.dims[2] * strides[0], x.dims[3] * strides[1]):  # type: ignore[operator]
+    if out_hw != (x.dims[2] * strides[0], x.dims[3] * strides[1]):
         params.update(upsample_h=out_hw[0], upsample_w=out_hw[1])
     return [_Planned("Upsample", params, (node.input[0], node.input[1]))]
 
@@ -1735,7 +1735,7 @@ def _split(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list
     sizes = [reader.type_of(node, t).dims[axis] for t in node.output]
     if not all(isinstance(s, int) for s in sizes):
         raise _Unsupported
-    points = tuple(int(sum(sizes[: i + 1])) for i in range(len(sizes) - 1))  # type: ignore[arg-type]
+    points = tuple(int(sum(sizes[: i + 1])) for i in range(len(sizes) - 1))
     return [_Planned("Slice", {"axis": axis, "slice_point": points}, (node.input[0],), outputs=len(sizes))]
 
 
@@ -1766,14 +1766,14 @@ def _reshape(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> li
             and x.dims[0] == BATCH_SYMBOL
             and all(isinstance(d, int) for d in x.dims[1:])
             and all(v > 0 for v in shape[1:])
-            and math.prod(shape[1:]) == math.prod(x.dims[1:])  # type: ignore[arg-type]
+            and math.prod(shape[1:]) == math.prod(x.dims[1:])
         ):
             shape[0] = 0  # -1 that is the batch: netspec's Reshape copies it
     else:
         y = reader.type_of(node, node.output[0])
         if any(isinstance(d, str) for d in y.dims[1:]):
             raise _Unsupported
-        shape = [0 if i == 0 and y.dims[0] == x.dims[0] else int(d) for i, d in enumerate(y.dims)]  # type: ignore[arg-type]
+        shape = [0 if i == 0 and y.dims[0] == x.dims[0] else int(d) for i, d in enumerate(y.dims)]
     if _BATCH_SENTINEL in shape or any(v > _BATCH_SENTINEL for v in shape):
         raise error(
             f"{reader.path}: node {_node_label(node)}: its target shape depends on the batch in a way "
@@ -1816,8 +1816,10 @@ def _resize(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
         raise _Unsupported
     h, w = x.dims[2], x.dims[3]
     oh, ow = y.dims[2], y.dims[3]
-    if oh % h == 0 and ow % w == 0:  # type: ignore[operator]
-        params["scale"] = (oh // h, ow // w)  # type: ignore[operator]
+    if not (isinstance(h, int) and isinstance(w, int) and isinstance(oh, int) and isinstance(ow, int)):
+        raise _Unsupported  # a symbolic spatial size: no fixed scale to read
+    if oh % h == 0 and ow % w == 0:
+        params["scale"] = (oh // h, ow // w)
     else:
         params["size"] = (oh, ow)
     return _single("Resize", node, **params)

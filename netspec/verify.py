@@ -55,10 +55,7 @@ def sample_inputs(typed: TypedGraph, seed: int = 0) -> dict[str, np.ndarray]:
 def _sample_for_consumers(typed: TypedGraph, tensor: str, rng: np.random.Generator) -> np.ndarray:
     tensor_type = typed.types[tensor]
     for consumer in typed.graph.consumers.get(tensor, []):
-        sampler = getattr(consumer.layer, "sample_input", None)
-        if sampler is None:
-            continue
-        value = sampler(consumer.inputs.index(tensor), list(typed.of(consumer).inputs), rng)
+        value = consumer.layer.sample_input(consumer.inputs.index(tensor), typed.of(consumer).inputs, rng)
         if value is not None:
             return np.asarray(value)
     dtype = SAMPLE_DTYPES.get(tensor_type.dtype)
@@ -67,7 +64,7 @@ def _sample_for_consumers(typed: TypedGraph, tensor: str, rng: np.random.Generat
             f"input '{tensor}' has element type {tensor_type.dtype}; no layer reading it says how "
             "to sample it (define sample_input on the layer)"
         )
-    return rng.standard_normal(tensor_type.dims).astype(dtype)
+    return rng.standard_normal(tensor_type.static_dims).astype(dtype)
 
 
 SMALL_SIDES = (64, 96, 128, 160, 192, 224)
@@ -83,14 +80,18 @@ def small_input_shapes(
     from netspec.typed import bind
 
     declared = {n.outputs[0]: n.layer.infer([])[0].dims for n in graph.input_nodes}
-    images = {name: dims for name, dims in declared.items() if len(dims) == 4 and isinstance(dims[2], int)}
+    images = {
+        name: dims
+        for name, dims in declared.items()
+        if len(dims) == 4 and isinstance(dims[2], int) and isinstance(dims[3], int)
+    }
     if not images:
         return None
-    own_side = min(min(dims[2], dims[3]) for dims in images.values())  # type: ignore[type-var]
+    own_side = min(side for dims in images.values() for side in dims[2:] if isinstance(side, int))
     for side in sides:
         if side >= own_side:
             return None
-        shapes = {name: (*dims[:2], side, side) for name, dims in images.items()}
+        shapes: dict[str, tuple[Dim, ...]] = {name: (*dims[:2], side, side) for name, dims in images.items()}
         try:
             bind(graph, 1, shapes)  # NOTE: a search over candidate shapes, each bound once
         except NetspecError:

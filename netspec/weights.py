@@ -115,6 +115,15 @@ def initial_value_chunks(spec: ParamSpec, full_name: str, seed: int) -> Iterator
         yield part
 
 
+def overlaid(arrays: dict[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """``arrays`` over ``weights``, which stay as they are: lazily drawn initial weights are not
+    all drawn (``dict(weights)`` would hold every array at once), and :func:`array_chunks` still
+    reads them chunk by chunk."""
+    # ChainMap writes only to its first map, and nothing writes to this one (it is a Mapping
+    # from here on), but typeshed asks every map to be mutable.
+    return ChainMap(arrays, weights)  # type: ignore[arg-type]
+
+
 def array_chunks(weights: Mapping[str, np.ndarray], name: str) -> Iterator[np.ndarray]:
     """The float32 values of ``weights[name]`` in C order, flat, in chunks: lazily drawn initial
     weights (InitialWeights, under folded arrays in a ChainMap) chunk by chunk, others whole."""

@@ -257,6 +257,26 @@ def test_server_applies_the_limits(served: str) -> None:
 
 
 @pytest.mark.unit
+def test_server_reads_spec_text_as_the_cli_reads_a_file(
+    served: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A byte order mark and Windows line ends, as an editor on Windows saves: the plain report.
+    plain = request(served + "/api/report", {"text": TINY, "filename": "mine.net"})
+    windows = "\ufeff" + TINY.replace("\n", "\r\n")
+    assert request(served + "/api/report", {"text": windows, "filename": "mine.net"}) == plain
+    assert plain[1]["ok"]
+    # Past max_source_bytes: refused before it is parsed, in the CLI's words for the same file.
+    big = TINY + "#" * 2**20 + "\n"
+    status, answer = request(served + "/api/report", {"text": big, "filename": "big.net"})
+    assert status == 200 and not answer["ok"]
+    monkeypatch.chdir(tmp_path)
+    Path("big.net").write_text(big)
+    assert main(["check", "big.net"]) == 1
+    refused = answer["diagnostics"][0]["text"]
+    assert "max_source_bytes" in refused and refused in capsys.readouterr().err
+
+
+@pytest.mark.unit
 def test_server_compare(served: str) -> None:
     models = [
         {"text": (ZOO / f"{n}.net").read_text(), "filename": f"{n}.net"} for n in ("alexnet", "resnet18")

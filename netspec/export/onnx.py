@@ -19,7 +19,6 @@ from onnx import TensorProto, helper
 
 from netspec import __version__
 from netspec.graph import Node, TensorType
-from netspec.infer import located
 from netspec.layers.base import LayerError
 from netspec.progress import QUIET, Progress
 
@@ -230,7 +229,7 @@ def lower_model(
         try:
             node.layer.emit(emitter)
         except LayerError as exc:  # a lowering the target opset cannot express
-            raise located(node, exc) from None
+            raise exc.located(node) from None
 
     graph_outputs = set(graph.outputs)
     graph_inputs = {n.outputs[0] for n in graph.input_nodes}

@@ -78,7 +78,7 @@ class ReLU(Elementwise["ReLU.Params"]):
         negative_slope: float = param(Float(), 0.0, "slope for x < 0 (0: plain ReLU)")
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return 1 if self.params.negative_slope == 0 else 2
 
     def emit(self, node: Emitter) -> None:
@@ -224,7 +224,7 @@ class Power(Elementwise["Power.Params"]):
         ]
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return len(self.steps())
 
     def emit(self, node: Emitter) -> None:
@@ -270,7 +270,7 @@ class Exp(Elementwise["Exp.Params"]):
         ]
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return len(self.steps())
 
     def emit(self, node: Emitter) -> None:
@@ -309,7 +309,7 @@ class Log(Elementwise["Log.Params"]):
         ]
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return len(self.steps())
 
     def emit(self, node: Emitter) -> None:
@@ -412,7 +412,7 @@ class SigmoidGate(Elementwise[P]):
         raise NotImplementedError
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return 2 if self.beta == 1 else 3
 
     def emit(self, node: Emitter) -> None:

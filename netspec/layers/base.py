@@ -12,15 +12,16 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from netspec.diagnostics import SourceSpan, did_you_mean, error
+from netspec.diagnostics import NetspecError, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
-from netspec.graph import TensorType
+from netspec.graph import Node, TensorType
 
 # ---------------------------------------------------------------- errors raised by layer rules
 
 
 class LayerError(Exception):
-    """A layer's rule refused its inputs or parameters; the infer stage adds the location.
+    """A layer's rule refused its inputs or parameters; the stage that ran the rule adds the
+    location (:meth:`located`).
 
     ``param`` names the parameter at fault so the diagnostic can point at where it was written;
     ``span``, where given, points inside it (a field of a ``weight_filler { }`` block).
@@ -40,6 +41,16 @@ class LayerError(Exception):
         self.hint = hint
         self.span = span
 
+    def located(self, node: Node, detail: str = "") -> NetspecError:
+        """This refusal as a diagnostic at ``node``'s spec: ``Type 'name': message``, pointing at
+        the parameter at fault (``detail``, e.g. the input shapes, is added when no parameter is)."""
+        return error(
+            f"{node.type} '{node.name}': {self.message}{detail if self.param is None else ''}",
+            node.param_span(self.param),
+            hint=self.hint,
+            trace=node.trace,
+        )
+
 
 # ---------------------------------------------------------------- parameter kinds
 
@@ -49,15 +60,11 @@ class Kind:
 
     description = "a value"
 
-    def convert(self, value: Value) -> Any:
+    def convert(self, value: ParamValue) -> Any:
         raise NotImplementedError
 
-    def reject(self, value: Value) -> LayerError:
+    def reject(self, value: ParamValue) -> LayerError:
         return LayerError(f"expected {self.description}, got {describe(value)}")
-
-
-def _as_int(value: Value) -> int | None:
-    return as_integer(value)
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,11 @@ class Int(Kind):
     max: int | None = None
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return _range_text("an integer", self.min, self.max)
 
-    def convert(self, value: Value) -> int:
-        number = _as_int(value)
+    def convert(self, value: ParamValue) -> int:
+        number = as_integer(value)
         if number is None or not _within(number, self.min, self.max):
             raise self.reject(value)
         return number
@@ -83,11 +90,11 @@ class Float(Kind):
     exclusive_min: bool = False
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         text = _range_text("a number", self.min, self.max)
         return text.replace(">=", ">") if self.exclusive_min else text
 
-    def convert(self, value: Value) -> float:
+    def convert(self, value: ParamValue) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.reject(value)
         number = float(value)
@@ -102,7 +109,7 @@ class Float(Kind):
 class Bool(Kind):
     description = "true or false"
 
-    def convert(self, value: Value) -> bool:
+    def convert(self, value: ParamValue) -> bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, Symbol) and value.name.lower() in ("true", "false"):
@@ -115,10 +122,10 @@ class Enum(Kind):
     choices: tuple[str, ...]
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return "one of " + ", ".join(self.choices)
 
-    def convert(self, value: Value) -> str:
+    def convert(self, value: ParamValue) -> str:
         word = value.name if isinstance(value, (Symbol, TensorRef)) else value
         if isinstance(word, str):
             if word in self.choices:
@@ -134,7 +141,7 @@ class Enum(Kind):
 class Str(Kind):
     description = "a string"
 
-    def convert(self, value: Value) -> str:
+    def convert(self, value: ParamValue) -> str:
         if isinstance(value, (Symbol, TensorRef)):
             return value.name
         if isinstance(value, str):
@@ -149,17 +156,17 @@ class Spatial(Kind):
     min: int = 1
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return _range_text("an integer", self.min, None) + " or a list [h, w] of them"
 
-    def convert(self, value: Value) -> tuple[int, int]:
+    def convert(self, value: ParamValue) -> tuple[int, int]:
         items = value if isinstance(value, tuple) else (value, value)
         if len(items) == 1:
             items = (items[0], items[0])
-        numbers = [_as_int(v) for v in items]
-        if len(numbers) != 2 or any(n is None or n < self.min for n in numbers):
+        numbers = [n for v in items if (n := as_integer(v)) is not None and n >= self.min]
+        if len(items) != 2 or len(numbers) != 2:
             raise self.reject(value)
-        return (numbers[0], numbers[1])  # type: ignore[return-value]
+        return (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)
@@ -168,16 +175,16 @@ class Padding(Kind):
 
     description = "a non-negative integer, [h, w], or [top, left, bottom, right]"
 
-    def convert(self, value: Value) -> tuple[int, int, int, int]:
+    def convert(self, value: ParamValue) -> tuple[int, int, int, int]:
         items = value if isinstance(value, tuple) else (value,)
-        numbers = [_as_int(v) for v in items]
-        if any(n is None or n < 0 for n in numbers) or len(numbers) not in (1, 2, 4):
+        numbers = [n for v in items if (n := as_integer(v)) is not None and n >= 0]
+        if len(numbers) != len(items) or len(numbers) not in (1, 2, 4):
             raise self.reject(value)
         if len(numbers) == 1:
-            numbers = numbers * 4
-        elif len(numbers) == 2:
-            numbers = numbers * 2
-        return tuple(numbers)  # type: ignore[return-value]
+            return (numbers[0],) * 4
+        if len(numbers) == 2:
+            return (numbers[0], numbers[1], numbers[0], numbers[1])
+        return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
 @dataclass(frozen=True)
@@ -188,10 +195,10 @@ class ListOf(Kind):
     min_length: int = 0
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:  # type: ignore[override]  # a property over Kind's class attribute
         return f"a list of values, each {self.item.description}"
 
-    def convert(self, value: Value) -> tuple[Any, ...]:
+    def convert(self, value: ParamValue) -> tuple[Any, ...]:
         items = value if isinstance(value, tuple) else (value,)
         if len(items) < self.min_length:
             raise self.reject(value)
@@ -207,12 +214,12 @@ class Shape(Kind):
 
     description = "a list of positive integers or dimension names"
 
-    def convert(self, value: Value) -> tuple[int | str, ...]:
+    def convert(self, value: ParamValue) -> tuple[int | str, ...]:
         if not isinstance(value, tuple) or not value:
             raise self.reject(value)
         dims: list[int | str] = []
         for item in value:
-            number = _as_int(item)
+            number = as_integer(item)
             if number is not None and number > 0:
                 dims.append(number)
             elif isinstance(item, Symbol):
@@ -346,7 +353,7 @@ class FillerBlock(Kind):
 
     description = 'a filler block { type: "..." ... }'
 
-    def convert(self, value: Value) -> Filler:
+    def convert(self, value: ParamValue) -> Filler:
         if isinstance(value, Filler):
             return value
         if not isinstance(value, Message):
@@ -639,7 +646,7 @@ def schema(layer_type: type[Layer[Any]]) -> list[dataclasses.Field[Any]]:
 class RawParam:
     """A parameter as written in a spec, before its kind checked it."""
 
-    value: Value
+    value: ParamValue
     key_span: SourceSpan | None = None
     value_span: SourceSpan | None = None
 
@@ -653,6 +660,10 @@ class Message:
 
     def __repr__(self) -> str:
         return "a { } block"
+
+
+# What a parameter is written as: an expression's value, or a block.
+ParamValue = Value | Message
 
 
 def build_layer(

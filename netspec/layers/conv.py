@@ -210,7 +210,7 @@ class ConvolutionDepthwise(Convolution):
 
     @dataclass(frozen=True, kw_only=True)
     class Params(Convolution.Params):
-        group: int | None = param(  # type: ignore[assignment]
+        group: int | None = param(  # type: ignore[assignment]  # optional here: set from the input
             Int(min=1), None, "the input channels (set from the input; if written, it must match)"
         )
 

@@ -276,7 +276,7 @@ class AxisOperand(Layer[AxisOperandP]):
         _, dims = self.operand(inputs)
         if len(inputs) == 2:
             return tuple(static_dim(inputs[1], axis) for axis in range(inputs[1].rank))
-        return dims  # type: ignore[return-value]
+        return dims  # type: ignore[return-value]  # operand() reads them with static_dim
 
     def emit_operand(self, node: Emitter, source: str, suffix: str, from_input: bool = False) -> str:
         """``source`` (the second input, or a stored array) shaped to broadcast against the input."""

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from netspec.expr import Value
 from netspec.graph import BATCH_SYMBOL, TensorType
 from netspec.layers.base import (
     Arity,
@@ -19,6 +18,7 @@ from netspec.layers.base import (
     LayerError,
     LayerParams,
     ParamSpec,
+    ParamValue,
     param,
     register,
 )
@@ -30,7 +30,7 @@ class _AsRead(Kind):
 
     description = "a value read from an ONNX file"
 
-    def convert(self, value: Value) -> Any:
+    def convert(self, value: ParamValue) -> Any:
         return value
 
 

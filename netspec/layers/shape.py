@@ -353,7 +353,7 @@ class Crop(Layer["Crop.Params"]):
             node.add("Identity", node.inputs[:1], node.outputs)
             return
         starts = node.constant("starts", np.array([o for _, o, _ in cut], np.int64))
-        ends = node.constant("ends", np.array([o + s for _, o, s in cut], np.int64))  # type: ignore[operator]
+        ends = node.constant("ends", np.array([o + s for _, o, s in cut], np.int64))  # type: ignore[operator]  # emitted shapes are bound
         axes = node.constant("axes", np.array([a for a, _, _ in cut], np.int64))
         node.add("Slice", [node.inputs[0], starts, ends, axes], node.outputs)
 
@@ -361,7 +361,7 @@ class Crop(Layer["Crop.Params"]):
         x = np.asarray(inputs[0], np.float64)
         index = [slice(None)] * x.ndim
         for axis, offset, size in self.crops([TensorType(x.shape), TensorType(inputs[1].shape)]):
-            index[axis] = slice(offset, offset + size)  # type: ignore[operator]
+            index[axis] = slice(offset, offset + size)  # type: ignore[operator]  # from an array: numbers
         return [x[tuple(index)]]
 
 

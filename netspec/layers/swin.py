@@ -113,7 +113,7 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
         padded_h, padded_w = -(-height // window) * window, -(-width // window) * window
         # torchvision: no shift along an axis the window covers whole.
         shift = tuple(0 if window >= size else self.params.shift_size for size in (padded_h, padded_w))
-        return height, width, channels, padded_h, padded_w, shift  # type: ignore[return-value]
+        return height, width, channels, padded_h, padded_w, shift  # type: ignore[return-value]  # shift has two items
 
     def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
         self.geometry(inputs[0])
@@ -389,7 +389,7 @@ class PatchMerge(Layer[NoParams]):
         source = node.inputs[0]
         if (height, width) != x.dims[1:3]:
             source = node.temp("padded")
-            pads = [0, 0, 0, 0, 0, height - x.dims[1], width - x.dims[2], 0]  # type: ignore[operator]
+            pads = [0, 0, 0, 0, 0, height - x.dims[1], width - x.dims[2], 0]  # type: ignore[operator]  # sizes() read them as numbers
             node.add("Pad", [node.inputs[0], node.constant("pads", np.array(pads, np.int64))], [source])
         grid, reordered = node.temp("grid"), node.temp("reordered")
         grid_shape = np.array([-1, height // 2, 2, width // 2, 2, channels], np.int64)

@@ -164,7 +164,7 @@ class GELU(Elementwise["GELU.Params"]):
         approximate: str = param(Enum(("none", "tanh")), "none", "none (erf, exact) or tanh")
 
     @property
-    def flops_per_element(self) -> int:  # type: ignore[override]
+    def flops_per_element(self) -> int:  # type: ignore[override]  # a property over the class attribute
         return 5 if self.params.approximate == "none" else 9
 
     def emit(self, node: Emitter) -> None:

@@ -6,7 +6,6 @@ folded weights and bias."""
 from __future__ import annotations
 
 import dataclasses
-from collections import ChainMap
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,6 +14,7 @@ from netspec.graph import Node
 from netspec.passes import Fold, Rewrite
 from netspec.passes.affine import Affine, absorbed, absorbs, array_names, composed
 from netspec.typed import TypedGraph, TypedNode
+from netspec.weights import overlaid
 
 
 def fold_batchnorm(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Rewrite:
@@ -33,8 +33,6 @@ def fold_batchnorm(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Rewr
     graph = typed.graph
     replacements: dict[str, Node] = {}
     removed: set[str] = set()
-    # The folded arrays over the given ones, which stay as they are: lazily drawn initial
-    # weights are not all drawn here (dict(weights) would hold every array at once).
     folded_arrays: dict[str, np.ndarray] = {}
     folds = []
     for typed_node in typed.nodes:
@@ -58,7 +56,7 @@ def fold_batchnorm(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Rewr
     nodes = tuple(replacements.get(n.name, n) for n in graph.nodes if n.name not in removed)
     folded = dataclasses.replace(graph, nodes=nodes)
     kept_types = {t: typed.types[t] for n in folded.nodes for t in n.outputs}
-    return Rewrite(typed.rewritten(folded, kept_types), ChainMap(folded_arrays, weights), tuple(folds))
+    return Rewrite(typed.rewritten(folded, kept_types), overlaid(folded_arrays, weights), tuple(folds))
 
 
 def _foldable_chain(

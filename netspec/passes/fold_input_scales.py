@@ -5,15 +5,16 @@ moves into the layer that writes that input."""
 from __future__ import annotations
 
 import dataclasses
-from collections import ChainMap
 from collections.abc import Mapping
 
 import numpy as np
 
 from netspec.graph import Node
+from netspec.layers.base import static_dim
 from netspec.passes import Fold, Rewrite
 from netspec.passes.affine import absorbed, absorbs, array_names
 from netspec.typed import TypedGraph
+from netspec.weights import overlaid
 
 
 def fold_input_scales(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Rewrite:
@@ -39,7 +40,7 @@ def fold_input_scales(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> R
             typed_producer = typed.of(producer)
             if not absorbs(typed_producer):
                 continue
-            factor = np.full(typed.types[tensor].dims[1], scale, np.float64)
+            factor = np.full(static_dim(typed.types[tensor], 1), scale, np.float64)
             bias_name = array_names(typed_producer).get("bias", "")
             folded_arrays.update(absorbed(typed_producer, weights, factor, None, bias_name))
             kept[index] = 1.0
@@ -50,4 +51,4 @@ def fold_input_scales(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> R
             )
     nodes = tuple(replacements.get(n.name, n) for n in graph.nodes)
     rewritten = typed.rewritten(dataclasses.replace(graph, nodes=nodes), typed.types)
-    return Rewrite(rewritten, ChainMap(folded_arrays, weights), tuple(folds))
+    return Rewrite(rewritten, overlaid(folded_arrays, weights), tuple(folds))

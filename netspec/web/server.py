@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from netspec.diagnostics import Diagnostic, NetspecError, SourceFile, SourceSpan
+from netspec.diagnostics import Diagnostic, NetspecError, SourceSpan
 from netspec.graph import Graph
 from netspec.limits import DEFAULT_LIMITS, MAX_ONNX_BYTES, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.web import asset, fill, inline_script
@@ -87,8 +87,9 @@ def load_spec_text(spec: Spec, limits: Limits) -> Graph:
     """The spec's graph: a Caffe file by its suffix, else a .net spec whose includes read only
     from the zoo."""
     from netspec.compiler import load_source
+    from netspec.elaborate import source_from_text
 
-    return load_source(SourceFile(spec.path, spec.text), limits, includes=IncludeRules())
+    return load_source(source_from_text(spec.text, spec.path, limits), limits, includes=IncludeRules())
 
 
 class Workbench:
@@ -104,10 +105,16 @@ class Workbench:
         return {"models": list(zoo_models())}
 
     def zoo_model(self, name: str) -> dict[str, Any]:
+        from netspec.elaborate import read_source
+
         path = zoo_models().get(name)
         if path is None:
             raise RequestError(HTTPStatus.NOT_FOUND, f"the zoo has no model '{name}'")
-        return {"name": name, "filename": path.name, "text": path.read_text(encoding="utf-8")}
+        try:
+            text = read_source(path, self.limits).text
+        except NetspecError as exc:
+            raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, exc.render()) from None
+        return {"name": name, "filename": path.name, "text": text}
 
     def report(self, body: dict[str, Any]) -> dict[str, Any]:
         from netspec.report import report_data
@@ -252,7 +259,7 @@ def diagnostic_data(diagnostic: Diagnostic, spec: Spec) -> dict[str, Any]:
         frames = [f.span for f in diagnostic.trace if f.span.source.path == spec.path]
         place = frames[-1] if frames else None
     text = diagnostic.render()
-    paths = {diagnostic.span.source.path} if diagnostic.span else set()
+    paths = {spec.path, diagnostic.span.source.path} if diagnostic.span else {spec.path}
     paths.update(frame.span.source.path for frame in diagnostic.trace)
     for path in sorted(paths, key=len, reverse=True):
         text = text.replace(path, _shown_path(path, spec))
