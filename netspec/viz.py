@@ -12,7 +12,8 @@ from pathlib import Path
 from netspec.diagnostics import UsageError, error
 from netspec.graph import Node
 from netspec.output import write_atomic
-from netspec.report import Group, human_count, scope_layout
+from netspec.report import Group, scope_layout
+from netspec.tables import human_count
 from netspec.typed import TypedGraph
 
 PICTURE_FORMATS = (".dot", ".svg", ".png")

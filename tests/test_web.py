@@ -56,7 +56,7 @@ def test_html_report_embeds_the_report_rows(spec: Path, tmp_path: Path) -> None:
     output = tmp_path / "report.html"
     assert main(["report", str(spec), "--format", "html", "-o", str(output), "--depth", "1"]) == 0
     html = output.read_text(encoding="utf-8")
-    expected = report_data(bind(load_graph(spec)), depth=0)
+    expected = report_data(bind(load_graph(spec)), depth=0).to_dict()
     assert embedded_data(html) == json.loads(json.dumps(expected))
     assert "{ depth: 1 }" in html
 
@@ -155,7 +155,7 @@ def test_server_report_equals_the_cli_report(served: str) -> None:
     text = (ZOO / "resnet50.net").read_text()
     status, answer = request(served + "/api/report", {"text": text, "filename": "resnet50.net"})
     assert status == 200 and answer["ok"]
-    expected = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0)
+    expected = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0).to_dict()
     ours = answer["report"]
     assert ours["totals"] == expected["totals"]
     assert [r["name"] for r in ours["layers"]] == [r["name"] for r in expected["layers"]]
@@ -267,7 +267,7 @@ def test_server_compare(served: str) -> None:
 
     graphs = [load_graph(ZOO / f"{n}.net") for n in ("alexnet", "resnet18")]
     expected = compare_graphs(["alexnet", "resnet18"], graphs)
-    assert answer["rows"] == json.loads(json.dumps(expected))
+    assert answer["rows"] == json.loads(json.dumps([row.to_dict() for row in expected]))
     broken = [models[0], {"text": TINY.replace("ReLU", "Relu"), "filename": "mine.net"}]
     status, answer = request(served + "/api/compare", {"models": broken})
     assert not answer["ok"] and answer["model"] == "mine.net"
@@ -305,7 +305,7 @@ def upload(
 def test_server_reads_an_uploaded_onnx_model(served: str) -> None:
     status, answer = upload(served, ONNX_MODEL.read_bytes(), ONNX_MODEL.name, batch=2)
     assert status == 200 and answer["ok"], answer
-    expected = report_data(bind(load_graph(ONNX_MODEL), batch=2), depth=0)
+    expected = report_data(bind(load_graph(ONNX_MODEL), batch=2), depth=0).to_dict()
     assert answer["report"] == json.loads(json.dumps(expected))
     assert answer["filename"] == ONNX_MODEL.name
     # The editor shows, read-only, the spec `netspec convert` writes for the model.
