@@ -80,7 +80,7 @@ def _is_broadcast_gate(operand: TensorType, output: TensorType) -> bool:
     """A 4-D operand with one spatial position applied to a 4-D output with several."""
     if operand.rank != 4 or output.rank != 4:
         return False
-    return math.prod(operand.dims[2:]) == 1 < math.prod(output.dims[2:])  # type: ignore[arg-type]
+    return math.prod(operand.static_dims[2:]) == 1 < math.prod(output.static_dims[2:])
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def final_feature_field(analysis: TypedGraph) -> FinalField | None:
     fields = analysis.receptive_fields
     for node in reversed(graph.nodes):
         tensor = node.outputs[0]
-        dims = types[tensor].dims
-        if len(dims) == 4 and math.prod(dims[2:]) > 1:  # type: ignore[arg-type]
+        dims = types[tensor].static_dims
+        if len(dims) == 4 and math.prod(dims[2:]) > 1:
             field = fields.get(tensor)
             return None if field is None else FinalField(node.name, field)
     return None
@@ -115,7 +115,7 @@ class CompareRow:
 
     name: str
     source: str
-    batch: int
+    batch: int | None
     params: int
     macs: int
     flops: int

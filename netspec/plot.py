@@ -68,6 +68,18 @@ def family_of(row: CompareRow) -> str:
     return row.family or _family(row.name)
 
 
+def _latency(row: CompareRow) -> float:
+    """A benched row's median latency (a chart of latency draws only benched rows)."""
+    assert row.latency_ms is not None, row.name
+    return row.latency_ms
+
+
+def _top1(row: CompareRow) -> float:
+    """A row's published top-1 (an accuracy chart draws only the rows that have one)."""
+    assert row.top1 is not None, row.name
+    return row.top1
+
+
 def plotted_rows(rows: Sequence[CompareRow], y: str) -> tuple[list[CompareRow], list[str]]:
     """The rows a chart with ``y`` draws, and the names of those it leaves out (no published
     top-1 for an accuracy chart). A UsageError when none is left."""
@@ -326,7 +338,7 @@ def efficiency_figure(rows: Sequence[CompareRow]) -> Figure:
     return _bubble_chart(
         rows,
         points=[(row.macs, row.params) for row in rows],
-        sizes=[row.latency_ms if benched else row.peak_activation_bytes for row in rows],
+        sizes=[_latency(row) if benched else row.peak_activation_bytes for row in rows],
         size_text=(lambda value: f"{value:.3g} ms") if benched else (lambda value: human_bytes(int(value))),
         size_title="latency" if benched else "peak activations",
         x_label=f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale",
@@ -348,11 +360,11 @@ def accuracy_figure(rows: Sequence[CompareRow], x: str = "macs") -> Figure:
     rows = [row for row in rows if row.top1 is not None]
     batch = rows[0].batch
     if x == "latency":
-        points = [(row.latency_ms, row.top1) for row in rows]
+        points = [(_latency(row), _top1(row)) for row in rows]
         x_label = f"median onnxruntime latency on {rows[0].device} at batch {batch}, ms, log scale"
         against = "measured latency"
     else:
-        points = [(row.macs, row.top1) for row in rows]
+        points = [(row.macs, _top1(row)) for row in rows]
         x_label = f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale"
         against = "compute"
     return _bubble_chart(

@@ -46,7 +46,7 @@ TOTAL_KEYS = (
 )
 
 
-def conventions(batch: int, dtype: str = "float32") -> list[str]:
+def conventions(batch: int | None, dtype: str = "float32") -> list[str]:
     """The counting conventions (DESIGN.md §5), one short sentence per figure."""
     return [
         "params: learnable values, shared arrays once (frozen: lr_mult 0, still params); "
@@ -229,7 +229,7 @@ class Report:
     ``to_dataframe()`` the rows as a pandas DataFrame; in Jupyter it shows as an HTML table."""
 
     name: str
-    batch: int
+    batch: int | None
     depth: int
     dtype: str
     conventions: tuple[str, ...]
@@ -409,7 +409,7 @@ def _table(report: Report, indent: str, quote: str = "") -> list[list[str]]:
     headers: dict[int, list[ReportRow]] = {}
     for header in report.scopes:
         headers.setdefault(header.before, []).append(header.row)
-    table = []
+    table: list[list[str]] = []
     for index, row in enumerate(report.rows):
         table.extend(_cells(header, indent, quote, header=True) for header in headers.get(index, []))
         table.append(_cells(row, indent, quote))
