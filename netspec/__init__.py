@@ -9,9 +9,9 @@ if TYPE_CHECKING:  # what type checkers and editors see of the lazy names below
     from netspec.api import load as load
     from netspec.api import load_weights as load_weights
     from netspec.api import loads as loads
-    from netspec.api import report as report
     from netspec.api import run as run
     from netspec.api import save_weights as save_weights
+    from netspec.api import summary as summary
     from netspec.diagnostics import NetspecError as NetspecError
     from netspec.graph import Graph as Graph
     from netspec.reference import run_reference as run_reference
@@ -32,7 +32,7 @@ _LAZY = {
     "load": "netspec.api",
     "loads": "netspec.api",
     "bind": "netspec.typed",
-    "report": "netspec.api",
+    "summary": "netspec.api",
     "compile": "netspec.api",
     "run": "netspec.api",
     "initialize_weights": "netspec.weights",

@@ -3,7 +3,7 @@
 A spec is loaded into a :class:`~netspec.graph.Graph` (:func:`load` from a file or a zoo name,
 :func:`loads` from text), bound once into a :class:`~netspec.typed.TypedGraph`
 (:func:`netspec.bind`: batch, input shapes, dtype), and everything else is a function of that:
-:func:`report` (typed records, a DataFrame, an HTML table in Jupyter), :func:`compile` (an
+:func:`summary` (the report as typed records, a DataFrame, an HTML table in Jupyter), :func:`compile` (an
 ``onnx.ModelProto`` or a file), :func:`run` (onnxruntime or the float64 reference), and the
 weights (:func:`netspec.initialize_weights`, :func:`netspec.load_weights`, :func:`save_weights`).
 
@@ -72,8 +72,9 @@ def _typed(model: TypedGraph | Graph) -> TypedGraph:
     return bind(model) if isinstance(model, Graph) else model
 
 
-def report(model: TypedGraph | Graph, depth: int = 0) -> Report:
-    """The report of ``model``: :class:`netspec.report.Report` with ``.totals`` (params,
+def summary(model: TypedGraph | Graph, depth: int = 0) -> Report:
+    """The report of ``model`` (what ``netspec report`` prints; the name ``report`` is the
+    module :mod:`netspec.report`): :class:`netspec.report.Report` with ``.totals`` (params,
     buffers, frozen, MACs, FLOPs, weight, activation and peak activation bytes, layers) and
     ``.rows`` (:class:`netspec.report.ReportRow`: a row per layer, or with ``depth`` K > 0 per
     scope K deep, with output shapes, counts, output bytes and receptive field);
