@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,10 @@ def test_html_report_to_stdout_and_bad_spec(tmp_path: Path, capsys: pytest.Captu
 def test_script_text_cannot_close_its_element() -> None:
     text = inline_script('var s = "</script><script>alert(1)</script>"; <!-- x')
     assert "</script" not in text and "<!--" not in text
-    name = "</script><b>"
-    data = {"name": name, "depth": 0, "layers": [], "scopes": []}
-    assert "</script><b>" not in render_html(data)
+    report = replace(report_data(bind(load_graph(ZOO / "lenet5.net"))), name="</script><b>")
+    assert "</script><b>" not in render_html(report)
     with pytest.raises(ValueError, match="depth=0"):
-        render_html({**data, "depth": 1})
+        render_html(replace(report, depth=1))
 
 
 @pytest.mark.unit
