@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from netspec.diagnostics import UsageError, did_you_mean
 from netspec.progress import QUIET, Progress
-from netspec.report import human_count
-from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.tables import human_count, render_csv_table, render_markdown_table, render_text_table
 from netspec.zoo import catalog
 
 

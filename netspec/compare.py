@@ -23,7 +23,7 @@ import json
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netspec.bench import BenchResult, ModelSource, run_benchmarks, unique_names
@@ -33,8 +33,14 @@ from netspec.graph import Graph, TensorType
 from netspec.limits import DEFAULT_LIMITS, Limits
 from netspec.progress import QUIET, Progress
 from netspec.receptive import ReceptiveField
-from netspec.report import field_text, human_bytes, human_count
-from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.tables import (
+    field_text,
+    human_bytes,
+    human_count,
+    render_csv_table,
+    render_markdown_table,
+    render_text_table,
+)
 from netspec.typed import TypedGraph, bind
 from netspec.zoo import ZooEntry, catalogued
 
@@ -74,7 +80,7 @@ def _is_broadcast_gate(operand: TensorType, output: TensorType) -> bool:
     """A 4-D operand with one spatial position applied to a 4-D output with several."""
     if operand.rank != 4 or output.rank != 4:
         return False
-    return math.prod(operand.dims[2:]) == 1 < math.prod(output.dims[2:])  # type: ignore[arg-type]
+    return math.prod(operand.static_dims[2:]) == 1 < math.prod(output.static_dims[2:])
 
 
 @dataclass(frozen=True)
@@ -93,48 +99,99 @@ def final_feature_field(analysis: TypedGraph) -> FinalField | None:
     fields = analysis.receptive_fields
     for node in reversed(graph.nodes):
         tensor = node.outputs[0]
-        dims = types[tensor].dims
-        if len(dims) == 4 and math.prod(dims[2:]) > 1:  # type: ignore[arg-type]
+        dims = types[tensor].static_dims
+        if len(dims) == 4 and math.prod(dims[2:]) > 1:
             field = fields.get(tensor)
             return None if field is None else FinalField(node.name, field)
     return None
 
 
-def compare_row(
-    analysis: TypedGraph, name: str, source: str, entry: ZooEntry | None = None
-) -> dict[str, Any]:
-    """One model's row: exact integers, the receptive field as size and stride lists; for a zoo
-    model (its catalogue ``entry``) its family and published ImageNet accuracy with its source,
-    None elsewhere (never an estimate)."""
+@dataclass(frozen=True)
+class CompareRow:
+    """One model's row: exact integers; the receptive field of its final feature map; for a zoo
+    model its family and published ImageNet accuracy with its source (None elsewhere, never an
+    estimate); with ``--bench``, the device and the measured median latency (ms) and
+    throughput (images/s), None when not measured."""
+
+    name: str
+    source: str
+    batch: int | None
+    params: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    peak_activation_bytes: int
+    depth: int
+    receptive_field: FinalField | None
+    family: str | None
+    top1: float | None
+    top5: float | None
+    accuracy_source: str | None
+    accuracy_evaluation: str | None
+    device: str | None = None
+    latency_ms: float | None = None
+    throughput: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.latency_ms is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row of ``netspec compare --format json``: the receptive field as its layer and
+        size and stride lists; the measurements only where measured."""
+        final = self.receptive_field
+        data: dict[str, Any] = {
+            "name": self.name,
+            "source": self.source,
+            "batch": self.batch,
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "weight_bytes": self.weight_bytes,
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "depth": self.depth,
+            "receptive_field": None
+            if final is None
+            else {"layer": final.layer, "size": list(final.field.size), "stride": list(final.field.stride)},
+            "family": self.family,
+            "top1": self.top1,
+            "top5": self.top5,
+            "accuracy_source": self.accuracy_source,
+            "accuracy_evaluation": self.accuracy_evaluation,
+        }
+        if self.measured:
+            data |= {"device": self.device, "latency_ms": self.latency_ms, "throughput": self.throughput}
+        return data
+
+
+def compare_row(analysis: TypedGraph, name: str, source: str, entry: ZooEntry | None = None) -> CompareRow:
+    """One model's row; a zoo model's catalogue ``entry`` gives its family and published accuracy."""
     totals = analysis.counts.totals
-    final = final_feature_field(analysis)
     imagenet = entry.imagenet if entry is not None else None
-    return {
-        "name": name,
-        "source": source,
-        "batch": analysis.batch,
-        "params": totals.params,
-        "macs": totals.macs,
-        "flops": totals.flops,
-        "weight_bytes": totals.weight_bytes,
-        "peak_activation_bytes": totals.peak_activation_bytes,
-        "depth": weighted_depth(analysis),
-        "receptive_field": None
-        if final is None
-        else {"layer": final.layer, "size": list(final.field.size), "stride": list(final.field.stride)},
-        "family": entry.family if entry is not None else None,
-        "top1": imagenet.top1 if imagenet is not None else None,
-        "top5": imagenet.top5 if imagenet is not None else None,
-        "accuracy_source": imagenet.source if imagenet is not None else None,
-        "accuracy_evaluation": imagenet.evaluation if imagenet is not None else None,
-    }
+    return CompareRow(
+        name=name,
+        source=source,
+        batch=analysis.batch,
+        params=totals.params,
+        macs=totals.macs,
+        flops=totals.flops,
+        weight_bytes=totals.weight_bytes,
+        peak_activation_bytes=totals.peak_activation_bytes,
+        depth=weighted_depth(analysis),
+        receptive_field=final_feature_field(analysis),
+        family=entry.family if entry is not None else None,
+        top1=imagenet.top1 if imagenet is not None else None,
+        top5=imagenet.top5 if imagenet is not None else None,
+        accuracy_source=imagenet.source if imagenet is not None else None,
+        accuracy_evaluation=imagenet.evaluation if imagenet is not None else None,
+    )
 
 
 def compare_rows(
     analyses: Sequence[TypedGraph],
     sources: Sequence[str],
     entries: Sequence[ZooEntry | None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CompareRow]:
     """A row per analysed model, in argument order; models sharing a name get their file's stem."""
     names = unique_names([a.graph.name for a in analyses], sources)
     if entries is None:
@@ -143,18 +200,21 @@ def compare_rows(
     return [compare_row(a, n, s, e) for a, n, s, e in rows]
 
 
-def add_measurements(rows: Sequence[dict[str, Any]], results: Sequence[BenchResult]) -> None:
-    """Add each model's measured median latency (ms), throughput (images/s) and device."""
-    for row, result in zip(rows, results, strict=True):
-        row["device"] = result.device
-        row["latency_ms"] = result.latency.median * 1e3
-        row["throughput"] = result.throughput
+def with_measurements(rows: Sequence[CompareRow], results: Sequence[BenchResult]) -> list[CompareRow]:
+    """``rows`` with each model's measured median latency (ms), throughput (images/s) and device."""
+    return [
+        replace(
+            row, device=result.device, latency_ms=result.latency.median * 1e3, throughput=result.throughput
+        )
+        for row, result in zip(rows, results, strict=True)
+    ]
 
 
-def _sort_value(row: dict[str, Any], key: str) -> float:
-    value = row.get(key)
+def _sort_value(row: CompareRow, key: str) -> float:
     if key == "receptive_field":
-        return -1 if value is None else value["size"][0] * value["size"][1]
+        final = row.receptive_field
+        return -1 if final is None else final.field.size[0] * final.field.size[1]
+    value: float | None = getattr(row, key)
     return -1 if value is None else value
 
 
@@ -169,11 +229,11 @@ def check_sort_key(key: str, benched: bool) -> None:
         raise UsageError(f"sorting by '{key}' needs measurements: add --bench")
 
 
-def sort_rows(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def sort_rows(rows: Sequence[CompareRow], key: str) -> list[CompareRow]:
     """Rows ordered by ``key``: names ascending, numbers descending (receptive fields by area;
     models without a published accuracy last), ties in name order."""
-    check_sort_key(key, all("latency_ms" in row for row in rows))
-    by_name = sorted(rows, key=lambda row: row["name"])
+    check_sort_key(key, all(row.measured for row in rows))
+    by_name = sorted(rows, key=lambda row: row.name)
     if key == "name":
         return by_name
     return sorted(by_name, key=lambda row: _sort_value(row, key), reverse=True)
@@ -190,7 +250,7 @@ def compare_graphs(
     limits: Limits = DEFAULT_LIMITS,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     entries: Sequence[ZooEntry | None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CompareRow]:
     """The comparison rows of ``graphs`` (read from ``sources``) at ``batch`` with
     ``input_shapes``, in argument order, tensor sizes within ``limits``; with ``bench``, each
     model's latency and throughput measured by :mod:`netspec.bench` with its default warm-up
@@ -200,13 +260,13 @@ def compare_graphs(
     rows = compare_rows(analyses, sources, entries)
     if bench:
         models = [ModelSource.spec(s, g, input_shapes) for s, g in zip(sources, graphs, strict=True)]
-        add_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))
+        rows = with_measurements(rows, run_benchmarks(models, [batch], device=device, progress=progress))
     return rows
 
 
-def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], set[int]]:
-    benched = bool(rows) and "latency_ms" in rows[0]
-    published = any(row.get("top1") is not None for row in rows)
+def _table(rows: Sequence[CompareRow]) -> tuple[list[str], list[list[str]], set[int]]:
+    benched = bool(rows) and rows[0].measured
+    published = any(row.top1 is not None for row in rows)
     header = ["model", "params", "MACs", "FLOPs", "weights", "peak activations", "depth", "RF/stride"]
     if published:
         header += ["top-1", "top-5"]
@@ -215,26 +275,26 @@ def _table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]], 
     table = []
     for row in rows:
         cells = [
-            row["name"],
-            human_count(row["params"]),
-            human_count(row["macs"]),
-            human_count(row["flops"]),
-            human_bytes(row["weight_bytes"]),
-            human_bytes(row["peak_activation_bytes"]),
-            str(row["depth"]),
-            field_text(row["receptive_field"]),
+            row.name,
+            human_count(row.params),
+            human_count(row.macs),
+            human_count(row.flops),
+            human_bytes(row.weight_bytes),
+            human_bytes(row.peak_activation_bytes),
+            str(row.depth),
+            field_text(None if row.receptive_field is None else row.receptive_field.field),
         ]
         if published:
-            cells += [percent(row.get("top1")), percent(row.get("top5"))]
+            cells += [percent(row.top1), percent(row.top5)]
         if benched:
-            cells += [f"{row['latency_ms']:.3g}", f"{row['throughput']:,.1f}"]
+            cells += [f"{row.latency_ms:.3g}", f"{row.throughput:,.1f}"]
         table.append(cells)
     return header, table, set(range(1, len(header)))
 
 
-def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+def _csv_cells(row: CompareRow) -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    for key, value in row.items():
+    for key, value in row.to_dict().items():
         if key != "receptive_field":
             flat[key] = value
             continue
@@ -244,20 +304,19 @@ def _csv_cells(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def render_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
+def render_rows(rows: Sequence[CompareRow], fmt: str) -> str:
     """Text (a conventions header and a table), Markdown, CSV, or JSON (the list of rows)."""
     if fmt == "json":
-        return json.dumps(list(rows), indent=1) + "\n"
+        return json.dumps([row.to_dict() for row in rows], indent=1) + "\n"
     if fmt == "csv":
         flat = [_csv_cells(row) for row in rows]
         return render_csv_table(list(flat[0]), [list(r.values()) for r in flat])
     header, table, numeric = _table(rows)
-    batch = rows[0]["batch"]
-    note = f"batch {batch}; {CONVENTIONS}"
-    if any(row.get("top1") is not None for row in rows):
+    note = f"batch {rows[0].batch}; {CONVENTIONS}"
+    if any(row.top1 is not None for row in rows):
         note += "; top-1/top-5: published ImageNet accuracy % (netspec zoo --format json: sources)"
-    if "latency_ms" in rows[0]:
-        note += f"; latency: median onnxruntime run on {rows[0]['device']} (netspec bench)"
+    if rows[0].measured:
+        note += f"; latency: median onnxruntime run on {rows[0].device} (netspec bench)"
     if fmt == "md":
         return f"_{note}_\n\n" + render_markdown_table(header, table, numeric)
     return textwrap.fill(note, NOTE_WIDTH) + "\n\n" + render_text_table(header, table, numeric)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from matplotlib.backend_bases import RendererBase
     from matplotlib.figure import Figure
 
+    from netspec.compare import CompareRow
+
 INSTALL_HINT = "pip install 'netspec-compiler[plot]'"
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 PLOT_X = ("macs", "latency")
@@ -61,18 +63,30 @@ def check_plot_axes(x: str, y: str, benched: bool) -> None:
         raise UsageError("--x latency goes with --y top1 (the efficiency chart plots params against MACs)")
 
 
-def family_of(row: dict[str, Any]) -> str:
+def family_of(row: CompareRow) -> str:
     """The family that colours a row's bubble: the zoo catalogue's, else from the model's name."""
-    return row.get("family") or _family(row["name"])
+    return row.family or _family(row.name)
 
 
-def plotted_rows(rows: Sequence[dict[str, Any]], y: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _latency(row: CompareRow) -> float:
+    """A benched row's median latency (a chart of latency draws only benched rows)."""
+    assert row.latency_ms is not None, row.name
+    return row.latency_ms
+
+
+def _top1(row: CompareRow) -> float:
+    """A row's published top-1 (an accuracy chart draws only the rows that have one)."""
+    assert row.top1 is not None, row.name
+    return row.top1
+
+
+def plotted_rows(rows: Sequence[CompareRow], y: str) -> tuple[list[CompareRow], list[str]]:
     """The rows a chart with ``y`` draws, and the names of those it leaves out (no published
     top-1 for an accuracy chart). A UsageError when none is left."""
     if y != "top1":
         return list(rows), []
-    kept = [row for row in rows if row.get("top1") is not None]
-    left_out = [row["name"] for row in rows if row.get("top1") is None]
+    kept = [row for row in rows if row.top1 is not None]
+    left_out = [row.name for row in rows if row.top1 is None]
     if not kept:
         raise UsageError(
             "--y top1: none of these models has a published ImageNet top-1 (netspec zoo lists them)"
@@ -297,7 +311,7 @@ def _place_labels(
 
 
 def plot_efficiency(
-    rows: Sequence[dict[str, Any]], output: str | os.PathLike[str], x: str = "macs", y: str = "params"
+    rows: Sequence[CompareRow], output: str | os.PathLike[str], x: str = "macs", y: str = "params"
 ) -> None:
     """Write the chart of compare ``rows`` with axes ``x`` and ``y`` (the efficiency chart by
     default) to ``output`` (atomically), as PNG, SVG or PDF by its extension."""
@@ -308,23 +322,23 @@ def plot_efficiency(
     write_atomic_with(output, lambda handle: figure.savefig(handle, format=kind))
 
 
-def efficiency_figure(rows: Sequence[dict[str, Any]]) -> Figure:
-    """The efficiency chart of compare ``rows`` (keys ``name``, ``macs``, ``params``, ``batch``,
+def efficiency_figure(rows: Sequence[CompareRow]) -> Figure:
+    """The efficiency chart of compare ``rows`` (their ``macs``, ``params``, ``batch``,
     ``peak_activation_bytes``, ``family`` when catalogued, and ``latency_ms`` and ``device``
     when benched), labels placed. Bubble area is the measured median latency when every row
     has it, else peak activation memory."""
-    from netspec.report import human_bytes
+    from netspec.tables import human_bytes
 
-    benched = all("latency_ms" in row for row in rows)
-    batch = rows[0]["batch"]
+    benched = all(row.measured for row in rows)
+    batch = rows[0].batch
     if benched:
-        measure = f"median onnxruntime latency on {rows[0]['device']}"
+        measure = f"median onnxruntime latency on {rows[0].device}"
     else:
         measure = f"peak live activation memory (float32, batch {batch})"
     return _bubble_chart(
         rows,
-        points=[(row["macs"], row["params"]) for row in rows],
-        sizes=[row["latency_ms"] if benched else row["peak_activation_bytes"] for row in rows],
+        points=[(row.macs, row.params) for row in rows],
+        sizes=[_latency(row) if benched else row.peak_activation_bytes for row in rows],
         size_text=(lambda value: f"{value:.3g} ms") if benched else (lambda value: human_bytes(int(value))),
         size_title="latency" if benched else "peak activations",
         x_label=f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale",
@@ -337,26 +351,26 @@ def efficiency_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     )
 
 
-def accuracy_figure(rows: Sequence[dict[str, Any]], x: str = "macs") -> Figure:
+def accuracy_figure(rows: Sequence[CompareRow], x: str = "macs") -> Figure:
     """Published ImageNet top-1 accuracy against MACs (``x`` ``macs``) or measured median
     latency (``latency``) on a log axis, bubble area ∝ parameters, for the ``rows`` with a
     ``top1``; labels placed."""
-    from netspec.report import human_count
+    from netspec.tables import human_count
 
-    rows = [row for row in rows if row.get("top1") is not None]
-    batch = rows[0]["batch"]
+    rows = [row for row in rows if row.top1 is not None]
+    batch = rows[0].batch
     if x == "latency":
-        points = [(row["latency_ms"], row["top1"]) for row in rows]
-        x_label = f"median onnxruntime latency on {rows[0]['device']} at batch {batch}, ms, log scale"
+        points = [(_latency(row), _top1(row)) for row in rows]
+        x_label = f"median onnxruntime latency on {rows[0].device} at batch {batch}, ms, log scale"
         against = "measured latency"
     else:
-        points = [(row["macs"], row["top1"]) for row in rows]
+        points = [(row.macs, _top1(row)) for row in rows]
         x_label = f"compute: multiply-accumulates (MACs) per forward pass at batch {batch}, log scale"
         against = "compute"
     return _bubble_chart(
         rows,
         points=points,
-        sizes=[row["params"] for row in rows],
+        sizes=[row.params for row in rows],
         size_text=lambda value: human_count(int(value)),
         size_title="parameters",
         x_label=x_label,
@@ -371,7 +385,7 @@ def accuracy_figure(rows: Sequence[dict[str, Any]], x: str = "macs") -> Figure:
 
 
 def _bubble_chart(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[CompareRow],
     *,
     points: Sequence[tuple[float, float]],
     sizes: Sequence[float],
@@ -456,7 +470,7 @@ def _bubble_chart(
     axes.set_autoscale_on(False)
     radii = [math.sqrt(a) / 2 for a in areas]
     _draw_bubbles(axes, points, radii, [colour[family_of(row)] for row in rows])
-    labels = [row["name"] for row in rows]
+    labels = [row.name for row in rows]
     legend_box = legend.get_window_extent(renderer)
     _place_labels(axes, renderer, points, radii, labels, [tuple(legend_box.extents)])
     return figure

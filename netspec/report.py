@@ -1,5 +1,6 @@
-"""Reports over an analysed graph: the JSON contract of DESIGN.md §8 and its text, CSV and
-Markdown renderings, with layers grouped by their dotted scopes (``layer1.0.conv1`` sits in
+"""Reports over a typed graph as typed records (:class:`Report`, :class:`ReportRow`): the JSON
+contract of DESIGN.md §8 (``Report.to_dict``) and its text, CSV, Markdown and notebook HTML
+renderings, with layers grouped by their dotted scopes (``layer1.0.conv1`` sits in
 ``layer1`` and ``layer1.0``) and ``depth`` collapsing deeper scopes into one row each."""
 
 from __future__ import annotations
@@ -8,19 +9,44 @@ import json
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from html import escape
+from typing import TYPE_CHECKING, Any
 
-from netspec.graph import Graph, Node
+from netspec.count import Totals
+from netspec.graph import Dim, Graph, Node
 from netspec.receptive import ReceptiveField
-from netspec.tables import render_csv_table, render_markdown_table, render_text_table
+from netspec.tables import (
+    field_text,
+    human_bytes,
+    human_count,
+    render_csv_table,
+    render_html_table,
+    render_markdown_table,
+    render_text_table,
+    shape_text,
+)
 from netspec.typed import TypedGraph
+
+if TYPE_CHECKING:
+    import pandas
 
 FORMATS = ("text", "json", "csv", "md")
 
 SUMMED_KEYS = ("params", "buffers", "frozen", "macs", "flops", "output_bytes")
+TOTAL_KEYS = (
+    "params",
+    "buffers",
+    "frozen",
+    "macs",
+    "flops",
+    "weight_bytes",
+    "activation_bytes",
+    "peak_activation_bytes",
+    "layers",
+)
 
 
-def conventions(batch: int, dtype: str = "float32") -> list[str]:
+def conventions(batch: int | None, dtype: str = "float32") -> list[str]:
     """The counting conventions (DESIGN.md §5), one short sentence per figure."""
     return [
         "params: learnable values, shared arrays once (frozen: lr_mult 0, still params); "
@@ -130,20 +156,135 @@ def _run(chains: list[list[str]], start: int, level: int, scope: str) -> int:
     return end - start
 
 
-def _field(fields: dict[str, ReceptiveField | None], tensor: str) -> dict[str, Any] | None:
-    field = fields.get(tensor)
-    return None if field is None else field.as_dict()
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of a report: a layer, or a scope's layers summed (``scope`` true, ``type`` the
+    template instantiated there or ``"scope"``); ``level`` is its nesting, ``source`` the
+    ``path:line`` it comes from. The figures are those of :data:`SUMMED_KEYS`."""
+
+    name: str
+    type: str
+    scope: bool
+    level: int
+    layer_count: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    output_shapes: tuple[tuple[Dim, ...], ...]
+    params: int
+    buffers: int
+    frozen: int
+    macs: int
+    flops: int
+    output_bytes: int
+    receptive_field: ReceptiveField | None
+    source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row of the JSON contract (DESIGN.md §8)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "scope": self.scope,
+            "level": self.level,
+            "layer_count": self.layer_count,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "output_shapes": [list(shape) for shape in self.output_shapes],
+            **{key: getattr(self, key) for key in SUMMED_KEYS},
+            "receptive_field": None if self.receptive_field is None else self.receptive_field.as_dict(),
+            "source": self.source,
+        }
 
 
-def report_data(analysis: TypedGraph, depth: int = 0) -> dict[str, Any]:
-    """The report as plain data: the JSON contract (DESIGN.md §8) plus extra keys.
+@dataclass(frozen=True)
+class ScopeHeader:
+    """An enclosing scope shown as a header above its rows: its own summed ``row`` and
+    ``before``, the index in :attr:`Report.rows` of the first row it holds."""
 
-    ``layers`` holds one row per layer, or with ``depth`` K > 0 one row per scope K deep
-    (``"scope": true``, its figures summed over its ``layer_count`` layers, ``type`` the
-    template instantiated there or ``"scope"``); the rows always add up to the totals.
-    ``scopes`` holds the enclosing scopes shown as headers, each with its summed figures and
-    ``before``, the index of its first row. Every row has its nesting ``level``.
-    """
+    row: ReportRow
+    before: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.row.to_dict(), "before": self.before}
+
+
+@dataclass(frozen=True)
+class ReportTensor:
+    """A graph input or output and its shape."""
+
+    name: str
+    shape: tuple[Dim, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """A model's report: its header (name, batch, depth, dtype, counting conventions, inputs and
+    outputs), ``rows`` (one per layer, or with ``depth`` K > 0 one per scope K deep; they always
+    add up to ``totals``), and ``scopes``, the enclosing scopes shown as headers.
+
+    ``render(fmt)`` gives text, JSON, CSV or Markdown; ``to_dict()`` the JSON contract;
+    ``to_dataframe()`` the rows as a pandas DataFrame; in Jupyter it shows as an HTML table."""
+
+    name: str
+    batch: int | None
+    depth: int
+    dtype: str
+    conventions: tuple[str, ...]
+    inputs: tuple[ReportTensor, ...]
+    outputs: tuple[ReportTensor, ...]
+    totals: Totals
+    rows: tuple[ReportRow, ...]
+    scopes: tuple[ScopeHeader, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data: the JSON contract (DESIGN.md §8)."""
+        return {
+            "name": self.name,
+            "batch": self.batch,
+            "depth": self.depth,
+            "dtype": self.dtype,
+            "conventions": list(self.conventions),
+            "inputs": [tensor.to_dict() for tensor in self.inputs],
+            "outputs": [tensor.to_dict() for tensor in self.outputs],
+            "totals": {key: getattr(self.totals, key) for key in TOTAL_KEYS},
+            "layers": [row.to_dict() for row in self.rows],
+            "scopes": [header.to_dict() for header in self.scopes],
+        }
+
+    def render(self, fmt: str = "text") -> str:
+        """The report in one of :data:`FORMATS`."""
+        return render(self, fmt)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """The rows as a pandas DataFrame, a column per field of :class:`ReportRow` (the
+        receptive field as ``rf_size``, ``rf_stride`` and ``rf_offset`` tuples)."""
+        try:
+            import pandas
+        except ImportError as exc:
+            raise ImportError("Report.to_dataframe needs pandas: pip install pandas") from exc
+        records = []
+        for row in self.rows:
+            record = {key: value for key, value in row.to_dict().items() if key != "receptive_field"}
+            field = row.receptive_field
+            for key in ("size", "stride", "offset"):
+                record[f"rf_{key}"] = None if field is None else getattr(field, key)
+            records.append(record)
+        return pandas.DataFrame.from_records(records)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the title and the text report's table and totals, in HTML."""
+        totals = "<br>\n".join(escape(line) for line in _totals_lines(self.totals))
+        table = render_html_table(HEADER, _table(self, "\u00a0\u00a0"), RIGHT_ALIGNED)
+        return f"<p><b>{escape(_title(self))}</b></p>\n{table}<p>{totals}</p>\n"
+
+
+def report_data(analysis: TypedGraph, depth: int = 0) -> Report:
+    """The report of ``analysis``: one row per layer, or with ``depth`` K > 0 one row per scope K
+    deep (its figures summed over its ``layer_count`` layers); the enclosing scopes as headers,
+    each with its summed figures and the index of its first row."""
     graph, types, counts = analysis.graph, analysis.types, analysis.counts
     fields = analysis.receptive_fields
     producers = graph.producers
@@ -151,38 +292,42 @@ def report_data(analysis: TypedGraph, depth: int = 0) -> dict[str, Any]:
 
     own = {row.name: [getattr(row, key) for key in SUMMED_KEYS] for row in counts.layers}
 
-    def figures(nodes: Sequence[Node]) -> dict[str, int]:
-        columns = zip(*(own[n.name] for n in nodes), strict=True)
-        return dict(zip(SUMMED_KEYS, map(sum, columns), strict=True))
-
     def row(
         name: str,
         type_: str,
         level: int,
         nodes: Sequence[Node],
-        inputs: list[str],
-        outputs: list[str],
+        inputs: Sequence[str],
+        outputs: Sequence[str],
         where: str | None,
         scope: bool,
-    ) -> dict[str, Any]:
-        return {
-            "name": name,
-            "type": type_,
-            "scope": scope,
-            "level": level,
-            "layer_count": len(nodes),
-            "inputs": inputs,
-            "outputs": outputs,
-            "output_shapes": [list(types[t].dims) for t in outputs],
-            **figures(nodes),
-            "receptive_field": _field(fields, outputs[0]),
-            "source": where,
-        }
+    ) -> ReportRow:
+        params, buffers, frozen, macs, flops, output_bytes = map(
+            sum, zip(*(own[n.name] for n in nodes), strict=True)
+        )
+        return ReportRow(
+            name=name,
+            type=type_,
+            scope=scope,
+            level=level,
+            layer_count=len(nodes),
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            output_shapes=tuple(types[t].dims for t in outputs),
+            params=params,
+            buffers=buffers,
+            frozen=frozen,
+            macs=macs,
+            flops=flops,
+            output_bytes=output_bytes,
+            receptive_field=fields.get(outputs[0]),
+            source=where,
+        )
 
     def source(node: Node) -> str | None:
         return f"{node.span.source.path}:{node.span.line}" if node.span else None
 
-    def group_row(group: Group) -> dict[str, Any]:
+    def group_row(group: Group) -> ReportRow:
         inside = {n.name for n in group.nodes}
         inputs = list(
             dict.fromkeys(t for n in group.nodes for t in n.inputs if producers[t].name not in inside)
@@ -197,47 +342,33 @@ def report_data(analysis: TypedGraph, depth: int = 0) -> dict[str, Any]:
         where = f"{frame.span.source.path}:{frame.span.line}" if frame else source(group.nodes[0])
         return row(group.name, group.type, group.level, group.nodes, inputs, outputs, where, scope=True)
 
-    def layer_row(node: Node, level: int) -> dict[str, Any]:
-        inputs, outputs = list(node.inputs), list(node.outputs)
-        return row(node.name, node.type, level, [node], inputs, outputs, source(node), scope=False)
+    def layer_row(node: Node, level: int) -> ReportRow:
+        return row(node.name, node.type, level, [node], node.inputs, node.outputs, source(node), scope=False)
 
-    layers: list[dict[str, Any]] = []
-    headers: list[dict[str, Any]] = []
+    rows: list[ReportRow] = []
+    headers: list[ScopeHeader] = []
     for kind, item, level in scope_layout([n for n in graph.nodes if n.inputs], depth):
         if kind == "header":
             assert isinstance(item, Group)
-            headers.append({**group_row(item), "before": len(layers)})
+            headers.append(ScopeHeader(group_row(item), before=len(rows)))
         elif kind == "scope":
             assert isinstance(item, Group)
-            layers.append(group_row(item))
+            rows.append(group_row(item))
         else:
             assert isinstance(item, Node)
-            layers.append(layer_row(item, level))
-    totals = counts.totals
-    return {
-        "name": graph.name,
-        "batch": analysis.batch,
-        "depth": depth,
-        "dtype": analysis.dtype,
-        "conventions": conventions(analysis.batch, analysis.dtype) + _uncounted_note(graph),
-        "inputs": [
-            {"name": n.outputs[0], "shape": list(types[n.outputs[0]].dims)} for n in graph.input_nodes
-        ],
-        "outputs": [{"name": t, "shape": list(types[t].dims)} for t in graph.outputs],
-        "totals": {
-            "params": totals.params,
-            "buffers": totals.buffers,
-            "frozen": totals.frozen,
-            "macs": totals.macs,
-            "flops": totals.flops,
-            "weight_bytes": totals.weight_bytes,
-            "activation_bytes": totals.activation_bytes,
-            "peak_activation_bytes": totals.peak_activation_bytes,
-            "layers": totals.layers,
-        },
-        "layers": layers,
-        "scopes": headers,
-    }
+            rows.append(layer_row(item, level))
+    return Report(
+        name=graph.name,
+        batch=analysis.batch,
+        depth=depth,
+        dtype=analysis.dtype,
+        conventions=(*conventions(analysis.batch, analysis.dtype), *_uncounted_note(graph)),
+        inputs=tuple(ReportTensor(n.outputs[0], types[n.outputs[0]].dims) for n in graph.input_nodes),
+        outputs=tuple(ReportTensor(t, types[t].dims) for t in graph.outputs),
+        totals=counts.totals,
+        rows=tuple(rows),
+        scopes=tuple(headers),
+    )
 
 
 def _uncounted_note(graph: Graph) -> list[str]:
@@ -255,97 +386,65 @@ def _uncounted_note(graph: Graph) -> list[str]:
     ]
 
 
-def human_count(value: int) -> str:
-    """1234567 -> '1.23M' (K, M, G, T: powers of 1000)."""
-    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return str(value)
-
-
-def human_bytes(value: int) -> str:
-    """1536 -> '1.50 KiB' (powers of 1024)."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value >= scale:
-            return f"{value / scale:.2f} {unit}"
-    return f"{value} B"
-
-
-def shape_text(shapes: Sequence[Sequence[Any]]) -> str:
-    """``[[1, 64, 56, 56]]`` -> ``1x64x56x56`` (several shapes separated by spaces)."""
-    return " ".join("x".join(str(d) for d in shape) for shape in shapes)
-
-
-def field_text(field: dict[str, Any] | None) -> str:
-    """A receptive field as ``size/stride``, ``HxW/HxW`` when the axes differ; ``-`` for none."""
-    if field is None:
-        return "-"
-
-    def pair(values: Sequence[Any]) -> str:
-        return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
-
-    return f"{pair(field['size'])}/{pair(field['stride'])}"
-
-
 HEADER = ["layer", "type", "output", "params", "MACs", "FLOPs", "memory", "RF/stride"]
 RIGHT_ALIGNED = {3, 4, 5, 6}
 
 
-def _cells(row: dict[str, Any], indent: str, quote: str = "") -> list[str]:
-    count_or_dash = [human_count(row[k]) if row[k] else "-" for k in ("params", "macs", "flops")]
-    collapsed = row["scope"] and "before" not in row
-    type_text = f"{row['type']} ({row['layer_count']} layers)" if collapsed else row["type"]
+def _cells(row: ReportRow, indent: str, quote: str = "", header: bool = False) -> list[str]:
+    count_or_dash = [human_count(value) if value else "-" for value in (row.params, row.macs, row.flops)]
+    collapsed = row.scope and not header
+    type_text = f"{row.type} ({row.layer_count} layers)" if collapsed else row.type
     return [
-        indent * row["level"] + quote + row["name"] + quote,
+        indent * row.level + quote + row.name + quote,
         type_text,
-        shape_text(row["output_shapes"]),
+        shape_text(row.output_shapes),
         *count_or_dash,
-        human_bytes(row["output_bytes"]),
-        field_text(row["receptive_field"]),
+        human_bytes(row.output_bytes),
+        field_text(row.receptive_field),
     ]
 
 
-def _table(data: dict[str, Any], indent: str, quote: str = "") -> list[list[str]]:
+def _table(report: Report, indent: str, quote: str = "") -> list[list[str]]:
     """Header rows (enclosing scopes) interleaved with the layer rows, as text cells."""
-    headers = {}
-    for header in data["scopes"]:
-        headers.setdefault(header["before"], []).append(header)
-    table = []
-    for index, row in enumerate(data["layers"]):
-        table.extend(_cells(header, indent, quote) for header in headers.get(index, []))
+    headers: dict[int, list[ReportRow]] = {}
+    for header in report.scopes:
+        headers.setdefault(header.before, []).append(header.row)
+    table: list[list[str]] = []
+    for index, row in enumerate(report.rows):
+        table.extend(_cells(header, indent, quote, header=True) for header in headers.get(index, []))
         table.append(_cells(row, indent, quote))
     return table
 
 
-def _totals_lines(totals: dict[str, Any]) -> list[str]:
+def _totals_lines(totals: Totals) -> list[str]:
     return [
-        f"layers {totals['layers']}   params {totals['params']:,} ({human_count(totals['params'])})   "
-        f"frozen {totals['frozen']:,}   buffers {totals['buffers']:,}   "
-        f"MACs {totals['macs']:,} ({human_count(totals['macs'])})   "
-        f"FLOPs {totals['flops']:,} ({human_count(totals['flops'])})",
-        f"weights {human_bytes(totals['weight_bytes'])}   "
-        f"activations {human_bytes(totals['activation_bytes'])} (all outputs)   "
-        f"peak live activations {human_bytes(totals['peak_activation_bytes'])}",
+        f"layers {totals.layers}   params {totals.params:,} ({human_count(totals.params)})   "
+        f"frozen {totals.frozen:,}   buffers {totals.buffers:,}   "
+        f"MACs {totals.macs:,} ({human_count(totals.macs)})   "
+        f"FLOPs {totals.flops:,} ({human_count(totals.flops)})",
+        f"weights {human_bytes(totals.weight_bytes)}   "
+        f"activations {human_bytes(totals.activation_bytes)} (all outputs)   "
+        f"peak live activations {human_bytes(totals.peak_activation_bytes)}",
     ]
 
 
-def _title(data: dict[str, Any]) -> str:
-    inputs = ", ".join(f"{i['name']} {shape_text([i['shape']])}" for i in data["inputs"])
-    outputs = ", ".join(f"{o['name']} {shape_text([o['shape']])}" for o in data["outputs"])
-    return f"{data['name']}: input {inputs} -> output {outputs}"
+def _title(report: Report) -> str:
+    inputs = ", ".join(f"{i.name} {shape_text([i.shape])}" for i in report.inputs)
+    outputs = ", ".join(f"{o.name} {shape_text([o.shape])}" for o in report.outputs)
+    return f"{report.name}: input {inputs} -> output {outputs}"
 
 
-def render_text(data: dict[str, Any]) -> str:
+def render_text(report: Report) -> str:
     out = [
-        _title(data),
+        _title(report),
         *(
             wrapped
-            for sentence in data["conventions"]
+            for sentence in report.conventions
             for wrapped in textwrap.wrap(sentence, 100, initial_indent="# ", subsequent_indent="#   ")
         ),
         "",
-        render_text_table(HEADER, _table(data, "  "), RIGHT_ALIGNED),
-        *_totals_lines(data["totals"]),
+        render_text_table(HEADER, _table(report, "  "), RIGHT_ALIGNED),
+        *_totals_lines(report.totals),
     ]
     return "\n".join(out) + "\n"
 
@@ -365,52 +464,55 @@ CSV_COLUMNS = [
 ]
 
 
-def render_csv(data: dict[str, Any]) -> str:
-    """One line per row of ``layers`` (exact integers; shapes and fields as ``AxB``), then a
-    ``total`` line whose output_bytes is the sum of all outputs."""
+def render_csv(report: Report) -> str:
+    """One line per row (exact integers; shapes and fields as ``AxB``), then a ``total`` line
+    whose output_bytes is the sum of all outputs."""
 
-    def pair(field: dict[str, Any] | None, key: str) -> str:
-        return "x".join(map(str, field[key])) if field else ""
+    def pair(values: Sequence[object] | None) -> str:
+        return "x".join(map(str, values)) if values is not None else ""
 
-    rows: list[list[object]] = [
-        [
-            row["name"],
-            row["type"],
-            int(row["scope"]),
-            row["level"],
-            row["layer_count"],
-            shape_text(row["output_shapes"]),
-            *(row[k] for k in SUMMED_KEYS),
-            pair(row["receptive_field"], "size"),
-            pair(row["receptive_field"], "stride"),
-            pair(row["receptive_field"], "offset"),
-            row["source"],
-        ]
-        for row in data["layers"]
-    ]
-    totals = data["totals"]
-    sums = {**totals, "output_bytes": totals["activation_bytes"]}
-    rows.append(["total", "", "", "", totals["layers"], "", *(sums[k] for k in SUMMED_KEYS), "", "", "", ""])
+    rows: list[list[object]] = []
+    for row in report.rows:
+        field = row.receptive_field
+        rows.append(
+            [
+                row.name,
+                row.type,
+                int(row.scope),
+                row.level,
+                row.layer_count,
+                shape_text(row.output_shapes),
+                *(getattr(row, k) for k in SUMMED_KEYS),
+                pair(None if field is None else field.size),
+                pair(None if field is None else field.stride),
+                pair(None if field is None else field.offset),
+                row.source,
+            ]
+        )
+    totals = report.totals
+    sums = {key: getattr(totals, key) for key in TOTAL_KEYS} | {"output_bytes": totals.activation_bytes}
+    rows.append(["total", "", "", "", totals.layers, "", *(sums[k] for k in SUMMED_KEYS), "", "", "", ""])
     return render_csv_table(CSV_COLUMNS, rows)
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
     out = [
-        f"## {data['name']}",
+        f"## {report.name}",
         "",
-        _title(data).split(": ", 1)[1],
+        _title(report).split(": ", 1)[1],
         "",
-        *(f"- {sentence}" for sentence in data["conventions"]),
+        *(f"- {sentence}" for sentence in report.conventions),
         "",
-        render_markdown_table(HEADER, _table(data, "&nbsp;&nbsp;", "`"), RIGHT_ALIGNED),
-        *(f"{line}  " for line in _totals_lines(data["totals"])),
+        render_markdown_table(HEADER, _table(report, "&nbsp;&nbsp;", "`"), RIGHT_ALIGNED),
+        *(f"{line}  " for line in _totals_lines(report.totals)),
     ]
     return "\n".join(out) + "\n"
 
 
-def render_json(data: dict[str, Any]) -> str:
+def render_json(report: Report) -> str:
     """One JSON object, a key per line and one line per row of a list of rows (readable, and
     fast: json's C encoder only runs without ``indent``)."""
+    data = report.to_dict()
     lines = ["{"]
     for index, (key, value) in enumerate(data.items()):
         comma = "," if index < len(data) - 1 else ""
@@ -424,12 +526,12 @@ def render_json(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(data: dict[str, Any], fmt: str) -> str:
-    """``data`` from :func:`report_data` in one of :data:`FORMATS`."""
+def render(report: Report, fmt: str) -> str:
+    """``report`` from :func:`report_data` in one of :data:`FORMATS`."""
     if fmt == "json":
-        return render_json(data)
+        return render_json(report)
     if fmt == "csv":
-        return render_csv(data)
+        return render_csv(report)
     if fmt == "md":
-        return render_markdown(data)
-    return render_text(data)
+        return render_markdown(report)
+    return render_text(report)

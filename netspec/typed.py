@@ -93,6 +93,13 @@ class TypedGraph:
             )
         return tuple(typed)
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter's picture of the graph (:func:`netspec.viz.graph_svg`): SVG drawn by Graphviz's
+        ``dot``; None when ``dot`` is not on PATH, so that Jupyter shows the text repr instead."""
+        from netspec.viz import graph_svg
+
+        return graph_svg(self)
+
     @cached_property
     def _by_name(self) -> dict[str, TypedNode]:
         return {typed.node.name: typed for typed in self.nodes}

@@ -12,7 +12,8 @@ from pathlib import Path
 from netspec.diagnostics import UsageError, error
 from netspec.graph import Node
 from netspec.output import write_atomic
-from netspec.report import Group, human_count, scope_layout
+from netspec.report import Group, scope_layout
+from netspec.tables import human_count
 from netspec.typed import TypedGraph
 
 PICTURE_FORMATS = (".dot", ".svg", ".png")
@@ -160,10 +161,24 @@ def write_picture(dot_text: str, output: str | os.PathLike[str]) -> None:
         return
     program = shutil.which("dot")
     assert program is not None  # check_picture_output
+    write_atomic(output, _run_dot(program, dot_text, suffix[1:]))
+
+
+def graph_svg(typed: TypedGraph, depth: int = 0) -> str | None:
+    """The picture of :func:`graph_dot` as SVG text, drawn by Graphviz's ``dot``; None when
+    ``dot`` is not on PATH (what a notebook's ``_repr_svg_`` answers to fall back to text)."""
+    program = shutil.which("dot")
+    if program is None:
+        return None
+    return _run_dot(program, graph_dot(typed, depth), "svg").decode("utf-8")
+
+
+def _run_dot(program: str, dot_text: str, kind: str) -> bytes:
+    """``dot_text`` rendered by Graphviz's ``program`` as ``kind`` (svg, png)."""
     result = subprocess.run(
-        [program, f"-T{suffix[1:]}"], input=dot_text.encode("utf-8"), capture_output=True, check=False
+        [program, f"-T{kind}"], input=dot_text.encode("utf-8"), capture_output=True, check=False
     )
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip()
         raise error(f"Graphviz's dot failed (exit {result.returncode}): {message}")
-    write_atomic(output, result.stdout)
+    return result.stdout

@@ -101,10 +101,10 @@ def severe_console_messages(driver: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def resnet50_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    data = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0)
+    report = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0)
     path = tmp_path_factory.mktemp("html") / "resnet50.html"
-    path.write_text(render_html(data, source="zoo/resnet50.net"), encoding="utf-8")
-    return path, data
+    path.write_text(render_html(report, source="zoo/resnet50.net"), encoding="utf-8")
+    return path, report.to_dict()
 
 
 def open_report(driver: Any, path: Path) -> None:
@@ -155,7 +155,7 @@ def test_report_folding_matches_the_text_report_depth(
     for depth in (1, 2):
         Select(browser.find_element(By.CSS_SELECTOR, ".ns-depth")).select_by_value(str(depth))
         shown = texts(browser, "tr.ns-layer, tr.ns-folded")
-        assert shown == [row["name"] for row in report_data(analysis, depth=depth)["layers"]]
+        assert shown == [row.name for row in report_data(analysis, depth=depth).rows]
 
 
 def test_report_sort_filter_and_selection(browser: Any, resnet50_report: tuple[Path, dict[str, Any]]) -> None:
@@ -191,12 +191,12 @@ def test_report_sort_filter_and_selection(browser: Any, resnet50_report: tuple[P
 
 
 def test_report_of_a_caffe_file(browser: Any, tmp_path: Path) -> None:
-    data = report_data(bind(load_graph(CAFFE / "bvlc_alexnet.prototxt")), depth=0)
+    report = report_data(bind(load_graph(CAFFE / "bvlc_alexnet.prototxt")), depth=0)
     path = tmp_path / "alexnet.html"
-    path.write_text(render_html(data), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
     open_report(browser, path)
-    assert texts(browser, "tr.ns-layer") == [r["name"] for r in data["layers"]]
-    assert len(texts(browser, ".ns-graph .node-layer", "data-id")) == len(data["layers"])
+    assert texts(browser, "tr.ns-layer") == [r.name for r in report.rows]
+    assert len(texts(browser, ".ns-graph .node-layer", "data-id")) == len(report.rows)
 
 
 # The editor of `netspec serve`, served from this process.
@@ -224,7 +224,7 @@ def open_editor(driver: Any, url: str) -> None:
 
 
 def zoo_rows(name: str) -> list[str]:
-    return [r["name"] for r in report_data(bind(load_graph(ZOO / f"{name}.net")), depth=0)["layers"]]
+    return [r.name for r in report_data(bind(load_graph(ZOO / f"{name}.net")), depth=0).rows]
 
 
 def test_editor_loads_zoo_models(browser: Any, served: str) -> None:
@@ -332,8 +332,8 @@ def test_editor_reads_an_uploaded_onnx_model(browser: Any, served: str, tmp_path
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    data = report_data(bind(load_graph(ONNX_MODEL)), depth=0)
-    names = [row["name"] for row in data["layers"]]
+    report = report_data(bind(load_graph(ONNX_MODEL)), depth=0)
+    names = [row.name for row in report.rows]
     open_editor(browser, served + "?model=lenet5")
     choose_file(browser, ONNX_MODEL)
     assert wait_for(lambda: texts(browser, "tr.ns-layer") == names, timeout=10.0)
@@ -342,7 +342,7 @@ def test_editor_reads_an_uploaded_onnx_model(browser: Any, served: str, tmp_path
     )
     assert len(texts(browser, "rect.ns-bar", "data-id")) == len(names)
     totals = browser.execute_script("return document.querySelector('[data-total=MACs]').textContent")
-    assert totals == f"{data['totals']['macs']:,}"
+    assert totals == f"{report.totals.macs:,}"
     assert status_text(browser).startswith(f"✓ ONNX · {len(names)} layers")
     # The editor holds the spec `netspec convert` writes, read-only.
     assert browser.find_element(By.ID, "filename").text == ONNX_MODEL.name

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from netspec.cli import main
-from netspec.compare import final_feature_field, weighted_depth
+from netspec.compare import CompareRow, final_feature_field, weighted_depth
 from netspec.compiler import load_graph
 from netspec.typed import bind
 
@@ -240,15 +240,30 @@ def test_plot_labels_do_not_overlap() -> None:
     # Six models within a factor of 1.3 of each other in both MACs and params: a crowded
     # cluster, like the ResNet-50 family.
     rows = [
-        {"name": f"model-{i}", "batch": 1, "macs": int(4e9 * 1.05**i), "params": int(25e6 * 1.05**i)}
-        | {"peak_activation_bytes": 2**20 * (i + 1)}
+        CompareRow(
+            name=f"model-{i}",
+            source=f"model-{i}.net",
+            batch=1,
+            params=int(25e6 * 1.05**i),
+            macs=int(4e9 * 1.05**i),
+            flops=int(8e9 * 1.05**i),
+            weight_bytes=int(100e6 * 1.05**i),
+            peak_activation_bytes=2**20 * (i + 1),
+            depth=50,
+            receptive_field=None,
+            family=None,
+            top1=None,
+            top5=None,
+            accuracy_source=None,
+            accuracy_evaluation=None,
+        )
         for i in range(6)
     ]
     figure = efficiency_figure(rows)
     renderer = figure.canvas.get_renderer()
     axes = figure.axes[0]
     boxes = [text.get_window_extent(renderer) for text in axes.texts]
-    assert sorted(text.get_text() for text in axes.texts) == sorted(r["name"] for r in rows)
+    assert sorted(text.get_text() for text in axes.texts) == sorted(r.name for r in rows)
     for i, first in enumerate(boxes):
         for second in boxes[i + 1 :]:
             assert not first.overlaps(second)

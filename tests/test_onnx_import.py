@@ -212,8 +212,8 @@ def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     graph = load_spec(zoo_folder() / f"{spec}.net")
     model = compile_graph(bind(graph, batch=1), fold_bn=False)
     imported = import_model(model, f"{spec}.onnx").graph
-    expected = _comparable(report_data(bind(graph)))
-    got = _comparable(report_data(bind(imported)))
+    expected = _comparable(report_data(bind(graph)).to_dict())
+    got = _comparable(report_data(bind(imported)).to_dict())
     assert got["totals"] == expected["totals"]
     assert got["outputs"] == expected["outputs"]
     # VGG's AdaptiveAvgPool at 224, Dropout, a one-output Split: netspec emits no node for them.

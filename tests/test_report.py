@@ -75,8 +75,8 @@ def test_json_keeps_the_contract_at_every_depth(capsys: pytest.CaptureFixture[st
 
 
 def test_depth_one_collapses_the_stages() -> None:
-    data = report_data(bind(load_graph("zoo/resnet18.net")), depth=1)
-    names = [row["name"] for row in data["layers"]]
+    report = report_data(bind(load_graph("zoo/resnet18.net")), depth=1)
+    names = [row.name for row in report.rows]
     assert names == [
         "conv1",
         "bn1",
@@ -89,21 +89,25 @@ def test_depth_one_collapses_the_stages() -> None:
         "avgpool",
         "fc",
     ]
-    layer1 = data["layers"][4]
-    assert layer1["scope"] is True and layer1["type"] == "2× BasicBlock"
+    layer1 = report.rows[4]
+    assert layer1.scope is True and layer1.type == "2× BasicBlock"
     # Two BasicBlocks of 64 channels: 4 convolutions 64·64·3·3, 4 BatchNorms (γ, β) of 64.
-    assert layer1["params"] == 4 * 64 * 64 * 9 + 4 * 2 * 64
-    assert layer1["buffers"] == 4 * 2 * 64
-    assert layer1["macs"] == 4 * 64 * 56 * 56 * 64 * 9
-    assert layer1["layer_count"] == 14
-    assert layer1["inputs"] == ["maxpool"] and layer1["outputs"] == ["layer1.1.relu"]
-    assert layer1["output_shapes"] == [[1, 64, 56, 56]]
-    assert layer1["receptive_field"]["size"] == [43, 43]  # 11 + 4 × (3 − 1) × 4
-    assert data["scopes"] == []
+    assert layer1.params == 4 * 64 * 64 * 9 + 4 * 2 * 64
+    assert layer1.buffers == 4 * 2 * 64
+    assert layer1.macs == 4 * 64 * 56 * 56 * 64 * 9
+    assert layer1.layer_count == 14
+    assert layer1.inputs == ("maxpool",) and layer1.outputs == ("layer1.1.relu",)
+    assert layer1.output_shapes == ((1, 64, 56, 56),)
+    assert layer1.receptive_field is not None
+    assert layer1.receptive_field.size == (43, 43)  # 11 + 4 × (3 − 1) × 4
+    assert report.scopes == ()
+    # The JSON contract is the records' plain data.
+    assert report.to_dict()["layers"][4]["receptive_field"]["size"] == [43, 43]
     depth2 = report_data(bind(load_graph("zoo/resnet18.net")), depth=2)
-    assert [h["name"] for h in depth2["scopes"]] == ["layer1", "layer2", "layer3", "layer4"]
-    block = next(row for row in depth2["layers"] if row["name"] == "layer2.0")
-    assert block["type"] == "BasicBlock" and block["layer_count"] == 9  # with the downsample pair
+    assert [h.row.name for h in depth2.scopes] == ["layer1", "layer2", "layer3", "layer4"]
+    assert [h.before for h in depth2.scopes] == [4, 6, 8, 10]
+    block = next(row for row in depth2.rows if row.name == "layer2.0")
+    assert block.type == "BasicBlock" and block.layer_count == 9  # with the downsample pair
 
 
 def test_csv_has_exact_integers_and_a_total_line(capsys: pytest.CaptureFixture[str]) -> None:

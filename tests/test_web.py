@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def test_html_report_embeds_the_report_rows(spec: Path, tmp_path: Path) -> None:
     output = tmp_path / "report.html"
     assert main(["report", str(spec), "--format", "html", "-o", str(output), "--depth", "1"]) == 0
     html = output.read_text(encoding="utf-8")
-    expected = report_data(bind(load_graph(spec)), depth=0)
+    expected = report_data(bind(load_graph(spec)), depth=0).to_dict()
     assert embedded_data(html) == json.loads(json.dumps(expected))
     assert "{ depth: 1 }" in html
 
@@ -89,11 +90,10 @@ def test_html_report_to_stdout_and_bad_spec(tmp_path: Path, capsys: pytest.Captu
 def test_script_text_cannot_close_its_element() -> None:
     text = inline_script('var s = "</script><script>alert(1)</script>"; <!-- x')
     assert "</script" not in text and "<!--" not in text
-    name = "</script><b>"
-    data = {"name": name, "depth": 0, "layers": [], "scopes": []}
-    assert "</script><b>" not in render_html(data)
+    report = replace(report_data(bind(load_graph(ZOO / "lenet5.net"))), name="</script><b>")
+    assert "</script><b>" not in render_html(report)
     with pytest.raises(ValueError, match="depth=0"):
-        render_html({**data, "depth": 1})
+        render_html(replace(report, depth=1))
 
 
 @pytest.mark.unit
@@ -155,7 +155,7 @@ def test_server_report_equals_the_cli_report(served: str) -> None:
     text = (ZOO / "resnet50.net").read_text()
     status, answer = request(served + "/api/report", {"text": text, "filename": "resnet50.net"})
     assert status == 200 and answer["ok"]
-    expected = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0)
+    expected = report_data(bind(load_graph(ZOO / "resnet50.net")), depth=0).to_dict()
     ours = answer["report"]
     assert ours["totals"] == expected["totals"]
     assert [r["name"] for r in ours["layers"]] == [r["name"] for r in expected["layers"]]
@@ -287,7 +287,7 @@ def test_server_compare(served: str) -> None:
 
     graphs = [load_graph(ZOO / f"{n}.net") for n in ("alexnet", "resnet18")]
     expected = compare_graphs(["alexnet", "resnet18"], graphs)
-    assert answer["rows"] == json.loads(json.dumps(expected))
+    assert answer["rows"] == json.loads(json.dumps([row.to_dict() for row in expected]))
     broken = [models[0], {"text": TINY.replace("ReLU", "Relu"), "filename": "mine.net"}]
     status, answer = request(served + "/api/compare", {"models": broken})
     assert not answer["ok"] and answer["model"] == "mine.net"
@@ -325,7 +325,7 @@ def upload(
 def test_server_reads_an_uploaded_onnx_model(served: str) -> None:
     status, answer = upload(served, ONNX_MODEL.read_bytes(), ONNX_MODEL.name, batch=2)
     assert status == 200 and answer["ok"], answer
-    expected = report_data(bind(load_graph(ONNX_MODEL), batch=2), depth=0)
+    expected = report_data(bind(load_graph(ONNX_MODEL), batch=2), depth=0).to_dict()
     assert answer["report"] == json.loads(json.dumps(expected))
     assert answer["filename"] == ONNX_MODEL.name
     # The editor shows, read-only, the spec `netspec convert` writes for the model.

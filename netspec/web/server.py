@@ -17,11 +17,11 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from netspec.diagnostics import Diagnostic, NetspecError, SourceSpan
@@ -29,6 +29,9 @@ from netspec.graph import Graph
 from netspec.limits import DEFAULT_LIMITS, MAX_ONNX_BYTES, MAX_SOURCE_BYTES, IncludeRules, Limits
 from netspec.web import asset, fill, inline_script
 from netspec.zoo import catalogued_text, zoo_folder, zoo_names, zoo_spec
+
+if TYPE_CHECKING:
+    from netspec.report import Report, ReportRow
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The most a request body may hold: the largest spec the CLI reads, and room for the JSON around it.
@@ -125,16 +128,11 @@ class Workbench:
             try:
                 graph = load_spec_text(spec, self.limits)
                 analysis = bind(graph, _batch(body), limits=self.limits)
-                data = report_data(analysis, depth=0)
+                report = report_data(analysis, depth=0)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, spec) for d in exc.diagnostics]}
         warnings = [diagnostic_data(w, spec) for w in graph.warnings]
-        for rows in (data["layers"], data["scopes"]):
-            for row in rows:
-                if row["source"]:
-                    path, _, line = row["source"].rpartition(":")
-                    row["source"] = f"{_shown_path(path, spec)}:{line}"
-        return {"ok": True, "report": data, "diagnostics": warnings}
+        return {"ok": True, "report": _shown_sources(report, spec).to_dict(), "diagnostics": warnings}
 
     def onnx_report(self, data: bytes, filename: str, batch: int = 1) -> dict[str, Any]:
         """An uploaded ONNX model's report, as :meth:`report` gives a spec's, with ``spec``: the
@@ -178,7 +176,13 @@ class Workbench:
                     spec = f"# {name}: an ONNX model, read-only here.\n# netspec convert cannot write it: "
                     spec += f"{reason}\n"
         warnings = [diagnostic_data(w, shown) for w in imported.graph.warnings]
-        return {"ok": True, "report": report, "diagnostics": warnings, "filename": name, "spec": spec}
+        return {
+            "ok": True,
+            "report": report.to_dict(),
+            "diagnostics": warnings,
+            "filename": name,
+            "spec": spec,
+        }
 
     def compare(self, body: dict[str, Any]) -> dict[str, Any]:
         from netspec.compare import compare_graphs
@@ -206,7 +210,7 @@ class Workbench:
                 rows = compare_graphs(names, graphs, batch=_batch(body), limits=self.limits, entries=entries)
             except NetspecError as exc:
                 return {"ok": False, "diagnostics": [diagnostic_data(d, specs[0]) for d in exc.diagnostics]}
-        return {"ok": True, "rows": rows}
+        return {"ok": True, "rows": [row.to_dict() for row in rows]}
 
     def onnx(self, body: dict[str, Any]) -> tuple[bytes, str] | dict[str, Any]:
         """The compiled model's bytes and file name, or the diagnostics that stop it."""
@@ -246,6 +250,22 @@ def _shown_path(path: str, spec: Spec) -> str:
     folder = zoo_folder()
     resolved = Path(path).resolve()
     return resolved.relative_to(folder).as_posix() if resolved.is_relative_to(folder) else Path(path).name
+
+
+def _shown_sources(report: Report, spec: Spec) -> Report:
+    """``report`` with every row's ``path:line`` naming its file as the page does (:func:`_shown_path`)."""
+
+    def shown(row: ReportRow) -> ReportRow:
+        if not row.source:
+            return row
+        path, _, line = row.source.rpartition(":")
+        return replace(row, source=f"{_shown_path(path, spec)}:{line}")
+
+    return replace(
+        report,
+        rows=tuple(shown(row) for row in report.rows),
+        scopes=tuple(replace(header, row=shown(header.row)) for header in report.scopes),
+    )
 
 
 def diagnostic_data(diagnostic: Diagnostic, spec: Spec) -> dict[str, Any]:
