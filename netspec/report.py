@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +33,7 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "csv", "md")
 
 SUMMED_KEYS = ("params", "buffers", "frozen", "macs", "flops", "output_bytes")
-TOTAL_KEYS = (
-    "params",
-    "buffers",
-    "frozen",
-    "macs",
-    "flops",
-    "weight_bytes",
-    "activation_bytes",
-    "peak_activation_bytes",
-    "layers",
-)
+TOTAL_KEYS = tuple(f.name for f in fields(Totals))  # the JSON contract's totals, in order
 
 
 def conventions(batch: int | None, dtype: str = "float32") -> list[str]:
