@@ -158,9 +158,10 @@ def run(
         from netspec.reference import run_reference
 
         return run_reference(typed.graph, weights, feeds)
+    from netspec.compiler import compile_graph
     from netspec.runtime import create_session
 
-    onnx_model = compile(typed, weights, seed=seed)
+    onnx_model = compile_graph(typed, weights, seed=seed)
     session = create_session(onnx_model.SerializeToString(), device)
     return session.run(session.as_inputs(feeds))
 
