@@ -459,6 +459,9 @@ class _Reader:
         netspec_nodes, scopes = _merge_gelus(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_layer_norms(netspec_nodes, scopes, self.alias, graph, weights)
         netspec_nodes, scopes = _merge_transposed_matmuls(netspec_nodes, scopes, self.alias, graph)
+        if self.own_file:
+            netspec_nodes, scopes = _merge_weighted_sums(netspec_nodes, scopes, self.alias, graph)
+            netspec_nodes, scopes = _merge_layer_scales(netspec_nodes, scopes, self.alias, graph, weights)
         unknown.update(n.layer.params.op_type for n in netspec_nodes if n.type == "OnnxOp")
         names = _final_names(netspec_nodes, scopes, weights, exact=self.own_file)
         netspec_nodes = [_renamed(n, names) for n in netspec_nodes]
@@ -1234,6 +1237,102 @@ def _merge_transposed_matmuls(
         layer = build_layer(LAYER_TYPES["MatMul"], {"transpose_b": RawParam(True)}, None)
         result[index] = Node(node.name, layer, (node.inputs[0], nodes[swap].inputs[0]), node.outputs)
         dropped.add(swap)
+    return _kept(result, scopes, dropped)
+
+
+def _merge_weighted_sums(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """In netspec's own files, an Eltwise SUM whose terms are scaled by Power layers of its own
+    scope is one Eltwise with ``coeff``: the emitter writes each coefficient other than 1 as a
+    Mul by a constant before the Add (ResNet's stochastic depth, Inception-ResNet's residual
+    scale)."""
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "Eltwise" or node.layer.params.operation != "SUM" or node.layer.params.coeff:
+            continue
+        terms: list[str] = []
+        coefficients: list[float] = []
+        scaled: set[int] = set()
+        for tensor in node.inputs:
+            source = chains.single(tensor, "Power")
+            if (
+                source is None
+                or source in scaled
+                or scopes[source][0] != scopes[index][0]
+                or not _is_power(nodes[source], scale=nodes[source].layer.params.scale)
+            ):
+                terms.append(tensor)
+                coefficients.append(1.0)
+                continue
+            terms.append(nodes[source].inputs[0])
+            # The constant is a float32: its shortest decimal is the spec's (0.2, not 0.2000000029).
+            coefficients.append(float(str(np.float32(nodes[source].layer.params.scale))))
+            scaled.add(source)
+        if not scaled:
+            continue
+        raw = {"operation": RawParam("SUM"), "coeff": RawParam(tuple(coefficients))}
+        layer = build_layer(LAYER_TYPES["Eltwise"], raw, None)
+        result[index] = Node(node.name, layer, tuple(terms), node.outputs)
+        dropped.update(scaled)
+    return _kept(result, scopes, dropped)
+
+
+def _merge_layer_scales(
+    nodes: list[Node],
+    scopes: list[tuple[str, str]],
+    alias: Mapping[str, str],
+    graph: onnx.GraphProto,
+    weights: dict[str, WeightSource],
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """In netspec's own files, a Scale by an array stored beside its layer (``features.1.0.
+    layer_scale`` for the layer ``features.1.0.scale``, not its own ``.weight``) is a
+    LayerScale; with the Add of its own scope that follows (the residual, LayerScale's second
+    input), the two are one LayerScale of both inputs (ConvNeXt's ``layer_scale * block(x) + x``)."""
+    scopes = list(scopes)
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        source = weights.get(f"{node.name}.weight")
+        if node.type != "Scale" or len(node.inputs) != 1 or source is None:
+            continue
+        layer_name = scopes[index][0]
+        parent = layer_name.rpartition(".")[0]
+        prefix = f"{parent}." if parent else ""
+        initializer = source.initializer
+        array = initializer[len(prefix) :]
+        if (
+            not initializer.startswith(prefix)
+            or not array
+            or initializer.startswith(f"{layer_name}.")
+            or node.layer.params.num_axes != 1
+        ):
+            continue
+        inputs = node.inputs
+        target = index
+        residual = chains.reader(node.outputs[0], "Eltwise")
+        if residual is not None:
+            add = nodes[residual]
+            p = add.layer.params
+            if (
+                p.operation == "SUM"
+                and p.coeff is None
+                and len(add.inputs) == 2
+                and add.inputs[0] == node.outputs[0]
+                and scopes[residual][0] == layer_name
+            ):
+                inputs, target = (node.inputs[0], add.inputs[1]), residual
+        raw = {"axis": RawParam(node.layer.params.axis), "array": RawParam(array)}
+        layer = build_layer(LAYER_TYPES["LayerScale"], raw, None)
+        kept = nodes[target]
+        result[target] = Node(kept.name, layer, inputs, kept.outputs)
+        weights[f"{kept.name}.{array}"] = weights.pop(f"{node.name}.weight")
+        if target != index:
+            scopes[target] = scopes[index]
+            dropped.add(index)
     return _kept(result, scopes, dropped)
 
 
