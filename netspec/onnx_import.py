@@ -1311,7 +1311,7 @@ def _merge_layer_scales(
             or node.layer.params.num_axes != 1
         ):
             continue
-        inputs = node.inputs
+        inputs: tuple[str, ...] = node.inputs
         target = index
         residual = chains.reader(node.outputs[0], "Eltwise")
         if residual is not None:
