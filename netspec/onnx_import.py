@@ -239,6 +239,21 @@ def scope_name(node_name: str) -> str:
 _TORCH_SCOPES = "pkg.torch.onnx.name_scopes"
 
 
+def is_netspec_model(model: onnx.ModelProto) -> bool:
+    """Whether netspec wrote ``model``: its node names are then its spec's layer names."""
+    return model.producer_name == "netspec"
+
+
+def emitted_layer_name(node: onnx.NodeProto) -> str:
+    """The spec layer a node of netspec's own file lowers: the node's name, less the
+    ``/{op}_{k}`` the emitter appends to the second and later nodes of one layer (a quoted
+    layer name keeps its ``-`` and ``/``)."""
+    name, slash, suffix = node.name.rpartition("/")
+    if slash and re.fullmatch(re.escape(node.op_type) + r"_[0-9]+", suffix):
+        return name
+    return node.name
+
+
 def _dynamo_scope(value: str) -> str:
     """torch's dynamo exporter's ``['', 'layer1', 'layer1.0', 'conv1', 'conv2d']`` (module
     names, then the traced call) as ``layer1.0.conv1``."""
@@ -304,6 +319,8 @@ class _Reader:
     # Zero padding that the convolutions reading it take into their own pads (TensorFlow's
     # exports pad asymmetrically before a convolution): tensor -> (top, left, bottom, right).
     absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    # netspec wrote the file: node names give the spec's layer names exactly.
+    own_file: bool = False
 
     def read(self) -> OnnxImport:
         import onnx
@@ -321,6 +338,7 @@ class _Reader:
         nodes = _sorted_nodes(self.path, graph)
         opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.opset = opset
+        self.own_file = is_netspec_model(self.model)
         self._read_initializers(graph)
         self._infer_types(graph, nodes)
         netspec_nodes: list[Node] = []
@@ -377,7 +395,9 @@ class _Reader:
             if node.op_type == "Pad" and self._absorb_pad(node, readers, returned):
                 continue
             scopes_meta = next((p.value for p in node.metadata_props if p.key == _TORCH_SCOPES), None)
-            if scopes_meta is not None:
+            if self.own_file:
+                scope = emitted_layer_name(node)
+            elif scopes_meta is not None:
                 scope = _dynamo_scope(scopes_meta)
             elif node.name.startswith("/"):
                 scope = scope_name(node.name)
@@ -423,7 +443,8 @@ class _Reader:
                         )
                     ):
                         self.types[onnx_name] = own
-                scopes.append((_clean(_weight_scope(plan) or scope), node.op_type.lower()))
+                named = scope if self.own_file else _clean(_weight_scope(plan) or scope)
+                scopes.append((named, node.op_type.lower()))
                 for key, source in plan.weights.items():
                     real = self.initializer_alias.get(source.initializer, source.initializer)
                     weights[f"{provisional}.{key}"] = WeightSource(real, source.transform)
@@ -438,8 +459,11 @@ class _Reader:
         netspec_nodes, scopes = _merge_gelus(netspec_nodes, scopes, self.alias, graph)
         netspec_nodes, scopes = _merge_layer_norms(netspec_nodes, scopes, self.alias, graph, weights)
         netspec_nodes, scopes = _merge_transposed_matmuls(netspec_nodes, scopes, self.alias, graph)
+        if self.own_file:
+            netspec_nodes, scopes = _merge_weighted_sums(netspec_nodes, scopes, self.alias, graph)
+            netspec_nodes, scopes = _merge_layer_scales(netspec_nodes, scopes, self.alias, graph, weights)
         unknown.update(n.layer.params.op_type for n in netspec_nodes if n.type == "OnnxOp")
-        names = _final_names(netspec_nodes, scopes, weights)
+        names = _final_names(netspec_nodes, scopes, weights, exact=self.own_file)
         netspec_nodes = [_renamed(n, names) for n in netspec_nodes]
         weights = {f"{names[key.split('.')[0]]}.{key.split('.', 1)[1]}": v for key, v in weights.items()}
         self.alias = {k: _renamed_tensor(v, names) for k, v in self.alias.items() if v.split(".")[0] in names}
@@ -879,14 +903,19 @@ def _weight_scope(plan: _Planned) -> str:
 
 
 def _final_names(
-    nodes: Sequence[Node], scopes: Sequence[tuple[str, str]], weights: Mapping[str, WeightSource]
+    nodes: Sequence[Node],
+    scopes: Sequence[tuple[str, str]],
+    weights: Mapping[str, WeightSource],
+    exact: bool = False,
 ) -> dict[str, str]:
     """Each provisional name's final one: its scope, where one layer has it; the layer with
     weights keeps the scope when several share it (netspec's own multi-op lowerings), the others
     get their operator appended; an operator written in a module that has submodules (torch's
-    ``/layer1/layer1.0/Add``) is named ``layer1.0.add``."""
+    ``/layer1/layer1.0/Add``) is named ``layer1.0.add``, unless the scopes are ``exact`` layer
+    names (netspec's own files, where ``layer2.0.shortcut`` sits beside
+    ``layer2.0.shortcut.subsample``)."""
     bases = {scope for scope, _ in scopes if scope}
-    containers = {prefix for scope in bases for prefix in _prefixes(scope)}
+    containers = set() if exact else {prefix for scope in bases for prefix in _prefixes(scope)}
     with_weights = {key.split(".")[0] for key in weights}
     wanted: list[str] = []
     for scope, op in scopes:
@@ -1208,6 +1237,102 @@ def _merge_transposed_matmuls(
         layer = build_layer(LAYER_TYPES["MatMul"], {"transpose_b": RawParam(True)}, None)
         result[index] = Node(node.name, layer, (node.inputs[0], nodes[swap].inputs[0]), node.outputs)
         dropped.add(swap)
+    return _kept(result, scopes, dropped)
+
+
+def _merge_weighted_sums(
+    nodes: list[Node], scopes: list[tuple[str, str]], alias: Mapping[str, str], graph: onnx.GraphProto
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """In netspec's own files, an Eltwise SUM whose terms are scaled by Power layers of its own
+    scope is one Eltwise with ``coeff``: the emitter writes each coefficient other than 1 as a
+    Mul by a constant before the Add (ResNet's stochastic depth, Inception-ResNet's residual
+    scale)."""
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        if node.type != "Eltwise" or node.layer.params.operation != "SUM" or node.layer.params.coeff:
+            continue
+        terms: list[str] = []
+        coefficients: list[float] = []
+        scaled: set[int] = set()
+        for tensor in node.inputs:
+            source = chains.single(tensor, "Power")
+            if (
+                source is None
+                or source in scaled
+                or scopes[source][0] != scopes[index][0]
+                or not _is_power(nodes[source], scale=nodes[source].layer.params.scale)
+            ):
+                terms.append(tensor)
+                coefficients.append(1.0)
+                continue
+            terms.append(nodes[source].inputs[0])
+            # The constant is a float32: its shortest decimal is the spec's (0.2, not 0.2000000029).
+            coefficients.append(float(str(np.float32(nodes[source].layer.params.scale))))
+            scaled.add(source)
+        if not scaled:
+            continue
+        raw = {"operation": RawParam("SUM"), "coeff": RawParam(tuple(coefficients))}
+        layer = build_layer(LAYER_TYPES["Eltwise"], raw, None)
+        result[index] = Node(node.name, layer, tuple(terms), node.outputs)
+        dropped.update(scaled)
+    return _kept(result, scopes, dropped)
+
+
+def _merge_layer_scales(
+    nodes: list[Node],
+    scopes: list[tuple[str, str]],
+    alias: Mapping[str, str],
+    graph: onnx.GraphProto,
+    weights: dict[str, WeightSource],
+) -> tuple[list[Node], list[tuple[str, str]]]:
+    """In netspec's own files, a Scale by an array stored beside its layer (``features.1.0.
+    layer_scale`` for the layer ``features.1.0.scale``, not its own ``.weight``) is a
+    LayerScale; with the Add of its own scope that follows (the residual, LayerScale's second
+    input), the two are one LayerScale of both inputs (ConvNeXt's ``layer_scale * block(x) + x``)."""
+    scopes = list(scopes)
+    chains = _Chains(nodes, alias, graph)
+    dropped: set[int] = set()
+    result = list(nodes)
+    for index, node in enumerate(nodes):
+        source = weights.get(f"{node.name}.weight")
+        if node.type != "Scale" or len(node.inputs) != 1 or source is None:
+            continue
+        layer_name = scopes[index][0]
+        parent = layer_name.rpartition(".")[0]
+        prefix = f"{parent}." if parent else ""
+        initializer = source.initializer
+        array = initializer[len(prefix) :]
+        if (
+            not initializer.startswith(prefix)
+            or not array
+            or initializer.startswith(f"{layer_name}.")
+            or node.layer.params.num_axes != 1
+        ):
+            continue
+        inputs: tuple[str, ...] = node.inputs
+        target = index
+        residual = chains.reader(node.outputs[0], "Eltwise")
+        if residual is not None:
+            add = nodes[residual]
+            p = add.layer.params
+            if (
+                p.operation == "SUM"
+                and p.coeff is None
+                and len(add.inputs) == 2
+                and add.inputs[0] == node.outputs[0]
+                and scopes[residual][0] == layer_name
+            ):
+                inputs, target = (node.inputs[0], add.inputs[1]), residual
+        raw = {"axis": RawParam(node.layer.params.axis), "array": RawParam(array)}
+        layer = build_layer(LAYER_TYPES["LayerScale"], raw, None)
+        kept = nodes[target]
+        result[target] = Node(kept.name, layer, inputs, kept.outputs)
+        weights[f"{kept.name}.{array}"] = weights.pop(f"{node.name}.weight")
+        if target != index:
+            scopes[target] = scopes[index]
+            dropped.add(index)
     return _kept(result, scopes, dropped)
 
 
