@@ -307,3 +307,14 @@ def test_a_closed_pipe_on_stdout_stops_quietly(tmp_path: Path) -> None:
         env=environment,
     )
     assert result.stdout.strip() == "141" and "Error" not in result.stderr, result.stderr
+
+
+@pytest.mark.unit
+def test_every_subpackage_is_in_the_distribution() -> None:
+    """pyproject lists the packages the wheel carries: a new subpackage left out of that list
+    installs as nothing and fails only in a fresh environment (as CI's clean install does)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "netspec").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)
