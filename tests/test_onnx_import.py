@@ -182,14 +182,12 @@ COMPOSITE_LOWERINGS = {
     },
     "resnet110_stochastic_depth": "Eltwise's coefficients read back as Power layers; Pad as for ResNet-110",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
-    "swin_t": "window partition reshapes the batch into the window count ([-1, 49, 96])",
     "regnet_y_400mf": "quoted module names (block1-0) read back as other scopes",
     "fcn16s": "Crop: a Slice with constant bounds",
     "fcn32s": "Crop: a Slice with constant bounds",
     "inception_resnet_v2": "Eltwise's residual scale (coeff) reads back as a Power layer",
     # The totals agree; layer by layer, the residual step of LayerScale is a layer of its own.
     "convnext_tiny": "LayerScale with its residual: Mul and Add, read back as Scale and Eltwise",
-    "vit_b_16": "ClassToken (an Expand and Concat of the token), MultiheadAttention's MatMul chain",
 }
 # Layers that are identities at inference: the emitter writes no node for them.
 ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
