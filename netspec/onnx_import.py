@@ -17,7 +17,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,7 @@ def read_weights(imported: OnnxImport, typed: TypedGraph) -> dict[str, np.ndarra
                 array = -array
             elif source.transform == "reciprocal":
                 array = 1 / array
-            arrays[key] = np.ascontiguousarray(array.reshape(spec.shape))
+            arrays[array_spec.name] = np.ascontiguousarray(array.reshape(spec.shape))
     return arrays
 
 
@@ -2165,7 +2165,7 @@ def convert_onnx(
     implicit chaining, templates for repeated blocks, loops), with its initializers as the
     spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
     from netspec.convert import convert_graph
-    from netspec.typed import bind
+    from netspec.typed import bind, node_arrays
 
     imported = import_onnx(path, input_shapes)
     if imported.unknown:
@@ -2175,11 +2175,15 @@ def convert_onnx(
             hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
         )
     graph = imported.graph
-    arrays = read_weights(imported, bind(graph))
+    typed = bind(graph)
+    arrays = read_weights(imported, typed)
     conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
     names = conversion.node_names
     weights = {}
-    for key, array in arrays.items():
-        node, _, suffix = key.rpartition(".")
-        weights[f"{names.get(node, node)}.{suffix}"] = array
+    for typed_node in typed.nodes:
+        node = typed_node.node
+        # The spec's name of each array: its layer's new name, the array beside it or its own.
+        renamed = replace(node, name=names.get(node.name, node.name))
+        for array, spec_array in zip(typed_node.arrays, node_arrays(renamed, typed_node.inputs), strict=True):
+            weights[spec_array.name] = arrays[array.name]
     return OnnxConversion(conversion, weights)
