@@ -17,7 +17,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,7 @@ def read_weights(imported: OnnxImport, typed: TypedGraph) -> dict[str, np.ndarra
                 array = -array
             elif source.transform == "reciprocal":
                 array = 1 / array
-            arrays[key] = np.ascontiguousarray(array.reshape(spec.shape))
+            arrays[array_spec.name] = np.ascontiguousarray(array.reshape(spec.shape))
     return arrays
 
 
@@ -321,6 +321,9 @@ class _Reader:
     absorbed_pads: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     # netspec wrote the file: node names give the spec's layer names exactly.
     own_file: bool = False
+    # netspec's own lowerings read back as their layers (see _find_lowerings): the layer planned
+    # at the last node of its run (by the node's id); the run's other nodes are skipped.
+    lowered: dict[int, _Planned] = field(default_factory=dict)
 
     def read(self) -> OnnxImport:
         import onnx
@@ -373,6 +376,7 @@ class _Reader:
         returned = {o.name for o in graph.output}
         self.readers, self.returned = readers, returned
         self._find_roi_sources(nodes, readers, returned)
+        self._find_lowerings(nodes, readers, returned)
         for node in nodes:
             if id(node) in self.skipped:
                 continue
@@ -580,6 +584,99 @@ class _Reader:
                 continue
             self.roi_sources[node.output[0]] = boxes[0]
             self.skipped.update(id(n) for n in cut)
+
+    def _find_lowerings(
+        self,
+        nodes: Sequence[onnx.NodeProto],
+        readers: Mapping[str, list[onnx.NodeProto]],
+        returned: set[str],
+    ) -> None:
+        """netspec's own files: the run of nodes one layer of a type in ``_LOWERINGS`` emitted
+        (named after the layer, as netspec.export.onnx.NodeEmitter names them) is that layer,
+        planned at the run's last node; the others are skipped. A run is that layer only if the
+        layer, emitted again with parameters read from the run, writes exactly these nodes."""
+        for scope, run in _netspec_runs(nodes):
+            inside = {id(n) for n in run}
+            if any(
+                o in returned or any(id(r) not in inside for r in readers.get(o, []))
+                for n in run[:-1]
+                for o in n.output
+            ):
+                continue
+            for lowering in _LOWERINGS:
+                plan = self._lowered(lowering, scope, run)
+                if plan is not None:
+                    self.lowered[id(run[-1])] = plan
+                    self.skipped.update(id(n) for n in run[:-1])
+                    break
+
+    def _lowered(self, lowering: _Lowering, scope: str, run: Sequence[onnx.NodeProto]) -> _Planned | None:
+        """The layer of ``lowering`` whose emission is ``run``, if one of its candidate
+        parameters gives it (with the file's batch: symbolic, or the fixed one it was compiled for)."""
+        from netspec.export.onnx import NodeEmitter, _ModelBuilder
+        from netspec.typed import node_arrays
+
+        produced = {o for n in run for o in n.output}
+        inputs = tuple(
+            dict.fromkeys(
+                t for n in run for t in n.input if t and t not in produced and t not in self.initializers
+            )
+        )
+        if not inputs or any(t not in self.types for t in inputs):
+            return None
+        symbolic = [self.types[t] for t in inputs]
+        if any(isinstance(d, str) and d != BATCH_SYMBOL for x in symbolic for d in x.dims):
+            return None
+        batches = [
+            [
+                TensorType((b, *x.dims[1:]), x.dtype) if x.dims and x.dims[0] == BATCH_SYMBOL else x
+                for x in symbolic
+            ]
+            for b in sorted(set(self.fixed_batch.values()))
+        ]
+        for params in lowering.candidates(self, scope, run, symbolic):
+            raw = {key: RawParam(value) for key, value in params.items()}
+            for types in (symbolic, *batches):
+                try:
+                    layer = build_layer(LAYER_TYPES[lowering.type_name], raw, None)
+                    node = Node(scope, layer, inputs, tuple(run[-1].output))
+                    outputs = layer.infer(types)
+                    arrays = node_arrays(node, types)
+                    builder = _ModelBuilder({}, self.opset)
+                    layer.emit(NodeEmitter(builder, node, arrays, types, outputs))
+                except (NetspecError, LayerError):
+                    continue
+                if self._emitted_as(builder.model, run) and all(
+                    self.initializers.get(a.name, ((),))[0] == a.spec.shape for a in arrays
+                ):
+                    weights = {a.spec.name: WeightSource(a.name) for a in arrays}
+                    return _Planned(lowering.type_name, params, inputs, weights)
+        return None
+
+    def _emitted_as(self, emitted: onnx.ModelProto, run: Sequence[onnx.NodeProto]) -> bool:
+        """Whether ``emitted`` (one layer's emission) has the nodes of ``run`` (names, operators,
+        tensors and attributes) and its constants, by name, type, shape and, where read, value."""
+        from onnx import numpy_helper
+
+        nodes = emitted.graph.node
+        if len(nodes) != len(run):
+            return False
+        for made, found in zip(nodes, run, strict=True):
+            if (made.op_type, made.domain, made.name, made.input, made.output) != (
+                found.op_type,
+                found.domain,
+                found.name,
+                found.input,
+                found.output,
+            ) or list(made.attribute) != list(found.attribute):
+                return False
+        for constant in emitted.graph.initializer:
+            if self.initializers.get(constant.name) != (tuple(constant.dims), constant.data_type):
+                return False
+            known = self.constants.get(constant.name)
+            if known is not None and not np.array_equal(known, numpy_helper.to_array(constant)):
+                return False
+        return True
 
     def matrix(self, tensor: str, transpose: bool) -> WeightSource:
         """The source of a layer's matrix read from initializer ``tensor`` (transposed if
@@ -835,6 +932,8 @@ class _Reader:
         raise _Unsupported
 
     def _plan(self, node: onnx.NodeProto) -> list[_Planned]:
+        if id(node) in self.lowered:
+            return [self.lowered[id(node)]]
         mapper = _MAPPERS.get(node.op_type)
         if mapper is None:
             raise _Unsupported
@@ -1864,6 +1963,19 @@ def _split(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list
     return [_Planned("Slice", {"axis": axis, "slice_point": points}, (node.input[0],), outputs=len(sizes))]
 
 
+@_maps("Gather")
+def _gather(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """One index of an activation along an axis after the batch (a scalar index: the axis
+    goes) as Take: ViT's class token, ``x[:, 0]``."""
+    index = reader.const(node.input[1])
+    axis = attrs.get("axis", 0)
+    if not reader.is_dynamic(node.input[0]) or index is None or index.ndim != 0:
+        raise _Unsupported
+    if axis % reader.type_of(node, node.input[0]).rank == 0:
+        raise _Unsupported
+    return _single("Take", node, axis=axis, index=int(index))
+
+
 @_maps("Flatten")
 def _flatten(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     if attrs.get("axis", 1) != 1:
@@ -1998,6 +2110,165 @@ def _roi_align(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> 
     return [_Planned("ROIAlign", params, (node.input[0], source))]
 
 
+# ---------------------------------------------------------------- netspec's own lowerings
+
+Candidates = Callable[[_Reader, str, Sequence["onnx.NodeProto"], Sequence[TensorType]], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Lowering:
+    """A netspec layer that the operator mappers read as other layers from netspec's own files
+    (several ONNX nodes, or one that maps to another layer): ``candidates`` gives, from a run
+    of nodes in one layer's scope, its constants and its input types, the parameters it may
+    have been emitted with (none where the run cannot be this layer)."""
+
+    type_name: str
+    candidates: Candidates
+
+
+_LOWERINGS: list[_Lowering] = []
+
+
+def _lowers(type_name: str) -> Callable[[Candidates], Candidates]:
+    def decorate(function: Candidates) -> Candidates:
+        _LOWERINGS.append(_Lowering(type_name, function))
+        return function
+
+    return decorate
+
+
+def _netspec_runs(nodes: Sequence[onnx.NodeProto]) -> list[tuple[str, list[onnx.NodeProto]]]:
+    """The file's nodes in runs of one netspec layer each: netspec names a layer's first node
+    after the layer and the others ``layer/Op_k`` (torch's names start with '/', dynamo's nodes
+    carry their scopes apart)."""
+    runs: list[tuple[str, list[onnx.NodeProto]]] = []
+    for node in nodes:
+        if (
+            not node.name
+            or node.name.startswith("/")
+            or any(p.key == _TORCH_SCOPES for p in node.metadata_props)
+        ):
+            runs.append(("", [node]))
+            continue
+        scope = node.name.split("/")[0]
+        if runs and runs[-1][0] == scope and "/" in node.name:
+            runs[-1][1].append(node)
+        else:
+            runs.append((scope, [node]))
+    return [(scope, run) for scope, run in runs if scope]
+
+
+def _beside(scope: str, array: str) -> str | None:
+    """The ``array`` parameter of a layer in ``scope`` whose array (beside the layer, in the
+    enclosing scope: ViT's ``class_token``) is the initializer ``array``; None for one of the
+    layer's own arrays."""
+    if array.startswith(f"{scope}."):
+        return None
+    parent = scope.rpartition(".")[0]
+    return array[len(parent) + 1 :] if parent and array.startswith(f"{parent}.") else array
+
+
+def _stored(reader: _Reader, run: Sequence[onnx.NodeProto]) -> list[tuple[str, tuple[int, ...]]]:
+    """The initializers a run reads that are not its own constants, with their shapes."""
+    return [
+        (t, reader.initializers[t][0])
+        for n in run
+        for t in n.input
+        if t in reader.initializers and "/" not in t
+    ]
+
+
+def _shape_constant(reader: _Reader, scope: str, suffix: str, size: int) -> list[int] | None:
+    value = reader.const(f"{scope}/{suffix}")
+    return [int(v) for v in value.ravel()] if value is not None and value.size == size else None
+
+
+@_lowers("MultiheadAttention")
+def _attention_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """[N, L, 3, heads, d]: the split into heads gives the head count."""
+    split = _shape_constant(reader, scope, "heads_shape", 5)
+    if split is None or _shape_constant(reader, scope, "grid_shape", 6) is not None:
+        return []
+    return [{"num_heads": split[3], "bias": bias} for bias in (True, False)]
+
+
+@_lowers("ShiftedWindowAttention")
+def _window_attention_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """[N, rows, w, cols, w, C] gives the window, [N·windows, w², 3, heads, d] the heads, the
+    first Slice of the roll (the last ``shift`` rows or columns) the shift."""
+    grid = _shape_constant(reader, scope, "grid_shape", 6)
+    split = _shape_constant(reader, scope, "heads_shape", 5)
+    if grid is None or split is None:
+        return []
+    rolls = [_shape_constant(reader, scope, f"shifted_{axis}_a", 1) for axis in (1, 2)]
+    shift = next((roll[0] for roll in rolls if roll is not None), 0)
+    return [
+        {"num_heads": split[3], "window_size": grid[2], "shift_size": shift, "qkv_bias": q, "proj_bias": p}
+        for q in (True, False)
+        for p in (True, False)
+    ]
+
+
+@_lowers("PatchMerge")
+def _patch_merge_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    grid = _shape_constant(reader, scope, "grid_shape", 6)
+    return [{}] if grid is not None and grid[2] == grid[4] == 2 else []
+
+
+@_lowers("ClassToken")
+def _class_token_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """The token array [1, tokens, D], beside the layer."""
+    if run[-1].op_type != "Concat":
+        return []
+    return [
+        {"tokens": shape[1], "array": array}
+        for tensor, shape in _stored(reader, run)
+        if len(shape) == 3 and shape[0] == 1 and (array := _beside(scope, tensor)) is not None
+    ]
+
+
+@_lowers("PositionEmbedding")
+def _position_embedding_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """One Add of an array of one batch item's shape, beside the layer (ViT's
+    ``encoder.pos_embedding``)."""
+    if len(run) != 1 or run[0].op_type != "Add" or len(inputs) != 1:
+        return []
+    return [
+        {"array": array}
+        for tensor, shape in _stored(reader, run)
+        if shape == (1, *inputs[0].dims[1:]) and (array := _beside(scope, tensor)) is not None
+    ]
+
+
+@_lowers("Flatten")
+def _flatten_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """A Reshape merging axes after the first (Flatten from axis 1 to the end is ONNX's
+    Flatten, which the mapper reads): the axes it may merge, given the output's rank."""
+    if len(run) != 1 or run[0].op_type != "Reshape" or len(inputs) != 1:
+        return []
+    rank = inputs[0].rank
+    output = reader.types.get(run[0].output[0])
+    if output is None or not 2 <= output.rank < rank:
+        return []
+    merged = rank - output.rank
+    return [
+        {"axis": axis, "end_axis": -1 if axis + merged == rank - 1 else axis + merged}
+        for axis in range(1, rank - merged)
+    ]
+
+
 # ---------------------------------------------------------------- convert
 
 
@@ -2019,7 +2290,7 @@ def convert_onnx(
     implicit chaining, templates for repeated blocks, loops), with its initializers as the
     spec's weights (``layer1.0.conv1.weight``). Operators without a netspec layer are an error."""
     from netspec.convert import convert_graph
-    from netspec.typed import bind
+    from netspec.typed import bind, node_arrays
 
     imported = import_onnx(path, input_shapes)
     if imported.unknown:
@@ -2029,11 +2300,15 @@ def convert_onnx(
             hint="netspec report still analyses the model; a .net spec can only hold netspec layers",
         )
     graph = imported.graph
-    arrays = read_weights(imported, bind(graph))
+    typed = bind(graph)
+    arrays = read_weights(imported, typed)
     conversion = convert_graph(graph, templates=templates, origin=Path(path).name)
     names = conversion.node_names
     weights = {}
-    for key, array in arrays.items():
-        node, _, suffix = key.rpartition(".")
-        weights[f"{names.get(node, node)}.{suffix}"] = array
+    for typed_node in typed.nodes:
+        node = typed_node.node
+        # The spec's name of each array: its layer's new name, the array beside it or its own.
+        renamed = replace(node, name=names.get(node.name, node.name))
+        for array, spec_array in zip(typed_node.arrays, node_arrays(renamed, typed_node.inputs), strict=True):
+            weights[spec_array.name] = arrays[array.name]
     return OnnxConversion(conversion, weights)
