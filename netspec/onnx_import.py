@@ -2271,6 +2271,41 @@ def _flatten_candidates(
     ]
 
 
+@_lowers("LocallyConnected")
+def _locally_connected_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """The unfolding Conv (one-hot kernels) gives the window, the weight [Ho·Wo, C·kh·kw, Cout]
+    the output channels; an Add of the untied bias closes the run when there is one."""
+    weight = reader.initializers.get(f"{scope}.weight")
+    if run[0].op_type != "Conv" or weight is None or len(weight[0]) != 3 or len(inputs) != 1:
+        return []
+    window = _attributes(run[0])
+    if len(window.get("kernel_shape", ())) != 2:
+        return []
+    return [
+        {
+            "num_output": weight[0][2],
+            "kernel_size": tuple(window["kernel_shape"]),
+            "stride": tuple(window.get("strides", (1, 1))),
+            "pad": tuple(window.get("pads", (0, 0, 0, 0))),
+            "bias_term": run[-1].op_type == "Add",
+        }
+    ]
+
+
+@_lowers("NetVLAD")
+def _netvlad_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """The centroids [K, D] give the clusters; a run that opens with a norm (ReduceL2) rather
+    than the assignment Conv normalises its input."""
+    centroids = reader.initializers.get(f"{scope}.centroids")
+    if centroids is None or len(centroids[0]) != 2 or len(inputs) != 1:
+        return []
+    return [{"num_clusters": centroids[0][0], "normalize_input": run[0].op_type == "ReduceL2"}]
+
+
 # ---------------------------------------------------------------- convert
 
 

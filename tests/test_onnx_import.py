@@ -187,8 +187,6 @@ def _comparable(data: dict) -> dict:
 # (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
 # ONNX node that stands for two netspec layers.
 COMPOSITE_LOWERINGS = {
-    "deepface": "LocallyConnected: a one-hot unfolding Conv and a batched MatMul",
-    "netvlad_vgg16": "NetVLAD: Conv, Softmax, MatMul, ReduceSum and norms",
     "segnet": "Upsample by the pooling mask: ScatterElements",
     "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
     "fcn8s": "Crop: a Slice with constant bounds",
@@ -264,18 +262,37 @@ AdaptiveAvgPool pool { output_size: 1 }
 InnerProduct head { num_output: 3 }
 """,
 }
+# Other layers netspec lowers to runs of ONNX nodes, small: unshared filters over an
+# asymmetric padding, VLAD pooling with and without normalised descriptors.
+OWN_LOWERING_SPECS = {
+    **TRANSFORMER_SPECS,
+    "tiny_deepface": """
+input data: [N, 3, 12, 12]
+Convolution conv { num_output: 4  kernel_size: 3 }
+LocallyConnected local { num_output: 5  kernel_size: 3  stride: 2  pad: 1 }
+LocallyConnected plain { num_output: 3  kernel_size: [2, 3]  pad: [0, 1, 1, 0]  bias_term: false }
+InnerProduct head { num_output: 3 }
+""",
+    "tiny_netvlad": """
+input data: [N, 4, 5, 6]
+Convolution conv { num_output: 6  kernel_size: 1 }
+NetVLAD vlad { num_clusters: 3 }
+NetVLAD plain { bottom: conv  num_clusters: 2  normalize_input: false }
+Concat both { bottom: [vlad, plain] }
+""",
+}
 
 
 @pytest.mark.ort
 @pytest.mark.parametrize("batch", [1, None], ids=["batch1", "dynamic"])
-@pytest.mark.parametrize("name", sorted(TRANSFORMER_SPECS))
+@pytest.mark.parametrize("name", sorted(OWN_LOWERING_SPECS))
 def test_transformer_lowerings_read_back_as_their_layers(
     name: str, batch: int | None, tmp_path: Path
 ) -> None:
     """netspec's own ONNX of ClassToken, PositionEmbedding, MultiheadAttention, window attention
-    and patch merging reads back as those layers, row for row, and converts to a spec whose
-    model computes what the file does."""
-    graph = elaborate(SourceFile(f"{name}.net", TRANSFORMER_SPECS[name]))
+    and patch merging (and of the other OWN_LOWERING_SPECS) reads back as those layers, row for
+    row, and converts to a spec whose model computes what the file does."""
+    graph = elaborate(SourceFile(f"{name}.net", OWN_LOWERING_SPECS[name]))
     model = compile_graph(bind(graph, batch=batch), fold_bn=False)
     imported = import_model(model, f"{name}.onnx").graph
     assert [n.type for n in imported.nodes] == [n.type for n in graph.nodes]
