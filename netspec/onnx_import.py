@@ -378,7 +378,8 @@ class _Reader:
         returned = {o.name for o in graph.output}
         self.readers, self.returned = readers, returned
         self._find_roi_sources(nodes, readers, returned)
-        self._find_lowerings(nodes, readers, returned)
+        if self.own_file:  # netspec's multi-node lowerings occur only in netspec's files
+            self._find_lowerings(nodes, readers, returned)
         for node in nodes:
             if id(node) in self.skipped:
                 continue
