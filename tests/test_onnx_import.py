@@ -168,8 +168,6 @@ COMPOSITE_LOWERINGS = {
     "netvlad_vgg16": "NetVLAD: Conv, Softmax, MatMul, ReduceSum and norms",
     "segnet": "Upsample by the pooling mask: ScatterElements",
     "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
-    "fcn8s": "Crop: a Slice with constant bounds",
-    "unet": "Crop: a Slice with constant bounds",
     # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
     # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
     # and gives the 1x1 output another jump (netspec/layers/pool.py).
@@ -184,8 +182,6 @@ COMPOSITE_LOWERINGS = {
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
     "swin_t": "window partition reshapes the batch into the window count ([-1, 49, 96])",
     "regnet_y_400mf": "quoted module names (block1-0) read back as other scopes",
-    "fcn16s": "Crop: a Slice with constant bounds",
-    "fcn32s": "Crop: a Slice with constant bounds",
     "inception_resnet_v2": "Eltwise's residual scale (coeff) reads back as a Power layer",
     # The totals agree; layer by layer, the residual step of LayerScale is a layer of its own.
     "convnext_tiny": "LayerScale with its residual: Mul and Add, read back as Scale and Eltwise",
