@@ -1979,6 +1979,103 @@ def _gather(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> lis
     return _single("Take", node, axis=axis, index=int(index))
 
 
+@_maps("Slice")
+def _slice(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
+    """A Slice of an activation by constant bounds: the Crop netspec's own file wrote it for
+    (see ``_crop_of``), else a StridedSlice. Computed bounds, a symbolic sliced axis and an
+    empty slice stay an OnnxOp."""
+    if not reader.is_dynamic(node.input[0]):
+        raise _Unsupported
+    x = reader.type_of(node, node.input[0])
+    starts, ends, axes, steps = _slice_bounds(reader, node, attrs, x)
+    crop = _crop_of(reader, node, x, starts, ends, axes)
+    if crop is not None:
+        return [crop]
+    params: dict[str, Any] = {"starts": tuple(starts), "ends": tuple(ends), "axes": tuple(axes)}
+    if any(step != 1 for step in steps):
+        params["steps"] = tuple(steps)
+    return [_Planned("StridedSlice", params, (node.input[0],))]
+
+
+def _slice_bounds(
+    reader: _Reader, node: onnx.NodeProto, attrs: Mapping[str, Any], x: TensorType
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """A Slice's constant starts, ends, axes and steps (inputs, or before opset 10 attributes),
+    each bound past its axis clamped to it: the INT64 extremes torch writes for "to the end"
+    have no .net spelling, and Python's slicing (StridedSlice's) clamps them the same way."""
+    if "starts" in attrs:
+        raw = [attrs["starts"], attrs["ends"], attrs.get("axes")]
+    else:
+        raw = [reader.const(t) if t else None for t in node.input[1:5]]
+        if any(t and value is None for t, value in zip(node.input[1:5], raw, strict=False)):
+            raise _Unsupported  # computed bounds
+    starts, ends = ([int(v) for v in np.ravel(raw[i])] for i in (0, 1))
+    axes = (
+        [int(v) for v in np.ravel(raw[2])] if len(raw) > 2 and raw[2] is not None else [*range(len(starts))]
+    )
+    steps = [int(v) for v in np.ravel(raw[3])] if len(raw) > 3 and raw[3] is not None else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
+        raise _Unsupported
+    sizes: list[int] = []
+    for axis in axes:
+        size = x.dims[axis % x.rank] if -x.rank <= axis < x.rank else None
+        if not isinstance(size, int):
+            raise _Unsupported
+        sizes.append(size)
+    starts = [min(max(v, -size - 1), size) for v, size in zip(starts, sizes, strict=True)]
+    ends = [min(max(v, -size - 1), size) for v, size in zip(ends, sizes, strict=True)]
+    bounds = zip(starts, ends, steps, sizes, strict=True)
+    if any(not range(*slice(start, end, step).indices(size)) for start, end, step, size in bounds):
+        raise _Unsupported  # an empty tensor
+    return starts, ends, axes, steps
+
+
+def _crop_of(
+    reader: _Reader, node: onnx.NodeProto, x: TensorType, starts: list[int], ends: list[int], axes: list[int]
+) -> _Planned | None:
+    """The Crop that netspec's own emission wrote as this Slice, if it is one: a netspec file's
+    Slice by the layer's ``starts``, ``ends`` and ``axes`` constants (Crop's emit: increasing
+    axes, each cut at its offset to a smaller size, no steps), every axis from the first cut
+    one on either cut or kept whole. Its second input, which only lends its shape, is the
+    latest tensor computed before it with that shape from the first cut axis on; with none, no
+    Crop.
+
+    Other files' Slices stay StridedSlices: nothing in them says the bounds follow another
+    tensor, and a Crop would add a dependency the model does not have.
+    """
+    constants = [f"{node.name}/{suffix}" for suffix in ("starts", "ends", "axes")]
+    if reader.model.producer_name != "netspec" or list(node.input[1:]) != constants:
+        return None
+    if axes != sorted(set(axes)) or axes[0] < 0:
+        return None
+    bounds = list(zip(axes, starts, ends, strict=True))
+    # Crop writes offsets and ends from the axis start (clamped, not empty: _slice_bounds), and
+    # only for the axes it cuts.
+    if any(start < 0 or end < 0 or (start, end) == (0, x.dims[axis]) for axis, start, end in bounds):
+        return None
+    cut = {axis: (start, end - start) for axis, start, end in bounds}
+    first = axes[0]
+    wanted = [cut[axis][1] if axis in cut else x.dims[axis] for axis in range(first, x.rank)]
+    reference = next(
+        (
+            tensor
+            for tensor in reversed(list(reader.alias))
+            if tensor != node.input[0]
+            and (found := reader.types.get(tensor)) is not None
+            and found.rank == x.rank
+            and list(found.dims[first:]) == wanted
+        ),
+        None,
+    )
+    if reference is None:
+        return None
+    offsets = [cut[axis][0] if axis in cut else 0 for axis in range(first, x.rank)]
+    params: dict[str, Any] = {"axis": first}
+    if any(offsets):
+        params["offset"] = (offsets[0],) if len(set(offsets)) == 1 else tuple(offsets)
+    return _Planned("Crop", params, (node.input[0], reference))
+
+
 @_maps("Flatten")
 def _flatten(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -> list[_Planned]:
     if attrs.get("axis", 1) != 1:

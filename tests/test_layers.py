@@ -406,6 +406,39 @@ CASES = [
     Case("reshape-append-axis", "Reshape layer { shape: [1] axis: -1 num_axes: 0 }", (("N", 3),), (2, 3, 1)),
     Case("reshape-infer-middle", "Reshape layer { shape: [-1, 8] axis: 1 }", (("N", 4, 4),), (2, 2, 8)),
     Case("reshape-static", "Reshape layer { shape: [-1, 0] }", ((2, 3, 4, 4),), (32, 3)),
+    # -- StridedSlice (ONNX Slice) counts nothing; sizes are len(range(start, end, step)) after
+    # Python's clamping: rows 1 … 4 of 6
+    Case(
+        "strided-slice", "StridedSlice layer { starts: 1 ends: -1 axes: 2 }", (("N", 3, 6, 5),), (2, 3, 4, 5)
+    ),
+    # rows 0, 2, 4, 6 of 7 and columns 1, 3, 5 of 6 (ends past the axis: to the end)
+    Case(
+        "strided-slice-steps",
+        "StridedSlice layer { starts: [0, 1] ends: [1000, 1000] axes: [2, 3] steps: [2, 2] }",
+        (("N", 3, 7, 6),),
+        (2, 3, 4, 3),
+    ),
+    # the last axis backwards from its last element to before the first (torch's flip)
+    Case(
+        "strided-slice-backwards",
+        "StridedSlice layer { starts: -1 ends: -1000 axes: -1 steps: -1 }",
+        (("N", 3, 4, 5),),
+        (2, 3, 4, 5),
+    ),
+    # columns 4 and 2 of 5; a start before the first channel is clamped to 0
+    Case(
+        "strided-slice-clamped-backwards",
+        "StridedSlice layer { starts: [-10, 4] ends: [2, 1] axes: [1, 3] steps: [1, -2] }",
+        (("N", 3, 4, 5),),
+        (2, 2, 4, 2),
+    ),
+    # the default axes 0, 1: both batch items, channels 1 and 4 of 6
+    Case(
+        "strided-slice-default-axes",
+        "StridedSlice layer { starts: [0, 1] ends: [2, 5] steps: [1, 3] }",
+        ((2, 6, 4),),
+        (2, 2, 4),
+    ),
 ]
 
 
@@ -724,6 +757,26 @@ def compile_error(text: str) -> str:
             "has only 2 axes",
         ),
         (
+            "input a: [N, 3, 4, 4]\nStridedSlice s { starts: [0, 1] ends: 2 axes: [2, 3] }",
+            "StridedSlice 's': has 1 ends values for 2 starts; give one per sliced axis",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nStridedSlice s { starts: 0 ends: 2 axes: 2 steps: 0 }",
+            "StridedSlice 's': steps [0] has a 0; a step moves at least one element",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nStridedSlice s { starts: [0, 1] ends: [2, 3] axes: [2, -2] }",
+            "StridedSlice 's': axes [2, -2] name axis 2 twice",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nStridedSlice s { starts: 3 ends: 1 axes: 2 }",
+            "StridedSlice 's': takes nothing from axis 2 of [2, 3, 4, 4] (start 3, end 1, step 1)",
+        ),
+        (
+            "input a: [N, 3, 4, 4]\nStridedSlice s { starts: 0 ends: 1 axes: 4 }",
+            "StridedSlice 's': axes 4 is out of range for the 4-D input [2, 3, 4, 4]",
+        ),
+        (
             "input a: [N, 3, 4, 4]\nPooling p { kernel_size: 2 pad: 2 }",
             "Pooling 'p': padding [2, 2, 2, 2] must be smaller than the kernel [2, 2]",
         ),
@@ -742,3 +795,20 @@ def test_symbolic_batch_cannot_be_flattened_away() -> None:
     text = "input a: [N, 3, 4]\nFlatten f { axis: 0 }"
     with pytest.raises(NetspecError, match=r"needs a fixed size on axis 0, got 'N'"):
         infer_shapes(elaborate(SourceFile("bad.net", text)))
+
+
+@pytest.mark.unit
+def test_strided_slice_receptive_field() -> None:
+    """Output pixel i of a slice with start s and step k is input pixel s + i·k: the field is
+    one pixel, k apart, at s; a reversed axis has no window."""
+    text = (
+        "input a: [N, 3, 9, 9]\n"
+        "StridedSlice cut { bottom: a starts: [1, 2] ends: [1000, -1] axes: [2, 3] steps: [2, 3] }\n"
+        "StridedSlice flip { bottom: a starts: -1 ends: -1000 axes: 3 steps: -1 }\n"
+        "StridedSlice channels { bottom: a starts: 1 ends: 3 axes: 1 }\n"
+    )
+    fields = bind(elaborate(SourceFile("rf.net", text))).receptive_fields
+    cut = fields["cut"]
+    assert cut is not None and (cut.size, cut.stride, cut.offset) == ((1, 1), (2, 3), (1, 2))
+    assert fields["flip"] is None
+    assert fields["channels"] == fields["a"]

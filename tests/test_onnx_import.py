@@ -189,8 +189,6 @@ def _comparable(data: dict) -> dict:
 COMPOSITE_LOWERINGS = {
     "segnet": "Upsample by the pooling mask: ScatterElements",
     "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
-    "fcn8s": "Crop: a Slice with constant bounds",
-    "unet": "Crop: a Slice with constant bounds",
     # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
     # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
     # and gives the 1x1 output another jump (netspec/layers/pool.py). netspec's own emitter
@@ -198,8 +196,6 @@ COMPOSITE_LOWERINGS = {
     # line), so its file cannot say which it was until the emitter marks one of them.
     "nin": "global average Pooling reads back as AdaptiveAvgPool",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
-    "fcn16s": "Crop: a Slice with constant bounds",
-    "fcn32s": "Crop: a Slice with constant bounds",
 }
 # Layers that are identities at inference: the emitter writes no node for them.
 ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
@@ -771,6 +767,27 @@ OPERATORS = [
     ),
     ("matmul_of_activations", [helper.make_node("MatMul", ["x", "x"], ["y"])], [], ["MatMul"]),
     (
+        "slice_to_the_end",  # torch's x[:, :, 1:]: the end is INT64's largest
+        [helper.make_node("Slice", ["x", "one", "last", "two", "one"], ["y"])],
+        [
+            init("one", np.array([1], np.int64)),
+            init("last", np.array([np.iinfo(np.int64).max], np.int64)),
+            init("two", np.array([2], np.int64)),
+        ],
+        ["StridedSlice"],
+    ),
+    (
+        "slice_strided_and_backwards",  # x[:, ::2, :, ::-2] and no axes before opset 10's form
+        [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])],
+        [
+            init("starts", np.array([0, -1], np.int64)),
+            init("ends", np.array([np.iinfo(np.int64).max, np.iinfo(np.int64).min], np.int64)),
+            init("axes", np.array([1, -1], np.int64)),
+            init("steps", np.array([2, -2], np.int64)),
+        ],
+        ["StridedSlice"],
+    ),
+    (
         "matmul_by_transposed",  # attention's Q·Kᵀ
         [
             helper.make_node("Relu", ["x"], ["k"]),
@@ -800,6 +817,8 @@ OPERATOR_COUNTS = {
     "linear_over_the_last_axis": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
     "linear_by_a_transposed_weight": (6 * 5 + 5, 4 * 6 * 6 * 5, 2 * 4 * 6 * 6 * 5 + 4 * 6 * 5),
     "matmul_of_activations": (0, 4 * 6 * 6 * 6, 2 * 4 * 6 * 6 * 6),
+    "slice_to_the_end": (0, 0, 0),
+    "slice_strided_and_backwards": (0, 0, 0),
     "matmul_by_transposed": (0, 4 * 6 * 6 * 6, ELEMENTS + 2 * 4 * 6 * 6 * 6),
 }
 
@@ -830,6 +849,78 @@ def test_operator_reads_as_layers_and_round_trips(
     compiled = compile_graph(bind(spec, batch=1), converted.weights)
     x = np.random.default_rng(3).standard_normal(X).astype(np.float32)
     assert relative_error(run_ort(str(path), x), run_ort(compiled.SerializeToString(), x)) <= 1e-5
+
+
+@pytest.mark.unit
+def test_slice_bounds_are_clamped_to_the_axis() -> None:
+    """INT64's extremes (torch's "to the end") have no .net spelling: the reader writes the
+    axis' own bounds, which slice the same."""
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])]
+    big = np.iinfo(np.int64)
+    bounds = [
+        init("starts", np.array([big.min, -1], np.int64)),
+        init("ends", np.array([big.max, big.min], np.int64)),
+        init("axes", np.array([2, 3], np.int64)),
+        init("steps", np.array([1, -1], np.int64)),
+    ]
+    graph = import_model(make_model(nodes, [tensor("x", X)], [tensor("y", X)], bounds)).graph
+    params = graph.nodes[1].layer.params
+    assert (params.starts, params.ends, params.axes, params.steps) == ((-7, -1), (6, -7), (2, 3), (1, -1))
+
+
+@pytest.mark.unit
+def test_slice_by_computed_bounds_stays_an_onnx_operator() -> None:
+    nodes = [helper.make_node("Slice", ["x", "zero", "ends", "axes"], ["y"])]
+    constants = [init("zero", np.array([0], np.int64)), init("axes", np.array([2], np.int64))]
+    inputs = [tensor("x", X), helper.make_tensor_value_info("ends", TensorProto.INT64, [1])]
+    graph = import_model(make_model(nodes, inputs, [tensor("y", [1, 4, 3, 6])], constants)).graph
+    assert [n.type for n in graph.nodes] == ["Input", "Input", "OnnxOp"]
+
+
+# Crops netspec writes as one Slice (the axes it cuts), read back with the same parameters.
+CROPS = [
+    ("input a: [N, 3, 8, 8]\ninput b: [N, 5, 5, 6]\n", "Crop c { bottom: [a, b]  offset: 1 }"),
+    (
+        "input a: [N, 4, 6, 7]\ninput b: [N, 2, 3, 7]\n",
+        "Crop c { bottom: [a, b]  axis: 1  offset: [1, 2, 0] }",
+    ),
+    ("input a: [N, 2, 4, 9]\ninput b: [N, 2, 4, 5]\n", "Crop c { bottom: [a, b]  axis: 3  offset: 3 }"),
+    ("input a: [N, 3, 8, 8]\ninput b: [N, 3, 6, 6]\n", "Crop c { bottom: [a, b] }"),
+]
+
+
+def _layers(graph) -> list[tuple]:
+    return [(n.name, n.type, n.layer.params, n.inputs) for n in graph.nodes]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("inputs", "crop"), CROPS)
+def test_netspec_crop_reads_back_as_crop(inputs: str, crop: str, tmp_path: Path) -> None:
+    """Read and converted back to a spec, netspec's ONNX of a Crop gives the spec's graph."""
+    graph = elaborate(SourceFile("crop.net", inputs + "ReLU r { bottom: a }\n" + crop.replace("[a,", "[r,")))
+    model = compile_graph(bind(graph, batch=1))
+    assert _layers(import_model(model).graph) == _layers(graph)
+    onnx.save(model, tmp_path / "crop.onnx")
+    converted = elaborate(SourceFile("converted.net", convert_onnx(tmp_path / "crop.onnx").conversion.text))
+    assert _layers(converted) == _layers(graph)
+    # The same Slice in a file netspec did not write is a StridedSlice: nothing there says its
+    # bounds follow another tensor.
+    model.producer_name = "exporter"
+    assert import_model(model).graph.nodes[-1].type == "StridedSlice"
+
+
+@pytest.mark.unit
+def test_netspec_strided_slice_reads_and_converts_back_as_itself(tmp_path: Path) -> None:
+    text = (
+        "input a: [N, 3, 8, 8]\n"
+        "StridedSlice s { starts: [1, -1] ends: [7, -9] axes: [2, 3] steps: [2, -1] }\n"
+    )
+    graph = elaborate(SourceFile("slice.net", text))
+    model = compile_graph(bind(graph, batch=1))
+    assert _layers(import_model(model).graph) == _layers(graph)
+    onnx.save(model, tmp_path / "slice.onnx")
+    converted = convert_onnx(tmp_path / "slice.onnx").conversion.text
+    assert _layers(elaborate(SourceFile("converted.net", converted))) == _layers(graph)
 
 
 def _roi_align_model(form: str) -> onnx.ModelProto:

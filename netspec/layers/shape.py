@@ -1,5 +1,6 @@
 """Layers that only move data: Caffe Flatten and Reshape (rearranging dimensions), ShuffleNet's
-ChannelShuffle, Crop, Slice and Split (cutting or copying tensors), Pad (constant padding).
+ChannelShuffle, Crop, Slice, StridedSlice and Split (cutting or copying tensors), Pad (constant
+padding).
 
 All lower to ONNX ops with constant shapes, starts or sizes computed at emit time.
 """
@@ -433,6 +434,112 @@ class Slice(Layer["Slice.Params"]):
         x = np.asarray(inputs[0], np.float64)
         x_type = TensorType(x.shape)
         return np.split(x, np.cumsum(self.sizes(x_type))[:-1], axis=self.axis(x_type))
+
+
+@register
+class StridedSlice(Layer["StridedSlice.Params"]):
+    """ONNX Slice: along each of ``axes``, the elements from ``starts`` up to (not including)
+    ``ends``, every ``steps``-th, by Python's (and numpy's) slicing rules: a negative start or
+    end counts from the end of the axis, bounds past either end are clamped (an end of 1000
+    means "to the end"), a negative step runs backwards. ``axes`` defaults to 0, 1, …,
+    ``steps`` to 1. torch exports ``x[:, :, 1:-1]`` and ``x[..., ::2]`` this way. Counts nothing.
+    """
+
+    type_name = "StridedSlice"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Params(LayerParams):
+        starts: tuple[int, ...] = param(ListOf(Int(), min_length=1), doc="first index kept, per sliced axis")
+        ends: tuple[int, ...] = param(
+            ListOf(Int(), min_length=1), doc="index where each slice stops (excluded)"
+        )
+        axes: tuple[int, ...] | None = param(
+            ListOf(Int(), min_length=1), None, "the sliced axes (negative: from the end); default 0, 1, …"
+        )
+        steps: tuple[int, ...] | None = param(
+            ListOf(Int(), min_length=1),
+            None,
+            "the stride along each sliced axis (negative: backwards); default 1",
+        )
+
+    def check(self) -> None:
+        p = self.params
+        for name in ("ends", "axes", "steps"):
+            values = getattr(p, name)
+            if values is not None and len(values) != len(p.starts):
+                raise LayerError(
+                    f"has {len(values)} {name} values for {len(p.starts)} starts; give one per sliced axis",
+                    param=name,
+                )
+        if p.steps is not None and 0 in p.steps:
+            raise LayerError(
+                f"steps {list(p.steps)} has a 0; a step moves at least one element", param="steps"
+            )
+
+    def cuts(self, x: TensorType) -> dict[int, slice]:
+        """The slice taken along every sliced axis (non-negative) of ``x``."""
+        p = self.params
+        axes = p.axes if p.axes is not None else tuple(range(len(p.starts)))
+        steps = p.steps or (1,) * len(p.starts)
+        result: dict[int, slice] = {}
+        for axis, start, end, step in zip(axes, p.starts, p.ends, steps, strict=True):
+            index = normalize_axis(axis, x, "axes")
+            if index in result:
+                raise LayerError(f"axes {list(axes)} name axis {index} twice", param="axes")
+            result[index] = slice(start, end, step)
+        return result
+
+    def infer(self, inputs: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        x = inputs[0]
+        dims = list(x.dims)
+        for axis, cut in self.cuts(x).items():
+            dims[axis] = len(range(*cut.indices(static_dim(x, axis))))
+            if not dims[axis]:
+                raise LayerError(
+                    f"takes nothing from axis {axis} of {x} (start {cut.start}, end {cut.stop}, "
+                    f"step {cut.step})"
+                )
+        return (TensorType(tuple(dims), x.dtype),)
+
+    def spatial_windows(
+        self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
+    ) -> tuple[Window, Window] | None:
+        x = inputs[0]
+        if x.rank != 4:
+            return None
+        cuts = self.cuts(x)
+        windows = []
+        for axis in (2, 3):
+            if axis not in cuts:
+                windows.append(IDENTITY_WINDOW)
+                continue
+            start, _, step = cuts[axis].indices(static_dim(x, axis))
+            if step < 0:
+                return None  # a reversed axis: no window maps output pixels onto input pixels
+            # Output pixel i is input pixel start + i·step: a window of one, negative padding.
+            windows.append(Window(1, step, -start))
+        return (windows[0], windows[1])
+
+    def emit(self, node: Emitter) -> None:
+        p = self.params
+        axes = p.axes if p.axes is not None else tuple(range(len(p.starts)))
+        # NOTE: the steps are always written (Crop writes none): the ONNX front end reads a
+        # Slice without steps from netspec's own files back as the Crop it came from.
+        inputs = [
+            node.inputs[0],
+            node.constant("starts", np.array(p.starts, np.int64)),
+            node.constant("ends", np.array(p.ends, np.int64)),
+            node.constant("axes", np.array(axes, np.int64)),
+            node.constant("steps", np.array(p.steps or (1,) * len(p.starts), np.int64)),
+        ]
+        node.add("Slice", inputs, node.outputs)
+
+    def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        x = np.asarray(inputs[0], np.float64)
+        index = [slice(None)] * x.ndim
+        for axis, cut in self.cuts(TensorType(x.shape)).items():
+            index[axis] = cut
+        return [x[tuple(index)]]
 
 
 @register
