@@ -63,7 +63,7 @@ def timed(command: list[str]) -> tuple[float, int]:
     )
     # An installed package runs from its .pyc files (pip writes them): with PYTHONDONTWRITEBYTECODE
     # set, as some shells and containers do, every process would compile netspec's sources again
-    # (~0.2 s) and the warm-up round below could not write them.
+    # (0.13-0.19 s of a report) and the warm-up round below could not write them.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
