@@ -6,8 +6,6 @@ later stage shares with .net specs (DESIGN.md §4)."""
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -767,17 +765,3 @@ def _phase_layers(layer_fields: Sequence[TextField], phase: str) -> list[_LayerE
         if _included(layer, phase) and layer_type not in TRAINING_ONLY_TYPES:
             kept.append(_LayerEntry(layer, layer_type, name, span))
     return kept
-
-
-def is_caffe_path(path: str | os.PathLike[str]) -> bool:
-    return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
-
-
-# A top-level field only Caffe's NetParameter has: ``layer {``/``layers {`` blocks or the
-# legacy ``input_dim``/``input_shape`` fields (a .net spec writes layers as ``Type name {``).
-_CAFFE_FIELD = re.compile(r"^\s*(?:layers?\s*:?\s*\{|input_dim\s*:|input_shape\s*:?\s*\{)", re.MULTILINE)
-
-
-def looks_like_caffe(text: str) -> bool:
-    """Whether text with no file name (stdin) is a Caffe prototxt rather than a .net spec."""
-    return _CAFFE_FIELD.search(text) is not None

@@ -640,10 +640,11 @@ def _write_text_output(args: argparse.Namespace, text: str) -> None:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from netspec.output import check_output_path
     from netspec.report import render, report_data
 
     if args.output and args.output != STDIN:
+        from netspec.output import check_output_path  # only here: it imports tempfile and shutil
+
         check_output_path(args.output)
     analysis = _bind(args, _load(args.spec, args), args.dtype)
     if args.format == "html":

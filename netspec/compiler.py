@@ -6,6 +6,7 @@ ONNX (weights drawn or given, folding passes run). Binding and inference between
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,12 +60,28 @@ def load_source(
 ) -> Graph:
     """A spec's text as a Graph: Caffe prototxt when its name says so (``.prototxt``) or, for
     text without a file name (stdin, a string), when it reads like one; else a .net spec."""
-    from netspec.caffe import is_caffe_path, looks_like_caffe, read_caffe
-
     named = Path(source.path).suffix != ""
     if is_caffe_path(source.path) or (not named and looks_like_caffe(source.text)):
+        from netspec.caffe import read_caffe
+
         return read_caffe(source, phase, input_shapes)
     return elaborate(source, limits, includes)
+
+
+def is_caffe_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a Caffe prototxt (by its extension). Here rather than in
+    netspec.caffe, so that choosing a reader for a .net spec does not import the Caffe reader."""
+    return Path(path).suffix.lower() in (".prototxt", ".pbtxt")
+
+
+# A top-level field only Caffe's NetParameter has: ``layer {``/``layers {`` blocks or the
+# legacy ``input_dim``/``input_shape`` fields (a .net spec writes layers as ``Type name {``).
+_CAFFE_FIELD = re.compile(r"^\s*(?:layers?\s*:?\s*\{|input_dim\s*:|input_shape\s*:?\s*\{)", re.MULTILINE)
+
+
+def looks_like_caffe(text: str) -> bool:
+    """Whether text with no file name (stdin) is a Caffe prototxt rather than a .net spec."""
+    return _CAFFE_FIELD.search(text) is not None
 
 
 def lower_graph(

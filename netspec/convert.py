@@ -61,8 +61,7 @@ def convert_caffe(
     templates: bool = True,
 ) -> Conversion:
     """Read a Caffe prototxt for ``phase`` and write it as a .net spec (see :func:`convert_graph`)."""
-    from netspec.caffe import is_caffe_path
-    from netspec.compiler import load_graph
+    from netspec.compiler import is_caffe_path, load_graph
 
     if not is_caffe_path(path):
         raise error(

@@ -61,6 +61,10 @@ def timed(command: list[str]) -> tuple[float, int]:
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
+    # An installed package runs from its .pyc files (pip writes them): with PYTHONDONTWRITEBYTECODE
+    # set, as some shells and containers do, every process would compile netspec's sources again
+    # (0.13-0.19 s of a report) and the warm-up round below could not write them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
