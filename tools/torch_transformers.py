@@ -86,10 +86,8 @@ def netspec_model(name: str, weights: Path) -> tuple[bytes, tuple[int, ...]]:
 
     graph = load_graph(ROOT / "zoo" / f"{name}.net")
     typed = bind(graph, 1)
-    types = typed.types
-    loaded = load_weights(str(weights), graph, types)
-    shape = types[graph.input_nodes[0].outputs[0]].dims
-    return compile_graph(bind(graph, batch=1), loaded).SerializeToString(), shape  # type: ignore[return-value]
+    shape = typed.types[graph.input_nodes[0].outputs[0]].static_dims
+    return compile_graph(typed, load_weights(str(weights), typed)).SerializeToString(), shape
 
 
 def torch_model(model: object, shape: tuple[int, ...], dynamo: bool) -> bytes:
