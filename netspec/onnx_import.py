@@ -256,6 +256,13 @@ def emitted_layer_name(node: onnx.NodeProto) -> str:
     return node.name
 
 
+def marked_layer_type(node: onnx.NodeProto) -> str:
+    """The layer type a marked node of netspec's own file names after its spec location
+    (``nin.net:30:1 Pooling``, see ``NodeEmitter.add``), else ''."""
+    word = node.doc_string.rpartition(" ")[2]
+    return word if word in LAYER_TYPES else ""
+
+
 def _dynamo_scope(value: str) -> str:
     """torch's dynamo exporter's ``['', 'layer1', 'layer1.0', 'conv1', 'conv2d']`` (module
     names, then the traced call) as ``layer1.0.conv1``."""
@@ -1682,6 +1689,8 @@ def _global_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -
         raise _Unsupported
     # NOTE: torch's AdaptiveAvgPool2d(1) exports as GlobalAveragePool; netspec counts it as
     # AdaptiveAvgPool (a divide per output on top of the sums) as the zoo's specs do.
+    if node.op_type == "GlobalAveragePool" and reader.own_file and marked_layer_type(node) == "Pooling":
+        return _single("Pooling", node, pool="AVE", global_pooling=True)
     if node.op_type == "GlobalAveragePool":
         return _single("AdaptiveAvgPool", node, output_size=(1, 1))
     return _single("Pooling", node, pool="MAX", global_pooling=True)

@@ -103,6 +103,28 @@ def test_netspec_node_names_give_back_their_layers(node_name: str, op_type: str,
     assert emitted_layer_name(node) == layer
 
 
+@pytest.mark.unit
+def test_netspec_marks_global_average_pooling_apart_from_adaptive_pooling() -> None:
+    """Both lower to one GlobalAveragePool; only Pooling's doc_string names its layer type, so
+    each reads back as itself (and an unmarked GlobalAveragePool, torch's, as AdaptiveAvgPool)."""
+    text = (
+        "input data: [N, 4, 6, 6]\n"
+        "Pooling gap { pool: AVE  global_pooling: true }\n"
+        "AdaptiveAvgPool adaptive { bottom: data  output_size: 1 }\n"
+    )
+    graph = elaborate(SourceFile("pools.net", text))
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
+    assert [(n.op_type, n.doc_string) for n in model.graph.node] == [
+        ("GlobalAveragePool", "pools.net:2:1 Pooling"),
+        ("GlobalAveragePool", "pools.net:3:1"),
+    ]
+    assert {n.name: n.type for n in import_model(model).graph.nodes} == {
+        "data": "Input",
+        "gap": "Pooling",
+        "adaptive": "AdaptiveAvgPool",
+    }
+
+
 # ------------------------------------------------------------------------------ torch exports
 
 
@@ -189,12 +211,6 @@ def _comparable(data: dict) -> dict:
 COMPOSITE_LOWERINGS = {
     "segnet": "Upsample by the pooling mask: ScatterElements",
     "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
-    # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
-    # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
-    # and gives the 1x1 output another jump (netspec/layers/pool.py). netspec's own emitter
-    # writes the same bare node for both (named after the layer, its doc_string the spec
-    # line), so its file cannot say which it was until the emitter marks one of them.
-    "nin": "global average Pooling reads back as AdaptiveAvgPool",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
 }
 # Layers that are identities at inference: the emitter writes no node for them.
