@@ -125,6 +125,20 @@ def test_netspec_marks_global_average_pooling_apart_from_adaptive_pooling() -> N
     }
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_netspec_affine_grid_reads_its_corners_back_from_a_large_base_grid(align_corners: bool) -> None:
+    """A base grid of over SMALL_CONSTANT values is not read with the file; the emission's is
+    compared with the file's to tell align_corners all the same."""
+    corners = "true" if align_corners else "false"
+    text = f"input theta: [N, 2, 3]\nAffineGrid grid {{ output_size: [40, 40]  align_corners: {corners} }}\n"
+    graph = elaborate(SourceFile("grid.net", text))
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
+    (grid,) = [n for n in import_model(model).graph.nodes if n.name == "grid"]
+    assert grid.type == "AffineGrid"
+    assert grid.layer.params.align_corners is align_corners
+
+
 # ------------------------------------------------------------------------------ torch exports
 
 
@@ -209,8 +223,6 @@ def _comparable(data: dict) -> dict:
 # (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
 # ONNX node that stands for two netspec layers.
 COMPOSITE_LOWERINGS = {
-    "segnet": "Upsample by the pooling mask: ScatterElements",
-    "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
 }
 # Layers that are identities at inference: the emitter writes no node for them.
