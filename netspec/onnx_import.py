@@ -6,9 +6,10 @@ refused; ONNX shape inference gives every tensor's type; the shape-computing cha
 (Shape → Gather → Unsqueeze → Concat → Reshape, Constant, ConstantOfShape) are evaluated on small
 constants and disappear; every other node becomes a netspec layer, named by its scope
 (torch's ``/layer1/layer1.0/conv1/Conv`` is ``layer1.0.conv1``); in netspec's own files, the
-nodes a layer lowered to several (attention, class tokens, Swin's windows, SegNet's masks) read back as that
-layer, recognised by emitting it again (``_LOWERINGS``). Initializer data is read only
-for the small constants shape chains need; weights are read when asked for (:func:`read_weights`).
+nodes a layer lowered to several (attention, class tokens, Swin's windows, SegNet's masks) read
+back as that layer, recognised by emitting it again (``_LOWERINGS``). Initializer data is read
+only for the small constants shape chains need and the constants of such a lowering (compared
+with its emission); weights are read when asked for (:func:`read_weights`).
 An operator with no netspec layer becomes an :class:`~netspec.layers.onnxop.OnnxOp` counting 0.
 """
 
