@@ -6,9 +6,10 @@ refused; ONNX shape inference gives every tensor's type; the shape-computing cha
 (Shape → Gather → Unsqueeze → Concat → Reshape, Constant, ConstantOfShape) are evaluated on small
 constants and disappear; every other node becomes a netspec layer, named by its scope
 (torch's ``/layer1/layer1.0/conv1/Conv`` is ``layer1.0.conv1``); in netspec's own files, the
-nodes a layer lowered to several (attention, class tokens, Swin's windows) read back as that
-layer, recognised by emitting it again (``_LOWERINGS``). Initializer data is read only
-for the small constants shape chains need; weights are read when asked for (:func:`read_weights`).
+nodes a layer lowered to several (attention, class tokens, Swin's windows, SegNet's masks) read
+back as that layer, recognised by emitting it again (``_LOWERINGS``). Initializer data is read
+only for the small constants shape chains need and the constants of such a lowering (compared
+with its emission); weights are read when asked for (:func:`read_weights`).
 An operator with no netspec layer becomes an :class:`~netspec.layers.onnxop.OnnxOp` counting 0.
 """
 
@@ -256,6 +257,13 @@ def emitted_layer_name(node: onnx.NodeProto) -> str:
     return node.name
 
 
+def marked_layer_type(node: onnx.NodeProto) -> str:
+    """The layer type a marked node of netspec's own file names after its spec location
+    (``nin.net:30:1 Pooling``, see ``NodeEmitter.add``), else ''."""
+    word = node.doc_string.rpartition(" ")[2]
+    return word if word in LAYER_TYPES else ""
+
+
 def _dynamo_scope(value: str) -> str:
     """torch's dynamo exporter's ``['', 'layer1', 'layer1.0', 'conv1', 'conv2d']`` (module
     names, then the traced call) as ``layer1.0.conv1``."""
@@ -288,6 +296,9 @@ class _Planned:
     inputs: tuple[str, ...]
     weights: dict[str, WeightSource] = field(default_factory=dict)
     outputs: int = 1
+    # The ONNX tensors the layer's outputs are, where they are not its node's outputs: a lowering
+    # of netspec's own whose outputs several of its nodes write (Pooling's MaxPool and mask Cast).
+    onnx_outputs: tuple[str, ...] = ()
 
 
 class _Unsupported(Exception):
@@ -436,7 +447,9 @@ class _Reader:
                     raise error(
                         f"{self.path}: node {_node_label(node)}: {plan.type_name} {exc.message}"
                     ) from None
-                onnx_names = node.output if number == len(plans) - 1 else [f"{node.output[0]}#{number}"]
+                onnx_names = plan.onnx_outputs or (
+                    node.output if number == len(plans) - 1 else [f"{node.output[0]}#{number}"]
+                )
                 for onnx_name, tensor in zip(onnx_names, outputs, strict=False):
                     known, own = self.types.get(onnx_name), own_types[tensor]
                     if (
@@ -456,7 +469,7 @@ class _Reader:
                     real = self.initializer_alias.get(source.initializer, source.initializer)
                     weights[f"{provisional}.{key}"] = WeightSource(real, source.transform)
                 if number == len(plans) - 1:
-                    self.alias.update(zip(node.output, outputs, strict=False))
+                    self.alias.update(zip(onnx_names, outputs, strict=False))
                 else:
                     self.alias[f"{node.output[0]}#{number}"] = provisional
         netspec_nodes, scopes = _merge_linear_bias(netspec_nodes, scopes, self.alias, graph, weights)
@@ -597,25 +610,31 @@ class _Reader:
         """netspec's own files: the run of nodes one layer of a type in ``_LOWERINGS`` emitted
         (named after the layer, as netspec.export.onnx.NodeEmitter names them) is that layer,
         planned at the run's last node; the others are skipped. A run is that layer only if the
-        layer, emitted again with parameters read from the run, writes exactly these nodes."""
+        layer, emitted again with parameters read from the run, writes exactly these nodes. Its
+        outputs are the run's tensors read after it, in the order the run writes them, and the
+        last node's (Pooling's mask is a Cast after the MaxPool writing the pooled tensor)."""
         for scope, run in _netspec_runs(nodes):
             inside = {id(n) for n in run}
-            if any(
-                o in returned or any(id(r) not in inside for r in readers.get(o, []))
+            leaving = [
+                o
                 for n in run[:-1]
                 for o in n.output
-            ):
-                continue
+                if o in returned or any(id(r) not in inside for r in readers.get(o, []))
+            ]
+            outputs = (*leaving, *run[-1].output)
             for lowering in _LOWERINGS:
-                plan = self._lowered(lowering, scope, run)
+                plan = self._lowered(lowering, scope, run, outputs)
                 if plan is not None:
                     self.lowered[id(run[-1])] = plan
                     self.skipped.update(id(n) for n in run[:-1])
                     break
 
-    def _lowered(self, lowering: _Lowering, scope: str, run: Sequence[onnx.NodeProto]) -> _Planned | None:
-        """The layer of ``lowering`` whose emission is ``run``, if one of its candidate
-        parameters gives it (with the file's batch: symbolic, or the fixed one it was compiled for)."""
+    def _lowered(
+        self, lowering: _Lowering, scope: str, run: Sequence[onnx.NodeProto], outputs: tuple[str, ...]
+    ) -> _Planned | None:
+        """The layer of ``lowering`` writing ``outputs`` whose emission is ``run``, if one of its
+        candidate parameters gives it (with the file's batch: symbolic, or the fixed one it was
+        compiled for)."""
         from netspec.export.onnx import NodeEmitter, _ModelBuilder
         from netspec.typed import node_arrays
 
@@ -641,24 +660,25 @@ class _Reader:
             raw = {key: RawParam(value) for key, value in params.items()}
             for types in (symbolic, *batches):
                 try:
-                    layer = build_layer(LAYER_TYPES[lowering.type_name], raw, None)
-                    node = Node(scope, layer, inputs, tuple(run[-1].output))
-                    outputs = layer.infer(types)
+                    layer = build_layer(LAYER_TYPES[lowering.type_name], raw, None, None, len(outputs))
+                    node = Node(scope, layer, inputs, outputs)
+                    output_types = layer.infer(types)
                     arrays = node_arrays(node, types)
                     builder = _ModelBuilder({}, self.opset)
-                    layer.emit(NodeEmitter(builder, node, arrays, types, outputs))
+                    layer.emit(NodeEmitter(builder, node, arrays, types, output_types))
                 except (NetspecError, LayerError):
                     continue
                 if self._emitted_as(builder.model, run) and all(
                     self.initializers.get(a.name, ((),))[0] == a.spec.shape for a in arrays
                 ):
                     weights = {a.spec.name: WeightSource(a.name) for a in arrays}
-                    return _Planned(lowering.type_name, params, inputs, weights)
+                    return _Planned(lowering.type_name, params, inputs, weights, len(outputs), outputs)
         return None
 
     def _emitted_as(self, emitted: onnx.ModelProto, run: Sequence[onnx.NodeProto]) -> bool:
         """Whether ``emitted`` (one layer's emission) has the nodes of ``run`` (names, operators,
-        tensors and attributes) and its constants, by name, type, shape and, where read, value."""
+        tensors and attributes) and its constants, by name, type, shape and value (a large one,
+        such as AffineGrid's base grid, read from the file here)."""
         from onnx import numpy_helper
 
         nodes = emitted.graph.node
@@ -677,9 +697,22 @@ class _Reader:
             if self.initializers.get(constant.name) != (tuple(constant.dims), constant.data_type):
                 return False
             known = self.constants.get(constant.name)
+            if known is None:
+                known = self._stored_constant(constant.name)
             if known is not None and not np.array_equal(known, numpy_helper.to_array(constant)):
                 return False
         return True
+
+    def _stored_constant(self, name: str) -> np.ndarray | None:
+        """The value of initializer ``name`` too large to be read as a constant, from the file
+        (None for one held in external data)."""
+        import onnx
+        from onnx import numpy_helper
+
+        for init in self.model.graph.initializer:
+            if init.name == name and init.data_location != onnx.TensorProto.EXTERNAL:
+                return numpy_helper.to_array(init)
+        return None
 
     def matrix(self, tensor: str, transpose: bool) -> WeightSource:
         """The source of a layer's matrix read from initializer ``tensor`` (transposed if
@@ -1682,6 +1715,8 @@ def _global_pool(reader: _Reader, node: onnx.NodeProto, attrs: dict[str, Any]) -
         raise _Unsupported
     # NOTE: torch's AdaptiveAvgPool2d(1) exports as GlobalAveragePool; netspec counts it as
     # AdaptiveAvgPool (a divide per output on top of the sums) as the zoo's specs do.
+    if node.op_type == "GlobalAveragePool" and reader.own_file and marked_layer_type(node) == "Pooling":
+        return _single("Pooling", node, pool="AVE", global_pooling=True)
     if node.op_type == "GlobalAveragePool":
         return _single("AdaptiveAvgPool", node, output_size=(1, 1))
     return _single("Pooling", node, pool="MAX", global_pooling=True)
@@ -2402,6 +2437,77 @@ def _netvlad_candidates(
     if centroids is None or len(centroids[0]) != 2 or len(inputs) != 1:
         return []
     return [{"num_clusters": centroids[0][0], "normalize_input": run[0].op_type == "ReduceL2"}]
+
+
+def _operators(run: Sequence[onnx.NodeProto]) -> list[str]:
+    return [n.op_type for n in run]
+
+
+@_lowers("BN")
+def _bn_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """SegNet's BN: a Mul by its slope, an Add of its bias (its mode is not emitted)."""
+    return [{}] if _operators(run) == ["Mul", "Add"] else []
+
+
+@_lowers("Pooling")
+def _masked_pooling_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """MAX Pooling with its mask: a MaxPool with Indices, their index in the plane (a Mod), cast
+    to floats. The window is the MaxPool's, read as the MaxPool mapper reads it (ceil rounding
+    as the end padding it was lowered to)."""
+    if _operators(run) != ["MaxPool", "Mod", "Cast"]:
+        return []
+    window = _attributes(run[0])
+    return [
+        {
+            "pool": "MAX",
+            "kernel_size": tuple(window["kernel_shape"]),
+            "stride": tuple(window.get("strides", (1, 1))),
+            "pad": tuple(window.get("pads", (0, 0, 0, 0))),
+        }
+    ]
+
+
+@_lowers("Upsample")
+def _unpooling_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """Upsample by a Pooling mask (values scattered into zeros, reshaped to [N, C, Ho, Wo]):
+    the scale is the output size over the input's, rounded up; a size it does not give is
+    upsample_h/upsample_w."""
+    out = _shape_constant(reader, scope, "out_shape", 4)
+    if out is None or len(inputs) != 2 or inputs[0].rank != 4 or "ScatterElements" not in _operators(run):
+        return []
+    size = inputs[0].dims[2:]
+    if not all(isinstance(d, int) and d > 0 for d in size):
+        return []
+    out_hw = (out[2], out[3])
+    scale_h, scale_w = (-(-o // int(i)) for o, i in zip(out_hw, size, strict=True))
+    params: dict[str, Any] = (
+        {"scale": scale_h} if scale_h == scale_w else {"scale_h": scale_h, "scale_w": scale_w}
+    )
+    if out_hw != (int(size[0]) * scale_h, int(size[1]) * scale_w):
+        params.update(upsample_h=out_hw[0], upsample_w=out_hw[1])
+    return [params]
+
+
+@_lowers("AffineGrid")
+def _affine_grid_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """A MatMul of the base grid with θ transposed, reshaped to [N, H, W, 2]: the output gives
+    the size, an Add opening the run (of the identity) relative_to_identity; the base grid's
+    values, compared on emission, tell align_corners."""
+    output = reader.types.get(run[-1].output[0])
+    if "MatMul" not in _operators(run) or output is None or output.rank != 4 or len(inputs) != 1:
+        return []
+    base: dict[str, Any] = {"output_size": (output.dims[1], output.dims[2])}
+    if run[0].op_type == "Add":
+        base["relative_to_identity"] = True
+    return [base, {**base, "align_corners": True}]
 
 
 # ---------------------------------------------------------------- convert

@@ -103,6 +103,42 @@ def test_netspec_node_names_give_back_their_layers(node_name: str, op_type: str,
     assert emitted_layer_name(node) == layer
 
 
+@pytest.mark.unit
+def test_netspec_marks_global_average_pooling_apart_from_adaptive_pooling() -> None:
+    """Both lower to one GlobalAveragePool; only Pooling's doc_string names its layer type, so
+    each reads back as itself (and an unmarked GlobalAveragePool, torch's, as AdaptiveAvgPool)."""
+    text = (
+        "input data: [N, 4, 6, 6]\n"
+        "Pooling gap { pool: AVE  global_pooling: true }\n"
+        "AdaptiveAvgPool adaptive { bottom: data  output_size: 1 }\n"
+    )
+    graph = elaborate(SourceFile("pools.net", text))
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
+    assert [(n.op_type, n.doc_string) for n in model.graph.node] == [
+        ("GlobalAveragePool", "pools.net:2:1 Pooling"),
+        ("GlobalAveragePool", "pools.net:3:1"),
+    ]
+    assert {n.name: n.type for n in import_model(model).graph.nodes} == {
+        "data": "Input",
+        "gap": "Pooling",
+        "adaptive": "AdaptiveAvgPool",
+    }
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_netspec_affine_grid_reads_its_corners_back_from_a_large_base_grid(align_corners: bool) -> None:
+    """A base grid of over SMALL_CONSTANT values is not read with the file; the emission's is
+    compared with the file's to tell align_corners all the same."""
+    corners = "true" if align_corners else "false"
+    text = f"input theta: [N, 2, 3]\nAffineGrid grid {{ output_size: [40, 40]  align_corners: {corners} }}\n"
+    graph = elaborate(SourceFile("grid.net", text))
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
+    (grid,) = [n for n in import_model(model).graph.nodes if n.name == "grid"]
+    assert grid.type == "AffineGrid"
+    assert grid.layer.params.align_corners is align_corners
+
+
 # ------------------------------------------------------------------------------ torch exports
 
 
@@ -187,14 +223,6 @@ def _comparable(data: dict) -> dict:
 # (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
 # ONNX node that stands for two netspec layers.
 COMPOSITE_LOWERINGS = {
-    "segnet": "Upsample by the pooling mask: ScatterElements",
-    "stn_mnist": "AffineGrid: a MatMul with a constant base grid",
-    # NOTE: ONNX has one GlobalAveragePool for Caffe's global average Pooling and torch's
-    # AdaptiveAvgPool2d(1); it is read as AdaptiveAvgPool, which counts one FLOP more per output
-    # and gives the 1x1 output another jump (netspec/layers/pool.py). netspec's own emitter
-    # writes the same bare node for both (named after the layer, its doc_string the spec
-    # line), so its file cannot say which it was until the emitter marks one of them.
-    "nin": "global average Pooling reads back as AdaptiveAvgPool",
     "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
 }
 # Layers that are identities at inference: the emitter writes no node for them.

@@ -94,11 +94,29 @@ class NodeEmitter:
         return f"{self.name}/{suffix}"
 
     def add(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **attributes: Any) -> None:
+        self._add(op_type, inputs, outputs, False, attributes)
+
+    def add_marked(
+        self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **attributes: Any
+    ) -> None:
+        self._add(op_type, inputs, outputs, True, attributes)
+
+    def _add(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        marked: bool,
+        attributes: Mapping[str, Any],
+    ) -> None:
         self._count += 1
         node_name = self.name if self._count == 1 else f"{self.name}/{op_type}_{self._count}"
         proto = helper.make_node(op_type, list(inputs), list(outputs), name=node_name, **attributes)
-        if self.node.span is not None:
-            proto.doc_string = spec_location(self.node.span)
+        location = spec_location(self.node.span) if self.node.span is not None else ""
+        # A marked node's doc_string is "nin.net:30:1 Pooling" (onnx_import.marked_layer_type).
+        doc = f"{location} {self.node.type}".lstrip() if marked else location
+        if doc:  # an empty one would still be written: ONNX's messages are proto2
+            proto.doc_string = doc
         self._builder.nodes.append(proto)
 
 

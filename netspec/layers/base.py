@@ -504,6 +504,13 @@ class Emitter(Protocol):
         """Add one ONNX node of ``op_type`` reading ``inputs`` and writing ``outputs``."""
         ...
 
+    def add_marked(
+        self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], **attributes: Any
+    ) -> None:
+        """``add``, the node's doc_string naming the layer type after the spec location: for a
+        lowering another layer type writes too, so that netspec's ONNX reader tells them apart."""
+        ...
+
 
 class Layer(Generic[P]):
     """Base of every layer type. Subclasses set ``type_name``, ``Params`` and override the rules.

@@ -142,8 +142,12 @@ class Pooling(Layer["Pooling.Params"]):
         # kernels are faster than a 7x7 AveragePool, and torch's exporters emit them too.
         whole = kernel == (static_dim(x, 2), static_dim(x, 3)) and not any(p.pad)
         if (p.global_pooling or whole) and self.output_count == 1:
-            op = "GlobalMaxPool" if p.pool == "MAX" else "GlobalAveragePool"
-            node.add(op, node.inputs, node.outputs)
+            if p.pool == "MAX":
+                node.add("GlobalMaxPool", node.inputs, node.outputs)
+            else:
+                # AdaptiveAvgPool(1) writes the same GlobalAveragePool; it counts one FLOP more
+                # per output, so netspec's own file marks which layer this one is.
+                node.add_marked("GlobalAveragePool", node.inputs, node.outputs)
             return
         top, left, bottom, right = p.pad
         extra_h = overhang(static_dim(x, 2), kernel[0], p.stride[0], top, bottom, static_dim(y, 2))
