@@ -6,7 +6,7 @@ onnx-tool's profile of the same files, with the time each whole process took.
 
 The torch exports have BatchNorm folded into the convolutions, so their params are the folded
 network's: the zoo spec's params less BatchNorm's γ and β, plus a bias for each convolution that
-gains one (netspec.fold computes it). Run on a quiet machine for timings; they are medians.
+gains one (netspec.passes.fold_batchnorm computes it). Run on a quiet machine for timings; they are medians.
 """
 
 from __future__ import annotations
