@@ -219,27 +219,13 @@ def _comparable(data: dict) -> dict:
     return {"totals": totals, "outputs": [o["shape"] for o in data["outputs"]], "layers": layers}
 
 
-# netspec lowers these layers to several ONNX nodes that the reader does not recognise back
-# (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
-# ONNX node that stands for two netspec layers.
-COMPOSITE_LOWERINGS = {
-    "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
-}
 # Layers that are identities at inference: the emitter writes no node for them.
 ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
 
 
 @pytest.mark.zoo
 @pytest.mark.ort
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=COMPOSITE_LOWERINGS[s]))
-        if s in COMPOSITE_LOWERINGS
-        else s
-        for s in ZOO
-    ],
-)
+@pytest.mark.parametrize("spec", ZOO)
 def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
     shapes and receptive fields, layer by layer."""
