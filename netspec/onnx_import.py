@@ -2549,17 +2549,15 @@ def _float32_param(value: np.ndarray | None) -> float | None:
 def _anchor_candidates(anchors: np.ndarray, count: int, width: int) -> list[dict[str, Any]]:
     """Proposal's anchor parameters that may have given ``anchors`` [H·W·A, 4] (A = ``count``,
     ratio-major, ``width`` positions a row): the base anchor's centre gives base_size, the next
-    position's shift feat_stride; the first position's anchors give, for each way of splitting A
-    into ratios × scales, the ratios (height over width, rounded as generate_anchors rounds the
-    sides) and the scales (relative to the first, of a square base_size side)."""
+    position's shift (along the row, or down where a row has one position) feat_stride; the
+    first position's anchors give, for each way of splitting A into ratios × scales, the ratios
+    (height over width) and the scales (the sides over base_size), both rounded to a few
+    decimals, since generate_anchors rounds the sides."""
     first = anchors[:count].astype(np.float64)
     base_size = round(float(first[0, 0] + first[0, 2]) + 1)
-    if len(anchors) > count:
-        step = count if width > 1 else count * width
-        axis = 0 if width > 1 else 1
-        feat_stride = round(float(anchors[step, axis] - anchors[0, axis]))
-    else:
-        feat_stride = 16
+    axis = 0 if width > 1 else 1
+    # A map of one position has its anchors unshifted: any stride emits them, the default does.
+    feat_stride = round(float(anchors[count, axis] - anchors[0, axis])) if len(anchors) > count else 16
     if base_size < 1 or feat_stride < 1:
         return []
     widths, heights = first[:, 2] - first[:, 0] + 1, first[:, 3] - first[:, 1] + 1
@@ -2573,7 +2571,7 @@ def _anchor_candidates(anchors: np.ndarray, count: int, width: int) -> list[dict
             if first_scale <= 0:
                 continue
             scales = tuple(round(first_scale * float(x), digits) for x in w[0] / w[0, 0])
-            ratios = tuple(round(float(x), digits or 1) for x in h[:, 0] / w[:, 0])
+            ratios = tuple(round(float(x), max(digits, 1)) for x in h[:, 0] / w[:, 0])
             if all(x > 0 for x in (*scales, *ratios)):
                 found.append(
                     {"feat_stride": feat_stride, "base_size": base_size, "ratios": ratios, "scales": scales}
@@ -2601,7 +2599,7 @@ def _proposal_candidates(
     if None in numbers.values() or anchors is None or len(inputs) != 3 or inputs[0].rank != 4:
         return []
     channels, width = inputs[0].dims[1], inputs[0].dims[3]
-    if not isinstance(channels, int) or not isinstance(width, int):
+    if not isinstance(channels, int) or not isinstance(width, int) or channels < 2 or anchors.ndim != 2:
         return []
     return [{**anchor, **numbers} for anchor in _anchor_candidates(anchors, channels // 2, width)]
 
