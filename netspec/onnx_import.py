@@ -15,6 +15,8 @@ An operator with no netspec layer becomes an :class:`~netspec.layers.onnxop.Onnx
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 import re
@@ -28,7 +30,7 @@ import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError, error
 from netspec.graph import BATCH_SYMBOL, Dim, Graph, Node, TensorType
-from netspec.layers.base import LAYER_TYPES, LayerError, RawParam, build_layer
+from netspec.layers.base import LAYER_TYPES, Layer, LayerError, RawParam, build_layer
 from netspec.limits import MAX_ONNX_BYTES
 
 if TYPE_CHECKING:
@@ -442,7 +444,8 @@ class _Reader:
                 inputs = tuple(self._tensor(node, t) for t in plan.inputs)
                 netspec_nodes.append(Node(provisional, layer, inputs, outputs))
                 try:
-                    own_types.update(zip(outputs, layer.infer([own_types[t] for t in inputs]), strict=True))
+                    inferred = self._inferred(layer, [own_types[t] for t in inputs])
+                    own_types.update(zip(outputs, inferred, strict=True))
                 except LayerError as exc:
                     raise error(
                         f"{self.path}: node {_node_label(node)}: {plan.type_name} {exc.message}"
@@ -634,7 +637,9 @@ class _Reader:
     ) -> _Planned | None:
         """The layer of ``lowering`` writing ``outputs`` whose emission is ``run``, if one of its
         candidate parameters gives it (with the file's batch: symbolic, or the fixed one it was
-        compiled for)."""
+        compiled for). Its inputs are the run's, in the order it reads them first or, where the
+        layer takes them in another (RCNNDetection reads its deltas before its scores), the
+        first order whose emission is the run."""
         from netspec.export.onnx import NodeEmitter, _ModelBuilder
         from netspec.typed import node_arrays
 
@@ -649,31 +654,57 @@ class _Reader:
         symbolic = [self.types[t] for t in inputs]
         if any(isinstance(d, str) and d != BATCH_SYMBOL for x in symbolic for d in x.dims):
             return None
-        batches = [
-            [
-                TensorType((b, *x.dims[1:]), x.dtype) if x.dims and x.dims[0] == BATCH_SYMBOL else x
-                for x in symbolic
-            ]
-            for b in sorted(set(self.fixed_batch.values()))
-        ]
         for params in lowering.candidates(self, scope, run, symbolic):
             raw = {key: RawParam(value) for key, value in params.items()}
-            for types in (symbolic, *batches):
-                try:
-                    layer = build_layer(LAYER_TYPES[lowering.type_name], raw, None, None, len(outputs))
-                    node = Node(scope, layer, inputs, outputs)
-                    output_types = layer.infer(types)
-                    arrays = node_arrays(node, types)
-                    builder = _ModelBuilder({}, self.opset)
-                    layer.emit(NodeEmitter(builder, node, arrays, types, output_types))
-                except (NetspecError, LayerError):
-                    continue
-                if self._emitted_as(builder.model, run) and all(
-                    self.initializers.get(a.name, ((),))[0] == a.spec.shape for a in arrays
-                ):
-                    weights = {a.spec.name: WeightSource(a.name) for a in arrays}
-                    return _Planned(lowering.type_name, params, inputs, weights, len(outputs), outputs)
+            for order in itertools.permutations(inputs):
+                for types in self._batch_readings([self.types[t] for t in order]):
+                    try:
+                        layer = build_layer(LAYER_TYPES[lowering.type_name], raw, None, None, len(outputs))
+                        node = Node(scope, layer, order, outputs)
+                        output_types = layer.infer(types)
+                        arrays = node_arrays(node, types)
+                        builder = _ModelBuilder({}, self.opset)
+                        layer.emit(NodeEmitter(builder, node, arrays, types, output_types))
+                    except (NetspecError, LayerError):
+                        continue
+                    if self._emitted_as(builder.model, run) and all(
+                        self.initializers.get(a.name, ((),))[0] == a.spec.shape for a in arrays
+                    ):
+                        weights = {a.spec.name: WeightSource(a.name) for a in arrays}
+                        return _Planned(lowering.type_name, params, order, weights, len(outputs), outputs)
         return None
+
+    def _batch_readings(self, types: Sequence[TensorType]) -> list[list[TensorType]]:
+        """``types`` as the reader reads them (the batch symbolic), then at each fixed batch the
+        file's inputs were given."""
+        batches = sorted(set(self.fixed_batch.values()))
+        return [
+            list(types),
+            *(
+                [
+                    TensorType((b, *x.dims[1:]), x.dtype) if x.dims and x.dims[0] == BATCH_SYMBOL else x
+                    for x in types
+                ]
+                for b in batches
+            ),
+        ]
+
+    def _inferred(self, layer: Layer[Any], types: Sequence[TensorType]) -> tuple[TensorType, ...]:
+        """``layer``'s output types for its inputs ``types``.
+
+        NOTE: the reader reads a file's batch of 1 as the symbolic batch N, which a layer of
+        batch-1 semantics refuses (Faster R-CNN's Proposal and RCNNDetection, as in
+        py-faster-rcnn). Such a layer is inferred at the batch the file was compiled for, as its
+        emission is compared in _lowered: the one rule for every layer that needs a fixed batch.
+        The graph read keeps N, and binding it to another batch fails there, as the spec's
+        would. The error of a layer that no batch satisfies is the symbolic batch's."""
+        try:
+            return layer.infer(types)
+        except LayerError:
+            for readings in self._batch_readings(types)[1:]:
+                with contextlib.suppress(LayerError):
+                    return layer.infer(readings)
+            raise
 
     def _emitted_as(self, emitted: onnx.ModelProto, run: Sequence[onnx.NodeProto]) -> bool:
         """Whether ``emitted`` (one layer's emission) has the nodes of ``run`` (names, operators,
@@ -2508,6 +2539,83 @@ def _affine_grid_candidates(
     if run[0].op_type == "Add":
         base["relative_to_identity"] = True
     return [base, {**base, "align_corners": True}]
+
+
+def _float32_param(value: np.ndarray | None) -> float | None:
+    """The shortest decimal of a float32 constant of one value (0.7, not 0.699999988)."""
+    return float(str(np.float32(value.ravel()[0]))) if value is not None and value.size == 1 else None
+
+
+def _anchor_candidates(anchors: np.ndarray, count: int, width: int) -> list[dict[str, Any]]:
+    """Proposal's anchor parameters that may have given ``anchors`` [H·W·A, 4] (A = ``count``,
+    ratio-major, ``width`` positions a row): the base anchor's centre gives base_size, the next
+    position's shift (along the row, or down where a row has one position) feat_stride; the
+    first position's anchors give, for each way of splitting A into ratios × scales, the ratios
+    (height over width) and the scales (the sides over base_size), both rounded to a few
+    decimals, since generate_anchors rounds the sides."""
+    first = anchors[:count].astype(np.float64)
+    base_size = round(float(first[0, 0] + first[0, 2]) + 1)
+    axis = 0 if width > 1 else 1
+    # A map of one position has its anchors unshifted: any stride emits them, the default does.
+    feat_stride = round(float(anchors[count, axis] - anchors[0, axis])) if len(anchors) > count else 16
+    if base_size < 1 or feat_stride < 1:
+        return []
+    widths, heights = first[:, 2] - first[:, 0] + 1, first[:, 3] - first[:, 1] + 1
+    found = []
+    for ratio_count in (r for r in range(1, count + 1) if count % r == 0):
+        scale_count = count // ratio_count
+        w, h = widths.reshape(ratio_count, scale_count), heights.reshape(ratio_count, scale_count)
+        unit = np.sqrt(w[:, 0] * h[:, 0]) / base_size
+        for digits in (0, 1, 2):
+            first_scale = round(float(np.mean(unit)), digits)
+            if first_scale <= 0:
+                continue
+            scales = tuple(round(first_scale * float(x), digits) for x in w[0] / w[0, 0])
+            ratios = tuple(round(float(x), max(digits, 1)) for x in h[:, 0] / w[:, 0])
+            if all(x > 0 for x in (*scales, *ratios)):
+                found.append(
+                    {"feat_stride": feat_stride, "base_size": base_size, "ratios": ratios, "scales": scales}
+                )
+    return found
+
+
+@_lowers("Proposal")
+def _proposal_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """The anchors give their parameters (see _anchor_candidates); TopK's k pre_nms_top_n (k is
+    every box where there are fewer, which any larger pre_nms_top_n emits alike),
+    NonMaxSuppression's constants post_nms_top_n and nms_threshold, the Mul by the image's scale
+    min_size."""
+    top_k = _shape_constant(reader, scope, "top_k", 1)
+    post = _shape_constant(reader, scope, "nms_max", 1)
+    numbers = {
+        "pre_nms_top_n": top_k[0] if top_k is not None else None,
+        "post_nms_top_n": post[0] if post is not None else None,
+        "nms_threshold": _float32_param(reader.const(f"{scope}/nms_iou")),
+        "min_size": _float32_param(reader.const(f"{scope}/min_size")),
+    }
+    anchors = reader._stored_constant(f"{scope}/anchors")
+    if None in numbers.values() or anchors is None or len(inputs) != 3 or inputs[0].rank != 4:
+        return []
+    channels, width = inputs[0].dims[1], inputs[0].dims[3]
+    if not isinstance(channels, int) or not isinstance(width, int) or channels < 2 or anchors.ndim != 2:
+        return []
+    return [{**anchor, **numbers} for anchor in _anchor_candidates(anchors, channels // 2, width)]
+
+
+@_lowers("RCNNDetection")
+def _detection_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """NonMaxSuppression's constants give the thresholds, the Min of the detections found
+    max_detections."""
+    kept = _shape_constant(reader, scope, "max_detections", 1)
+    nms = _float32_param(reader.const(f"{scope}/nms_iou"))
+    score = _float32_param(reader.const(f"{scope}/nms_score"))
+    if kept is None or nms is None or score is None or len(inputs) != 4:
+        return []
+    return [{"score_threshold": score, "nms_threshold": nms, "max_detections": kept[0]}]
 
 
 # ---------------------------------------------------------------- convert

@@ -219,27 +219,13 @@ def _comparable(data: dict) -> dict:
     return {"totals": totals, "outputs": [o["shape"] for o in data["outputs"]], "layers": layers}
 
 
-# netspec lowers these layers to several ONNX nodes that the reader does not recognise back
-# (they are read as the layers and OnnxOp nodes those nodes are, and count as such), or to an
-# ONNX node that stands for two netspec layers.
-COMPOSITE_LOWERINGS = {
-    "faster_rcnn_vgg16": "the RPN's Reshape by the batch and the box layers' ONNX chains",
-}
 # Layers that are identities at inference: the emitter writes no node for them.
 ELIDED = ("AdaptiveAvgPool", "Dropout", "Split")
 
 
 @pytest.mark.zoo
 @pytest.mark.ort
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=COMPOSITE_LOWERINGS[s]))
-        if s in COMPOSITE_LOWERINGS
-        else s
-        for s in ZOO
-    ],
-)
+@pytest.mark.parametrize("spec", ZOO)
 def test_zoo_model_reads_back_from_its_own_onnx(spec: str) -> None:
     """netspec's own ONNX (BatchNorm kept) gives the spec's params, buffers, MACs, FLOPs, output
     shapes and receptive fields, layer by layer."""
@@ -329,6 +315,45 @@ def test_transformer_lowerings_read_back_as_their_layers(
     x = np.random.default_rng(0).standard_normal(graph.nodes[0].layer.params.shape[1:]).astype(np.float32)
     rebuilt = compile_graph(bind(spec, batch=1), converted.weights)
     assert relative_error(run_ort(str(path), x[None]), run_ort(rebuilt.SerializeToString(), x[None])) <= 1e-5
+
+
+# A two-stage detector with the box layers' parameters away from their defaults: two anchor
+# ratios by two scales on a smaller base and stride, NMS thresholds that float32 does not hold
+# exactly.
+TINY_DETECTOR = """
+input im_info: [1, 3]
+input data: [N, 3, 32, 48]
+Convolution conv { num_output: 8  kernel_size: 3  stride: 8  pad: 1 }
+Convolution rpn_cls_score { num_output: 8  kernel_size: 1 }
+Reshape rpn_cls_score_reshape { shape: [0, 2, -1, 0] }
+Softmax rpn_cls_prob
+Reshape rpn_cls_prob_reshape { shape: [0, 8, -1, 0] }
+Convolution rpn_bbox_pred { bottom: conv  num_output: 16  kernel_size: 1 }
+Proposal proposal { bottom: [rpn_cls_prob_reshape, rpn_bbox_pred, im_info]  feat_stride: 8  base_size: 8
+                    ratios: [1, 2]  scales: [4, 8]  pre_nms_top_n: 50  post_nms_top_n: 20
+                    nms_threshold: 0.6  min_size: 4 }
+ROIPooling pool { bottom: [conv, proposal]  pooled_h: 2  pooled_w: 2  spatial_scale: 1 / 8 }
+InnerProduct cls_score { num_output: 3 }
+Softmax cls_prob
+InnerProduct bbox_pred { bottom: pool  num_output: 12 }
+RCNNDetection detection { bottom: [proposal, cls_prob, bbox_pred, im_info]  score_threshold: 0.1
+                          nms_threshold: 0.45  max_detections: 7  top: [boxes, scores, labels] }
+"""
+
+
+def test_detection_layers_read_back_with_their_parameters() -> None:
+    """Proposal and RCNNDetection read back from netspec's own ONNX with the parameters they
+    were written with (anchors, NMS, sizes), their inputs in their order, row for row."""
+    graph = elaborate(SourceFile("tiny_detector.net", TINY_DETECTOR))
+    model = compile_graph(bind(graph, batch=1), fold_bn=False)
+    imported = import_model(model, "tiny_detector.onnx").graph
+    assert [n.type for n in imported.nodes] == [n.type for n in graph.nodes]
+    for name in ("proposal", "detection"):
+        ((own,), (read,)) = ([n for n in g.nodes if n.name == name] for g in (graph, imported))
+        assert read.layer.params == own.layer.params
+    assert _comparable(report_data(bind(imported)).to_dict()) == _comparable(
+        report_data(bind(graph)).to_dict()
+    )
 
 
 # ------------------------------------------------------------------------------ hand-built models
