@@ -366,7 +366,7 @@ def _uncounted_note(graph: Graph) -> list[str]:
     (ONNX operators without a netspec layer)."""
     from collections import Counter
 
-    unknown = Counter(n.layer.params.op_type for n in graph.nodes if getattr(n.layer, "uncounted", False))
+    unknown = Counter(n.layer.params.op_type for n in graph.nodes if n.layer.uncounted)
     if not unknown:
         return []
     listed = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in sorted(unknown.items()))

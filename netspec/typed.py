@@ -11,6 +11,7 @@ spec's). All such inputs must name the same symbol. An input with a number there
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -166,13 +167,11 @@ class TypedGraph:
 
     def rewritten(self, graph: Graph, types: Mapping[str, TensorType]) -> TypedGraph:
         """This value with a pass's graph and types, the bindings kept (passes use this)."""
-        return TypedGraph(
-            graph, MappingProxyType(dict(types)), self.bindings, self.batch, self.batch_symbol, self.dtype
-        )
+        return dataclasses.replace(self, graph=graph, types=MappingProxyType(dict(types)))
 
     def with_dtype(self, dtype: str) -> TypedGraph:
         """The same graph counted (and emitted) in ``dtype`` elements."""
-        return TypedGraph(self.graph, self.types, self.bindings, self.batch, self.batch_symbol, dtype)
+        return dataclasses.replace(self, dtype=dtype)
 
     def check_sizes(self, limits: Limits = DEFAULT_LIMITS) -> None:
         """A diagnostic at the first layer whose output or stored array has more elements than

@@ -80,7 +80,7 @@ def test_shared_file_runs_and_matches_the_reference(name: str) -> None:
             weights[key] = (0.5 + rng.random(value.shape)).astype(np.float32)
         elif key.endswith("running_mean"):
             weights[key] = (0.1 * rng.standard_normal(value.shape)).astype(np.float32)
-    model = compile_graph(bind(graph, batch=1, input_shapes=shapes), weights, fold_bn=False)
+    model = compile_graph(typed, weights, fold_bn=False)
     onnx.checker.check_model(model, full_check=True)
     assert_shapes_agree(graph, types, inferred_shapes(model))
     feeds = {

@@ -325,8 +325,8 @@ def test_frozen_and_shared_arrays_are_kept() -> None:
         original.buffers,
         original.macs,
     )
-    assert [a.name for a in bind(converted).graph.nodes if a.array_names] == [
-        n.name for n in bind(conversion.source).graph.nodes if n.array_names
+    assert [a.name for a in converted.nodes if a.array_names] == [
+        n.name for n in conversion.source.nodes if n.array_names
     ]
 
 

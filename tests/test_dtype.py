@@ -50,7 +50,7 @@ def test_zoo_model_in_float16_matches_float32(spec: str) -> None:
     typed = bind(graph, 1, shapes)
     types = typed.types
     # BatchNorm kept, so that every tensor netspec typed is in the model.
-    half = compile_graph(bind(graph, input_shapes=shapes, dtype="float16"), fold_bn=False)
+    half = compile_graph(typed.with_dtype("float16"), fold_bn=False)
     check_model(half)
     assert_shapes_agree(graph, types, inferred_shapes(half))
 
@@ -194,10 +194,10 @@ def test_every_layer_case_in_float16(case: object) -> None:
     for name in weights:
         if name.endswith("scale_factor"):  # Caffe's BatchNorm divides by it: keep it positive
             weights[name] = np.abs(weights[name]) + 0.5
-    half = compile_graph(bind(graph, batch=BATCH, dtype="float16"), weights)
+    half = compile_graph(typed.with_dtype("float16"), weights)
     check_model(half)
     feeds = {k: v.astype(np.float16).astype(np.float32) for k, v in sample_inputs(typed, 0).items()}
-    expected = run(compile_graph(bind(graph, batch=BATCH), weights), feeds)
+    expected = run(compile_graph(typed, weights), feeds)
     got = run(half, feeds)
     for name, value in expected.items():
         assert max_relative_error(got[name], value) <= FLOAT16_LAYER_TOLERANCE, name

@@ -223,8 +223,8 @@ def test_a_lowered_model_streams_its_arrays_from_numpy_to_the_same_bytes(tmp_pat
     from netspec.compiler import compile_graph, load_graph, lower_graph
     from netspec.output import write_model
 
-    graph = load_graph("resnet18")
-    lowered = lower_graph(bind(graph), seed=3)
+    typed = bind(load_graph("resnet18"))
+    lowered = lower_graph(typed, seed=3)
     # The large arrays are not in the model: the writer takes them from the weights.
     assert len(lowered.pending) == 21 and all(
         not t.HasField("raw_data") for t in lowered.model.graph.initializer if t.name in lowered.pending
@@ -232,4 +232,4 @@ def test_a_lowered_model_streams_its_arrays_from_numpy_to_the_same_bytes(tmp_pat
     written = write_model(lowered, tmp_path / "streamed.onnx")
     data = (tmp_path / "streamed.onnx").read_bytes()
     assert written.size == len(data)
-    assert data == compile_graph(bind(graph), seed=3).SerializeToString()
+    assert data == compile_graph(typed, seed=3).SerializeToString()

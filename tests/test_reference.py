@@ -149,7 +149,7 @@ def test_every_layer_type_has_a_numeric_case() -> None:
     from netspec.layers import LAYER_TYPES
 
     # OnnxOp holds ONNX nodes netspec has no layer for (tests/test_onnx_import.py); no spec has it.
-    onnx_only = {name for name, layer in LAYER_TYPES.items() if getattr(layer, "uncounted", False)}
+    onnx_only = {name for name, layer in LAYER_TYPES.items() if layer.uncounted}
     missing = sorted(set(LAYER_TYPES) - numeric_case_layer_types() - onnx_only)
     assert not missing, (
         "layer types without an onnxruntime-vs-reference case in tests/test_layers*.py CASES: "

@@ -36,7 +36,7 @@ def test_ten_thousand_layers_written_out() -> None:
     analysis = bind(graph)
     assert analysis.counts.totals.layers == 10_000
     assert analysis.types["layer9999"].dims == (1, 3, 2, 2)
-    model = compile_graph(bind(graph))
+    model = compile_graph(analysis)
     check_model(model)
     x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
     (output,) = run(model, {"data": x}).values()
@@ -55,8 +55,9 @@ def test_a_thousand_input_concat() -> None:
     graph = elaborate(SourceFile("wide.net", text))
     node = next(n for n in graph.nodes if n.name == "all")
     assert len(node.inputs) == 1000
-    assert bind(graph).types["all"].dims == (1, 1000, 2, 2)
-    model = compile_graph(bind(graph))
+    typed = bind(graph)
+    assert typed.types["all"].dims == (1, 1000, 2, 2)
+    model = compile_graph(typed)
     check_model(model)
     x = np.random.default_rng(1).standard_normal((1, 1, 2, 2)).astype(np.float32)
     (output,) = run(model, {"data": x}).values()

@@ -468,7 +468,7 @@ def test_dcgan_generator_draws_images_in_tanh_range() -> None:
 
     graph = load_graph(ZOO / "dcgan_generator.net")
     typed = bind(graph, 4)
-    model = compile_graph(bind(graph, batch=4), initialize_weights(typed, seed=0))
+    model = compile_graph(typed, initialize_weights(typed, seed=0))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     codes = np.random.default_rng(0).standard_normal((4, 100, 1, 1)).astype(np.float32)
     (images,) = session.run(None, {"data": codes})

@@ -340,7 +340,7 @@ def front_end(path: Path) -> None:
     from netspec.compiler import compile_graph
     from netspec.export.onnx import check_model
 
-    check_model(compile_graph(bind(analysis.graph)))
+    check_model(compile_graph(analysis))
 
 
 # Characters a rendered diagnostic may hold besides printable ones.
