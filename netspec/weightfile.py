@@ -11,10 +11,12 @@ executed: npz is read without pickle, safetensors holds only raw tensors.
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
@@ -173,43 +175,121 @@ def _read_npy(path: str, name: str, handle: Any, declared: int) -> np.ndarray:
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """The arrays of a ``.safetensors`` file as stored; bfloat16 (which numpy lacks) becomes
-    float32 exactly."""
-    from safetensors import SafetensorError, deserialize, safe_open
+    """The arrays of a ``.safetensors`` file as stored, memory-mapped: each is a read-only view
+    of the file's pages, so loading copies nothing (bfloat16, which numpy lacks, becomes float32
+    exactly, in a new array). The layout (safetensors' documented format): an 8-byte
+    little-endian header size, a JSON header naming each tensor's dtype, shape and byte range,
+    then the data, every byte of it belonging to exactly one tensor. Anything else is refused
+    before a byte of data is read."""
+    import mmap
 
-    found: dict[str, np.ndarray] = {}
-    raw_dtypes: dict[str, str] = {}
     try:
-        with safe_open(path, framework="np") as handle:
-            for name in handle.keys():  # noqa: SIM118 (a safe_open handle is not a mapping)
-                dtype = handle.get_slice(name).get_dtype()
-                if dtype in _RAW_DTYPES:
-                    raw_dtypes[name] = dtype
-                elif dtype in _NUMPY_DTYPES:
-                    found[name] = handle.get_tensor(name)
-                else:  # float8 and the like, which numpy has no type for
-                    raise error(
-                        f"{path}: array '{name}' has dtype {dtype}, which netspec does not read",
-                        hint="save it as float32, float16, bfloat16 or float64",
-                    )
-        if raw_dtypes:
-            for name, entry in deserialize(Path(path).read_bytes()):
-                if name in raw_dtypes:
-                    found[name] = _RAW_DTYPES[raw_dtypes[name]](entry["data"], tuple(entry["shape"]))
-    except (SafetensorError, OSError) as exc:
-        raise error(f"cannot read weights from {path}: not a safetensors file ({exc})") from None
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data_start, entries = _safetensors_entries(path, handle, size)
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size > data_start else None
+    except OSError as exc:
+        raise error(f"cannot read weights from {path}: {exc.strerror or exc}") from None
+    found: dict[str, np.ndarray] = {}
+    for entry in entries:
+        if entry.nbytes == 0 or mapped is None:
+            stored = np.zeros(entry.shape, entry.dtype)
+        else:
+            count = entry.nbytes // entry.dtype.itemsize
+            stored = np.frombuffer(mapped, entry.dtype, count, data_start + entry.begin).reshape(entry.shape)
+        found[entry.name] = _bfloat16_to_float32(stored) if entry.raw_dtype == "BF16" else stored
     return found
 
 
-def _bfloat16_to_float32(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+@dataclass(frozen=True)
+class _SafetensorsEntry:
+    name: str
+    raw_dtype: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    begin: int
+    nbytes: int
+
+
+# safetensors dtypes numpy reads (integers and booleans only to be refused by name, or ignored);
+# bfloat16 is read as its bits and widened.
+_SAFETENSORS_DTYPES = {
+    "F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2", "BOOL": "|b1",
+    "I8": "|i1", "I16": "<i2", "I32": "<i4", "I64": "<i8",
+    "U8": "|u1", "U16": "<u2", "U32": "<u4", "U64": "<u8",
+}  # fmt: skip
+# safetensors' own reader refuses headers past 100 MB.
+_MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def _safetensors_entries(path: str, handle: BinaryIO, size: int) -> tuple[int, list[_SafetensorsEntry]]:
+    """Where the data starts, and the tensors a ``.safetensors`` header declares in file order,
+    checked to tile the data."""
+    import json
+
+    def refuse(reason: str) -> NoReturn:
+        raise error(f"cannot read weights from {path}: not a safetensors file ({reason})")
+
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        refuse("shorter than its 8-byte header size")
+    header_size = int.from_bytes(prefix, "little")
+    if header_size > min(size - 8, _MAX_SAFETENSORS_HEADER):
+        refuse(f"its header size {header_size:,} is past the file's end or safetensors' 100 MB")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            refuse(f"the header names '{next(k for k in keys if keys.count(k) > 1)}' twice")
+        return dict(pairs)
+
+    text = handle.read(header_size)
+    try:
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=unique)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        refuse("its header is not JSON")
+    if not isinstance(header, dict):
+        refuse("its header is not a JSON object")
+    entries = []
+    for name, field in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(field, dict) or set(field) != {"dtype", "shape", "data_offsets"}:
+            refuse(f"the header's entry for '{name}' is not dtype, shape and data_offsets")
+        raw_dtype, shape, offsets = field["dtype"], field["shape"], field["data_offsets"]
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            refuse(f"the shape of '{name}' is not a list of sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            refuse(f"the data_offsets of '{name}' are not two integers")
+        if raw_dtype not in _SAFETENSORS_DTYPES:
+            raise error(
+                f"{path}: array '{name}' has dtype {raw_dtype}, which netspec does not read",
+                hint="save it as float32, float16, bfloat16 or float64",
+            )
+        dtype = np.dtype(_SAFETENSORS_DTYPES[raw_dtype])
+        begin, end = offsets
+        expected = math.prod(shape) * dtype.itemsize
+        if end - begin != expected:
+            refuse(f"'{name}' holds {end - begin} bytes; {raw_dtype} {shape} is {expected}")
+        entries.append(_SafetensorsEntry(name, raw_dtype, dtype, tuple(shape), begin, end - begin))
+    entries.sort(key=lambda entry: entry.begin)
+    # The data must be tiled: no gap, no overlap, nothing past the last tensor (a polyglot file
+    # hides its other content there).
+    position = 0
+    for entry in entries:
+        if entry.begin != position:
+            refuse(f"'{entry.name}' starts at byte {entry.begin} of the data, not {position}")
+        position += entry.nbytes
+    if 8 + header_size + position != size:
+        refuse(
+            f"the header's tensors take {position:,} bytes; the file has {size - 8 - header_size:,} after it"
+        )
+    return 8 + header_size, entries
+
+
+def _bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
     # bfloat16 is the upper half of a float32: shifting its bits up is exact.
-    bits = np.frombuffer(bytes(data), dtype="<u2").astype(np.uint32) << 16
-    return bits.view(np.float32).reshape(shape)
-
-
-_RAW_DTYPES = {"BF16": _bfloat16_to_float32}
-# safetensors dtypes numpy reads (integers and booleans only to be refused by name, or ignored).
-_NUMPY_DTYPES = frozenset({"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"})
+    return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
 def _as_float32(
@@ -298,12 +378,19 @@ def _match_arrays(
     return weights
 
 
+_CHECKED_AT_ONCE = 1 << 20
+
+
 def _finite_float32(path: str, name: str, value: np.ndarray) -> np.ndarray:
     """``value`` as float32, or an error naming it when it holds NaN or infinity, or values
     past float32's range (which would become infinities)."""
     with np.errstate(over="ignore", invalid="ignore"):
         converted = np.ascontiguousarray(value, dtype=np.float32)
-    if not np.isfinite(converted).all():
+    # In slices, so that a memory-mapped array is checked without a mask its size.
+    flat = converted.reshape(-1)
+    if not all(
+        np.isfinite(flat[i : i + _CHECKED_AT_ONCE]).all() for i in range(0, flat.size, _CHECKED_AT_ONCE)
+    ):
         source_finite = bool(np.isfinite(value).all())
         what = "values past float32's range (about 3.4e38)" if source_finite else "NaN or infinite values"
         raise error(

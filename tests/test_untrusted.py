@@ -327,6 +327,50 @@ def fp8_safetensors(path: Path) -> None:
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(62))
 
 
+def safetensors_layout(header: dict[str, object], data: bytes, declared: int | None = None) -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text) if declared is None else declared) + text + data
+
+
+def gap_safetensors(path: Path) -> None:
+    path.write_bytes(
+        safetensors_layout(
+            {
+                "c.weight": {"dtype": "F32", "shape": [2, 3, 3, 3], "data_offsets": [8, 224]},
+                "c.bias": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "hidden": {"dtype": "F32", "shape": [1], "data_offsets": [232, 236]},
+            },
+            bytes(236),
+        )
+    )
+
+
+def trailing_safetensors(path: Path) -> None:
+    header = {
+        "c.weight": {"dtype": "F32", "shape": [2, 3, 3, 3], "data_offsets": [0, 216]},
+        "c.bias": {"dtype": "F32", "shape": [2], "data_offsets": [216, 224]},
+    }
+    path.write_bytes(safetensors_layout(header, bytes(224) + b"PK\x03\x04 another format's bytes"))
+
+
+def short_tensor_safetensors(path: Path) -> None:
+    header = {
+        "c.weight": {"dtype": "F32", "shape": [2, 3, 3, 3], "data_offsets": [0, 200]},
+        "c.bias": {"dtype": "F32", "shape": [2], "data_offsets": [200, 208]},
+    }
+    path.write_bytes(safetensors_layout(header, bytes(208)))
+
+
+def huge_header_safetensors(path: Path) -> None:
+    path.write_bytes(safetensors_layout({}, b"", declared=2**62))
+
+
+def twice_named_safetensors(path: Path) -> None:
+    entry = '{"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}'
+    text = f'{{"c.bias": {entry}, "c.bias": {entry}}}'.encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(8))
+
+
 WEIGHT_FILES = {
     "zip-bomb": (
         "w.npz",
@@ -352,6 +396,35 @@ WEIGHT_FILES = {
         "w.safetensors",
         fp8_safetensors,
         "w.safetensors: array 'c.weight' has dtype F8_E4M3, which netspec does not read",
+    ),
+    "safetensors-gap": (
+        "w.safetensors",
+        gap_safetensors,
+        "cannot read weights from w.safetensors: not a safetensors file ('hidden' starts at byte 232 "
+        "of the data, not 224)",
+    ),
+    "safetensors-trailing-bytes": (
+        "w.safetensors",
+        trailing_safetensors,
+        "cannot read weights from w.safetensors: not a safetensors file "
+        "(the header's tensors take 224 bytes; the file has 251 after it)",
+    ),
+    "safetensors-short-tensor": (
+        "w.safetensors",
+        short_tensor_safetensors,
+        "cannot read weights from w.safetensors: not a safetensors file "
+        "('c.weight' holds 200 bytes; F32 [2, 3, 3, 3] is 216)",
+    ),
+    "safetensors-huge-header": (
+        "w.safetensors",
+        huge_header_safetensors,
+        "cannot read weights from w.safetensors: not a safetensors file "
+        "(its header size 4,611,686,018,427,387,904 is past the file's end",
+    ),
+    "safetensors-name-twice": (
+        "w.safetensors",
+        twice_named_safetensors,
+        "cannot read weights from w.safetensors: not a safetensors file (the header names 'c.bias' twice)",
     ),
 }
 

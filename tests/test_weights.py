@@ -401,6 +401,25 @@ def test_float16_float64_and_bfloat16_become_float32(tmp_path: Path) -> None:
         assert np.allclose(loaded[name], arrays[name], rtol=2**-7, atol=0)
 
 
+@pytest.mark.unit
+def test_safetensors_arrays_are_views_of_the_mapped_file(tmp_path: Path) -> None:
+    import mmap
+
+    spec = small_spec(tmp_path)
+    arrays = torch_style(load_graph(spec))
+    path = tmp_path / "w.safetensors"
+    save(path, arrays)
+    loaded = load(spec, path)
+    for name, value in loaded.items():
+        assert np.array_equal(value, arrays[name]), name
+        # No copy on the way: each array's memory is the file's mapped pages, read-only.
+        base: object = value
+        while isinstance(base, np.ndarray):
+            base = base.base
+        assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap), name
+        assert not value.flags.writeable, name
+
+
 def cli(*args: str) -> int:
     return main(list(args))
 
