@@ -514,8 +514,9 @@ def _add_numerics_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-bn",
         action="store_true",
-        help="keep BatchNormalization nodes (default: BatchNorm, and a Caffe Scale after it, is folded "
-        "into the convolution or fully connected layer before it wherever that is exact)",
+        help="keep BatchNormalization nodes and residual scales (default: BatchNorm, a Caffe Scale "
+        "after it, Eltwise coefficients and layer scales are folded into the convolution or fully "
+        "connected layer before them wherever that is exact)",
     )
     _add_dtype_option(parser, "element type of the model's weights, inputs and outputs")
 

@@ -37,6 +37,7 @@ from bench_vs_torch import TORCH_OPSETS, import_torch
 
 from netspec.compiler import compile_graph, load_graph
 from netspec.typed import bind
+from netspec.weightfile import fit_named_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 # Zoo specs that torchvision also has, under the same name.
@@ -59,13 +60,44 @@ TORCHVISION_MODELS = (
     "mobilenet_v3_large",
     "shufflenet_v2_x1_0",
     "efficientnet_b0",
+    "convnext_tiny",
+    "vit_b_16",
+    "swin_t",
+    "efficientnet_v2_s",
+    "regnet_y_400mf",
 )
-INPUT_SIZE = {"inception_v3": 299}
 
 
 def torch_module(torchvision: Any, name: str) -> Any:
     extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
     return getattr(torchvision.models, name)(weights=None, **extra).eval()
+
+
+def randomise(model: object, seed: int) -> None:
+    """Non-trivial values for every array: weights as torch initialises them, then every
+    1-D norm weight in [0.5, 1.5], biases N(0, 0.1²), BatchNorm statistics random, layer scale
+    in [0.1, 1] (torchvision's 1e-6 would hide the residual branches), tokens and embeddings
+    N(0, 0.5²), and arrays torch starts at zero N(0, 0.02²)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            leaf = name.rsplit(".", 1)[-1]
+            if not value.is_floating_point():
+                continue
+            if leaf == "layer_scale":
+                value.copy_(torch.rand(value.shape, generator=generator) * 0.9 + 0.1)
+            elif leaf in ("class_token", "pos_embedding") or "relative_position_bias_table" in leaf:
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.5)
+            elif leaf == "running_var":
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+            elif leaf == "running_mean" or (leaf == "bias"):
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
+            elif leaf == "weight" and value.dim() == 1:
+                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
+            elif not value.any():  # zero-initialised (ViT's heads.head): a constant output
+                value.copy_(torch.randn(value.shape, generator=generator) * 0.02)
 
 
 def torch_weights(module: Any) -> dict[str, np.ndarray]:
@@ -179,10 +211,12 @@ def compare_model(torchvision: Any, name: str, args: argparse.Namespace) -> list
     import torch
 
     module = torch_module(torchvision, name)
-    size = INPUT_SIZE.get(name, 224)
-    shape = (1, 3, size, size)
-    spec = load_graph(ROOT / "zoo" / f"{name}.net")
-    ours = compile_graph(bind(spec, batch=1), torch_weights(module), fold_bn=True).SerializeToString()
+    randomise(module, seed=0)
+    typed = bind(load_graph(ROOT / "zoo" / f"{name}.net"), batch=1)
+    (data,) = typed.graph.input_nodes
+    shape = typed.types[data.outputs[0]].static_dims  # the spec's input size (299, 384, ...)
+    weights = fit_named_arrays("torchvision's state_dict", torch_weights(module), typed)
+    ours = compile_graph(typed, weights, fold_bn=True).SerializeToString()
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     with torch.no_grad():
         reference = module(torch.from_numpy(x)).numpy()

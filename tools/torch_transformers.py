@@ -7,9 +7,10 @@ netspec's zoo spec with that file (loaded by name), and compare the onnxruntime 
 torch eager (max |ort − torch| / max |torch|, the bound is 1e-4).
 
 With --bench, the onnxruntime CPU latency of netspec's graph against torch.onnx.export of the
-same model with the same weights and session options, in paired runs: each round runs one
-iteration of each model in turn (the order alternating), so background load hits both alike;
-reported are the medians, the minima, the ratio of minima and the median of per-round ratios.
+same model with the same weights and session options, in paired runs (tools/bench_graph_vs_torch.py's
+sessions and pairing: no spinning threads, the order alternating): the ratio of minima and the
+median of per-round ratios. bench_graph_vs_torch.py itself times these models with torchvision's
+initial weights, beside the other torchvision models.
 
 torch and torchvision are not netspec dependencies; use a separate environment:
 
@@ -20,15 +21,13 @@ torch and torchvision are not netspec dependencies; use a separate environment:
 from __future__ import annotations
 
 import argparse
-import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
+from bench_graph_vs_torch import paired, randomise, session, torch_export
 from bench_vs_torch import import_torchvision
 
 from netspec.compiler import compile_graph, load_graph
@@ -37,33 +36,6 @@ from netspec.typed import bind
 from netspec.weightfile import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def randomise(model: object, seed: int) -> None:
-    """Non-trivial values for every array: weights as torch initialises them, then every
-    1-D norm weight in [0.5, 1.5], biases N(0, 0.1²), BatchNorm statistics random, layer scale
-    in [0.1, 1] (torchvision's 1e-6 would hide the residual branches), tokens and embeddings
-    N(0, 0.5²), and arrays torch starts at zero N(0, 0.02²)."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, value in model.state_dict().items():
-            leaf = name.rsplit(".", 1)[-1]
-            if not value.is_floating_point():
-                continue
-            if leaf == "layer_scale":
-                value.copy_(torch.rand(value.shape, generator=generator) * 0.9 + 0.1)
-            elif leaf in ("class_token", "pos_embedding") or "relative_position_bias_table" in leaf:
-                value.copy_(torch.randn(value.shape, generator=generator) * 0.5)
-            elif leaf == "running_var":
-                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
-            elif leaf == "running_mean" or (leaf == "bias"):
-                value.copy_(torch.randn(value.shape, generator=generator) * 0.1)
-            elif leaf == "weight" and value.dim() == 1:
-                value.copy_(torch.rand(value.shape, generator=generator) + 0.5)
-            elif not value.any():  # zero-initialised (ViT's heads.head): a constant output
-                value.copy_(torch.randn(value.shape, generator=generator) * 0.02)
 
 
 def prepare(name: str, seed: int = 0) -> tuple[object, Path]:
@@ -90,42 +62,11 @@ def netspec_model(name: str, weights: Path) -> tuple[bytes, tuple[int, ...]]:
     return compile_graph(typed, load_weights(str(weights), typed)).SerializeToString(), shape
 
 
-def torch_model(model: object, shape: tuple[int, ...], dynamo: bool) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    example = torch.zeros(*shape)
-    torch.onnx.export(model, (example,), buffer, opset_version=18 if dynamo else 17, dynamo=dynamo)
-    return buffer.getvalue()
-
-
 def run(model: bytes, x: np.ndarray, threads: int | None) -> np.ndarray:
     session = create_session(model, "cpu", threads)
     (input_name,) = session.input_names
     (output,) = session.run({input_name: x}).values()
     return output
-
-
-def paired_latency(
-    models: dict[str, bytes], x: np.ndarray, threads: int | None, rounds: int
-) -> dict[str, list[float]]:
-    sessions = {}
-    for label, data in models.items():
-        session = create_session(data, "cpu", threads)
-        (input_name,) = session.input_names
-        feeds = {input_name: x}
-        for _ in range(2):  # warm-up
-            session.run(feeds)
-        sessions[label] = (session, feeds)
-    samples: dict[str, list[float]] = {label: [] for label in models}
-    for index in range(rounds):
-        order = list(sessions) if index % 2 == 0 else list(reversed(sessions))
-        for label in order:
-            session, feeds = sessions[label]
-            start = time.perf_counter()
-            session.run(feeds)
-            samples[label].append(time.perf_counter() - start)
-    return samples
 
 
 def main() -> int:
@@ -159,17 +100,18 @@ def main() -> int:
         )
         if not args.bench:
             continue
-        exported = torch_model(model, shape, args.dynamo)
+        import torch
+
+        exported = torch_export(model, torch.from_numpy(x), args.dynamo)
         theirs = run(exported, x, args.threads)
         error = float(np.abs(theirs - expected).max() / np.abs(expected).max())
         print(f"{'':18s} torch.onnx.export output vs torch: {error:.2e}")
-        samples = paired_latency({"netspec": ours, "torch.onnx": exported}, x, args.threads, args.rounds)
-        a, b = samples["netspec"], samples["torch.onnx"]
-        ratios = [p / q for p, q in zip(a, b, strict=True)]
+        threads = args.threads or 2
+        ours_session, theirs_session = session(ours, threads), session(exported, threads)
+        feeds = ({ours_session.get_inputs()[0].name: x}, {theirs_session.get_inputs()[0].name: x})
+        minima, median = paired(ours_session, theirs_session, feeds, args.rounds)
         print(
-            f"{'':18s} latency ms: netspec median {statistics.median(a) * 1e3:.1f} min {min(a) * 1e3:.1f}; "
-            f"torch.onnx median {statistics.median(b) * 1e3:.1f} min {min(b) * 1e3:.1f}; "
-            f"ratio of minima {min(a) / min(b):.3f}, median of paired ratios {statistics.median(ratios):.3f}"
+            f"{'':18s} ratio of minima {minima:.3f}, median of paired ratios {median:.3f} (netspec / torch)"
         )
     return 0 if worst <= 1e-4 else 1
 

@@ -590,16 +590,38 @@ class Layer(Generic[P]):
         BatchNorm folding merges a chain of these into the weighted layer before them."""
         return None
 
-    def absorbs_channel_affine(self, output: TensorType) -> bool:
-        """Whether a per-channel affine after this layer can fold into it: its output (of type
-        ``output``) is linear in its ``weight`` with channels on axis 1, and it has or can take
-        a bias (``bias_term``). Such a layer implements :meth:`scale_output_channels`."""
+    def absorbs_channel_affine(self, output: TensorType, axis: int = 1) -> bool:
+        """Whether a per-channel affine along ``axis`` after this layer can fold into it: its
+        output (of type ``output``) is linear in its ``weight`` with its output channels on that
+        axis, and it has or can take a bias (``bias_term``). Such a layer implements
+        :meth:`scale_output_channels`."""
         return False
 
     def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """``weight`` (this layer's, float64) with output channel o's part multiplied by
         ``scale[o]`` (only for a layer that :meth:`absorbs_channel_affine`)."""
         raise NotImplementedError
+
+    def input_channel_scale(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[int, int, np.ndarray] | None:
+        """For a layer whose first step multiplies one input by a learned per-channel factor
+        (ConvNeXt's layer scale, before its residual add): that input's index, the scaled axis
+        (non-negative) and the factor per channel (float64, from the layer's arrays by name);
+        None for other layers. The factor can fold into the layer that computes that input
+        (:mod:`netspec.passes.fold_layer_scale`), leaving :meth:`without_input_channel_scale`."""
+        return None
+
+    def without_input_channel_scale(self, count: int) -> Layer[Any]:
+        """The layer that remains, with ``count`` inputs, once :meth:`input_channel_scale`'s
+        factor is folded away."""
+        raise NotImplementedError
+
+    def source_axis(self, axis: int, inputs: Sequence[TensorType]) -> int | None:
+        """For a layer that only moves its one input's elements so that its output's ``axis``
+        is one axis of the input (Permute): that input axis; None for other layers. Folding
+        passes follow a channel axis back through such layers."""
+        return None
 
     def input_scales(self, count: int) -> tuple[float, ...] | None:
         """The constant factors this layer multiplies its ``count`` inputs by before adding them

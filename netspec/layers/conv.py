@@ -152,8 +152,8 @@ class Convolution(Layer["Convolution.Params"]):
             Window(p.dilation[1] * (p.kernel_size[1] - 1) + 1, p.stride[1], p.pad[1]),
         )
 
-    def absorbs_channel_affine(self, output: TensorType) -> bool:
-        return True
+    def absorbs_channel_affine(self, output: TensorType, axis: int = 1) -> bool:
+        return axis == 1
 
     def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
         # The weight leads with the output channel: [Cout, Cin/g, kh, kw].

@@ -99,8 +99,8 @@ class InnerProduct(Layer["InnerProduct.Params"]):
             return (IDENTITY_WINDOW, IDENTITY_WINDOW)
         return None
 
-    def absorbs_channel_affine(self, output: TensorType) -> bool:
-        return output.rank == 2  # channels are axis 1 only for a 2-D output [N, out]
+    def absorbs_channel_affine(self, output: TensorType, axis: int = 1) -> bool:
+        return axis == output.rank - 1  # the output features are the last axis: [..., out]
 
     def scale_output_channels(self, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
         return weight * scale[:, None]  # the weight is [out, in]

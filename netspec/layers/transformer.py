@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from netspec.graph import Dim, TensorType
-from netspec.layers.activation import Elementwise
+from netspec.layers.activation import Dropout, Elementwise
 from netspec.layers.base import (
     IDENTITY_WINDOW,
     ONES,
@@ -46,6 +47,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
+from netspec.layers.merge import Eltwise
 from netspec.layers.shape import emit_reshape
 
 LAYER_NORMALIZATION_OPSET = 17  # ONNX LayerNormalization
@@ -222,6 +224,9 @@ class Permute(Layer["Permute.Params"]):
                 hint=f"give each of 0 … {x.rank - 1} once",
             )
         return (TensorType(tuple(x.dims[a] for a in order), x.dtype),)
+
+    def source_axis(self, axis: int, inputs: Sequence[TensorType]) -> int | None:
+        return self.params.order[axis]
 
     def spatial_windows(
         self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]
@@ -672,6 +677,19 @@ class LayerScale(Layer["LayerScale.Params"]):
 
     def flops(self, inputs: Sequence[TensorType], outputs: Sequence[TensorType]) -> int:
         return len(inputs) * numel(outputs[0])
+
+    def input_channel_scale(
+        self, inputs: Sequence[TensorType], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[int, int, np.ndarray] | None:
+        axis = normalize_axis(self.params.axis, inputs[0])
+        return 0, axis, np.asarray(arrays[self.params.array], np.float64).reshape(-1)
+
+    def without_input_channel_scale(self, count: int) -> Layer[Any]:
+        # What is left of layer_scale · x (+ residual): the sum, or x itself (an Identity, which
+        # the emitter elides).
+        if count == 2:
+            return Eltwise(Eltwise.Params())
+        return Dropout(Dropout.Params(dropout_ratio=0.0))
 
     def emit(self, node: Emitter) -> None:
         factor = node.param(self.params.array)

@@ -44,11 +44,13 @@ class GraphPass(Protocol):
 
 def folding_passes() -> tuple[GraphPass, ...]:
     """The passes compile runs by default (as torch's exporters fold): BatchNorm and Scale
-    chains into the layer before them, then residual scale factors into their producers."""
+    chains into the layer before them, then residual scale factors and learned layer scales
+    into the layers that compute the scaled inputs."""
     from netspec.passes.fold_batchnorm import fold_batchnorm
     from netspec.passes.fold_input_scales import fold_input_scales
+    from netspec.passes.fold_layer_scale import fold_layer_scale
 
-    return (fold_batchnorm, fold_input_scales)
+    return (fold_batchnorm, fold_input_scales, fold_layer_scale)
 
 
 def run_passes(

@@ -17,14 +17,15 @@ def array_names(typed: TypedNode) -> dict[str, str]:
     return {a.spec.name: a.name for a in typed.arrays}
 
 
-def absorbs(typed: TypedNode) -> bool:
-    """Whether a per-channel affine after this node can fold into it: one output with channels,
-    a layer that declares it can, arrays of its own (not shared by Caffe's ``param { name }``)."""
+def absorbs(typed: TypedNode, axis: int = 1) -> bool:
+    """Whether a per-channel affine along ``axis`` after this node can fold into it: one output
+    with channels, a layer that declares it can, arrays of its own (not shared by Caffe's
+    ``param { name }``)."""
     node = typed.node
     if len(node.outputs) != 1 or any(name is not None for name in node.array_names):
         return False
     output = typed.outputs[0]
-    return output.rank >= 2 and node.layer.absorbs_channel_affine(output)
+    return output.rank >= 2 and node.layer.absorbs_channel_affine(output, axis)
 
 
 def absorbed(
