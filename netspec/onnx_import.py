@@ -2435,6 +2435,26 @@ def _flatten_candidates(
     ]
 
 
+@_lowers("InnerProduct")
+def _token_linear_candidates(
+    reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]
+) -> list[dict[str, Any]]:
+    """InnerProduct over the last axes of a tensor of rank > 2 (tokens, a channels-last map):
+    rows by Flatten, one Gemm reading the [out, in] weight, a Reshape back (after a Reshape
+    merging the feature axes when there are several; netspec.layers.linear.emit_linear). The
+    width from the weight, the bias from the Gemm; any axis after the batch."""
+    gemms = [n for n in run if n.op_type == "Gemm"]
+    if len(gemms) != 1 or len(inputs) != 1 or inputs[0].rank < 3 or run[-1].op_type != "Reshape":
+        return []
+    weight = reader.initializers.get(gemms[0].input[1])
+    if weight is None or len(weight[0]) != 2:
+        return []
+    bias = len(gemms[0].input) > 2 and bool(gemms[0].input[2])
+    return [
+        {"num_output": weight[0][0], "axis": axis, "bias_term": bias} for axis in range(1, inputs[0].rank)
+    ]
+
+
 @_lowers("LocallyConnected")
 def _locally_connected_candidates(
     reader: _Reader, scope: str, run: Sequence[onnx.NodeProto], inputs: Sequence[TensorType]

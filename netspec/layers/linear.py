@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netspec.graph import TensorType
+from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
     HE_UNIFORM,
     IDENTITY_WINDOW,
@@ -33,12 +33,50 @@ from netspec.layers.base import (
 from netspec.layers.shape import emit_reshape
 
 
+def emit_linear(
+    node: Emitter,
+    x: str,
+    x_type: TensorType,
+    weight: str,
+    bias: str | None,
+    out_features: int,
+    output: str,
+    *,
+    reshaped_to: Sequence[Dim] | None = None,
+    suffix: str = "linear",
+) -> None:
+    """Add y = x·Wᵀ (+ b) over the last axis of ``x``, with ``weight`` as it is stored: [out, in],
+    torch's Linear layout. One Gemm (``transB=1``) reads that weight directly — no Transpose of
+    a constant for onnxruntime to fold while it creates the session (~0.4 s for ViT-B/16's) —
+    on the rows of ``x``: inputs of rank > 2 are flattened to rows before it and reshaped after
+    it (to ``x``'s leading dims and ``out_features``, or to ``reshaped_to``), which onnxruntime
+    does without a copy. The Reshape's shape constant is named ``{suffix}_shape``."""
+    operands = [weight] if bias is None else [weight, bias]
+    if x_type.rank == 2 and reshaped_to is None:
+        node.add("Gemm", [x, *operands], [output], transB=1)
+        return
+    rows, product = node.temp(f"{suffix}_rows"), node.temp(f"{suffix}_product")
+    if x_type.rank == 2:
+        rows = x
+    else:
+        node.add("Flatten", [x], [rows], axis=x_type.rank - 1)
+    node.add("Gemm", [rows, *operands], [product], transB=1)
+    leading = x_type.dims[:-1]
+    count = math.prod(leading) if all(isinstance(d, int) for d in leading) else "rows"
+    target = (*leading, out_features) if reshaped_to is None else tuple(reshaped_to)
+    emit_reshape(node, product, TensorType((count, out_features)), target, output, suffix=f"{suffix}_shape")
+
+
 @register
 class InnerProduct(Layer["InnerProduct.Params"]):
     """Fully connected: every dim from ``axis`` on is flattened into ``in`` features.
 
     params = out·in (+ out bias); MACs = rows·in·out, where rows = the product of the dims
     before ``axis`` (N by default); FLOPs = 2·MACs + rows·out when there is a bias.
+
+    Emitted as one Gemm reading the [out, in] weight as stored (``transB=1``): after a Flatten
+    for ``axis: 1``, and between a Flatten to rows and a Reshape back when dims before ``axis``
+    stay (tokens [N, L, D] or a channels-last map with ``axis: -1``).
     """
 
     type_name = "InnerProduct"
@@ -118,18 +156,15 @@ class InnerProduct(Layer["InnerProduct.Params"]):
             inputs = [features, weight, node.param("bias")] if self.params.bias_term else [features, weight]
             node.add("Gemm", inputs, node.outputs, transB=1)
             return
-        # Leading dims beyond the batch stay (e.g. [N, T, D] with axis 2): a batched MatMul.
+        # Leading dims beyond the batch stay (e.g. [N, T, D] with axis 2): the features are the
+        # last axis, after a reshape when they span several.
+        features_type = x
         if x.rank > axis + 1:
             features = node.temp("flat")
-            emit_reshape(node, node.inputs[0], x, (*x.dims[:axis], self.in_features(x)), features)
-        weight_t = node.temp("weight_t")
-        node.add("Transpose", [weight], [weight_t], perm=[1, 0])
-        if not self.params.bias_term:
-            node.add("MatMul", [features, weight_t], node.outputs)
-            return
-        product = node.temp("matmul")
-        node.add("MatMul", [features, weight_t], [product])
-        node.add("Add", [product, node.param("bias")], node.outputs)
+            features_type = TensorType((*x.dims[:axis], self.in_features(x)))
+            emit_reshape(node, node.inputs[0], x, features_type.dims, features)
+        bias = node.param("bias") if self.params.bias_term else None
+        emit_linear(node, features, features_type, weight, bias, self.params.num_output, node.outputs[0])
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)

@@ -28,7 +28,10 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
+from netspec.layers.linear import emit_linear
 
+# The batch of windows (N·windows) and of their tokens' rows, symbolic in the shape constants.
+WINDOWS, ROWS = "windows", "rows"
 MASKED = -100.0  # torchvision's additive mask between regions a shift brought together
 
 
@@ -184,23 +187,21 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
         grid, windows, tokens = node.temp("grid"), node.temp("windows"), node.temp("tokens")
         node.add("Reshape", [x, shape("grid_shape", [-1, rows, window, cols, window, channels])], [grid])
         node.add("Transpose", [grid], [windows], perm=[0, 1, 3, 2, 4, 5])
-        node.add("Reshape", [windows, shape("tokens_shape", [-1, area, channels])], [tokens])
+        node.add("Reshape", [windows, shape("tokens_shape", [-1, channels])], [tokens])
 
-        # projection with 1/√d folded into the query rows (constants, folded by onnxruntime)
-        scale = np.ones((3 * channels, 1), np.float32)
-        scale[:channels] = 1.0 / math.sqrt(head)
-        scaled_w, weight_t, qkv = node.temp("scaled_weight"), node.temp("weight_t"), node.temp("qkv")
-        node.add("Mul", [node.param("qkv.weight"), node.constant("query_scale", scale)], [scaled_w])
-        node.add("Transpose", [scaled_w], [weight_t], perm=[1, 0])
-        if p.qkv_bias:
-            product, scaled_b = node.temp("qkv_product"), node.temp("scaled_bias")
-            node.add("MatMul", [tokens, weight_t], [product])
-            node.add("Mul", [node.param("qkv.bias"), node.constant("bias_scale", scale[:, 0])], [scaled_b])
-            node.add("Add", [product, scaled_b], [qkv])
-        else:
-            node.add("MatMul", [tokens, weight_t], [qkv])
+        # the projection: one Gemm on the window tokens' rows, torch's [3C, C] weight as stored
         split, stacked = node.temp("qkv_heads"), node.temp("qkv_stacked")
-        node.add("Reshape", [qkv, shape("heads_shape", [-1, area, 3, heads, head])], [split])
+        emit_linear(
+            node,
+            tokens,
+            TensorType((ROWS, channels)),
+            node.param("qkv.weight"),
+            node.param("qkv.bias") if p.qkv_bias else None,
+            3 * channels,
+            split,
+            reshaped_to=(WINDOWS, area, 3, heads, head),
+            suffix="heads",
+        )
         node.add("Transpose", [split], [stacked], perm=[2, 0, 3, 1, 4])  # [3, N·windows, heads, w², d]
         q, k, v = node.temp("q"), node.temp("k"), node.temp("v")
         for index, name in enumerate((q, k, v)):
@@ -211,8 +212,12 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
                 axis=0,
             )
         k_t, logits, biased = node.temp("k_t"), node.temp("logits"), node.temp("biased")
+        # 1/√d on the queries: onnxruntime fuses the Mul by a scalar into the MatMul (alpha).
+        scaled_q = node.temp("q_scaled")
+        query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
+        node.add("Mul", [q, query_scale], [scaled_q])
         node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
-        node.add("MatMul", [q, k_t], [logits])
+        node.add("MatMul", [scaled_q, k_t], [logits])
         node.add("Add", [logits, self._emit_bias(node, window, heads)], [biased])
         if shifted:
             per_image, masked, flat = node.temp("per_image"), node.temp("masked"), node.temp("masked_flat")
@@ -227,15 +232,17 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
         node.add("Softmax", [biased], [weights], axis=-1)
         node.add("MatMul", [weights, v], [mixed])
         node.add("Transpose", [mixed], [merged], perm=[0, 2, 1, 3])  # [N·windows, w², heads, d]
-        joined, out_t, projected = node.temp("joined"), node.temp("out_weight_t"), node.temp("projected")
-        node.add("Reshape", [merged, shape("join_shape", [-1, area, channels])], [joined])
-        node.add("Transpose", [node.param("proj.weight")], [out_t], perm=[1, 0])
-        if p.proj_bias:
-            out_product = node.temp("out_product")
-            node.add("MatMul", [joined, out_t], [out_product])
-            node.add("Add", [out_product, node.param("proj.bias")], [projected])
-        else:
-            node.add("MatMul", [joined, out_t], [projected])
+        joined, projected = node.temp("joined"), node.temp("projected")
+        node.add("Reshape", [merged, shape("join_shape", [-1, channels])], [joined])
+        emit_linear(
+            node,
+            joined,
+            TensorType((ROWS, channels)),
+            node.param("proj.weight"),
+            node.param("proj.bias") if p.proj_bias else None,
+            channels,
+            projected,
+        )
         # window merge: [N·windows, w², C] -> [N, Hp, Wp, C]
         unmerged, reordered, image = node.temp("unmerged"), node.temp("reordered"), node.temp("image")
         node.add(

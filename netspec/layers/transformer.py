@@ -47,6 +47,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
+from netspec.layers.linear import emit_linear
 from netspec.layers.merge import Eltwise
 from netspec.layers.shape import emit_reshape
 
@@ -482,10 +483,12 @@ class MultiheadAttention(Layer["MultiheadAttention.Params"]):
     AV, L²·d per head each, the activation × activation products torchvision's GFLOPS counts);
     FLOPs = 2·MACs + N·(4·L·D bias adds + L·D for the 1/√d scale + 3·heads·L² for the softmax).
 
-    A layer rather than a template: one node of the spec emits the projection as one MatMul
-    [N, L, D]×[D, 3D] with the 1/√d scale folded into the query rows of the weights (on
-    constants, folded by onnxruntime), one Reshape/Transpose to heads and two batched MatMuls —
-    the graph torch's own export produces, minus its per-call scaling Mul.
+    A layer rather than a template: one node of the spec emits the projection as one Gemm on the
+    token rows reading torch's [3D, D] weight as stored (``transB=1``: no constant for
+    onnxruntime to fold when it loads the model), one Reshape/Transpose to heads, the 1/√d
+    scale on the queries (a Mul by a scalar, which onnxruntime fuses into the MatMul), two
+    batched MatMuls and the output Gemm — torch's own export less its sequence-first
+    Transposes.
     """
 
     type_name = "MultiheadAttention"
@@ -536,24 +539,17 @@ class MultiheadAttention(Layer["MultiheadAttention.Params"]):
         length, width, head = self.sizes(x)
         heads = self.params.num_heads
         batch = x.dims[0]
-        # 1/√d on the query rows of the projection: constants only, folded before the run.
-        rows = np.ones((3 * width, 1), np.float32)
-        rows[:width] = 1.0 / math.sqrt(head)
-        row_scale = node.constant("query_scale", rows)
-        scaled_w, weight_t, projected = node.temp("scaled_weight"), node.temp("weight_t"), node.temp("qkv")
-        node.add("Mul", [node.param("in_proj_weight"), row_scale], [scaled_w])
-        node.add("Transpose", [scaled_w], [weight_t], perm=[1, 0])
-        if self.params.bias:
-            product, scaled_b = node.temp("qkv_product"), node.temp("scaled_bias")
-            node.add("MatMul", [node.inputs[0], weight_t], [product])
-            node.add("Mul", [node.param("in_proj_bias"), node.constant("bias_scale", rows[:, 0])], [scaled_b])
-            node.add("Add", [product, scaled_b], [projected])
-        else:
-            node.add("MatMul", [node.inputs[0], weight_t], [projected])
         split = node.temp("qkv_heads")
-        split_type = TensorType((batch, length, 3 * width))
-        emit_reshape(
-            node, projected, split_type, (batch, length, 3, heads, head), split, suffix="heads_shape"
+        emit_linear(
+            node,
+            node.inputs[0],
+            x,
+            node.param("in_proj_weight"),
+            node.param("in_proj_bias") if self.params.bias else None,
+            3 * width,
+            split,
+            reshaped_to=(batch, length, 3, heads, head),
+            suffix="heads",
         )
         stacked = node.temp("qkv_stacked")
         node.add("Transpose", [split], [stacked], perm=[2, 0, 3, 1, 4])  # [3, N, heads, L, d]
@@ -571,8 +567,12 @@ class MultiheadAttention(Layer["MultiheadAttention.Params"]):
             node.temp("weights"),
             node.temp("mixed"),
         )
+        # 1/√d on the queries: onnxruntime fuses the Mul by a scalar into the MatMul (alpha).
+        scaled_q = node.temp("q_scaled")
+        query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
+        node.add("Mul", [q, query_scale], [scaled_q])
         node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
-        node.add("MatMul", [q, k_t], [logits])
+        node.add("MatMul", [scaled_q, k_t], [logits])
         node.add("Softmax", [logits], [weights], axis=-1)
         node.add("MatMul", [weights, v], [mixed])
         merged, joined = node.temp("merged"), node.temp("joined")
@@ -585,14 +585,16 @@ class MultiheadAttention(Layer["MultiheadAttention.Params"]):
             joined,
             suffix="join_shape",
         )
-        out_t = node.temp("out_weight_t")
-        node.add("Transpose", [node.param("out_proj.weight")], [out_t], perm=[1, 0])
-        if self.params.bias:
-            out_product = node.temp("out_product")
-            node.add("MatMul", [joined, out_t], [out_product])
-            node.add("Add", [out_product, node.param("out_proj.bias")], node.outputs)
-        else:
-            node.add("MatMul", [joined, out_t], node.outputs)
+        emit_linear(
+            node,
+            joined,
+            TensorType((batch, length, width)),
+            node.param("out_proj.weight"),
+            node.param("out_proj.bias") if self.params.bias else None,
+            width,
+            node.outputs[0],
+            suffix="out",
+        )
 
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(inputs[0], np.float64)
