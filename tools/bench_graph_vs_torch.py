@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """netspec's emitted graph against torch's exports of the same torchvision model, in onnxruntime
-(DESIGN.md §9: never slower). For each model: netspec compiles the zoo spec with torchvision's
-weights (deployment form, BatchNorm folded); torch exports the same module with the TorchScript
-exporter (opset 17) and, with --dynamo, the dynamo exporter (opset 18). All sessions get the same
-options (CPU, ORT_ENABLE_ALL, --threads, no spinning threads unless --spinning). Then, per torch
-export, ``--pairs`` paired runs on one input, the order alternating within each pair, give the
-ratio of minima and the median of paired ratios (netspec / torch: below 1.00 netspec is faster),
-with node counts before and after onnxruntime's optimiser, the session-creation times, the output
-agreement, and the op types on which the optimised graphs differ (--profile adds onnxruntime's
-per-op-type kernel time).
+(DESIGN.md §9: never slower). For each model: netspec compiles the zoo spec with the torchvision
+module's weights, every one randomised (``randomise``: BatchNorm statistics, layer scales and
+zero-initialised heads too), in deployment form (BatchNorm folded); torch exports the same module
+with the TorchScript exporter (opset 17) and, with --dynamo, the dynamo exporter (opset 18). All
+sessions get the same options (CPU, ORT_ENABLE_ALL, --threads, no spinning threads unless
+--spinning). Then, per torch export, ``--pairs`` paired runs on one input, the order alternating
+within each pair, give the ratio of minima and the median of paired ratios (netspec / torch: below
+1.00 netspec is faster), with node counts before and after onnxruntime's optimiser, the session-
+creation times, the output agreement, and the op types on which the optimised graphs differ
+(--profile adds onnxruntime's per-op-type kernel time).
 
 torch is not a netspec dependency: run it from an environment that has torch and torchvision,
 with this checkout on the path (the session is loaded: keep --pairs modest, ~2 minutes a run):
