@@ -845,8 +845,8 @@ def _check_reference(
 
 
 def command_convert(args: argparse.Namespace) -> int:
+    from netspec.compiler import is_onnx_path
     from netspec.convert import convert_caffe
-    from netspec.onnx_import import is_onnx_path
     from netspec.output import write_atomic
 
     if is_onnx_path(args.model):

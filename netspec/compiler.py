@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from netspec.diagnostics import SourceFile
 from netspec.elaborate import elaborate, read_source
 from netspec.graph import Dim, Graph
@@ -20,12 +18,18 @@ from netspec.limits import DEFAULT_INCLUDE_RULES, DEFAULT_LIMITS, IncludeRules, 
 from netspec.progress import QUIET, Progress
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
     from netspec.export.onnx import LoweredModel
     from netspec.typed import TypedGraph
 
 DEFAULT_BATCH = 1
+
+
+def is_onnx_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names an ONNX model (by its extension), which the ONNX front end reads."""
+    return str(path).lower().endswith(".onnx")
 
 
 def load_graph(
@@ -40,10 +44,11 @@ def load_graph(
     model (both recognised by their extension); a zoo model's name (``resnet50``) where no such
     file exists. ``input_shapes`` supplies the shapes a Caffe data layer leaves out (and fixes an
     ONNX model's symbolic ones); ``includes`` says which files a spec's includes may read."""
-    from netspec.onnx_import import is_onnx_path, read_onnx
     from netspec.zoo import resolve_spec
 
     if is_onnx_path(path):
+        from netspec.onnx_import import read_onnx
+
         return read_onnx(path, input_shapes)
 
     source = read_source(resolve_spec(os.fspath(path)), limits)

@@ -71,10 +71,6 @@ class OnnxImport:
     path: str
 
 
-def is_onnx_path(path: str | os.PathLike[str]) -> bool:
-    return str(path).lower().endswith(".onnx")
-
-
 def read_onnx(
     path: str | os.PathLike[str], input_shapes: Mapping[str, tuple[Dim, ...]] | None = None
 ) -> Graph:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -31,6 +30,11 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:

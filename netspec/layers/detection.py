@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -33,9 +32,14 @@ from netspec.layers.base import (
     static_dim,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
+
 # NOTE: ONNX NonMaxSuppression measures boxes without py-faster-rcnn's +1; the same IoU comes out
 # when x2 and y2 move one pixel out, which this offset does before every NMS.
-PIXEL_EXTENT = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+PIXEL_EXTENT = (0.0, 0.0, 1.0, 1.0)
 DECODE_FLOPS = 20  # per box: sizes, centres, shifted centres, exp-scaled sizes, corners
 
 
@@ -407,7 +411,8 @@ def _emit_nms(
     extended, boxes_3d, scores_3d, selected = (
         node.temp(f"{prefix}_{k}") for k in ("extended", "boxes", "scores", "selected")
     )
-    node.add("Add", [boxes, node.constant(f"{prefix}_extent", PIXEL_EXTENT)], [extended])
+    extent = node.constant(f"{prefix}_extent", np.array(PIXEL_EXTENT, np.float32))
+    node.add("Add", [boxes, extent], [extended])
     node.add(
         "Reshape",
         [extended, node.constant(f"{prefix}_boxes_shape", np.array(boxes_shape, np.int64))],

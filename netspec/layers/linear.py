@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -31,6 +30,11 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 
 def emit_linear(

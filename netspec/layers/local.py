@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -29,6 +28,11 @@ from netspec.layers.base import (
 )
 from netspec.layers.conv import conv_output_size, pad_nchw
 from netspec.layers.shape import emit_reshape
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 
 @register

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from netspec.graph import BATCH_SYMBOL, TensorType
 from netspec.layers.base import (
@@ -22,6 +20,11 @@ from netspec.layers.base import (
     param,
     register,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 
 @dataclass(frozen=True)

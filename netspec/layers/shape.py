@@ -11,8 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -33,6 +32,11 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 
 def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:

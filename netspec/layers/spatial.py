@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeVar
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -33,7 +31,12 @@ from netspec.layers.base import (
 )
 from netspec.layers.shape import emit_reshape
 
-AFFINE_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
+
+AFFINE_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 
 # NOTE: onnxruntime has CPU kernels for MaxRoiPool and RoiAlign only up to opset 21 (DESIGN.md §6).
 ROI_MAX_OPSET = 21
@@ -142,7 +145,7 @@ class AffineGrid(Resampling["AffineGrid.Params"]):
         source = node.inputs[0]
         if self.params.relative_to_identity:
             source = node.temp("theta")
-            identity = node.constant("identity", AFFINE_IDENTITY.astype(np.float32))
+            identity = node.constant("identity", np.array(AFFINE_IDENTITY, np.float32))
             node.add("Add", [node.inputs[0], identity], [source])
         theta_t, points = node.temp("theta_t"), node.temp("points")
         node.add("Transpose", [source], [theta_t], perm=[0, 2, 1])
@@ -153,7 +156,7 @@ class AffineGrid(Resampling["AffineGrid.Params"]):
     def reference(self, inputs: Sequence[np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         theta = np.asarray(inputs[0], np.float64)
         if self.params.relative_to_identity:
-            theta = theta + AFFINE_IDENTITY
+            theta = theta + np.array(AFFINE_IDENTITY)
         height, width = self.params.output_size
         ys = normalized_coordinates(height, self.params.align_corners)
         xs = normalized_coordinates(width, self.params.align_corners)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -29,6 +28,11 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.linear import emit_linear
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 # The batch of windows (N·windows) and of their tokens' rows, symbolic in the shape constants.
 WINDOWS, ROWS = "windows", "rows"

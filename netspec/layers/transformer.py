@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.activation import Dropout, Elementwise
@@ -50,6 +48,11 @@ from netspec.layers.base import (
 from netspec.layers.linear import emit_linear
 from netspec.layers.merge import Eltwise
 from netspec.layers.shape import emit_reshape
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 LAYER_NORMALIZATION_OPSET = 17  # ONNX LayerNormalization
 GELU_OPSET = 20  # ONNX Gelu

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -25,6 +24,11 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from netspec.lazy import numpy as np
 
 # Norms are floored here before dividing (torch's F.normalize default): an all-zero vector
 # stays zero instead of becoming NaN.
