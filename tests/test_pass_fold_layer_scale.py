@@ -89,3 +89,38 @@ def test_convnext_compiles_without_its_18_layer_scale_multiplies() -> None:
     (got,) = create_session(folded.SerializeToString(), "cpu").run({"data": x}).values()
     (expected,) = create_session(kept.SerializeToString(), "cpu").run({"data": x}).values()
     assert float(np.abs(got - expected).max() / np.abs(expected).max()) < 1e-5
+
+
+class _Recorded(dict):  # type: ignore[type-arg]
+    """Weights drawn on reading (as netspec.weights.InitialWeights does), recording each read."""
+
+    def __init__(self, typed: object) -> None:
+        super().__init__()
+        self.shapes = {name: a.spec.shape for name, a in typed.expected_arrays.items()}  # type: ignore[attr-defined]
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self.read.add(name)
+        return np.full(self.shapes[name], 0.5, np.float32)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.shapes
+
+
+@pytest.mark.zoo
+def test_the_folding_passes_read_only_the_arrays_they_fold() -> None:
+    from netspec.passes import folding_passes, run_passes
+
+    # VGG-16 has nothing to fold: not one of its 138 M values may be drawn by asking.
+    vgg = bind(load_graph("vgg16"))
+    weights = _Recorded(vgg)
+    assert run_passes(vgg, weights, folding_passes()).folds == ()
+    assert weights.read == set()
+    # ConvNeXt-T: each block's layer_scale and the InnerProduct it folds into, nothing else.
+    convnext = bind(load_graph("convnext_tiny"))
+    weights = _Recorded(convnext)
+    folds = run_passes(convnext, weights, folding_passes()).folds
+    assert len(folds) == 18
+    expected = {f"{f.kept}.{array}" for f in folds for array in ("weight", "bias")}
+    expected |= {f"{f.kept.rsplit('.block.', 1)[0]}.layer_scale" for f in folds}
+    assert weights.read == expected

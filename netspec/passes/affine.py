@@ -3,7 +3,7 @@ after it, and its arrays with one folded in (float64 arithmetic, stored as float
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -15,6 +15,25 @@ Affine = tuple[np.ndarray, np.ndarray]  # per channel y = a·x + b, float64
 def array_names(typed: TypedNode) -> dict[str, str]:
     """A node's arrays, each full name by the layer's name for it (``weight``: ``conv1.weight``)."""
     return {a.spec.name: a.name for a in typed.arrays}
+
+
+class NodeArrays(Mapping[str, np.ndarray]):
+    """A node's arrays by the layer's names for them, each read from the weights only when it is
+    asked for: asking a layer whether a pass applies to it draws no initial weight it does not
+    look at (VGG-16's 138 M values would all be drawn and held otherwise)."""
+
+    def __init__(self, typed: TypedNode, weights: Mapping[str, np.ndarray]) -> None:
+        self._names = array_names(typed)
+        self._weights = weights
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._weights[self._names[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def absorbs(typed: TypedNode, axis: int = 1) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from netspec.graph import Node
 from netspec.passes import Fold, Rewrite
-from netspec.passes.affine import Affine, absorbed, absorbs, array_names, composed
+from netspec.passes.affine import Affine, NodeArrays, absorbed, absorbs, array_names, composed
 from netspec.typed import TypedGraph, TypedNode
 from netspec.weights import overlaid
 
@@ -70,8 +70,7 @@ def _foldable_chain(
     chain: list[tuple[Node, Affine]] = []
     tensor = producer.node.outputs[0]
     while (consumer := _sole_consumer(typed, tensor)) is not None:
-        arrays = {name: weights[full] for name, full in array_names(consumer).items()}
-        affine = consumer.node.layer.channel_affine(list(consumer.inputs), arrays)
+        affine = consumer.node.layer.channel_affine(list(consumer.inputs), NodeArrays(consumer, weights))
         if affine is None or affine[0].shape != (channels,):
             break
         chain.append((consumer.node, affine))

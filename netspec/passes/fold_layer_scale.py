@@ -15,7 +15,7 @@ import numpy as np
 
 from netspec.graph import Graph, Node
 from netspec.passes import Fold, Rewrite
-from netspec.passes.affine import absorbed, absorbs, array_names
+from netspec.passes.affine import NodeArrays, absorbed, absorbs, array_names
 from netspec.typed import TypedGraph, TypedNode
 from netspec.weights import overlaid
 
@@ -31,8 +31,7 @@ def fold_layer_scale(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Re
     folds = []
     for typed_node in typed.nodes:
         node = typed_node.node
-        arrays = {name: weights[full] for name, full in array_names(typed_node).items()}
-        scaled = node.layer.input_channel_scale(list(typed_node.inputs), arrays)
+        scaled = node.layer.input_channel_scale(list(typed_node.inputs), NodeArrays(typed_node, weights))
         if scaled is None:
             continue
         index, axis, factor = scaled
