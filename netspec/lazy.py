@@ -1,18 +1,14 @@
 """numpy, imported on its first use. The analysis path — parsing, elaboration, binding, counts,
 receptive fields, reports — never touches an array, and importing numpy is about a third of a
 `netspec report`'s start-up; layer modules use numpy for their ONNX constants and float64
-references, so they name it through this module:
-
-    if TYPE_CHECKING:
-        import numpy as np
-    else:
-        from netspec.lazy import numpy as np
+references, so they name it through this module (``from netspec.lazy import numpy as np``),
+which type checkers see as numpy itself.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class LazyModule:
@@ -31,4 +27,7 @@ class LazyModule:
         return f"<module {self.__name!r}, imported on first use>"
 
 
-numpy = LazyModule("numpy")
+if TYPE_CHECKING:
+    import numpy as numpy  # "as numpy": the explicit re-export, so checkers see numpy itself
+else:
+    numpy = LazyModule("numpy")

@@ -49,6 +49,26 @@ def test_the_factor_moves_into_the_linear_layer_by_hand() -> None:
     assert done.typed.of("scale").outputs == typed.of("scale").outputs
 
 
+@pytest.mark.ort
+def test_a_scale_without_a_residual_folds_to_an_identity() -> None:
+    typed = bind(elaborate(SourceFile("t.net", SPEC.replace("bottom: [nchw, x]", "bottom: nchw"))))
+    done = fold_layer_scale(typed, by_hand())
+    np.testing.assert_array_equal(done.weights["fc.weight"], [[0.5, 1.0], [0.75, 1.0]])
+    (remaining,) = [n for n in done.typed.graph.nodes if n.name == "scale"]
+    # Dropout is the identity at inference, emitted as an Identity the emitter elides.
+    assert remaining.type == "Dropout" and remaining.inputs == ("nchw",)
+    model = compile_graph(typed, by_hand())
+    assert "Mul" not in [n.op_type for n in model.graph.node]
+    x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    (got,) = create_session(model.SerializeToString(), "cpu").run({"x": x}).values()
+    (expected,) = (
+        create_session(compile_graph(typed, by_hand(), fold_bn=False).SerializeToString(), "cpu")
+        .run({"x": x})
+        .values()
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize(
     "change",

@@ -8,16 +8,12 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from netspec.diagnostics import NetspecError, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
 from netspec.graph import Node, TensorType
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 # ---------------------------------------------------------------- errors raised by layer rules
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -30,11 +29,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:

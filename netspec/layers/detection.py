@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -31,11 +30,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 # NOTE: ONNX NonMaxSuppression measures boxes without py-faster-rcnn's +1; the same IoU comes out
 # when x2 and y2 move one pixel out, which this offset does before every NMS.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -30,11 +29,10 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
+from netspec.lazy import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+# The rows a Gemm reads when the leading dims they merge include a symbolic one.
+ROWS = "rows"
 
 
 def emit_linear(
@@ -66,7 +64,7 @@ def emit_linear(
         node.add("Flatten", [x], [rows], axis=x_type.rank - 1)
     node.add("Gemm", [rows, *operands], [product], transB=1)
     leading = x_type.dims[:-1]
-    count = math.prod(leading) if all(isinstance(d, int) for d in leading) else "rows"
+    count = math.prod(leading) if all(isinstance(d, int) for d in leading) else ROWS
     target = (*leading, out_features) if reshaped_to is None else tuple(reshaped_to)
     emit_reshape(node, product, TensorType((count, out_features)), target, output, suffix=f"{suffix}_shape")
 

@@ -7,7 +7,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -29,11 +28,7 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_aligned
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 @register

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -37,11 +37,7 @@ from netspec.layers.base import (
 )
 from netspec.layers.conv import pad_nchw, sliding_windows
 from netspec.layers.shape import emit_aligned
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 def per_channel(vector: np.ndarray, rank: int, axis: int = 1) -> np.ndarray:

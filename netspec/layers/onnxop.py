@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from netspec.graph import BATCH_SYMBOL, TensorType
 from netspec.layers.base import (
@@ -20,11 +20,7 @@ from netspec.layers.base import (
     param,
     register,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -29,11 +28,7 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.conv import pad_nchw, sliding_windows
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, ceil: bool) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -22,11 +21,7 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 @register

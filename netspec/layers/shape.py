@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.base import (
@@ -32,11 +31,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 
 def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -30,11 +30,7 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.shape import emit_reshape
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 AFFINE_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from netspec.graph import TensorType
 from netspec.layers.base import (
@@ -27,15 +26,12 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-from netspec.layers.linear import emit_linear
+from netspec.layers.linear import ROWS, emit_linear
+from netspec.layers.transformer import emit_attention_logits
+from netspec.lazy import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
-
-# The batch of windows (N·windows) and of their tokens' rows, symbolic in the shape constants.
-WINDOWS, ROWS = "windows", "rows"
+# The batch of windows (N·windows), symbolic in the shape constants.
+WINDOWS = "windows"
 MASKED = -100.0  # torchvision's additive mask between regions a shift brought together
 
 
@@ -194,7 +190,7 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
         node.add("Reshape", [windows, shape("tokens_shape", [-1, channels])], [tokens])
 
         # the projection: one Gemm on the window tokens' rows, torch's [3C, C] weight as stored
-        split, stacked = node.temp("qkv_heads"), node.temp("qkv_stacked")
+        split = node.temp("qkv_heads")
         emit_linear(
             node,
             tokens,
@@ -206,22 +202,8 @@ class ShiftedWindowAttention(Layer["ShiftedWindowAttention.Params"]):
             reshaped_to=(WINDOWS, area, 3, heads, head),
             suffix="heads",
         )
-        node.add("Transpose", [split], [stacked], perm=[2, 0, 3, 1, 4])  # [3, N·windows, heads, w², d]
-        q, k, v = node.temp("q"), node.temp("k"), node.temp("v")
-        for index, name in enumerate((q, k, v)):
-            node.add(
-                "Gather",
-                [stacked, node.constant(f"index_{index}", np.array(index, np.int64))],
-                [name],
-                axis=0,
-            )
-        k_t, logits, biased = node.temp("k_t"), node.temp("logits"), node.temp("biased")
-        # 1/√d on the queries: onnxruntime fuses the Mul by a scalar into the MatMul (alpha).
-        scaled_q = node.temp("q_scaled")
-        query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
-        node.add("Mul", [q, query_scale], [scaled_q])
-        node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
-        node.add("MatMul", [scaled_q, k_t], [logits])
+        logits, v = emit_attention_logits(node, split, head)  # per window: [N·windows, heads, w², w²]
+        biased = node.temp("biased")
         node.add("Add", [logits, self._emit_bias(node, window, heads)], [biased])
         if shifted:
             per_image, masked, flat = node.temp("per_image"), node.temp("masked"), node.temp("masked_flat")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from netspec.graph import Dim, TensorType
 from netspec.layers.activation import Dropout, Elementwise
@@ -48,11 +48,7 @@ from netspec.layers.base import (
 from netspec.layers.linear import emit_linear
 from netspec.layers.merge import Eltwise
 from netspec.layers.shape import emit_reshape
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    from netspec.lazy import numpy as np
+from netspec.lazy import numpy as np
 
 LAYER_NORMALIZATION_OPSET = 17  # ONNX LayerNormalization
 GELU_OPSET = 20  # ONNX Gelu
@@ -471,6 +467,27 @@ class PositionEmbedding(Layer["PositionEmbedding.Params"]):
         return [np.asarray(inputs[0], np.float64) + np.asarray(weights[self.params.array], np.float64)]
 
 
+def emit_attention_logits(node: Emitter, qkv_heads: str, head: int) -> tuple[str, str]:
+    """From the projected [N', L, 3, heads, d] tensor, the attention logits q·kᵀ/√d per head
+    [N', heads, L, L] and the values v [N', heads, L, d] (returned in that order): one Transpose
+    to [3, N', heads, L, d], a Gather of each of q, k, v, the 1/√d as a Mul by a scalar on the
+    queries (which onnxruntime fuses into the MatMul's alpha) and kᵀ as a Transpose of its last
+    two axes (fused into the MatMul too)."""
+    stacked = node.temp("qkv_stacked")
+    node.add("Transpose", [qkv_heads], [stacked], perm=[2, 0, 3, 1, 4])
+    q, k, v = node.temp("q"), node.temp("k"), node.temp("v")
+    for index, name in enumerate((q, k, v)):
+        node.add(
+            "Gather", [stacked, node.constant(f"index_{index}", np.array(index, np.int64))], [name], axis=0
+        )
+    scaled_q, k_t, logits = node.temp("q_scaled"), node.temp("k_t"), node.temp("logits")
+    query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
+    node.add("Mul", [q, query_scale], [scaled_q])
+    node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
+    node.add("MatMul", [scaled_q, k_t], [logits])
+    return logits, v
+
+
 @register
 class MultiheadAttention(Layer["MultiheadAttention.Params"]):
     """Multi-head self-attention over a token sequence [N, L, D] (torch ``nn.MultiheadAttention``
@@ -554,28 +571,8 @@ class MultiheadAttention(Layer["MultiheadAttention.Params"]):
             reshaped_to=(batch, length, 3, heads, head),
             suffix="heads",
         )
-        stacked = node.temp("qkv_stacked")
-        node.add("Transpose", [split], [stacked], perm=[2, 0, 3, 1, 4])  # [3, N, heads, L, d]
-        q, k, v = node.temp("q"), node.temp("k"), node.temp("v")
-        for index, name in enumerate((q, k, v)):
-            node.add(
-                "Gather",
-                [stacked, node.constant(f"index_{index}", np.array(index, np.int64))],
-                [name],
-                axis=0,
-            )
-        k_t, logits, weights, mixed = (
-            node.temp("k_t"),
-            node.temp("logits"),
-            node.temp("weights"),
-            node.temp("mixed"),
-        )
-        # 1/√d on the queries: onnxruntime fuses the Mul by a scalar into the MatMul (alpha).
-        scaled_q = node.temp("q_scaled")
-        query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
-        node.add("Mul", [q, query_scale], [scaled_q])
-        node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
-        node.add("MatMul", [scaled_q, k_t], [logits])
+        logits, v = emit_attention_logits(node, split, head)
+        weights, mixed = node.temp("weights"), node.temp("mixed")
         node.add("Softmax", [logits], [weights], axis=-1)
         node.add("MatMul", [weights, v], [mixed])
         merged, joined = node.temp("merged"), node.temp("joined")

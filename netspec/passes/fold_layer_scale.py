@@ -38,9 +38,11 @@ def fold_layer_scale(typed: TypedGraph, weights: Mapping[str, np.ndarray]) -> Re
         if node.inputs.count(node.inputs[index]) != 1:
             continue
         found = _absorbing_producer(typed, node, node.inputs[index], axis)
-        if found is None or found[0].outputs[0].dims[found[1]] != factor.size:
+        if found is None:
             continue
-        producer = found[0]
+        producer, producer_axis = found
+        if producer.outputs[0].dims[producer_axis] != factor.size:
+            continue
         bias_name = array_names(producer).get("bias", "")
         folded_arrays.update(absorbed(producer, weights, factor, None, bias_name))
         remaining = node.layer.without_input_channel_scale(len(node.inputs))
