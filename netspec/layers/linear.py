@@ -69,6 +69,27 @@ def emit_linear(
     emit_reshape(node, product, TensorType((count, out_features)), target, output, suffix=f"{suffix}_shape")
 
 
+def emit_attention_logits(node: Emitter, qkv_heads: str, head: int) -> tuple[str, str]:
+    """From the projected [N', L, 3, heads, d] tensor, the attention logits q·kᵀ/√d per head
+    [N', heads, L, L] and the values v [N', heads, L, d] (returned in that order): one Transpose
+    to [3, N', heads, L, d], a Gather of each of q, k, v, the 1/√d as a Mul by a scalar on the
+    queries (which onnxruntime fuses into the MatMul's alpha) and kᵀ as a Transpose of its last
+    two axes (fused into the MatMul too)."""
+    stacked = node.temp("qkv_stacked")
+    node.add("Transpose", [qkv_heads], [stacked], perm=[2, 0, 3, 1, 4])
+    q, k, v = node.temp("q"), node.temp("k"), node.temp("v")
+    for index, name in enumerate((q, k, v)):
+        node.add(
+            "Gather", [stacked, node.constant(f"index_{index}", np.array(index, np.int64))], [name], axis=0
+        )
+    scaled_q, k_t, logits = node.temp("q_scaled"), node.temp("k_t"), node.temp("logits")
+    query_scale = node.constant("query_scale", np.array(1.0 / math.sqrt(head), np.float32))
+    node.add("Mul", [q, query_scale], [scaled_q])
+    node.add("Transpose", [k], [k_t], perm=[0, 1, 3, 2])
+    node.add("MatMul", [scaled_q, k_t], [logits])
+    return logits, v
+
+
 @register
 class InnerProduct(Layer["InnerProduct.Params"]):
     """Fully connected: every dim from ``axis`` on is flattened into ``in`` features.

@@ -26,8 +26,7 @@ from netspec.layers.base import (
     register,
     static_dim,
 )
-from netspec.layers.linear import ROWS, emit_linear
-from netspec.layers.transformer import emit_attention_logits
+from netspec.layers.linear import ROWS, emit_attention_logits, emit_linear
 from netspec.lazy import numpy as np
 
 # The batch of windows (N·windows), symbolic in the shape constants.
