@@ -9,7 +9,6 @@ import json
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from netspec.count import Totals
@@ -266,6 +265,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the title and the text report's table and totals, in HTML."""
+        from html import escape
+
         totals = "<br>\n".join(escape(line) for line in _totals_lines(self.totals))
         table = render_html_table(HEADER, _table(self, "\u00a0\u00a0"), RIGHT_ALIGNED)
         return f"<p><b>{escape(_title(self))}</b></p>\n{table}<p>{totals}</p>\n"

@@ -4,10 +4,8 @@ shared output of ``netspec report``, ``bench``, ``compare`` and ``zoo``)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Collection, Sequence
-from html import escape
 from typing import Protocol
 
 
@@ -79,6 +77,8 @@ def render_markdown_table(
 
 def render_csv_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """RFC 4180 CSV with a header row (``None`` cells are empty)."""
+    import csv  # this module's other formats, and so a text report, do without it
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -89,6 +89,7 @@ def render_csv_table(header: Sequence[str], rows: Sequence[Sequence[object]]) ->
 def render_html_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int]) -> str:
     """A plain HTML ``<table>`` (cells escaped; ``numeric`` columns right-aligned): what a notebook
     shows for a report."""
+    from html import escape
 
     def cell(tag: str, index: int, text: str) -> str:
         style = ' style="text-align: right"' if index in numeric else ""

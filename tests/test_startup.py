@@ -49,3 +49,39 @@ def test_a_lazily_imported_module_is_the_module_on_first_use() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+FAMILIES_PROBE = """
+import contextlib, io, sys
+from netspec import cli
+with contextlib.redirect_stdout(io.StringIO()):
+    assert cli.main(["report", sys.argv[1]]) == 0
+print(",".join(sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("netspec.layers."))))
+from netspec.layers import LAYER_TYPES
+assert "Convolution" in LAYER_TYPES and "Reshape" in LAYER_TYPES and "NoSuchLayer" not in LAYER_TYPES
+assert "netspec.layers.transformer" not in sys.modules  # asking whether a type exists imports nothing
+assert LAYER_TYPES["MultiheadAttention"].__module__ == "netspec.layers.transformer"
+assert LAYER_TYPES.get("NoSuchLayer") is None
+from netspec.layers.index import MODULE_OF_TYPE
+assert list(LAYER_TYPES) == list(MODULE_OF_TYPE) and len(LAYER_TYPES) == len(MODULE_OF_TYPE) > 60
+print(list(LAYER_TYPES)[:3])
+"""
+
+
+def test_a_report_imports_only_the_layer_families_its_spec_uses() -> None:
+    """Each layer module's parameter classes cost start-up time (a frozen dataclass apiece), so
+    LAYER_TYPES imports a family when one of its types is first looked up."""
+    done = subprocess.run(
+        [sys.executable, "-c", FAMILIES_PROBE, str(ROOT / "zoo" / "lenet5.net")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded, listing = done.stdout.splitlines()
+    # LeNet-5: Input, Convolution, Pooling, InnerProduct, ReLU; shape holds the reshaping helpers
+    # that activation and linear emit with.
+    assert loaded == "activation,base,conv,index,io,linear,pool,shape"
+    # Iterating imports every family: all the types, in the layer reference's order.
+    assert listing == "['ReLU', 'ReLU6', 'PReLU']"

@@ -1,26 +1,9 @@
 """Layer types: one module per family, one registered class per type.
 
-Importing this package registers every layer type in :data:`LAYER_TYPES`.
+:data:`LAYER_TYPES` knows every type; a family's module is imported when one of its types is
+first looked up (:mod:`netspec.layers.index` says which module defines which type).
 """
 
-from netspec.layers import (  # noqa: F401  (registration)
-    activation,
-    conv,
-    detection,
-    io,
-    linear,
-    local,
-    merge,
-    norm,
-    onnxop,
-    pool,
-    reduce,
-    shape,
-    spatial,
-    swin,
-    transformer,
-    vlad,
-)
 from netspec.layers.base import LAYER_TYPES, Layer
 from netspec.layers.io import InputLayer
 

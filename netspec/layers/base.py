@@ -5,8 +5,9 @@ numpy reference, all on one registered class. Adding a layer type means adding o
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -651,7 +652,55 @@ class Layer(Generic[P]):
         raise NotImplementedError
 
 
-LAYER_TYPES: dict[str, type[Layer[Any]]] = {}
+class LayerTypes(Mapping[str, "type[Layer[Any]]"]):
+    """Every layer type by its ``type_name``, importing a family's module when one of its types
+    is first asked for: a spec's report loads only the families it uses (each module's parameter
+    classes cost about half a millisecond apiece to create). Which module defines which type is
+    :mod:`netspec.layers.index`, generated from the classes; iterating imports every family and
+    yields the types in the package's order."""
+
+    def __init__(self) -> None:
+        self._registered: dict[str, type[Layer[Any]]] = {}
+
+    def add(self, cls: type[Layer[Any]]) -> None:
+        if cls.type_name in self._registered:
+            raise RuntimeError(f"layer type {cls.type_name} registered twice")
+        self._registered[cls.type_name] = cls
+
+    def imported(self) -> list[type[Layer[Any]]]:
+        """The types whose modules are imported so far, in the order they registered."""
+        return list(self._registered.values())
+
+    def __getitem__(self, type_name: str) -> type[Layer[Any]]:
+        found = self._registered.get(type_name)
+        if found is None:
+            from netspec.layers.index import MODULE_OF_TYPE
+
+            if type_name not in MODULE_OF_TYPE:
+                raise KeyError(type_name)
+            importlib.import_module(f"netspec.layers.{MODULE_OF_TYPE[type_name]}")
+            found = self._registered[type_name]
+        return found
+
+    def __contains__(self, type_name: object) -> bool:
+        from netspec.layers.index import MODULE_OF_TYPE
+
+        return type_name in self._registered or type_name in MODULE_OF_TYPE
+
+    def __iter__(self) -> Iterator[str]:
+        from netspec.layers.index import FAMILIES, MODULE_OF_TYPE
+
+        for family in FAMILIES:
+            importlib.import_module(f"netspec.layers.{family}")
+        # The index's order, then any type it does not list yet (it is regenerated with the docs).
+        listed = [name for name in MODULE_OF_TYPE if name in self._registered]
+        return iter([*listed, *(name for name in self._registered if name not in MODULE_OF_TYPE)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+LAYER_TYPES = LayerTypes()
 
 # A layer class, whatever its schema: register and build_layer give back the class they are given.
 AnyLayer = TypeVar("AnyLayer", bound="Layer[Any]")
@@ -659,9 +708,7 @@ AnyLayer = TypeVar("AnyLayer", bound="Layer[Any]")
 
 def register(cls: type[AnyLayer]) -> type[AnyLayer]:
     """Class decorator: make a layer type known by its ``type_name``."""
-    if cls.type_name in LAYER_TYPES:
-        raise RuntimeError(f"layer type {cls.type_name} registered twice")
-    LAYER_TYPES[cls.type_name] = cls
+    LAYER_TYPES.add(cls)
     return cls
 
 
