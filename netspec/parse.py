@@ -105,19 +105,21 @@ def reject_nul_bytes(source: SourceFile) -> None:
 def check_nesting(tree: Tree[Token], source: SourceFile) -> None:
     """Raise a diagnostic at the first construct nested more than MAX_NESTING levels deep.
 
-    Walks the tree with an explicit stack: it runs before anything recursive touches the tree."""
-    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
+    Walks the tree a level at a time, without recursion: it runs before anything recursive
+    touches the tree."""
+    level = [tree]
+    depth = 1
+    while level:
         if depth > MAX_NESTING:
-            meta = node.meta
+            meta = level[0].meta
             line, column = (1, 1) if getattr(meta, "empty", True) else (meta.line, meta.column)
             raise error(
                 f"the file nests brackets, blocks or operators more than {MAX_NESTING} levels deep",
                 SourceSpan(source, line, column, line, column + 1),
                 hint="split the expression or the block, e.g. with 'let' constants or templates",
             )
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+        level = [child for node in level for child in node.children if isinstance(child, Tree)]
+        depth += 1
 
 
 def parse_source(source: SourceFile) -> ast.Module:

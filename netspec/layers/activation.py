@@ -24,13 +24,13 @@ from netspec.layers.base import (
     ParamSpec,
     aligned_shape,
     check_filler,
+    emit_aligned,
     normalize_axis,
     numel,
     param,
     register,
     static_dim,
 )
-from netspec.layers.shape import emit_aligned
 from netspec.lazy import numpy as np
 
 

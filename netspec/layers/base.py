@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from netspec.diagnostics import NetspecError, SourceSpan, did_you_mean, error
 from netspec.expr import Symbol, TensorRef, Value, as_integer, describe
-from netspec.graph import Node, TensorType
+from netspec.graph import Dim, Node, TensorType
 from netspec.lazy import numpy as np
 
 # ---------------------------------------------------------------- errors raised by layer rules
@@ -861,3 +861,57 @@ def aligned_shape(dims: Sequence[Any], rank: int, axis: int) -> tuple[Any, ...]:
     """``dims`` followed by the ones that make an operand covering axes ``axis`` … of a
     rank-``rank`` tensor broadcast against it: ``[C, H]`` at axis 1 of 4-D gives ``[C, H, 1]``."""
     return (*dims, *(1,) * (rank - axis - len(dims)))
+
+
+# ---------------------------------------------------------------- shared ONNX emission helpers
+# (here rather than in the shape family, so that the families emitting a Reshape do not import
+# that module's layer classes)
+
+
+def reshape_target(source: TensorType, target: Sequence[Dim]) -> list[int]:
+    """The ONNX Reshape ``shape`` input that turns ``source`` into ``target`` dims.
+
+    Static dims are written out. A symbolic dim (the batch) becomes 0, ONNX's "copy the input
+    dim at this index", when the input has it at the same index, else -1 ("infer it").
+    """
+    shape: list[int] = []
+    for index, dim in enumerate(target):
+        if isinstance(dim, int):
+            shape.append(dim)
+        elif index < source.rank and source.dims[index] == dim:
+            shape.append(0)
+        else:
+            shape.append(-1)
+    if shape.count(-1) > 1:
+        raise LayerError(
+            f"cannot express the reshape of {source} to "
+            f"[{', '.join(map(str, target))}] with a constant shape; fix the batch size"
+        )
+    return shape
+
+
+def emit_reshape(
+    node: Emitter,
+    source: str,
+    source_type: TensorType,
+    target: Sequence[Dim],
+    output: str,
+    suffix: str = "shape",
+) -> None:
+    """Add an ONNX Reshape of ``source`` to ``target`` dims, writing ``output``."""
+    shape = node.constant(suffix, np.array(reshape_target(source_type, target), np.int64))
+    node.add("Reshape", [source, shape], [output])
+
+
+def emit_aligned(
+    node: Emitter, source: str, source_type: TensorType, rank: int, axis: int, suffix: str
+) -> str:
+    """``source``, an operand covering axes ``axis`` … of a rank-``rank`` tensor, reshaped with
+    the trailing ones that make it broadcast against that tensor; ``source`` itself when it
+    already does. Returns the name to use."""
+    target = aligned_shape(source_type.dims, rank, axis)
+    if source_type.rank in (0, len(target)):
+        return source
+    aligned = node.temp(f"{suffix}_aligned")
+    emit_reshape(node, source, source_type, target, aligned, suffix=f"{suffix}_shape")
+    return aligned

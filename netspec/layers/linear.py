@@ -22,13 +22,13 @@ from netspec.layers.base import (
     ParamSpec,
     Window,
     check_filler,
+    emit_reshape,
     normalize_axis,
     numel,
     param,
     register,
     static_dim,
 )
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 # The rows a Gemm reads when the leading dims they merge include a symbolic one.

@@ -19,6 +19,7 @@ from netspec.layers.base import (
     ParamSpec,
     Spatial,
     Window,
+    emit_reshape,
     expect_rank,
     numel,
     param,
@@ -26,7 +27,6 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.conv import conv_output_size, pad_nchw
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 

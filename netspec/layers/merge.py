@@ -21,13 +21,13 @@ from netspec.layers.base import (
     ListOf,
     NoParams,
     aligned_shape,
+    emit_aligned,
     normalize_axis,
     numel,
     param,
     register,
     static_dim,
 )
-from netspec.layers.shape import emit_aligned
 from netspec.lazy import numpy as np
 
 

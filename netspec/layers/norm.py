@@ -28,6 +28,7 @@ from netspec.layers.base import (
     aligned_shape,
     broadcast_shape,
     check_filler,
+    emit_aligned,
     expect_rank,
     normalize_axis,
     numel,
@@ -36,7 +37,6 @@ from netspec.layers.base import (
     static_dim,
 )
 from netspec.layers.conv import pad_nchw, sliding_windows
-from netspec.layers.shape import emit_aligned
 from netspec.lazy import numpy as np
 
 

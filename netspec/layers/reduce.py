@@ -13,6 +13,7 @@ from netspec.layers.base import (
     Layer,
     LayerError,
     LayerParams,
+    emit_reshape,
     normalize_axis,
     numel,
     param,
@@ -20,7 +21,6 @@ from netspec.layers.base import (
     spatial_numel,
     static_dim,
 )
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 

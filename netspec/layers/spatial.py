@@ -23,13 +23,13 @@ from netspec.layers.base import (
     Spatial,
     Window,
     batch_size,
+    emit_reshape,
     expect_rank,
     numel,
     param,
     register,
     static_dim,
 )
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 AFFINE_IDENTITY = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))

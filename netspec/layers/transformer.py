@@ -39,6 +39,7 @@ from netspec.layers.base import (
     aligned_shape,
     batch_size,
     check_filler,
+    emit_reshape,
     normalize_axis,
     numel,
     param,
@@ -47,7 +48,6 @@ from netspec.layers.base import (
 )
 from netspec.layers.linear import emit_attention_logits, emit_linear
 from netspec.layers.merge import Eltwise
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 LAYER_NORMALIZATION_OPSET = 17  # ONNX LayerNormalization

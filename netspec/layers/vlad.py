@@ -16,13 +16,13 @@ from netspec.layers.base import (
     Layer,
     LayerParams,
     ParamSpec,
+    emit_reshape,
     expect_rank,
     numel,
     param,
     register,
     static_dim,
 )
-from netspec.layers.shape import emit_reshape
 from netspec.lazy import numpy as np
 
 # Norms are floored here before dividing (torch's F.normalize default): an all-zero vector
