@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from netspec.diagnostics import SourceSpan
 
@@ -22,7 +23,7 @@ class Name:
     parts: tuple[str | Expr, ...]
     span: SourceSpan
 
-    @property
+    @cached_property
     def is_plain(self) -> bool:
         return all(isinstance(p, str) for p in self.parts)
 

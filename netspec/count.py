@@ -51,21 +51,25 @@ def count_graph(typed: TypedGraph) -> Counts:
     element = DTYPE_SIZES[typed.dtype]
     rows = []
     counted: set[str] = set()
-    stored = typed.arrays
     for typed_node in typed.nodes:
         node, inputs, outputs = typed_node.node, list(typed_node.inputs), list(typed_node.outputs)
+        params = buffers = frozen = 0
         # An array shared by several layers (Caffe's param { name }) counts at its first user.
-        arrays = [a for a in stored.get(node, ()) if a.name not in counted]
+        arrays = [a for a in typed_node.arrays if a.name not in counted]
         counted.update(a.name for a in arrays)
-        params = sum(a.spec.size for a in arrays if a.spec.learnable)
-        buffers = sum(a.spec.size for a in arrays if not a.spec.learnable)
+        for array in arrays:
+            if not array.spec.learnable:
+                buffers += array.spec.size
+                continue
+            params += array.spec.size
+            frozen += array.spec.size if array.frozen else 0
         rows.append(
             LayerCounts(
                 name=node.name,
                 type=node.type,
                 params=params,
                 buffers=buffers,
-                frozen=sum(a.spec.size for a in arrays if a.spec.learnable and a.frozen),
+                frozen=frozen,
                 macs=node.layer.macs(inputs, outputs),
                 flops=node.layer.flops(inputs, outputs),
                 output_bytes=sum(t.numel for t in outputs) * element,

@@ -392,7 +392,6 @@ def _binary(expr: ast.Binary, lookup: Lookup, budget: Budget) -> Value:
         raise error(f"division by zero: the right operand of '{expr.op}' is {right_number}", expr.right.span)
     # NOTE: an integer power is exact, so 10 ** 10**9 would run until memory runs out; a float
     # power overflows quickly on its own (OverflowError below).
-    operation = " ".join((_operand(left_number), expr.op, _operand(right_number)))
     if (
         expr.op == "**"
         and isinstance(left_number, int)
@@ -400,15 +399,15 @@ def _binary(expr: ast.Binary, lookup: Lookup, budget: Budget) -> Value:
         and right_number > 64
         and abs(left_number) > 1
     ):
-        raise error(f"{operation} is too large", expr.span)
+        raise error(f"{_operation(left_number, expr.op, right_number)} is too large", expr.span)
     try:
         result = _ARITHMETIC[expr.op](left_number, right_number)
     except OverflowError:
-        raise error(f"{operation} is too large", expr.span) from None
+        raise error(f"{_operation(left_number, expr.op, right_number)} is too large", expr.span) from None
     except ZeroDivisionError:
-        raise error(f"{operation} divides by zero", expr.span) from None
+        raise error(f"{_operation(left_number, expr.op, right_number)} divides by zero", expr.span) from None
     if isinstance(result, complex):
-        raise error(f"{operation} is not a real number", expr.span)
+        raise error(f"{_operation(left_number, expr.op, right_number)} is not a real number", expr.span)
     return _checked(result, expr.span)  # type: ignore[arg-type]  # complex refused above
 
 
@@ -420,6 +419,12 @@ def _as_text(value: Value) -> Value:
     if isinstance(value, tuple):
         return tuple(_as_text(v) for v in value)
     return value
+
+
+def _operation(left: int | float, op: str, right: int | float) -> str:
+    """``left op right`` as an error message shows it (negative operands in parentheses); built
+    only for a message, not on every evaluation."""
+    return " ".join((_operand(left), op, _operand(right)))
 
 
 def _operand(number: int | float) -> str:

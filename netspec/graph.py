@@ -50,7 +50,7 @@ class TensorType:
             raise ValueError(f"tensor {self} has symbolic dimensions")
         return dims
 
-    @property
+    @cached_property
     def numel(self) -> int:
         return math.prod(self.static_dims)
 
@@ -102,6 +102,11 @@ class Node:
     @property
     def type(self) -> str:
         return self.layer.type_name
+
+    def __hash__(self) -> int:
+        # Equal nodes have equal names, and names are unique in a graph: hashing the name alone
+        # keeps a dict of nodes (TypedGraph.arrays) from hashing every span and trace frame.
+        return hash(self.name)
 
     def param_span(self, param: str | None) -> SourceSpan | None:
         """Where the user wrote ``param`` (falls back to the layer itself)."""

@@ -293,9 +293,12 @@ def report_data(analysis: TypedGraph, depth: int = 0) -> Report:
         where: str | None,
         scope: bool,
     ) -> ReportRow:
-        params, buffers, frozen, macs, flops, output_bytes = map(
-            sum, zip(*(own[n.name] for n in nodes), strict=True)
+        figures = (
+            own[nodes[0].name]
+            if len(nodes) == 1
+            else [sum(column) for column in zip(*(own[n.name] for n in nodes), strict=True)]
         )
+        params, buffers, frozen, macs, flops, output_bytes = figures
         return ReportRow(
             name=name,
             type=type_,

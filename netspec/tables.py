@@ -4,6 +4,7 @@ shared output of ``netspec report``, ``bench``, ``compare`` and ``zoo``)."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Collection, Sequence
 from typing import Protocol
@@ -19,6 +20,7 @@ class SizeAndStride(Protocol):
     def stride(self) -> tuple[int | float, int | float]: ...
 
 
+@functools.lru_cache(maxsize=4096)  # a deep net's table repeats the same few figures thousands of times
 def human_count(value: int) -> str:
     """1234567 -> '1.23M' (K, M, G, T: powers of 1000)."""
     for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
@@ -27,6 +29,7 @@ def human_count(value: int) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def human_bytes(value: int) -> str:
     """1536 -> '1.50 KiB' (powers of 1024)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
@@ -37,7 +40,12 @@ def human_bytes(value: int) -> str:
 
 def shape_text(shapes: Sequence[Sequence[object]]) -> str:
     """``[[1, 64, 56, 56]]`` -> ``1x64x56x56`` (several shapes separated by spaces)."""
-    return " ".join("x".join(str(d) for d in shape) for shape in shapes)
+    return " ".join(_dims_text(tuple(shape)) for shape in shapes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dims_text(dims: tuple[object, ...]) -> str:
+    return "x".join(str(d) for d in dims)
 
 
 def field_text(field: SizeAndStride | None) -> str:
@@ -54,12 +62,10 @@ def field_text(field: SizeAndStride | None) -> str:
 def render_text_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Collection[int]) -> str:
     """Columns padded to their widest cell, two spaces apart; ``numeric`` columns right-aligned."""
     widths = [max([len(title), *(len(row[i]) for row in rows)]) for i, title in enumerate(header)]
+    justify = [str.rjust if i in numeric else str.ljust for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        padded = (
-            cell.rjust(width) if i in numeric else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        )
+        padded = [pad(cell, width) for pad, cell, width in zip(justify, cells, widths, strict=True)]
         return "  ".join(padded).rstrip()
 
     out = [line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)]
