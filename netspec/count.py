@@ -51,6 +51,8 @@ def count_graph(typed: TypedGraph) -> Counts:
     element = DTYPE_SIZES[typed.dtype]
     rows = []
     counted: set[str] = set()
+    # MACs and FLOPs per layer and types (a template's layers are one object in all instances).
+    work: dict[tuple[object, ...], tuple[int, int]] = {}
     for typed_node in typed.nodes:
         node, inputs, outputs = typed_node.node, list(typed_node.inputs), list(typed_node.outputs)
         params = buffers = frozen = 0
@@ -63,6 +65,11 @@ def count_graph(typed: TypedGraph) -> Counts:
                 continue
             params += array.spec.size
             frozen += array.spec.size if array.frozen else 0
+        key = (node.layer, *typed_node.inputs, *typed_node.outputs)
+        found = work.get(key)
+        if found is None:
+            found = work[key] = (node.layer.macs(inputs, outputs), node.layer.flops(inputs, outputs))
+        macs, flops = found
         rows.append(
             LayerCounts(
                 name=node.name,
@@ -70,8 +77,8 @@ def count_graph(typed: TypedGraph) -> Counts:
                 params=params,
                 buffers=buffers,
                 frozen=frozen,
-                macs=node.layer.macs(inputs, outputs),
-                flops=node.layer.flops(inputs, outputs),
+                macs=macs,
+                flops=flops,
                 output_bytes=sum(t.numel for t in outputs) * element,
                 weight_bytes=(params + buffers) * element,
             )

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from netspec import ast
 from netspec.collector import cycle_collector_paused
@@ -29,7 +30,7 @@ from netspec.expr import (
 )
 from netspec.graph import ArraySetting, Graph, Node, array_settings
 from netspec.layers import LAYER_TYPES, InputLayer
-from netspec.layers.base import Message, ParamValue, RawParam, build_layer
+from netspec.layers.base import Layer, Message, ParamValue, RawParam, build_layer
 from netspec.limits import (
     DEFAULT_INCLUDE_RULES,
     DEFAULT_LIMITS,
@@ -85,6 +86,9 @@ class _Elaborator:
         self.search_path = (*includes.search_path, zoo_folder())
         self.include_roots = (root_folder.resolve(), *(p.resolve() for p in self.search_path))
         self.nodes: list[Node] = []
+        # Each distinct layer built once (see build): a template's layers are one object each
+        # in all its instances.
+        self.layers: dict[tuple[object, ...], Layer[Any]] = {}
         self.tensors: dict[str, Node] = {}
         self.node_names: dict[str, Node] = {}
         # A template instance's scoped name, as a tensor name, means the instance's output.
@@ -619,7 +623,7 @@ class _Elaborator:
         tops = self.output_names(raw, context)
         array_names, frozen_arrays = self.array_settings(raw.pop("param", None), context)
         try:
-            layer = build_layer(layer_type, raw, span, name, output_count=len(tops) if tops else None)
+            layer = self.build(layer_type, raw, span, name, len(tops) if tops else None)
         except NetspecError as exc:
             raise exc.with_trace(context.trace) from None
         if not tops:
@@ -630,6 +634,29 @@ class _Elaborator:
         )
         node = Node(name, layer, inputs, tops, span, context.trace, param_spans, array_names, frozen_arrays)
         self.add_node(node, span, context)
+
+    def build(
+        self,
+        layer_type: type[Layer[Any]],
+        raw: dict[str, RawParam],
+        span: SourceSpan,
+        name: str,
+        output_count: int | None,
+    ) -> Layer[Any]:
+        """The layer of ``raw``, built once per distinct type, parameter values and output count:
+        the layers after elaboration are immutable, and the stages that follow compute a layer's
+        shapes, arrays and counts once per layer object and input types (a 200-block stage of
+        ResNet-1202 has 7 distinct layers, not 1,400)."""
+        key = _layer_key(layer_type, raw, output_count)
+        try:
+            layer = self.layers.get(key) if key is not None else None
+        except TypeError:  # a value that cannot be a key (a spec function given as a parameter)
+            key = layer = None
+        if layer is None:
+            layer = build_layer(layer_type, raw, span, name, output_count=output_count)
+            if key is not None:
+                self.layers[key] = layer
+        return layer
 
     def array_settings(
         self, given: RawParam | None, context: _Context
@@ -822,6 +849,30 @@ class _Elaborator:
         return Graph(
             name=name, nodes=tuple(self.nodes), outputs=outputs, source_path=root.path, source_text=root.text
         )
+
+
+def _layer_key(
+    layer_type: type[Layer[Any]], raw: Mapping[str, RawParam], output_count: int | None
+) -> tuple[object, ...] | None:
+    """What a built layer depends on: its type, each parameter's value with its Python type (1,
+    1.0 and true are equal as keys but convert differently; a float by its exact bits, so -0.0
+    is not 0.0), and its output count. None for a block or a nested list value: such a layer is
+    built each time."""
+    items: list[tuple[object, ...]] = []
+    for key, param in raw.items():
+        value = param.value
+        if isinstance(value, Message):
+            return None
+        if isinstance(value, tuple):
+            if any(isinstance(item, tuple | Message) for item in value):
+                return None
+            exact = tuple(item.hex() if isinstance(item, float) else item for item in value)
+            items.append((key, type(value), tuple(map(type, value)), exact))
+        elif isinstance(value, float):
+            items.append((key, float, value.hex()))
+        else:
+            items.append((key, type(value), value))
+    return (layer_type, output_count, tuple(items))
 
 
 def elaborate(

@@ -26,6 +26,9 @@ def infer_shapes(
             f"--input names '{sorted(unknown)[0]}', which is not an input of the network (inputs: {names})"
         )
     types: dict[str, TensorType] = {}
+    # A layer's outputs depend only on it and its input types; the elaborator gives a template's
+    # layers one object in all instances, so a deep net infers each distinct case once.
+    inferred: dict[tuple[object, ...], tuple[TensorType, ...]] = {}
     for node in graph.nodes:
         try:
             if not node.layer.arity.accepts(len(node.inputs)):
@@ -33,7 +36,12 @@ def infer_shapes(
             if not node.inputs and node.outputs[0] in input_shapes:
                 outputs: tuple[TensorType, ...] = (TensorType(tuple(input_shapes[node.outputs[0]])),)
             else:
-                outputs = node.layer.infer([types[t] for t in node.inputs])
+                input_types = [types[t] for t in node.inputs]
+                key = (node.layer, *input_types)
+                found = inferred.get(key)
+                if found is None:
+                    found = inferred[key] = node.layer.infer(input_types)
+                outputs = found
         except LayerError as exc:
             shapes = ", ".join(str(types[t]) for t in node.inputs)
             detail = f" (input{'s' if len(node.inputs) > 1 else ''} {shapes})" if node.inputs else ""

@@ -123,6 +123,8 @@ def receptive_fields(typed: TypedGraph) -> dict[str, ReceptiveField | None]:
     """The receptive field of every tensor of ``typed`` with a spatial layout, relative to the
     graph's 4-D inputs; None for other tensors (and after a layer with no sliding window)."""
     fields: dict[str, ReceptiveField | None] = {}
+    # Windows per layer and types (a template's layers are one object in all instances).
+    windows_of: dict[tuple[object, ...], tuple[Window, Window] | None] = {}
     for typed_node in typed.nodes:
         node = typed_node.node
         if not node.inputs:
@@ -132,7 +134,12 @@ def receptive_fields(typed: TypedGraph) -> dict[str, ReceptiveField | None]:
         inputs, outputs = list(typed_node.inputs), list(typed_node.outputs)
         incoming = [fields.get(t) for t in node.inputs[: node.layer.field_inputs]]
         known = [f for f in incoming if f is not None]
-        windows = node.layer.spatial_windows(inputs, outputs) if known else None
+        windows = None
+        if known:
+            key = (node.layer, *typed_node.inputs, *typed_node.outputs)
+            if key not in windows_of:
+                windows_of[key] = node.layer.spatial_windows(inputs, outputs)
+            windows = windows_of[key]
         result = None
         if windows is not None:
             result = ReceptiveField(

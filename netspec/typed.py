@@ -40,10 +40,13 @@ class StoredArray:
     frozen: bool = False
 
 
-def node_arrays(node: Node, input_types: Sequence[TensorType]) -> tuple[StoredArray, ...]:
-    """The arrays of one node given its input types, in the layer's order (Caffe's blob order)."""
+def node_arrays(
+    node: Node, input_types: Sequence[TensorType], specs: Sequence[ParamSpec] | None = None
+) -> tuple[StoredArray, ...]:
+    """The arrays of one node given its input types, in the layer's order (Caffe's blob order);
+    ``specs``, when given, are its layer's ``parameters(input_types)``, already asked."""
     arrays = []
-    for index, spec in enumerate(node.layer.parameters(input_types)):
+    for index, spec in enumerate(node.layer.parameters(input_types) if specs is None else specs):
         shared = node.array_names[index] if index < len(node.array_names) else None
         own = f"{node.name}.{spec.name}"
         if spec.beside:  # a bare nn.Parameter of the enclosing module: ViT's class_token
@@ -87,11 +90,15 @@ class TypedGraph:
     def nodes(self) -> tuple[TypedNode, ...]:
         """Every node with its types and arrays, in execution order."""
         typed = []
+        specs: dict[tuple[object, ...], tuple[ParamSpec, ...]] = {}  # per layer and input types
         for node in self.graph.nodes:
             inputs = tuple(self.types[t] for t in node.inputs)
-            typed.append(
-                TypedNode(node, inputs, tuple(self.types[t] for t in node.outputs), node_arrays(node, inputs))
-            )
+            key = (node.layer, *inputs)
+            found = specs.get(key)
+            if found is None:
+                found = specs[key] = tuple(node.layer.parameters(inputs))
+            outputs = tuple(self.types[t] for t in node.outputs)
+            typed.append(TypedNode(node, inputs, outputs, node_arrays(node, inputs, found)))
         return tuple(typed)
 
     def _repr_svg_(self) -> str | None:

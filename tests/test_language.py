@@ -233,6 +233,42 @@ Sigmoid s {}
     assert wiring(graph)["s"] == ("data",)
 
 
+def test_a_templates_layers_are_one_object_in_all_its_instances() -> None:
+    """Layers are immutable once built, so the elaborator builds each distinct one once; the
+    stages after it compute a layer's shapes and counts once per object and input types."""
+    graph = build("""
+input data: [N, 4, 8, 8]
+template block(c, slope = 0.0) {
+  Convolution conv { num_output: c  kernel_size: 3  pad: 1 }
+  ReLU relu { negative_slope: slope }
+}
+block b1(4)
+block b2(4)
+block b3(8)
+block b4(8, slope = -0.0)
+""")
+    layer = {node.name: node.layer for node in graph.nodes}
+    assert layer["b1.conv"] is layer["b2.conv"] and layer["b1.relu"] is layer["b2.relu"]
+    assert layer["b3.conv"] is not layer["b2.conv"]  # another num_output
+    assert layer["b3.relu"] is layer["b1.relu"]
+    assert layer["b4.relu"] is not layer["b3.relu"]  # -0.0 is not 0.0
+    assert shapes(graph, N=1)["b4.relu"] == (1, 8, 8, 8)
+
+
+def test_values_equal_in_python_but_of_other_types_are_checked_each_time() -> None:
+    """true == 1 == 1.0 as Python keys: a layer built from one must not stand for the others."""
+    text = """
+input data: [N, 4, 8, 8]
+Convolution a { num_output: 4  kernel_size: 1  bias_term: true }
+Convolution b { num_output: 4  kernel_size: 1  bias_term: 1 }
+"""
+    with pytest.raises(NetspecError) as caught:
+        build(text)
+    assert caught.value.diagnostics[0].message == (
+        "Convolution parameter 'bias_term': expected true or false, got integer 1"
+    )
+
+
 # ------------------------------------------------------------------------------- repetition
 
 
