@@ -62,13 +62,27 @@ class _Context:
     template_input: str | None = None
 
     def bind(self, name: str, value: Value) -> _Context:
-        return replace(self, local_values={**self.local_values, name: value})
+        # Built directly: dataclasses.replace looks the fields up on every call (a deep spec
+        # binds thousands of loop variables and 'let's).
+        return _Context(
+            self.scope,
+            self.scopes,
+            {**self.local_values, name: value},
+            self.trace,
+            self.loop_bindings,
+            self.template_input,
+        )
 
     def enter_loop(self, keyword: str, name: str | None, value: Value) -> _Context:
         if name is None:
             return self
-        return replace(
-            self.bind(name, value), loop_bindings=(*self.loop_bindings, (f"{keyword} {name}", value))
+        return _Context(
+            self.scope,
+            self.scopes,
+            {**self.local_values, name: value},
+            self.trace,
+            (*self.loop_bindings, (f"{keyword} {name}", value)),
+            self.template_input,
         )
 
 
@@ -118,6 +132,9 @@ class _Elaborator:
         return resolve
 
     def value(self, expr: ast.Expr, context: _Context) -> Value:
+        if type(expr) is ast.Literal:  # most field values: one step of the budget, no lookup
+            self.budget.charge(1, expr.span)
+            return expr.value
         return evaluate(expr, self.lookup(context), self.budget)
 
     def find_tensor(self, name: str, context: _Context) -> str | None:

@@ -22,22 +22,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from netspec.layers.base import IDENTITY_WINDOW, Window
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from netspec.typed import TypedGraph
 
-# Exact numbers: ints on the common path (Fractions are slow to build), Fractions where a
-# transposed window divides the stride or an even kernel puts a centre between pixels.
-Exact = int | Fraction
+    # Exact numbers: ints on the common path (Fractions are slow to build), Fractions where a
+    # transposed window divides the stride or an even kernel puts a centre between pixels.
+    Exact = int | Fraction
+
+
+def _fraction(numerator: Exact, denominator: int = 1) -> Fraction:
+    from fractions import Fraction  # on first use: most nets' fields stay integers
+
+    return Fraction(numerator, denominator)
 
 
 def _half(value: Exact) -> Exact:
     if isinstance(value, int):
-        return value // 2 if value % 2 == 0 else Fraction(value, 2)
+        return value // 2 if value % 2 == 0 else _fraction(value, 2)
     return value / 2
 
 
@@ -62,8 +69,8 @@ class AxisField:
         if window.transposed:
             return AxisField(
                 math.ceil(self.size + (kernel - 1) // stride * jump),
-                Fraction(jump) / stride,
-                self.offset + Fraction(_half((2 * pad - (kernel - 1)) * jump)) / stride,
+                _fraction(jump) / stride,
+                self.offset + _fraction(_half((2 * pad - (kernel - 1)) * jump)) / stride,
             )
         return AxisField(
             math.ceil(self.size + (kernel - 1) * jump),

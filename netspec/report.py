@@ -101,11 +101,12 @@ def scope_layout(nodes: Sequence[Node], depth: int) -> list[tuple[str, Group | N
     for a collapsed scope, ("layer", node, level). Only prefixes that hold two or more layers
     count as scopes; ``depth`` K > 0 collapses every scope K deep (``layer1`` is 1 deep,
     ``layer1.0`` 2) into one row. ``level`` is the indentation: the number of enclosing headers."""
+    prefixes = [scopes_of(node.name) for node in nodes]
     members: dict[str, int] = {}
-    for node in nodes:
-        for scope in scopes_of(node.name):
+    for scopes in prefixes:
+        for scope in scopes:
             members[scope] = members.get(scope, 0) + 1
-    chains = [[s for s in scopes_of(node.name) if members[s] > 1] for node in nodes]
+    chains = [[s for s in scopes if members[s] > 1] for scopes in prefixes]
     if depth > 0:
         chains = [chain[:depth] for chain in chains]
     scope_types = _scope_types(_template_names(nodes), [s for s, n in members.items() if n > 1])
