@@ -12,6 +12,8 @@ from netspec.diagnostics import SourceSpan
 
 @dataclass(frozen=True)
 class Literal:
+    """A number, string or boolean as written."""
+
     value: int | float | str | bool
     span: SourceSpan
 
@@ -35,12 +37,16 @@ class Name:
 
 @dataclass(frozen=True)
 class ListExpr:
+    """``[a, b, ...]``."""
+
     items: tuple[Expr, ...]
     span: SourceSpan
 
 
 @dataclass(frozen=True)
 class Unary:
+    """``-x``, ``+x`` or ``not x``."""
+
     op: str
     operand: Expr
     span: SourceSpan
@@ -48,6 +54,8 @@ class Unary:
 
 @dataclass(frozen=True)
 class Binary:
+    """``left op right``: arithmetic, comparison, ``and``/``or``, list and string ``+``."""
+
     op: str
     left: Expr
     right: Expr
@@ -56,6 +64,8 @@ class Binary:
 
 @dataclass(frozen=True)
 class Conditional:
+    """``condition ? if_true : if_false``."""
+
     condition: Expr
     if_true: Expr
     if_false: Expr
@@ -64,6 +74,8 @@ class Conditional:
 
 @dataclass(frozen=True)
 class Call:
+    """``function(args)``: a built-in or a spec's ``def`` function."""
+
     function: str
     args: tuple[Expr, ...]
     span: SourceSpan
@@ -71,6 +83,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Index:
+    """``target[index]``: an item of a list."""
+
     target: Expr
     index: Expr
     span: SourceSpan
@@ -83,6 +97,8 @@ Expr = Literal | Name | ListExpr | Unary | Binary | Conditional | Call | Index
 
 @dataclass(frozen=True)
 class ValueField:
+    """``key: value`` inside a layer's ``{ }``."""
+
     key: str
     value: Expr
     span: SourceSpan
@@ -104,6 +120,8 @@ Field = ValueField | BlockField
 
 @dataclass(frozen=True)
 class Argument:
+    """A template argument, positional or ``keyword = value``."""
+
     keyword: str | None
     value: Expr
     span: SourceSpan
@@ -123,6 +141,8 @@ class LayerStmt:
 
 @dataclass(frozen=True)
 class HeaderField:
+    """``key: value`` at the top of a file (``name:``, ``output:``)."""
+
     key: str
     value: Expr
     span: SourceSpan
@@ -130,6 +150,8 @@ class HeaderField:
 
 @dataclass(frozen=True)
 class InputDecl:
+    """``input NAME: [dims]``."""
+
     name: str
     shape: Expr
     span: SourceSpan
@@ -137,6 +159,8 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class IncludeDecl:
+    """``include "path"``."""
+
     path: str
     span: SourceSpan
 
@@ -154,6 +178,8 @@ class LetDecl:
 
 @dataclass(frozen=True)
 class Param:
+    """A template or function parameter, with its default."""
+
     name: str
     default: Expr | None
     span: SourceSpan
@@ -161,6 +187,8 @@ class Param:
 
 @dataclass(frozen=True)
 class TemplateDef:
+    """``template NAME(params) { body }``."""
+
     name: str
     params: tuple[Param, ...]
     body: tuple[Stmt, ...]
@@ -189,6 +217,8 @@ class FunctionDef:
 
 @dataclass(frozen=True)
 class IfStmt:
+    """``if ... { } elif ... { } else { }``: the branches in order, then ``otherwise``."""
+
     branches: tuple[tuple[Expr, tuple[Stmt, ...]], ...]
     otherwise: tuple[Stmt, ...]
     span: SourceSpan
@@ -196,6 +226,8 @@ class IfStmt:
 
 @dataclass(frozen=True)
 class RepeatStmt:
+    """``repeat count [as variable] { body }``."""
+
     count: Expr
     variable: str | None
     body: tuple[Stmt, ...]
@@ -204,6 +236,8 @@ class RepeatStmt:
 
 @dataclass(frozen=True)
 class ForStmt:
+    """``for variable in iterable { body }``."""
+
     variable: str
     iterable: Expr
     body: tuple[Stmt, ...]
@@ -227,5 +261,7 @@ Stmt = (
 
 @dataclass(frozen=True)
 class Module:
+    """A whole file: its statements in order."""
+
     statements: tuple[Stmt, ...]
     span: SourceSpan

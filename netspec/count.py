@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LayerCounts:
+    """One layer's counts (its stored arrays, the shared ones at their first user)."""
+
     name: str
     type: str
     params: int
@@ -28,6 +30,8 @@ class LayerCounts:
 
 @dataclass(frozen=True)
 class Totals:
+    """The whole graph's counts and memory."""
+
     params: int
     buffers: int
     frozen: int
@@ -41,6 +45,8 @@ class Totals:
 
 @dataclass(frozen=True)
 class Counts:
+    """Every layer's counts, in execution order, and the totals."""
+
     layers: tuple[LayerCounts, ...]
     totals: Totals
 
@@ -125,6 +131,8 @@ def peak_activation_bytes(graph: Graph, types: Mapping[str, TensorType], element
 
 @dataclass
 class _Buffer:
+    """An activation buffer of the peak-memory rule: the steps it lives through."""
+
     created: int  # the step that writes it first
     size: int
     last_use: int  # the last step that reads it (len(graph.nodes) for graph outputs)

@@ -47,6 +47,8 @@ HEADER_KEYS = ("name", "output")
 
 @dataclass(frozen=True)
 class _Template:
+    """A template definition, as the elaborator keeps it."""
+
     definition: ast.TemplateDef
 
 

@@ -19,6 +19,8 @@ from netspec.diagnostics import SourceSpan, did_you_mean, error
 
 @dataclass(frozen=True)
 class Symbol:
+    """A bare word that names nothing bound: an enum value, a tensor or a layer's name."""
+
     name: str
 
     def __str__(self) -> str:
