@@ -73,7 +73,11 @@ def timed(command: list[str], checkout: Path = ROOT) -> tuple[float, int]:
     # (0.13-0.19 s of a report) and the warm-up round below could not write them.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # In the checkout's folder: ``python -m`` puts the current folder first on sys.path, ahead of
+    # PYTHONPATH, so only there does the process import that checkout's netspec.
+    process = subprocess.Popen(
+        command, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -90,7 +94,7 @@ def instructions(command: list[str], checkout: Path = ROOT) -> int:
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
         env=env,
-        cwd=ROOT,
+        cwd=checkout,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,11 +128,12 @@ def in_turns(
     return medians, peaks
 
 
-def zoo_reports(rounds: int, baseline: Path | None, count_instructions: bool) -> int:
-    """``netspec report`` of every zoo spec, slowest first (with --baseline: before, ratio), in
-    seconds or, with ``count_instructions``, in millions of instructions."""
+def zoo_reports(rounds: int, baseline: Path | None, count_instructions: bool, only: list[str]) -> int:
+    """``netspec report`` of every zoo spec (or those in ``only``), slowest first (with
+    --baseline: before, ratio), in seconds or, with ``count_instructions``, in millions of
+    instructions."""
     py = sys.executable
-    specs = sorted((ROOT / "zoo").glob("*.net"))
+    specs = sorted(s for s in (ROOT / "zoo").glob("*.net") if not only or s.stem in only)
     commands = {spec.stem: ([py, "-m", "netspec", "report", f"zoo/{spec.name}"], ROOT) for spec in specs}
     if baseline is not None:
         commands |= {f"before {name}": (argv, baseline) for name, (argv, _) in list(commands.items())}
@@ -161,9 +166,10 @@ def main() -> int:
     parser.add_argument("--zoo", action="store_true", help="time the report of every zoo spec instead")
     parser.add_argument("--baseline", type=Path, metavar="DIR", help="also run netspec from this checkout")
     parser.add_argument("--instructions", action="store_true", help="with --zoo: count instructions")
+    parser.add_argument("only", nargs="*", metavar="SPEC", help="with --zoo: only these zoo specs")
     args = parser.parse_args()
     if args.zoo:
-        return zoo_reports(args.rounds, args.baseline, args.instructions)
+        return zoo_reports(args.rounds, args.baseline, args.instructions, args.only)
     py = sys.executable
     folder = tempfile.mkdtemp(prefix="netspec-startup-")
     spec = f"zoo/{args.model}.net"
