@@ -1003,14 +1003,14 @@ def command_serve(args: argparse.Namespace) -> int:
 # Commands that only analyse: they build large, acyclic structures (AST, nodes, types, rows) and
 # exit, so the cycle collector runs paused for the whole command (netspec.collector); at 4,209
 # layers it spent ~30 ms of a report walking them.
-_ANALYSIS_COMMANDS = frozenset({"report", "check", "compare", "viz", "zoo"})
+ANALYSIS_COMMANDS = frozenset({"report", "check", "compare", "viz", "zoo"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command in _ANALYSIS_COMMANDS:
+        if args.command in ANALYSIS_COMMANDS:
             with cycle_collector_paused():
                 return int(args.handler(args))
         return int(args.handler(args))

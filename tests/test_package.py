@@ -38,7 +38,7 @@ def test_the_distribution_has_a_name_of_its_own_and_the_metadata_packagers_expec
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     # "netspec" on PyPI is an unrelated physics package; the import name and command stay netspec.
     assert project["name"] == netspec.DISTRIBUTION == "netspec-compiler"
-    assert project["scripts"] == {"netspec": "netspec.cli:main"}
+    assert project["scripts"] == {"netspec": "netspec.__main__:run"}
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert "Typing :: Typed" in project["classifiers"]
