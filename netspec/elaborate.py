@@ -64,28 +64,20 @@ class _Context:
     template_input: str | None = None
 
     def bind(self, name: str, value: Value) -> _Context:
-        # Built directly: dataclasses.replace looks the fields up on every call (a deep spec
-        # binds thousands of loop variables and 'let's).
-        return _Context(
-            self.scope,
-            self.scopes,
-            {**self.local_values, name: value},
-            self.trace,
-            self.loop_bindings,
-            self.template_input,
-        )
+        return self._with({**self.local_values, name: value}, self.loop_bindings)
 
     def enter_loop(self, keyword: str, name: str | None, value: Value) -> _Context:
         if name is None:
             return self
-        return _Context(
-            self.scope,
-            self.scopes,
-            {**self.local_values, name: value},
-            self.trace,
-            (*self.loop_bindings, (f"{keyword} {name}", value)),
-            self.template_input,
-        )
+        loop_bindings = (*self.loop_bindings, (f"{keyword} {name}", value))
+        return self._with({**self.local_values, name: value}, loop_bindings)
+
+    def _with(
+        self, local_values: Mapping[str, Value], loop_bindings: tuple[tuple[str, Value], ...]
+    ) -> _Context:
+        # Built directly: dataclasses.replace looks the fields up on every call (a deep spec
+        # binds thousands of loop variables and 'let's).
+        return _Context(self.scope, self.scopes, local_values, self.trace, loop_bindings, self.template_input)
 
 
 # The fields of a layer's ``param { }`` block (Caffe's ParamSpec).

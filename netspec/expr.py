@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netspec import ast
-from netspec.diagnostics import SourceSpan, did_you_mean, error
+from netspec.diagnostics import NetspecError, SourceSpan, did_you_mean, error
 
 # A value an expression can take. Unbound identifiers evaluate to a Symbol: an enum word such
 # as MAX, or the name of a tensor, which the stage that reads the field interprets.
@@ -405,15 +405,15 @@ def _binary(expr: ast.Binary, lookup: Lookup, budget: Budget) -> Value:
         and right_number > 64
         and abs(left_number) > 1
     ):
-        raise error(f"{_operation(left_number, expr.op, right_number)} is too large", expr.span)
+        raise _refused(expr, left_number, right_number, "is too large")
     try:
         result = _ARITHMETIC[expr.op](left_number, right_number)
     except OverflowError:
-        raise error(f"{_operation(left_number, expr.op, right_number)} is too large", expr.span) from None
+        raise _refused(expr, left_number, right_number, "is too large") from None
     except ZeroDivisionError:
-        raise error(f"{_operation(left_number, expr.op, right_number)} divides by zero", expr.span) from None
+        raise _refused(expr, left_number, right_number, "divides by zero") from None
     if isinstance(result, complex):
-        raise error(f"{_operation(left_number, expr.op, right_number)} is not a real number", expr.span)
+        raise _refused(expr, left_number, right_number, "is not a real number")
     return _checked(result, expr.span)  # type: ignore[arg-type]  # complex refused above
 
 
@@ -427,10 +427,10 @@ def _as_text(value: Value) -> Value:
     return value
 
 
-def _operation(left: int | float, op: str, right: int | float) -> str:
-    """``left op right`` as an error message shows it (negative operands in parentheses); built
-    only for a message, not on every evaluation."""
-    return " ".join((_operand(left), op, _operand(right)))
+def _refused(expr: ast.Binary, left: int | float, right: int | float, reason: str) -> NetspecError:
+    """The diagnostic for an operation that has no value: ``left op right`` (negative operands
+    in parentheses) and why; the text is built only when one is raised."""
+    return error(f"{_operand(left)} {expr.op} {_operand(right)} {reason}", expr.span)
 
 
 def _operand(number: int | float) -> str:

@@ -20,7 +20,8 @@ class SizeAndStride(Protocol):
     def stride(self) -> tuple[int | float, int | float]: ...
 
 
-@functools.lru_cache(maxsize=4096)  # a deep net's table repeats the same few figures thousands of times
+# A deep net's table repeats the same few figures thousands of times; typed: 2 and 2.0 differ.
+@functools.lru_cache(maxsize=4096, typed=True)
 def human_count(value: int) -> str:
     """1234567 -> '1.23M' (K, M, G, T: powers of 1000)."""
     for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
@@ -29,7 +30,7 @@ def human_count(value: int) -> str:
     return str(value)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096, typed=True)
 def human_bytes(value: int) -> str:
     """1536 -> '1.50 KiB' (powers of 1024)."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):

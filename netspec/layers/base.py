@@ -674,7 +674,7 @@ class LayerTypes(Mapping[str, "type[Layer[Any]]"]):
     is first asked for: a spec's report loads only the families it uses (each module's parameter
     classes cost about half a millisecond apiece to create). Which module defines which type is
     :mod:`netspec.layers.index`, generated from the classes; iterating imports every family and
-    yields the types in the package's order."""
+    yields the types in the index's order (by family, then as each module defines them)."""
 
     def __init__(self) -> None:
         self._registered: dict[str, type[Layer[Any]]] = {}
